@@ -1,0 +1,20 @@
+//! Sans-IO core of Snow distribution.
+//!
+//! Everything both the discovery daemon (`snow-epmd`) and the node runtime (`snow-node-rt`) speak
+//! lives here, with no sockets, threads or clock reads: the value model ([`Term`]), node names and
+//! identifiers, the wire codec and framing, and the protocol state machines. Drivers feed bytes and
+//! time in and take bytes, events and deadlines out.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod atom;
+pub mod convert;
+pub mod name;
+pub mod pid;
+pub mod term;
+
+pub use atom::Atom;
+pub use convert::ConversionError;
+pub use name::{NameError, NodeName};
+pub use pid::{Pid, Ref};
+pub use term::{Struct, Sum, Term};
