@@ -9,6 +9,7 @@
 
 pub mod atom;
 pub mod convert;
+pub mod cookie;
 pub mod name;
 pub mod pid;
 pub mod term;
