@@ -1,0 +1,297 @@
+//! Decoding with limits, for input that may be hostile.
+//!
+//! Memory discipline: before a container reserves room for `n` elements, the decoder checks that
+//! the input still holds at least one byte per element *not already promised to an enclosing
+//! container* (the `pending` count). So the sum of every reserved-but-unfilled slot never exceeds
+//! the bytes left, whatever the nesting, and allocation stays proportional to the input.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use super::{read_varint, tag, unzigzag, DecodeError, DecodeLimits, MAX_DEPTH_CEILING, SMALL_INT_MAX, WIRE_VERSION};
+use crate::atom::{Atom, MAX_ATOM_BYTES};
+use crate::name::NodeName;
+use crate::pid::{Pid, Ref};
+use crate::term::{Struct, Sum, Term};
+
+/// Decodes one term from the whole of `bytes` (version byte first) with [`DecodeLimits::default`].
+pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
+    decode_with(bytes, &DecodeLimits::default())
+}
+
+/// Decodes one term from the whole of `bytes` under `limits`; leftover bytes are an error.
+pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeError> {
+    let (term, used) = decode_prefix(bytes, limits)?;
+    match bytes.len() - used {
+        0 => Ok(term),
+        extra => Err(DecodeError::TrailingBytes(extra)),
+    }
+}
+
+/// Decodes the term at the start of `bytes` (version byte first) and returns it with the number of
+/// bytes it took, for protocol layers that put more data after a term.
+pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(DecodeError::TooLarge { len: bytes.len(), max: limits.max_bytes });
+    }
+    match bytes.first() {
+        None => return Err(DecodeError::Truncated),
+        Some(&WIRE_VERSION) => {}
+        Some(&other) => return Err(DecodeError::BadVersion(other)),
+    }
+    if limits.max_elements == 0 {
+        return Err(DecodeError::TooManyElements { max: 0 });
+    }
+    let mut decoder = Decoder {
+        input: bytes,
+        pos: 1,
+        pending: 0,
+        elements: 1,
+        max_elements: limits.max_elements,
+        max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
+    };
+    let term = decoder.term(0)?;
+    Ok((term, decoder.pos))
+}
+
+struct Decoder<'a> {
+    input: &'a [u8],
+    pos: usize,
+    /// Bytes promised to declared elements that have not started yet (at least one each).
+    /// Invariant: `pending <= input.len() - pos`.
+    pending: usize,
+    /// Terms declared so far, the top-level one included.
+    elements: usize,
+    max_elements: usize,
+    max_depth: usize,
+}
+
+impl<'a> Decoder<'a> {
+    /// Bytes that the current element may still consume.
+    fn available(&self) -> usize {
+        self.input.len() - self.pos - self.pending
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.available() {
+            return Err(DecodeError::Truncated);
+        }
+        let slice = &self.input[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(slice)
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let end = self.input.len() - self.pending;
+        let (value, used) = read_varint(&self.input[self.pos..end])?;
+        self.pos += used;
+        Ok(value)
+    }
+
+    fn length(&mut self) -> Result<usize, DecodeError> {
+        usize::try_from(self.varint()?).map_err(|_| DecodeError::LengthOverflow)
+    }
+
+    /// Registers `count` elements that need at least `min_bytes` each, failing before any
+    /// allocation if the input cannot hold them or the element limit would be passed.
+    fn declare(&mut self, count: usize, terms_each: usize, min_bytes: usize) -> Result<(), DecodeError> {
+        let need = count.checked_mul(min_bytes).ok_or(DecodeError::Truncated)?;
+        if need > self.available() {
+            return Err(DecodeError::Truncated);
+        }
+        let total = count.checked_mul(terms_each).and_then(|t| t.checked_add(self.elements));
+        match total {
+            Some(total) if total <= self.max_elements => self.elements = total,
+            _ => return Err(DecodeError::TooManyElements { max: self.max_elements }),
+        }
+        self.pending += need;
+        Ok(())
+    }
+
+    /// Starts decoding a declared element: its promised bytes become available to it.
+    fn release(&mut self, n: usize) {
+        self.pending -= n;
+    }
+
+    fn enter(&self, depth: usize) -> Result<usize, DecodeError> {
+        if depth >= self.max_depth {
+            return Err(DecodeError::TooDeep { max: self.max_depth });
+        }
+        Ok(depth + 1)
+    }
+
+    fn term(&mut self, depth: usize) -> Result<Term, DecodeError> {
+        let tag = self.byte()?;
+        if i64::from(tag) <= SMALL_INT_MAX {
+            return Ok(Term::Int(i64::from(tag)));
+        }
+        Ok(match tag {
+            tag::INT => Term::Int(unzigzag(self.varint()?)),
+            tag::FLOAT => {
+                let raw = self.take(8)?;
+                let mut bits = [0u8; 8];
+                bits.copy_from_slice(raw);
+                Term::Float(f64::from_bits(u64::from_be_bytes(bits)))
+            }
+            tag::UNIT => Term::Unit,
+            tag::FALSE => Term::Bool(false),
+            tag::TRUE => Term::Bool(true),
+            tag::ATOM => Term::Atom(self.atom()?),
+            tag::STRING => {
+                let len = self.length()?;
+                let text = std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::BadUtf8)?;
+                Term::String(text.to_owned())
+            }
+            tag::BINARY => {
+                let len = self.length()?;
+                Term::Binary(self.take(len)?.to_vec())
+            }
+            tag::TUPLE => Term::Tuple(self.seq(self.enter(depth)?)?),
+            tag::LIST => Term::List(self.seq(self.enter(depth)?)?),
+            tag::MAP => self.map(self.enter(depth)?)?,
+            tag::PID => {
+                let (node, id, creation) = self.id()?;
+                Term::Pid(Pid::new(node, id, creation))
+            }
+            tag::REF => {
+                let (node, id, creation) = self.id()?;
+                Term::Ref(Ref::new(node, id, creation))
+            }
+            tag::STRUCT => {
+                let inner = self.enter(depth)?;
+                let name = self.atom()?;
+                let count = self.length()?;
+                // A field is a name (at least its length byte) and a value (at least its tag).
+                self.declare(count, 1, 2)?;
+                let mut fields = Vec::with_capacity(count);
+                for _ in 0..count {
+                    self.release(2);
+                    let field = self.atom()?;
+                    fields.push((field, self.term(inner)?));
+                }
+                Term::Struct(Struct { name, fields })
+            }
+            tag::SUM => {
+                let inner = self.enter(depth)?;
+                let type_name = self.atom()?;
+                let variant = self.atom()?;
+                Term::Sum(Sum { type_name, variant, fields: self.seq(inner)? })
+            }
+            other => return Err(DecodeError::UnknownTag(other)),
+        })
+    }
+
+    fn seq(&mut self, depth: usize) -> Result<Vec<Term>, DecodeError> {
+        let count = self.length()?;
+        self.declare(count, 1, 1)?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            self.release(1);
+            items.push(self.term(depth)?);
+        }
+        Ok(items)
+    }
+
+    fn map(&mut self, depth: usize) -> Result<Term, DecodeError> {
+        let count = self.length()?;
+        self.declare(count, 2, 2)?;
+        let mut map = BTreeMap::new();
+        for _ in 0..count {
+            // The value's promised byte stays reserved while the key decodes.
+            self.release(1);
+            let key = self.term(depth)?;
+            self.release(1);
+            let value = self.term(depth)?;
+            if map.insert(key, value).is_some() {
+                return Err(DecodeError::DuplicateKey);
+            }
+        }
+        Ok(Term::Map(map))
+    }
+
+    fn atom(&mut self) -> Result<Atom, DecodeError> {
+        let len = self.length()?;
+        if len > MAX_ATOM_BYTES {
+            return Err(DecodeError::AtomTooLong(len));
+        }
+        cached_atom(self.take(len)?)
+    }
+
+    fn id(&mut self) -> Result<(NodeName, u64, u32), DecodeError> {
+        let len = self.length()?;
+        let node = cached_node(self.take(len)?)?;
+        let id = self.varint()?;
+        let raw = self.take(4)?;
+        let creation = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        Ok((node, id, creation))
+    }
+}
+
+const ATOM_SLOTS: usize = 64;
+const NODE_SLOTS: usize = 16;
+
+/// A cached node name with the bytes it was received as.
+type NodeSlot = Option<(Box<[u8]>, NodeName)>;
+
+thread_local! {
+    /// Recently decoded atoms, direct-mapped by a hash of their text.
+    static ATOMS: RefCell<[Option<Atom>; ATOM_SLOTS]> = const { RefCell::new([const { None }; ATOM_SLOTS]) };
+    /// Recently decoded node names, keyed by their bytes as received (which may differ from the
+    /// canonical form, e.g. in host case).
+    static NODES: RefCell<[NodeSlot; NODE_SLOTS]> =
+        const { RefCell::new([const { None }; NODE_SLOTS]) };
+}
+
+/// FNV-1a: short inputs, no allocation, good enough spread for a direct-mapped cache.
+fn slot(bytes: &[u8], slots: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash as usize) % slots
+}
+
+fn new_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
+    Ok(Atom::new(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?))
+}
+
+fn cached_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
+    let index = slot(bytes, ATOM_SLOTS);
+    let cached = ATOMS.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(atom) = &cache[index] {
+            if atom.as_str().as_bytes() == bytes {
+                return Ok(atom.clone());
+            }
+        }
+        let atom = new_atom(bytes)?;
+        cache[index] = Some(atom.clone());
+        Ok(atom)
+    });
+    // The cache is gone only while the thread is being torn down; decode without it then.
+    cached.unwrap_or_else(|_| new_atom(bytes))
+}
+
+fn parse_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
+    Ok(NodeName::parse(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?)?)
+}
+
+fn cached_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
+    let index = slot(bytes, NODE_SLOTS);
+    let cached = NODES.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((key, node)) = &cache[index] {
+            if **key == *bytes {
+                return Ok(node.clone());
+            }
+        }
+        let node = parse_node(bytes)?;
+        cache[index] = Some((bytes.into(), node.clone()));
+        Ok(node)
+    });
+    cached.unwrap_or_else(|_| parse_node(bytes))
+}
