@@ -1,0 +1,552 @@
+//! EPMD wire messages (Erlang's `erl_dist_protocol` section "EPMD Protocol") and Snow's extension
+//! requests on the same port: a request parser that accepts bytes in any slicing and encoders for
+//! every reply. See `/work/notes/protocol-epmd.md` (merged into PROTOCOL.md) for the tables.
+//!
+//! Every request is `Length: u16 BE` followed by `Length` bytes whose first byte is the tag. The
+//! parser rejects zero-length requests, lengths over the per-tag limit (as soon as the tag is
+//! known, before buffering the body), unknown tags and malformed bodies. It never panics and never
+//! buffers more than the limit.
+
+use std::fmt;
+
+/// ALIVE2_REQ: register a node (connection stays open while the node lives).
+pub const ALIVE2_REQ: u8 = 120;
+/// ALIVE2_RESP: old-style registration reply (2-byte creation), for clients with HighVsn < 6.
+pub const ALIVE2_RESP: u8 = 121;
+/// ALIVE2_X_RESP: registration reply with a 4-byte creation.
+pub const ALIVE2_X_RESP: u8 = 118;
+/// PORT_PLEASE2_REQ: ask for a node's port by short name.
+pub const PORT_PLEASE2_REQ: u8 = 122;
+/// PORT2_RESP: reply to PORT_PLEASE2_REQ.
+pub const PORT2_RESP: u8 = 119;
+/// NAMES_REQ: list locally registered names (text reply).
+pub const NAMES_REQ: u8 = 110;
+/// DUMP_REQ: operator dump of registrations (text reply, local clients only).
+pub const DUMP_REQ: u8 = 100;
+/// KILL_REQ: ask the daemon to stop (`OK`), refused with `NO` while nodes are registered.
+pub const KILL_REQ: u8 = 107;
+/// STOP_REQ: drop a registration by name (only with `--relaxed-command-check`).
+pub const STOP_REQ: u8 = 115;
+/// Snow extension: look up a node by full `name@host`.
+pub const SNOW_LOOKUP_REQ: u8 = b'L';
+/// Snow extension: reply to [`SNOW_LOOKUP_REQ`].
+pub const SNOW_LOOKUP_RESP: u8 = b'l';
+/// Snow extension: full listing of the table.
+pub const SNOW_LIST_REQ: u8 = b'F';
+/// Snow extension: reply to [`SNOW_LIST_REQ`].
+pub const SNOW_LIST_RESP: u8 = b'f';
+/// Snow extension: an authenticated gossip message between daemons.
+pub const SNOW_GOSSIP: u8 = b'G';
+
+/// Largest accepted body (tag included) of any request except gossip; EPMD's own input buffer.
+pub const MAX_REQUEST_LEN: usize = 1024;
+/// Largest gossip message body (the u16 length field's limit).
+pub const MAX_GOSSIP_LEN: usize = u16::MAX as usize;
+/// Longest raw node name accepted in any request (EPMD's MAXSYMLEN).
+pub const MAX_RAW_NAME_LEN: usize = 255;
+
+/// One parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// ALIVE2_REQ.
+    Alive2(Alive2Req),
+    /// PORT_PLEASE2_REQ with the raw (short) name.
+    PortPlease2(Vec<u8>),
+    /// NAMES_REQ.
+    Names,
+    /// DUMP_REQ.
+    Dump,
+    /// KILL_REQ.
+    Kill,
+    /// STOP_REQ with the raw name.
+    Stop(Vec<u8>),
+    /// Snow LOOKUP with the raw full name.
+    Lookup(Vec<u8>),
+    /// Snow LIST.
+    List,
+    /// Snow GOSSIP with the sealed message (after the tag).
+    Gossip(Vec<u8>),
+}
+
+/// The body of ALIVE2_REQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alive2Req {
+    /// The node's distribution listen port.
+    pub port: u16,
+    /// 77 (normal node) or 72 (hidden node).
+    pub node_type: u8,
+    /// 0 = TCP/IPv4.
+    pub protocol: u8,
+    /// Highest distribution version the node speaks.
+    pub high_version: u16,
+    /// Lowest distribution version the node speaks.
+    pub low_version: u16,
+    /// The name as sent: a short name (Erlang) or a full `name@host` (Snow).
+    pub name: Vec<u8>,
+    /// Opaque extra bytes, returned verbatim in PORT2_RESP.
+    pub extra: Vec<u8>,
+}
+
+/// Why a request was rejected. The daemon logs it (rate-limited) and closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The length prefix was zero.
+    #[error("zero-length request")]
+    Empty,
+    /// The declared length is over the limit for this tag.
+    #[error("request with tag {tag} declares {declared} bytes, over the limit of {limit}")]
+    TooLong {
+        /// The tag.
+        tag: u8,
+        /// The declared length.
+        declared: usize,
+        /// The limit for that tag.
+        limit: usize,
+    },
+    /// The tag is not a known request.
+    #[error("unknown request tag {0}")]
+    UnknownTag(u8),
+    /// The body does not match the tag's layout.
+    #[error("malformed request with tag {tag}: {what}")]
+    Malformed {
+        /// The tag.
+        tag: u8,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+/// Incremental parser for one request: feed bytes as they arrive, in any slicing.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    buf: Vec<u8>,
+}
+
+impl RequestParser {
+    /// A parser waiting for the first byte.
+    pub fn new() -> RequestParser {
+        RequestParser::default()
+    }
+
+    /// Adds bytes. Returns `Ok(Some(request))` when a whole request has arrived (bytes after it are
+    /// ignored), `Ok(None)` when more are needed, or the reason the input is rejected.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<Option<Request>, RequestError> {
+        loop {
+            let take = data.len().min(self.wanted());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() < 2 {
+                return Ok(None);
+            }
+            let declared = usize::from(u16::from_be_bytes([self.buf[0], self.buf[1]]));
+            if declared == 0 {
+                return Err(RequestError::Empty);
+            }
+            let Some(&tag) = self.buf.get(2) else { return Ok(None) };
+            let limit = if tag == SNOW_GOSSIP { MAX_GOSSIP_LEN } else { MAX_REQUEST_LEN };
+            if declared > limit {
+                return Err(RequestError::TooLong { tag, declared, limit });
+            }
+            if self.buf.len() >= 2 + declared {
+                return parse_body(&self.buf[2..2 + declared]).map(Some);
+            }
+            if data.is_empty() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// How many more bytes this parser will take at most (a hint for the reader's buffer).
+    pub fn wanted(&self) -> usize {
+        if self.buf.len() < 3 {
+            return 3 - self.buf.len();
+        }
+        let declared = usize::from(u16::from_be_bytes([self.buf[0], self.buf[1]]));
+        (2 + declared).saturating_sub(self.buf.len())
+    }
+}
+
+/// Parses a request body (tag first, no length prefix).
+pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
+    let (&tag, rest) = body.split_first().ok_or(RequestError::Empty)?;
+    let mut r = Reader::new(rest);
+    let malformed = |what| RequestError::Malformed { tag, what };
+    let request = match tag {
+        ALIVE2_REQ => {
+            let port = r.u16().map_err(|_| malformed("truncated before the port"))?;
+            let node_type = r.u8().map_err(|_| malformed("truncated before the node type"))?;
+            let protocol = r.u8().map_err(|_| malformed("truncated before the protocol"))?;
+            let high_version = r.u16().map_err(|_| malformed("truncated before the highest version"))?;
+            let low_version = r.u16().map_err(|_| malformed("truncated before the lowest version"))?;
+            let name = r.bytes16().map_err(|_| malformed("name length runs past the end"))?.to_vec();
+            let extra = r.bytes16().map_err(|_| malformed("extra length runs past the end"))?.to_vec();
+            if name.is_empty() || name.len() > MAX_RAW_NAME_LEN {
+                return Err(malformed("name is empty or over 255 bytes"));
+            }
+            if !r.is_empty() {
+                return Err(malformed("bytes after the extra field"));
+            }
+            Request::Alive2(Alive2Req { port, node_type, protocol, high_version, low_version, name, extra })
+        }
+        PORT_PLEASE2_REQ | STOP_REQ | SNOW_LOOKUP_REQ => {
+            if rest.is_empty() || rest.len() > MAX_RAW_NAME_LEN + 1 + 253 {
+                return Err(malformed("name is empty or too long"));
+            }
+            match tag {
+                PORT_PLEASE2_REQ => Request::PortPlease2(rest.to_vec()),
+                STOP_REQ => Request::Stop(rest.to_vec()),
+                _ => Request::Lookup(rest.to_vec()),
+            }
+        }
+        NAMES_REQ | DUMP_REQ | KILL_REQ | SNOW_LIST_REQ => {
+            if !rest.is_empty() {
+                return Err(malformed("unexpected bytes after the tag"));
+            }
+            match tag {
+                NAMES_REQ => Request::Names,
+                DUMP_REQ => Request::Dump,
+                KILL_REQ => Request::Kill,
+                _ => Request::List,
+            }
+        }
+        SNOW_GOSSIP => Request::Gossip(rest.to_vec()),
+        other => return Err(RequestError::UnknownTag(other)),
+    };
+    Ok(request)
+}
+
+/// Encodes a request with its length prefix (used by clients and tests).
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    let mut body = Vec::new();
+    match request {
+        Request::Alive2(a) => {
+            body.push(ALIVE2_REQ);
+            body.extend_from_slice(&a.port.to_be_bytes());
+            body.push(a.node_type);
+            body.push(a.protocol);
+            body.extend_from_slice(&a.high_version.to_be_bytes());
+            body.extend_from_slice(&a.low_version.to_be_bytes());
+            put_bytes16(&mut body, &a.name);
+            put_bytes16(&mut body, &a.extra);
+        }
+        Request::PortPlease2(n) => tagged(&mut body, PORT_PLEASE2_REQ, n),
+        Request::Names => body.push(NAMES_REQ),
+        Request::Dump => body.push(DUMP_REQ),
+        Request::Kill => body.push(KILL_REQ),
+        Request::Stop(n) => tagged(&mut body, STOP_REQ, n),
+        Request::Lookup(n) => tagged(&mut body, SNOW_LOOKUP_REQ, n),
+        Request::List => body.push(SNOW_LIST_REQ),
+        Request::Gossip(g) => tagged(&mut body, SNOW_GOSSIP, g),
+    }
+    let mut out = Vec::with_capacity(body.len() + 2);
+    out.extend_from_slice(&(body.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn tagged(body: &mut Vec<u8>, tag: u8, rest: &[u8]) {
+    body.push(tag);
+    body.extend_from_slice(rest);
+}
+
+/// ALIVE2_X_RESP (or ALIVE2_RESP with a 2-byte creation for `old_client`). `result` 0 = ok.
+pub fn encode_alive2_resp(result: u8, creation: u32, old_client: bool) -> Vec<u8> {
+    if old_client {
+        let mut out = vec![ALIVE2_RESP, result];
+        out.extend_from_slice(&((creation & 0xffff) as u16).to_be_bytes());
+        out
+    } else {
+        let mut out = vec![ALIVE2_X_RESP, result];
+        out.extend_from_slice(&creation.to_be_bytes());
+        out
+    }
+}
+
+/// What PORT2_RESP and LOOKUP return about a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Distribution port.
+    pub port: u16,
+    /// 77 normal, 72 hidden.
+    pub node_type: u8,
+    /// 0 = TCP/IPv4.
+    pub protocol: u8,
+    /// Highest distribution version.
+    pub high_version: u16,
+    /// Lowest distribution version.
+    pub low_version: u16,
+    /// The name as registered (PORT2_RESP returns the short name).
+    pub name: Vec<u8>,
+    /// Extra bytes from the registration.
+    pub extra: Vec<u8>,
+}
+
+/// PORT2_RESP: `Some(info)` found, `None` not found (result 1, nothing else).
+pub fn encode_port2_resp(info: Option<&NodeInfo>) -> Vec<u8> {
+    let Some(info) = info else { return vec![PORT2_RESP, 1] };
+    let mut out = vec![PORT2_RESP, 0];
+    out.extend_from_slice(&info.port.to_be_bytes());
+    out.push(info.node_type);
+    out.push(info.protocol);
+    out.extend_from_slice(&info.high_version.to_be_bytes());
+    out.extend_from_slice(&info.low_version.to_be_bytes());
+    put_bytes16(&mut out, &info.name);
+    put_bytes16(&mut out, &info.extra);
+    out
+}
+
+/// Decodes PORT2_RESP (for the client and tests).
+pub fn decode_port2_resp(bytes: &[u8]) -> Result<Option<NodeInfo>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    if r.u8()? != PORT2_RESP {
+        return Err(DecodeError::BadTag);
+    }
+    if r.u8()? != 0 {
+        return Ok(None);
+    }
+    let info = NodeInfo {
+        port: r.u16()?,
+        node_type: r.u8()?,
+        protocol: r.u8()?,
+        high_version: r.u16()?,
+        low_version: r.u16()?,
+        name: r.bytes16()?.to_vec(),
+        extra: r.bytes16()?.to_vec(),
+    };
+    Ok(Some(info))
+}
+
+/// NAMES_REQ / DUMP_REQ reply head: the daemon's own port as u32, then text lines follow.
+pub fn encode_names_head(epmd_port: u16) -> Vec<u8> {
+    u32::from(epmd_port).to_be_bytes().to_vec()
+}
+
+/// One NAMES_REQ line, exactly as Erlang's epmd writes it.
+pub fn names_line(name: &str, port: u16) -> String {
+    format!("name {name} at port {port}\n")
+}
+
+/// Error from decoding a reply or a gossip body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input ended before a field did.
+    #[error("message truncated")]
+    Truncated,
+    /// The first byte is not the expected tag.
+    #[error("unexpected message tag")]
+    BadTag,
+    /// A field holds a value outside its range.
+    #[error("invalid field value: {0}")]
+    Invalid(&'static str),
+}
+
+/// A bounds-checked cursor over a byte slice: every read either succeeds or returns
+/// [`DecodeError::Truncated`]; nothing panics and nothing is allocated beyond the input.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf`.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+    /// True when everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+    /// Bytes left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    /// The rest of the input.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    /// A big-endian u16.
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    /// A big-endian u32.
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// A big-endian u64.
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    /// A u16 length followed by that many bytes.
+    pub fn bytes16(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.u16()?;
+        self.take(usize::from(n))
+    }
+    /// A u16-length-prefixed UTF-8 string.
+    pub fn str16(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.bytes16()?).map_err(|_| DecodeError::Invalid("string is not UTF-8"))
+    }
+}
+
+/// Appends a u16 length (saturated at 65535 bytes, longer input is cut) and the bytes.
+pub fn put_bytes16(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len().min(usize::from(u16::MAX));
+    out.extend_from_slice(&(n as u16).to_be_bytes());
+    out.extend_from_slice(&bytes[..n]);
+}
+
+/// Hex rendering for logs and test vectors.
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn parse_all(bytes: &[u8]) -> Result<Option<Request>, RequestError> {
+        RequestParser::new().feed(bytes)
+    }
+
+    fn alive(name: &[u8]) -> Alive2Req {
+        Alive2Req {
+            port: 0x1234,
+            node_type: 77,
+            protocol: 0,
+            high_version: 6,
+            low_version: 5,
+            name: name.to_vec(),
+            extra: vec![],
+        }
+    }
+
+    // The vectors below are the ones in protocol-epmd.md.
+    #[test]
+    fn alive2_vector() {
+        let v = hex("001078123448000006000500036162630000");
+        let mut a = alive(b"abc");
+        a.node_type = 72;
+        assert_eq!(encode_request(&Request::Alive2(a.clone())), v);
+        assert_eq!(parse_all(&v), Ok(Some(Request::Alive2(a))));
+        assert_eq!(encode_alive2_resp(0, 0x01020304, false), hex("760001020304"));
+        assert_eq!(encode_alive2_resp(0, 0x01020304, true), hex("79000304"));
+    }
+
+    #[test]
+    fn other_vectors() {
+        assert_eq!(encode_request(&Request::PortPlease2(b"abc".to_vec())), hex("00047a616263"));
+        assert_eq!(encode_request(&Request::Names), hex("00016e"));
+        assert_eq!(encode_request(&Request::Lookup(b"a@h".to_vec())), hex("00044c614068"));
+        assert_eq!(encode_request(&Request::List), hex("000146"));
+        let info = NodeInfo {
+            port: 0x1234,
+            node_type: 77,
+            protocol: 0,
+            high_version: 6,
+            low_version: 5,
+            name: b"abc".to_vec(),
+            extra: vec![],
+        };
+        let v = hex("770012344d000006000500036162630000");
+        assert_eq!(encode_port2_resp(Some(&info)), v);
+        assert_eq!(decode_port2_resp(&v), Ok(Some(info)));
+        assert_eq!(encode_port2_resp(None), hex("7701"));
+        assert_eq!(decode_port2_resp(&hex("7701")), Ok(None));
+    }
+
+    #[test]
+    fn any_slicing_gives_the_same_request() {
+        let bytes = encode_request(&Request::Alive2(alive(b"node")));
+        for chunk in 1..bytes.len() {
+            let mut p = RequestParser::new();
+            let mut got = None;
+            for piece in bytes.chunks(chunk) {
+                if let Some(r) = p.feed(piece).unwrap() {
+                    got = Some(r);
+                }
+            }
+            assert_eq!(got, Some(Request::Alive2(alive(b"node"))), "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn hostile_framing_is_rejected() {
+        assert_eq!(parse_all(&[]), Ok(None));
+        assert_eq!(parse_all(&[0]), Ok(None));
+        assert_eq!(parse_all(&[0, 0]), Err(RequestError::Empty));
+        assert_eq!(
+            parse_all(&[0xff, 0xff, ALIVE2_REQ]),
+            Err(RequestError::TooLong { tag: 120, declared: 65535, limit: 1024 })
+        );
+        assert_eq!(
+            parse_all(&[0x04, 0x01, NAMES_REQ]),
+            Err(RequestError::TooLong { tag: 110, declared: 1025, limit: 1024 })
+        );
+        assert_eq!(parse_all(&[0, 1, 0xee]), Err(RequestError::UnknownTag(0xee)));
+        assert_eq!(
+            parse_all(&[0, 2, NAMES_REQ, 0]),
+            Err(RequestError::Malformed { tag: 110, what: "unexpected bytes after the tag" })
+        );
+        // A gossip frame may be long, but the parser still waits for all of it.
+        assert_eq!(parse_all(&[0xff, 0xff, SNOW_GOSSIP, 1, 2]), Ok(None));
+    }
+
+    #[test]
+    fn truncated_and_overrunning_alive2_is_rejected() {
+        let full = encode_request(&Request::Alive2(alive(b"node")));
+        // Every truncation of the body, with the length field fixed up so the frame is complete.
+        for cut in 1..full.len() - 2 {
+            let mut v = ((cut) as u16).to_be_bytes().to_vec();
+            v.extend_from_slice(&full[2..2 + cut]);
+            assert!(matches!(parse_all(&v), Err(RequestError::Malformed { tag: 120, .. })), "cut {cut}");
+        }
+        // A name length that points past the end, with and without filler bytes.
+        let mut body = vec![ALIVE2_REQ, 0, 1, 77, 0, 0, 6, 0, 5, 0xff, 0xf0, b'a'];
+        let mut v = (body.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(&body);
+        assert!(matches!(parse_all(&v), Err(RequestError::Malformed { .. })));
+        body.extend(std::iter::repeat(b'a').take(900));
+        let mut v = (body.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(&body);
+        assert!(matches!(parse_all(&v), Err(RequestError::Malformed { .. })));
+        // Name over 255 bytes.
+        let long = encode_request(&Request::Alive2(alive(&[b'a'; 256])));
+        assert!(matches!(parse_all(&long), Err(RequestError::Malformed { .. })));
+    }
+
+    #[test]
+    fn reader_never_reads_past_the_end() {
+        let mut r = Reader::new(&[0, 5, 1]);
+        assert_eq!(r.bytes16(), Err(DecodeError::Truncated));
+        let mut r = Reader::new(&[1]);
+        assert_eq!(r.u64(), Err(DecodeError::Truncated));
+    }
+}
