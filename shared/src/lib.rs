@@ -11,6 +11,7 @@ pub mod atom;
 pub mod codec;
 pub mod convert;
 pub mod cookie;
+pub mod dist;
 pub mod epmd;
 pub mod name;
 pub mod pid;

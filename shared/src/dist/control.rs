@@ -1,0 +1,633 @@
+//! Control messages of an established connection (DESIGN.md 4.6): what one node tells another
+//! about processes (messages, links, monitors, exits, spawns), liveness (TICK), the mesh (which
+//! nodes it is connected to), the global registry and process groups.
+//!
+//! Layout: one tag byte, then the message's fields in a fixed order, each a complete encoded term
+//! (version byte + value, [`crate::codec`]). A frame payload is either one whole control message
+//! (first byte `0x01..=0xEF`) or a fragment of one ([`crate::fragment`], first byte
+//! `0xF0..=0xF2`). Tags `0x80..=0xEF` are the extension range: a receiver that does not know such a
+//! tag ignores the message if [`Flags::EXTENSIONS`] was negotiated, and treats it as a protocol
+//! error otherwise. An unknown tag below `0x80` is always an error.
+//!
+//! [`decode`] never panics and never allocates more than its input justifies (term decoding is
+//! bounded by [`DecodeLimits`]), so it can be fed arbitrary bytes.
+
+use crate::atom::Atom;
+use crate::codec::{decode_prefix, encode_into, DecodeError, DecodeLimits};
+use crate::dist::Flags;
+use crate::name::NodeName;
+use crate::pid::{Pid, Ref};
+use crate::term::Term;
+
+/// Control message tags.
+pub mod tag {
+    /// SEND {from, to, msg}: a message to a pid.
+    pub const SEND: u8 = 0x01;
+    /// REG_SEND {from, name, msg}: a message to a locally registered name on the receiver.
+    pub const REG_SEND: u8 = 0x02;
+    /// LINK {from, to}.
+    pub const LINK: u8 = 0x03;
+    /// UNLINK {from, to}.
+    pub const UNLINK: u8 = 0x04;
+    /// EXIT {from, to, reason}: a linked process exited (trappable, even with reason `kill`).
+    pub const EXIT: u8 = 0x05;
+    /// EXIT2 {from, to, reason}: an explicit exit signal (`exit(pid, reason)`; `kill` is untrappable).
+    pub const EXIT2: u8 = 0x06;
+    /// MONITOR {from, target, ref}.
+    pub const MONITOR: u8 = 0x07;
+    /// DEMONITOR {from, target, ref}.
+    pub const DEMONITOR: u8 = 0x08;
+    /// MONITOR_EXIT {from, to, ref, reason}: a monitored process is gone.
+    pub const MONITOR_EXIT: u8 = 0x09;
+    /// SPAWN_REQ {ref, from, function, args, opts}.
+    pub const SPAWN_REQ: u8 = 0x0A;
+    /// SPAWN_REPLY {ref, to, result}.
+    pub const SPAWN_REPLY: u8 = 0x0B;
+    /// TICK: no fields; keeps an idle connection alive.
+    pub const TICK: u8 = 0x0C;
+    /// NODE_LIST {nodes}: the sender's connected nodes, for the transitive mesh.
+    pub const NODE_LIST: u8 = 0x0D;
+    /// GLOBAL_REGISTER {name, pid, stamp}.
+    pub const GLOBAL_REGISTER: u8 = 0x10;
+    /// GLOBAL_UNREGISTER {name, pid}.
+    pub const GLOBAL_UNREGISTER: u8 = 0x11;
+    /// GLOBAL_SYNC {entries}: the sender's whole view of the global registry.
+    pub const GLOBAL_SYNC: u8 = 0x12;
+    /// GROUP_JOIN {group, pids}.
+    pub const GROUP_JOIN: u8 = 0x18;
+    /// GROUP_LEAVE {group, pids}.
+    pub const GROUP_LEAVE: u8 = 0x19;
+    /// GROUP_SYNC {groups}: every group membership of the sender's local processes.
+    pub const GROUP_SYNC: u8 = 0x1A;
+    /// First tag of the ignorable extension range.
+    pub const EXTENSION_FIRST: u8 = 0x80;
+    /// Last tag of the ignorable extension range; `0xF0..=0xFF` are connection frame kinds.
+    pub const EXTENSION_LAST: u8 = 0xEF;
+}
+
+/// SPAWN_REQ option bits.
+const SPAWN_LINK: i64 = 1;
+const SPAWN_MONITOR: i64 = 2;
+
+/// What a MONITOR names: a pid, or a name registered on the receiving node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MonitorTarget {
+    /// A process.
+    Pid(Pid),
+    /// A registered name on the node the message goes to (or comes from, in MONITOR_EXIT).
+    Name(Atom),
+}
+
+/// Options of a remote spawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SpawnOpts {
+    /// Link the new process to the requester.
+    pub link: bool,
+    /// Monitor the new process from the requester (the reply's ref is the monitor ref).
+    pub monitor: bool,
+}
+
+/// One global registry entry. `stamp` orders competing registrations of one name (the lower
+/// `(stamp, node name)` wins, so every node resolves a conflict the same way).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GlobalEntry {
+    /// The globally registered name.
+    pub name: Term,
+    /// Who holds it.
+    pub pid: Pid,
+    /// Registration order stamp (non-negative).
+    pub stamp: u64,
+}
+
+/// A decoded control message. Field names are the protocol's (notes in each variant).
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Control {
+    /// Deliver `msg` to `to`.
+    Send { from: Pid, to: Pid, msg: Term },
+    /// Deliver `msg` to the process registered as `name` on the receiver.
+    RegSend { from: Pid, name: Atom, msg: Term },
+    /// Create a link between `from` and `to`.
+    Link { from: Pid, to: Pid },
+    /// Remove the link between `from` and `to`.
+    Unlink { from: Pid, to: Pid },
+    /// Linked process `from` exited with `reason`.
+    Exit { from: Pid, to: Pid, reason: Term },
+    /// `from` called `exit(to, reason)`.
+    Exit2 { from: Pid, to: Pid, reason: Term },
+    /// `from` starts monitoring `target`, identified by `reference`.
+    Monitor { from: Pid, target: MonitorTarget, reference: Ref },
+    /// `from` stops monitoring `target`.
+    Demonitor { from: Pid, target: MonitorTarget, reference: Ref },
+    /// The monitored `from` is gone; `to` gets `{:down, reference, from, reason}`.
+    MonitorExit { from: MonitorTarget, to: Pid, reference: Ref, reason: Term },
+    /// Spawn the receiver's spawnable function `function` with `args` for `from`.
+    SpawnReq { reference: Ref, from: Pid, function: Atom, args: Vec<Term>, opts: SpawnOpts },
+    /// The answer to a SPAWN_REQ: the new pid, or why not.
+    SpawnReply { reference: Ref, to: Pid, result: Result<Pid, Term> },
+    /// Keep-alive.
+    Tick,
+    /// The sender's connected nodes.
+    NodeList { nodes: Vec<NodeName> },
+    /// `pid` registered `name` globally.
+    GlobalRegister(GlobalEntry),
+    /// `pid` gave up `name`.
+    GlobalUnregister { name: Term, pid: Pid },
+    /// The sender's whole global registry.
+    GlobalSync { entries: Vec<GlobalEntry> },
+    /// Local processes of the sender joined `group`.
+    GroupJoin { group: Term, pids: Vec<Pid> },
+    /// Local processes of the sender left `group`.
+    GroupLeave { group: Term, pids: Vec<Pid> },
+    /// All group memberships of the sender's local processes.
+    GroupSync { groups: Vec<(Term, Vec<Pid>)> },
+    /// An extension-range message this build does not know, ignored as negotiated.
+    Unknown { tag: u8 },
+}
+
+/// What the receiver negotiated with the sender, and how much it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeContext {
+    /// The connection's negotiated capabilities.
+    pub flags: Flags,
+    /// Limits for each term in a message.
+    pub limits: DecodeLimits,
+}
+
+impl DecodeContext {
+    /// A context for a connection with the given negotiated flags and default limits.
+    pub fn new(flags: Flags) -> DecodeContext {
+        DecodeContext { flags, limits: DecodeLimits::default() }
+    }
+}
+
+/// Why a frame payload is not an acceptable control message. Any of these means the peer is
+/// broken or hostile; the connection should be closed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The payload is empty.
+    #[error("empty control message")]
+    Empty,
+    /// A fragment or reserved frame kind was handed to the control decoder.
+    #[error("frame kind 0x{0:02x} is not a control message (fragments go to the reassembler first)")]
+    NotControl(u8),
+    /// A tag this build does not know, outside the ignorable range or without the flag.
+    #[error("unknown control message tag 0x{0:02x}; the peer speaks a newer protocol without negotiating it")]
+    UnknownTag(u8),
+    /// A message for a capability that was not negotiated.
+    #[error("{message} received, but capability {flag:?} was not negotiated on this connection")]
+    NotNegotiated {
+        /// The message's name.
+        message: &'static str,
+        /// The capability it needs.
+        flag: Flags,
+    },
+    /// A field's bytes are not a valid term.
+    #[error("{message}: field `{field}` is not a valid term: {source}")]
+    BadTerm {
+        /// The message's name.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+        /// What the term decoder found.
+        source: DecodeError,
+    },
+    /// A field holds the wrong kind of term.
+    #[error("{message}: field `{field}` must be {expected}, got {got}")]
+    BadField {
+        /// The message's name.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+        /// What it was.
+        got: &'static str,
+    },
+    /// Bytes follow the last field.
+    #[error("{message}: {extra} bytes after the last field")]
+    TrailingBytes {
+        /// The message's name.
+        message: &'static str,
+        /// How many.
+        extra: usize,
+    },
+}
+
+impl Control {
+    /// The message's tag byte.
+    pub fn tag(&self) -> u8 {
+        match self {
+            Control::Send { .. } => tag::SEND,
+            Control::RegSend { .. } => tag::REG_SEND,
+            Control::Link { .. } => tag::LINK,
+            Control::Unlink { .. } => tag::UNLINK,
+            Control::Exit { .. } => tag::EXIT,
+            Control::Exit2 { .. } => tag::EXIT2,
+            Control::Monitor { .. } => tag::MONITOR,
+            Control::Demonitor { .. } => tag::DEMONITOR,
+            Control::MonitorExit { .. } => tag::MONITOR_EXIT,
+            Control::SpawnReq { .. } => tag::SPAWN_REQ,
+            Control::SpawnReply { .. } => tag::SPAWN_REPLY,
+            Control::Tick => tag::TICK,
+            Control::NodeList { .. } => tag::NODE_LIST,
+            Control::GlobalRegister(_) => tag::GLOBAL_REGISTER,
+            Control::GlobalUnregister { .. } => tag::GLOBAL_UNREGISTER,
+            Control::GlobalSync { .. } => tag::GLOBAL_SYNC,
+            Control::GroupJoin { .. } => tag::GROUP_JOIN,
+            Control::GroupLeave { .. } => tag::GROUP_LEAVE,
+            Control::GroupSync { .. } => tag::GROUP_SYNC,
+            Control::Unknown { tag } => *tag,
+        }
+    }
+
+    /// The message's protocol name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        tag_name(self.tag())
+    }
+
+    /// The capability that must be negotiated before this message may be sent, if any.
+    pub fn required_flag(&self) -> Option<Flags> {
+        required_flag(self.tag())
+    }
+
+    /// The process whose signal ordering this message belongs to: signals from one process to
+    /// another must arrive in the order they were sent, so a writer queues each sender's messages
+    /// in one FIFO. `None` for node-level messages.
+    pub fn sender(&self) -> Option<&Pid> {
+        match self {
+            Control::Send { from, .. }
+            | Control::RegSend { from, .. }
+            | Control::Link { from, .. }
+            | Control::Unlink { from, .. }
+            | Control::Exit { from, .. }
+            | Control::Exit2 { from, .. }
+            | Control::Monitor { from, .. }
+            | Control::Demonitor { from, .. }
+            | Control::SpawnReq { from, .. }
+            | Control::MonitorExit { from: MonitorTarget::Pid(from), .. } => Some(from),
+            _ => None,
+        }
+    }
+
+    /// Appends the message (tag and fields, no frame header) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.tag());
+        let pid = |out: &mut Vec<u8>, p: &Pid| encode_into(&Term::Pid(p.clone()), out);
+        let reference = |out: &mut Vec<u8>, r: &Ref| encode_into(&Term::Ref(r.clone()), out);
+        let atom = |out: &mut Vec<u8>, a: &Atom| encode_into(&Term::Atom(a.clone()), out);
+        let pids = |out: &mut Vec<u8>, ps: &[Pid]| encode_into(&pid_list(ps), out);
+        match self {
+            Control::Send { from, to, msg }
+            | Control::Exit { from, to, reason: msg }
+            | Control::Exit2 { from, to, reason: msg } => {
+                pid(out, from);
+                pid(out, to);
+                encode_into(msg, out);
+            }
+            Control::RegSend { from, name, msg } => {
+                pid(out, from);
+                atom(out, name);
+                encode_into(msg, out);
+            }
+            Control::Link { from, to } | Control::Unlink { from, to } => {
+                pid(out, from);
+                pid(out, to);
+            }
+            Control::Monitor { from, target, reference: r } | Control::Demonitor { from, target, reference: r } => {
+                pid(out, from);
+                encode_into(&target_term(target), out);
+                reference(out, r);
+            }
+            Control::MonitorExit { from, to, reference: r, reason } => {
+                encode_into(&target_term(from), out);
+                pid(out, to);
+                reference(out, r);
+                encode_into(reason, out);
+            }
+            Control::SpawnReq { reference: r, from, function, args, opts } => {
+                reference(out, r);
+                pid(out, from);
+                atom(out, function);
+                encode_into(&Term::List(args.clone()), out);
+                let bits = if opts.link { SPAWN_LINK } else { 0 } | if opts.monitor { SPAWN_MONITOR } else { 0 };
+                encode_into(&Term::Int(bits), out);
+            }
+            Control::SpawnReply { reference: r, to, result } => {
+                reference(out, r);
+                pid(out, to);
+                let result = match result {
+                    Ok(p) => Term::tuple([Term::atom("ok"), Term::Pid(p.clone())]),
+                    Err(reason) => Term::tuple([Term::atom("error"), reason.clone()]),
+                };
+                encode_into(&result, out);
+            }
+            Control::Tick | Control::Unknown { .. } => {}
+            Control::NodeList { nodes } => {
+                encode_into(&Term::List(nodes.iter().map(|n| Term::Atom(n.as_atom().clone())).collect()), out)
+            }
+            Control::GlobalRegister(entry) => {
+                encode_into(&entry.name, out);
+                pid(out, &entry.pid);
+                encode_into(&stamp_term(entry.stamp), out);
+            }
+            Control::GlobalUnregister { name, pid: p } => {
+                encode_into(name, out);
+                pid(out, p);
+            }
+            Control::GlobalSync { entries } => {
+                let list = entries
+                    .iter()
+                    .map(|e| Term::tuple([e.name.clone(), Term::Pid(e.pid.clone()), stamp_term(e.stamp)]))
+                    .collect();
+                encode_into(&Term::List(list), out);
+            }
+            Control::GroupJoin { group, pids: ps } | Control::GroupLeave { group, pids: ps } => {
+                encode_into(group, out);
+                pids(out, ps);
+            }
+            Control::GroupSync { groups } => {
+                let list = groups.iter().map(|(g, ps)| Term::tuple([g.clone(), pid_list(ps)])).collect();
+                encode_into(&Term::List(list), out);
+            }
+        }
+    }
+
+    /// The encoded message as a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+fn pid_list(pids: &[Pid]) -> Term {
+    Term::List(pids.iter().cloned().map(Term::Pid).collect())
+}
+
+fn target_term(target: &MonitorTarget) -> Term {
+    match target {
+        MonitorTarget::Pid(p) => Term::Pid(p.clone()),
+        MonitorTarget::Name(a) => Term::Atom(a.clone()),
+    }
+}
+
+fn stamp_term(stamp: u64) -> Term {
+    Term::Int(i64::try_from(stamp).unwrap_or(i64::MAX))
+}
+
+/// The protocol name of a tag (`"UNKNOWN"` for tags this build does not define).
+pub fn tag_name(tag: u8) -> &'static str {
+    match tag {
+        tag::SEND => "SEND",
+        tag::REG_SEND => "REG_SEND",
+        tag::LINK => "LINK",
+        tag::UNLINK => "UNLINK",
+        tag::EXIT => "EXIT",
+        tag::EXIT2 => "EXIT2",
+        tag::MONITOR => "MONITOR",
+        tag::DEMONITOR => "DEMONITOR",
+        tag::MONITOR_EXIT => "MONITOR_EXIT",
+        tag::SPAWN_REQ => "SPAWN_REQ",
+        tag::SPAWN_REPLY => "SPAWN_REPLY",
+        tag::TICK => "TICK",
+        tag::NODE_LIST => "NODE_LIST",
+        tag::GLOBAL_REGISTER => "GLOBAL_REGISTER",
+        tag::GLOBAL_UNREGISTER => "GLOBAL_UNREGISTER",
+        tag::GLOBAL_SYNC => "GLOBAL_SYNC",
+        tag::GROUP_JOIN => "GROUP_JOIN",
+        tag::GROUP_LEAVE => "GROUP_LEAVE",
+        tag::GROUP_SYNC => "GROUP_SYNC",
+        _ => "UNKNOWN",
+    }
+}
+
+fn required_flag(tag: u8) -> Option<Flags> {
+    match tag {
+        tag::SPAWN_REQ | tag::SPAWN_REPLY => Some(Flags::SPAWN),
+        tag::NODE_LIST => Some(Flags::MESH),
+        tag::GLOBAL_REGISTER | tag::GLOBAL_UNREGISTER | tag::GLOBAL_SYNC => Some(Flags::GLOBAL),
+        tag::GROUP_JOIN | tag::GROUP_LEAVE | tag::GROUP_SYNC => Some(Flags::GROUPS),
+        _ => None,
+    }
+}
+
+/// Reads the fields of one message in order.
+struct Fields<'a> {
+    message: &'static str,
+    rest: &'a [u8],
+    limits: DecodeLimits,
+}
+
+impl Fields<'_> {
+    fn term(&mut self, field: &'static str) -> Result<Term, ControlError> {
+        let (term, used) = decode_prefix(self.rest, &self.limits).map_err(|source| ControlError::BadTerm {
+            message: self.message,
+            field,
+            source,
+        })?;
+        self.rest = &self.rest[used..];
+        Ok(term)
+    }
+
+    fn bad(&self, field: &'static str, expected: &'static str, got: &Term) -> ControlError {
+        ControlError::BadField { message: self.message, field, expected, got: got.kind() }
+    }
+
+    fn pid(&mut self, field: &'static str) -> Result<Pid, ControlError> {
+        match self.term(field)? {
+            Term::Pid(p) => Ok(p),
+            other => Err(self.bad(field, "a pid", &other)),
+        }
+    }
+
+    fn reference(&mut self, field: &'static str) -> Result<Ref, ControlError> {
+        match self.term(field)? {
+            Term::Ref(r) => Ok(r),
+            other => Err(self.bad(field, "a reference", &other)),
+        }
+    }
+
+    fn atom(&mut self, field: &'static str) -> Result<Atom, ControlError> {
+        match self.term(field)? {
+            Term::Atom(a) => Ok(a),
+            other => Err(self.bad(field, "an atom", &other)),
+        }
+    }
+
+    fn target(&mut self, field: &'static str) -> Result<MonitorTarget, ControlError> {
+        match self.term(field)? {
+            Term::Pid(p) => Ok(MonitorTarget::Pid(p)),
+            Term::Atom(a) => Ok(MonitorTarget::Name(a)),
+            other => Err(self.bad(field, "a pid or an atom", &other)),
+        }
+    }
+
+    fn list(&mut self, field: &'static str) -> Result<Vec<Term>, ControlError> {
+        match self.term(field)? {
+            Term::List(items) => Ok(items),
+            other => Err(self.bad(field, "a list", &other)),
+        }
+    }
+
+    fn pids_of(&self, field: &'static str, items: Vec<Term>) -> Result<Vec<Pid>, ControlError> {
+        items
+            .into_iter()
+            .map(|t| match t {
+                Term::Pid(p) => Ok(p),
+                other => Err(self.bad(field, "a list of pids", &other)),
+            })
+            .collect()
+    }
+
+    fn stamp(&self, field: &'static str, term: Term) -> Result<u64, ControlError> {
+        match term {
+            Term::Int(i) if i >= 0 => Ok(i as u64),
+            other => Err(self.bad(field, "a non-negative integer", &other)),
+        }
+    }
+
+    fn finish(&self) -> Result<(), ControlError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            extra => Err(ControlError::TrailingBytes { message: self.message, extra }),
+        }
+    }
+}
+
+/// Decodes one whole control message (a frame payload that is not a fragment, or a reassembled
+/// fragmented message). Never panics; see [`ControlError`] for what it rejects.
+pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlError> {
+    let (&tag, rest) = payload.split_first().ok_or(ControlError::Empty)?;
+    if tag == 0 || tag > tag::EXTENSION_LAST {
+        return Err(ControlError::NotControl(tag));
+    }
+    let message = tag_name(tag);
+    if message == "UNKNOWN" {
+        return if tag >= tag::EXTENSION_FIRST && ctx.flags.contains(Flags::EXTENSIONS) {
+            Ok(Control::Unknown { tag })
+        } else {
+            Err(ControlError::UnknownTag(tag))
+        };
+    }
+    if let Some(flag) = required_flag(tag).filter(|flag| !ctx.flags.contains(*flag)) {
+        return Err(ControlError::NotNegotiated { message, flag });
+    }
+    let mut f = Fields { message, rest, limits: ctx.limits };
+    let msg = decode_fields(tag, &mut f)?;
+    f.finish()?;
+    Ok(msg)
+}
+
+fn decode_fields(tag: u8, f: &mut Fields<'_>) -> Result<Control, ControlError> {
+    Ok(match tag {
+        tag::SEND => Control::Send { from: f.pid("from")?, to: f.pid("to")?, msg: f.term("msg")? },
+        tag::REG_SEND => Control::RegSend { from: f.pid("from")?, name: f.atom("name")?, msg: f.term("msg")? },
+        tag::LINK => Control::Link { from: f.pid("from")?, to: f.pid("to")? },
+        tag::UNLINK => Control::Unlink { from: f.pid("from")?, to: f.pid("to")? },
+        tag::EXIT => Control::Exit { from: f.pid("from")?, to: f.pid("to")?, reason: f.term("reason")? },
+        tag::EXIT2 => Control::Exit2 { from: f.pid("from")?, to: f.pid("to")?, reason: f.term("reason")? },
+        tag::MONITOR => {
+            Control::Monitor { from: f.pid("from")?, target: f.target("target")?, reference: f.reference("ref")? }
+        }
+        tag::DEMONITOR => {
+            Control::Demonitor { from: f.pid("from")?, target: f.target("target")?, reference: f.reference("ref")? }
+        }
+        tag::MONITOR_EXIT => Control::MonitorExit {
+            from: f.target("from")?,
+            to: f.pid("to")?,
+            reference: f.reference("ref")?,
+            reason: f.term("reason")?,
+        },
+        tag::SPAWN_REQ => {
+            let (reference, from, function, args) =
+                (f.reference("ref")?, f.pid("from")?, f.atom("function")?, f.list("args")?);
+            let opts = match f.term("opts")? {
+                Term::Int(bits) if bits & !(SPAWN_LINK | SPAWN_MONITOR) == 0 => {
+                    SpawnOpts { link: bits & SPAWN_LINK != 0, monitor: bits & SPAWN_MONITOR != 0 }
+                }
+                other => return Err(f.bad("opts", "an integer with only bits 1 (link) and 2 (monitor)", &other)),
+            };
+            Control::SpawnReq { reference, from, function, args, opts }
+        }
+        tag::SPAWN_REPLY => {
+            let (reference, to) = (f.reference("ref")?, f.pid("to")?);
+            let result = match f.term("result")? {
+                Term::Tuple(t) => match <[Term; 2]>::try_from(t) {
+                    Ok([status, Term::Pid(p)]) if status.is_atom("ok") => Ok(p),
+                    Ok([status, reason]) if status.is_atom("error") => Err(reason),
+                    Ok(pair) => return Err(f.bad("result", "{:ok, pid} or {:error, reason}", &Term::tuple(pair))),
+                    Err(t) => return Err(f.bad("result", "{:ok, pid} or {:error, reason}", &Term::Tuple(t))),
+                },
+                other => return Err(f.bad("result", "{:ok, pid} or {:error, reason}", &other)),
+            };
+            Control::SpawnReply { reference, to, result }
+        }
+        tag::TICK => Control::Tick,
+        tag::NODE_LIST => {
+            let items = f.list("nodes")?;
+            let nodes = items
+                .into_iter()
+                .map(|t| match &t {
+                    Term::Atom(a) => NodeName::parse(a.as_str()).map_err(|_| f.bad("nodes", "node names", &t)),
+                    _ => Err(f.bad("nodes", "a list of node-name atoms", &t)),
+                })
+                .collect::<Result<_, _>>()?;
+            Control::NodeList { nodes }
+        }
+        tag::GLOBAL_REGISTER => {
+            let (name, pid, stamp) = (f.term("name")?, f.pid("pid")?, f.term("stamp")?);
+            Control::GlobalRegister(GlobalEntry { name, pid, stamp: f.stamp("stamp", stamp)? })
+        }
+        tag::GLOBAL_UNREGISTER => Control::GlobalUnregister { name: f.term("name")?, pid: f.pid("pid")? },
+        tag::GLOBAL_SYNC => {
+            let items = f.list("entries")?;
+            let mut entries = Vec::with_capacity(items.len());
+            for item in items {
+                let entry = match item {
+                    Term::Tuple(t) => <[Term; 3]>::try_from(t).map_err(Term::Tuple),
+                    other => Err(other),
+                };
+                match entry {
+                    Ok([name, Term::Pid(pid), stamp]) => {
+                        entries.push(GlobalEntry { name, pid, stamp: f.stamp("entries", stamp)? })
+                    }
+                    Ok(triple) => return Err(f.bad("entries", "{name, pid, stamp} tuples", &Term::tuple(triple))),
+                    Err(other) => return Err(f.bad("entries", "{name, pid, stamp} tuples", &other)),
+                }
+            }
+            Control::GlobalSync { entries }
+        }
+        tag::GROUP_JOIN | tag::GROUP_LEAVE => {
+            let group = f.term("group")?;
+            let items = f.list("pids")?;
+            let pids = f.pids_of("pids", items)?;
+            if tag == tag::GROUP_JOIN {
+                Control::GroupJoin { group, pids }
+            } else {
+                Control::GroupLeave { group, pids }
+            }
+        }
+        tag::GROUP_SYNC => {
+            let items = f.list("groups")?;
+            let mut groups = Vec::with_capacity(items.len());
+            for item in items {
+                let pair = match item {
+                    Term::Tuple(t) => <[Term; 2]>::try_from(t).map_err(Term::Tuple),
+                    other => Err(other),
+                };
+                match pair {
+                    Ok([group, Term::List(members)]) => groups.push((group, f.pids_of("groups", members)?)),
+                    Ok(pair) => return Err(f.bad("groups", "{group, [pid]} tuples", &Term::tuple(pair))),
+                    Err(other) => return Err(f.bad("groups", "{group, [pid]} tuples", &other)),
+                }
+            }
+            Control::GroupSync { groups }
+        }
+        other => return Err(ControlError::UnknownTag(other)),
+    })
+}
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;

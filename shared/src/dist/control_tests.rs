@@ -1,0 +1,220 @@
+use super::*;
+use proptest::prelude::*;
+
+fn node(text: &str) -> NodeName {
+    NodeName::parse(text).unwrap()
+}
+
+fn ctx() -> DecodeContext {
+    DecodeContext::new(Flags::ALL)
+}
+
+fn arb_node() -> impl Strategy<Value = NodeName> {
+    prop_oneof![Just(node("a@h")), Just(node("bob@host2")), Just(node("n-1@[::1]")), Just(node("x_y@10.0.0.7"))]
+}
+
+fn arb_pid() -> impl Strategy<Value = Pid> {
+    (arb_node(), any::<u64>(), 1u32..).prop_map(|(n, id, c)| Pid::new(n, id, c))
+}
+
+fn arb_ref() -> impl Strategy<Value = Ref> {
+    (arb_node(), any::<u64>(), 1u32..).prop_map(|(n, id, c)| Ref::new(n, id, c))
+}
+
+fn arb_atom() -> impl Strategy<Value = Atom> {
+    "[a-z_]{1,12}".prop_map(|s| Atom::new(&s))
+}
+
+fn arb_term() -> impl Strategy<Value = Term> {
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(Term::Int),
+        any::<bool>().prop_map(Term::Bool),
+        arb_atom().prop_map(Term::Atom),
+        ".{0,20}".prop_map(Term::String),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Term::Binary),
+        arb_pid().prop_map(Term::Pid),
+        Just(Term::Unit),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::Tuple),
+            proptest::collection::vec(inner, 0..6).prop_map(Term::List),
+        ]
+    })
+}
+
+fn arb_target() -> impl Strategy<Value = MonitorTarget> {
+    prop_oneof![arb_pid().prop_map(MonitorTarget::Pid), arb_atom().prop_map(MonitorTarget::Name)]
+}
+
+fn arb_entry() -> impl Strategy<Value = GlobalEntry> {
+    (arb_term(), arb_pid(), 0..=i64::MAX as u64).prop_map(|(name, pid, stamp)| GlobalEntry { name, pid, stamp })
+}
+
+fn arb_control() -> impl Strategy<Value = Control> {
+    let pids = || proptest::collection::vec(arb_pid(), 0..5);
+    prop_oneof![
+        (arb_pid(), arb_pid(), arb_term()).prop_map(|(from, to, msg)| Control::Send { from, to, msg }),
+        (arb_pid(), arb_atom(), arb_term()).prop_map(|(from, name, msg)| Control::RegSend { from, name, msg }),
+        (arb_pid(), arb_pid()).prop_map(|(from, to)| Control::Link { from, to }),
+        (arb_pid(), arb_pid()).prop_map(|(from, to)| Control::Unlink { from, to }),
+        (arb_pid(), arb_pid(), arb_term()).prop_map(|(from, to, reason)| Control::Exit { from, to, reason }),
+        (arb_pid(), arb_pid(), arb_term()).prop_map(|(from, to, reason)| Control::Exit2 { from, to, reason }),
+        (arb_pid(), arb_target(), arb_ref()).prop_map(|(from, target, reference)| Control::Monitor {
+            from,
+            target,
+            reference
+        }),
+        (arb_pid(), arb_target(), arb_ref()).prop_map(|(from, target, reference)| Control::Demonitor {
+            from,
+            target,
+            reference
+        }),
+        (arb_target(), arb_pid(), arb_ref(), arb_term())
+            .prop_map(|(from, to, reference, reason)| Control::MonitorExit { from, to, reference, reason }),
+        (arb_ref(), arb_pid(), arb_atom(), proptest::collection::vec(arb_term(), 0..4), any::<(bool, bool)>())
+            .prop_map(|(reference, from, function, args, (link, monitor))| Control::SpawnReq {
+                reference,
+                from,
+                function,
+                args,
+                opts: SpawnOpts { link, monitor },
+            }),
+        (arb_ref(), arb_pid(), prop_oneof![arb_pid().prop_map(Ok), arb_term().prop_map(Err)])
+            .prop_map(|(reference, to, result)| Control::SpawnReply { reference, to, result }),
+        Just(Control::Tick),
+        proptest::collection::vec(arb_node(), 0..5).prop_map(|nodes| Control::NodeList { nodes }),
+        arb_entry().prop_map(Control::GlobalRegister),
+        (arb_term(), arb_pid()).prop_map(|(name, pid)| Control::GlobalUnregister { name, pid }),
+        proptest::collection::vec(arb_entry(), 0..4).prop_map(|entries| Control::GlobalSync { entries }),
+        (arb_term(), pids()).prop_map(|(group, pids)| Control::GroupJoin { group, pids }),
+        (arb_term(), pids()).prop_map(|(group, pids)| Control::GroupLeave { group, pids }),
+        proptest::collection::vec((arb_term(), pids()), 0..4).prop_map(|groups| Control::GroupSync { groups }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_message_round_trips(msg in arb_control()) {
+        let bytes = msg.to_bytes();
+        prop_assert_eq!(bytes[0], msg.tag());
+        prop_assert_eq!(decode(&bytes, &ctx()), Ok(msg));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error(msg in arb_control()) {
+        let bytes = msg.to_bytes();
+        for cut in 0..bytes.len() {
+            // TICK is complete with its tag alone; anything shorter than a message must fail.
+            prop_assert!(decode(&bytes[..cut], &ctx()).is_err(), "{} cut at {}", msg.name(), cut);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode(&bytes, &ctx());
+        let _ = decode(&bytes, &DecodeContext::new(Flags::NONE));
+    }
+
+    #[test]
+    fn valid_tag_with_garbage_never_panics(tag in 0u8..=0x1a, body in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let mut bytes = vec![tag];
+        bytes.extend(body);
+        let _ = decode(&bytes, &ctx());
+    }
+}
+
+#[test]
+fn test_vectors_match_the_spec() {
+    let send = Control::Send { from: Pid::new(node("a@h"), 1, 1), to: Pid::new(node("b@h"), 2, 3), msg: Term::Int(42) };
+    let hex: String = send.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, "01018b036140680100000001018b036240680200000003012a");
+    assert_eq!(Control::Tick.to_bytes(), [0x0c]);
+    let link = Control::Link { from: Pid::new(node("a@h"), 1, 1), to: Pid::new(node("b@h"), 2, 3) };
+    let hex: String = link.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, "03018b036140680100000001018b036240680200000003");
+}
+
+#[test]
+fn unknown_tags_are_ignored_only_when_negotiated() {
+    let ext = [0x90, 1, 2, 3];
+    assert_eq!(decode(&ext, &ctx()), Ok(Control::Unknown { tag: 0x90 }));
+    let strict = DecodeContext::new(Flags::ALL.without(Flags::EXTENSIONS));
+    assert_eq!(decode(&ext, &strict), Err(ControlError::UnknownTag(0x90)));
+    // Below the extension range an unknown tag is always an error.
+    assert_eq!(decode(&[0x30], &ctx()), Err(ControlError::UnknownTag(0x30)));
+    // Fragments and reserved kinds are not control messages.
+    for kind in [0x00, 0xf0, 0xf1, 0xf2, 0xff] {
+        assert_eq!(decode(&[kind, 0], &ctx()), Err(ControlError::NotControl(kind)));
+    }
+    assert_eq!(decode(&[], &ctx()), Err(ControlError::Empty));
+}
+
+#[test]
+fn capability_messages_need_their_flag() {
+    let spawn = Control::SpawnReply {
+        reference: Ref::new(node("a@h"), 1, 1),
+        to: Pid::new(node("a@h"), 2, 1),
+        result: Err(Term::atom("not_spawnable")),
+    };
+    let no_spawn = DecodeContext::new(Flags::ALL.without(Flags::SPAWN));
+    assert_eq!(
+        decode(&spawn.to_bytes(), &no_spawn),
+        Err(ControlError::NotNegotiated { message: "SPAWN_REPLY", flag: Flags::SPAWN })
+    );
+    assert_eq!(spawn.required_flag(), Some(Flags::SPAWN));
+    assert_eq!(Control::Tick.required_flag(), None);
+    let groups = Control::GroupSync { groups: vec![] };
+    assert!(decode(&groups.to_bytes(), &DecodeContext::new(Flags::NONE)).is_err());
+}
+
+#[test]
+fn wrong_field_kinds_are_named() {
+    // SEND whose `to` is an integer.
+    let mut bytes = vec![tag::SEND];
+    encode_into(&Term::Pid(Pid::new(node("a@h"), 1, 1)), &mut bytes);
+    encode_into(&Term::Int(5), &mut bytes);
+    encode_into(&Term::Unit, &mut bytes);
+    assert_eq!(
+        decode(&bytes, &ctx()),
+        Err(ControlError::BadField { message: "SEND", field: "to", expected: "a pid", got: "an integer" })
+    );
+    // SPAWN_REQ with an unknown option bit.
+    let mut bytes = vec![tag::SPAWN_REQ];
+    encode_into(&Term::Ref(Ref::new(node("a@h"), 1, 1)), &mut bytes);
+    encode_into(&Term::Pid(Pid::new(node("a@h"), 1, 1)), &mut bytes);
+    encode_into(&Term::atom("worker"), &mut bytes);
+    encode_into(&Term::List(vec![]), &mut bytes);
+    encode_into(&Term::Int(4), &mut bytes);
+    assert!(matches!(decode(&bytes, &ctx()), Err(ControlError::BadField { field: "opts", .. })));
+    // A node list holding something that is not a node name.
+    let mut bytes = vec![tag::NODE_LIST];
+    encode_into(&Term::List(vec![Term::atom("nohost")]), &mut bytes);
+    assert!(matches!(decode(&bytes, &ctx()), Err(ControlError::BadField { field: "nodes", .. })));
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut bytes = Control::Tick.to_bytes();
+    bytes.push(0);
+    assert_eq!(decode(&bytes, &ctx()), Err(ControlError::TrailingBytes { message: "TICK", extra: 1 }));
+}
+
+#[test]
+fn term_limits_apply_to_fields() {
+    let deep = (0..50).fold(Term::Int(1), |t, _| Term::List(vec![t]));
+    let msg = Control::Send { from: Pid::new(node("a@h"), 1, 1), to: Pid::new(node("b@h"), 2, 3), msg: deep };
+    let mut tight = ctx();
+    tight.limits.max_depth = 10;
+    assert!(matches!(decode(&msg.to_bytes(), &tight), Err(ControlError::BadTerm { field: "msg", .. })));
+    assert!(decode(&msg.to_bytes(), &ctx()).is_ok());
+}
+
+#[test]
+fn sender_is_the_ordering_key() {
+    let p = Pid::new(node("a@h"), 1, 1);
+    let send = Control::Send { from: p.clone(), to: p.clone(), msg: Term::Unit };
+    assert_eq!(send.sender(), Some(&p));
+    assert_eq!(Control::Tick.sender(), None);
+    assert_eq!(Control::NodeList { nodes: vec![] }.sender(), None);
+}
