@@ -1,1 +1,65 @@
-//! placeholder
+//! Snow's embedded runtime: BEAM-style processes in Rust, and the seam distribution plugs into.
+//!
+//! A [`Node`] holds processes. A process is an async task with a mailbox of [`Term`]s; its body
+//! gets a [`Process`] handle to receive (plainly, with a timeout, or selectively), send, link,
+//! monitor, trap exits and spawn. Names ([`Node::register`]), timers ([`Node::send_after`]) and
+//! supervisors ([`supervisor`]) complete the local layer; [`seam`] is the narrow interface a
+//! distribution layer (or a foreign scheduler) uses. The semantics are BEAM's; where they differ,
+//! the item's documentation says so.
+//!
+//! ```
+//! use std::time::Duration;
+//! use snow_node_rt::{reason, Node, Term};
+//!
+//! async_std::task::block_on(async {
+//!     let node = Node::local();
+//!     let (done_tx, done_rx) = async_std::channel::bounded(1);
+//!     node.spawn(move |mut me| async move {
+//!         // A worker that doubles numbers until told to stop.
+//!         let worker = me.spawn(|mut w| async move {
+//!             loop {
+//!                 let msg = w.receive().await;
+//!                 match msg.as_tuple() {
+//!                     Some([Term::Pid(from), Term::Int(n)]) => w.send(from, Term::Int(n * 2)),
+//!                     _ => return reason::normal(),
+//!                 }
+//!             }
+//!         });
+//!         let watch = me.monitor(&worker);
+//!         me.send(&worker, Term::tuple([Term::Pid(me.pid().clone()), Term::Int(21)]));
+//!         let answer = me.receive_timeout(Duration::from_secs(5)).await;
+//!         me.send(&worker, Term::atom("stop"));
+//!         // Selective receive: wait for this monitor's :down, leaving anything else queued.
+//!         let down = me
+//!             .receive_match(|m| matches!(m.as_tuple(), Some([_, Term::Ref(r), ..]) if *r == watch))
+//!             .await;
+//!         let _ = done_tx.send((answer, down)).await;
+//!     });
+//!     let (answer, down) = done_rx.recv().await.unwrap();
+//!     assert_eq!(answer, Some(Term::Int(42)));
+//!     assert_eq!(down.as_tuple().unwrap()[3], reason::normal());
+//! });
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+mod mailbox;
+mod node;
+mod proc;
+mod process;
+pub mod reason;
+mod registry;
+pub mod seam;
+pub mod signals;
+pub mod supervisor;
+mod timer;
+
+pub use error::{LinkError, RegisterError, SendError, SpawnError, UnregisterError};
+pub use mailbox::{Receive, ReceiveMatch};
+pub use node::{Node, Spawned};
+pub use process::Process;
+pub use reason::IntoExitReason;
+pub use seam::{LocalProcesses, RemoteRouter, Spawnable};
+pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
+pub use timer::{sleep, TimerRef};

@@ -1,0 +1,110 @@
+//! Exit reasons and the atoms that system messages are made of (DESIGN.md 4.4).
+//!
+//! A reason is any [`Term`]; these helpers build the ones the runtime itself uses. They are cached,
+//! so building `:normal` for every exiting process costs a reference-count increment, not an
+//! intern-table lookup.
+
+use std::sync::OnceLock;
+
+use snow_shared::{Atom, Term};
+
+macro_rules! cached_atoms {
+    ($($(#[$doc:meta])* $fn:ident => $text:literal;)*) => {$(
+        $(#[$doc])*
+        pub fn $fn() -> Term {
+            static ATOM: OnceLock<Atom> = OnceLock::new();
+            Term::Atom(ATOM.get_or_init(|| Atom::new($text)).clone())
+        }
+    )*};
+}
+
+cached_atoms! {
+    /// `:normal`: the process finished its work. Does not kill linked processes that do not trap
+    /// exits.
+    normal => "normal";
+    /// `:kill`: sent with [`Process::send_exit`](crate::Process::send_exit) it kills the target even
+    /// if it traps exits; the target then exits with `:killed`.
+    kill => "kill";
+    /// `:killed`: the exit reason of a process that received an untrappable `:kill`.
+    killed => "killed";
+    /// `:noproc`: the process does not exist (dead, never existed, or from an older creation).
+    noproc => "noproc";
+    /// `:noconnection`: the node of a linked or monitored process became unreachable.
+    noconnection => "noconnection";
+    /// `:shutdown`: a supervisor asks a child to stop, or stops itself.
+    shutdown => "shutdown";
+    /// The tag of trapped exit messages: `{:EXIT, from, reason}`.
+    exit_tag => "EXIT";
+    /// The tag of monitor messages: `{:down, ref, pid, reason}`.
+    down_tag => "down";
+    /// The tag of panic reasons: `{:panic, "message"}`.
+    panic_tag => "panic";
+}
+
+/// The reason of a process whose code panicked: `{:panic, "message"}`.
+pub fn panic(message: impl Into<String>) -> Term {
+    Term::Tuple(vec![panic_tag(), Term::String(message.into())])
+}
+
+/// `{:EXIT, from, reason}`, the message a process trapping exits receives for an exit signal.
+pub fn exit_message(from: &snow_shared::Pid, reason: Term) -> Term {
+    Term::Tuple(vec![exit_tag(), Term::Pid(from.clone()), reason])
+}
+
+/// `{:down, ref, pid, reason}`, the message a monitor delivers.
+pub fn down_message(reference: &snow_shared::Ref, pid: &snow_shared::Pid, reason: Term) -> Term {
+    Term::Tuple(vec![down_tag(), Term::Ref(reference.clone()), Term::Pid(pid.clone()), reason])
+}
+
+/// Whether `reason` is one a `transient` child may end with without being restarted: `:normal`,
+/// `:shutdown` or `{:shutdown, _}` (as in OTP).
+pub fn is_clean_shutdown(reason: &Term) -> bool {
+    reason.is_atom("normal")
+        || reason.is_atom("shutdown")
+        || matches!(reason.as_tuple(), Some([tag, _]) if tag.is_atom("shutdown"))
+}
+
+/// What a process body may return: its exit reason.
+///
+/// `()` means `:normal`; a [`Term`] is the reason itself; `Result<(), Term>` is `:normal` on `Ok`
+/// and the error term otherwise, so a body can use `?` on operations whose error is a reason.
+pub trait IntoExitReason {
+    /// The exit reason this value stands for.
+    fn into_exit_reason(self) -> Term;
+}
+
+impl IntoExitReason for () {
+    fn into_exit_reason(self) -> Term {
+        normal()
+    }
+}
+
+impl IntoExitReason for Term {
+    fn into_exit_reason(self) -> Term {
+        self
+    }
+}
+
+impl IntoExitReason for Result<(), Term> {
+    fn into_exit_reason(self) -> Term {
+        match self {
+            Ok(()) => normal(),
+            Err(reason) => reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(panic("boom").to_string(), "{:panic, \"boom\"}");
+        assert!(is_clean_shutdown(&normal()));
+        assert!(is_clean_shutdown(&Term::tuple([shutdown(), Term::Int(1)])));
+        assert!(!is_clean_shutdown(&killed()));
+        assert_eq!(Err::<(), Term>(kill()).into_exit_reason(), kill());
+        assert_eq!(().into_exit_reason(), normal());
+    }
+}

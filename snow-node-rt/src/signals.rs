@@ -1,0 +1,237 @@
+//! Messages, exit signals, links and monitors: how one process's action reaches another.
+//!
+//! Receiving an exit signal follows Erlang's rules (Processes reference manual, "Receiving Exit
+//! Signals"), in this order:
+//! 1. a signal sent because of a link is ignored if the receiver no longer has that link
+//!    (it unlinked, so no exit can arrive after `unlink` returns);
+//! 2. `:kill` sent with `exit/2` (not through a link) terminates the receiver with `:killed`,
+//!    even if it traps exits;
+//! 3. a receiver trapping exits gets `{:EXIT, from, reason}` in its mailbox;
+//! 4. `:normal` is ignored, unless a process sent it to itself with `exit/2`;
+//! 5. otherwise the receiver exits with the signal's reason.
+//!
+//! Every delivery happens under the receiver's lock, and a process's own task is the only thing
+//! that acts for it, so per sender-receiver order holds for messages and signals alike.
+
+use std::sync::Arc;
+
+use snow_shared::{Pid, Ref, Term};
+
+use crate::node::{Node, Route};
+use crate::proc::{wake_all, ProcShared, Status};
+use crate::reason;
+
+impl Node {
+    /// Sends a message; never blocks, silently dropped if `to` is dead.
+    pub(crate) fn send_message(&self, from: Option<&Pid>, to: &Pid, msg: Term) {
+        match self.route(to) {
+            Route::Local(p) => deliver_message_local(&p, msg),
+            Route::Dead => {}
+            Route::Remote => {
+                if let Some(router) = self.router() {
+                    router.send(from, to, msg);
+                }
+            }
+        }
+    }
+
+    /// Sends an exit signal from `from` to `to`; `linked` says it comes from a link breaking.
+    pub(crate) fn exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
+        match self.route(to) {
+            Route::Local(p) => deliver_exit_local(&p, from, reason, linked),
+            Route::Dead => {}
+            Route::Remote => {
+                if let Some(router) = self.router() {
+                    router.exit(from, to, reason, linked);
+                }
+            }
+        }
+    }
+
+    /// Tells `watcher` that the process it monitors with `reference` ended.
+    pub(crate) fn down(&self, watcher: &Pid, reference: &Ref, target: &Pid, reason: Term) {
+        match self.route(watcher) {
+            Route::Local(p) => deliver_down_local(&p, reference, target, reason),
+            Route::Dead => {}
+            Route::Remote => {
+                if let Some(router) = self.router() {
+                    router.down(target, watcher, reference, reason);
+                }
+            }
+        }
+    }
+
+    /// Removes the monitor `reference` that `watcher` holds on `target` from the target's side.
+    pub(crate) fn forget_watcher(&self, watcher: &Pid, target: &Pid, reference: &Ref) {
+        match self.route(target) {
+            Route::Local(p) => {
+                if let Some(rel) = p.lock().rel_opt() {
+                    rel.watchers.retain(|(r, _)| r != reference);
+                }
+            }
+            Route::Dead => {}
+            Route::Remote => {
+                if let Some(router) = self.router() {
+                    router.demonitor(watcher, target, reference);
+                }
+            }
+        }
+    }
+
+    /// Links `me` (a live local process) with `other`. `Ok(false)` when `other` does not exist.
+    pub(crate) fn link_pids(&self, me: &ProcShared, other: &Pid) -> bool {
+        if other == &me.pid {
+            return true;
+        }
+        match self.route(other) {
+            Route::Local(target) => {
+                // Lock both in pid order so two processes linking to each other cannot deadlock.
+                let (mut mine, mut theirs) = if me.pid.id() < target.pid.id() {
+                    let a = me.lock();
+                    (a, target.lock())
+                } else {
+                    let b = target.lock();
+                    (me.lock(), b)
+                };
+                if !theirs.accepts_relations() {
+                    return false;
+                }
+                mine.rel().links.insert(other.clone());
+                theirs.rel().links.insert(me.pid.clone());
+                true
+            }
+            Route::Dead => false,
+            Route::Remote => match self.router() {
+                Some(router) => {
+                    me.lock().rel().links.insert(other.clone());
+                    router.link(&me.pid, other);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// Removes the link between `me` and `other` on both sides.
+    pub(crate) fn unlink_pids(&self, me: &ProcShared, other: &Pid) {
+        let had = me.lock().rel_opt().map(|rel| rel.links.remove(other)).unwrap_or(false);
+        match self.route(other) {
+            Route::Local(target) => {
+                if let Some(rel) = target.lock().rel_opt() {
+                    rel.links.remove(&me.pid);
+                }
+            }
+            Route::Dead => {}
+            Route::Remote => {
+                if had {
+                    if let Some(router) = self.router() {
+                        router.unlink(&me.pid, other);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes `me` monitor `target` with a fresh reference. A dead target gives an immediate
+    /// `{:down, ref, target, :noproc}`.
+    pub(crate) fn monitor_pid(&self, me: &ProcShared, target: &Pid) -> Ref {
+        let reference = self.make_ref();
+        // Record our side first: a `:down` is only delivered while the watcher still holds the
+        // monitor, so the target must never be able to fire before this entry exists.
+        me.lock().rel().monitoring.insert(reference.clone(), target.clone());
+        let attached = match self.route(target) {
+            Route::Local(p) => {
+                let mut st = p.lock();
+                if st.accepts_relations() {
+                    st.rel().watchers.push((reference.clone(), me.pid.clone()));
+                    true
+                } else {
+                    false
+                }
+            }
+            Route::Dead => false,
+            Route::Remote => match self.router() {
+                Some(router) => {
+                    router.monitor(&me.pid, target, &reference);
+                    true
+                }
+                None => false,
+            },
+        };
+        if !attached {
+            deliver_down_local(me, &reference, target, reason::noproc());
+        }
+        reference
+    }
+
+    /// Registers a process that will be linked to `parent` before it runs (spawn_link).
+    pub(crate) fn prelink(&self, parent: &ProcShared, child: &ProcShared) {
+        parent.lock().rel().links.insert(child.pid.clone());
+        child.lock().rel().links.insert(parent.pid.clone());
+    }
+
+    /// Makes `parent` monitor a process that has not started yet (spawn_monitor).
+    pub(crate) fn premonitor(&self, parent: &ProcShared, child: &ProcShared) -> Ref {
+        let reference = self.make_ref();
+        parent.lock().rel().monitoring.insert(reference.clone(), child.pid.clone());
+        child.lock().rel().watchers.push((reference.clone(), parent.pid.clone()));
+        reference
+    }
+}
+
+/// Appends `msg` to a local process's mailbox, unless the process is dead.
+pub(crate) fn deliver_message_local(p: &ProcShared, msg: Term) {
+    let waker = {
+        let mut st = p.lock();
+        if st.status == Status::Dead {
+            return;
+        }
+        st.push(msg)
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// Applies an exit signal to a local process (see the module documentation for the rules).
+pub(crate) fn deliver_exit_local(p: &Arc<ProcShared>, from: &Pid, reason: Term, linked: bool) {
+    let mut st = p.lock();
+    if st.status != Status::Running {
+        return;
+    }
+    if linked && !st.rel_opt().is_some_and(|rel| rel.links.remove(from)) {
+        return;
+    }
+    let wakers = if !linked && reason.is_atom("kill") {
+        st.begin_exit(reason::killed(), &p.exiting)
+    } else if st.trap_exit {
+        [st.push(reason::exit_message(from, reason)), None]
+    } else if reason.is_atom("normal") {
+        if !linked && from == &p.pid {
+            st.begin_exit(reason, &p.exiting)
+        } else {
+            [None, None]
+        }
+    } else {
+        st.begin_exit(reason, &p.exiting)
+    };
+    drop(st);
+    wake_all(wakers);
+}
+
+/// Delivers `{:down, ref, target, reason}` to a local watcher if it still holds the monitor.
+pub(crate) fn deliver_down_local(p: &ProcShared, reference: &Ref, target: &Pid, reason: Term) {
+    let waker = {
+        let mut st = p.lock();
+        if st.status == Status::Dead {
+            return;
+        }
+        if !st.rel_opt().is_some_and(|rel| rel.monitoring.remove(reference).is_some()) {
+            return;
+        }
+        st.push(reason::down_message(reference, target, reason))
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}

@@ -1,0 +1,1 @@
+//! Supervisors (coming next).
