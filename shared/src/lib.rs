@@ -13,6 +13,8 @@ pub mod convert;
 pub mod cookie;
 pub mod dist;
 pub mod epmd;
+pub mod fragment;
+pub mod frame;
 pub mod name;
 pub mod pid;
 pub mod term;
