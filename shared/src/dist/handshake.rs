@@ -41,6 +41,9 @@ use crate::name::NodeName;
 pub const MAX_HANDSHAKE_FRAME: usize = 1024;
 /// Domain-separation label at the start of every proof's HMAC input.
 pub const PROOF_LABEL: &[u8; 12] = b"snow-dist-v1";
+/// Label of the TLS exporter (RFC 8446 section 7.5) whose 32-byte output, with an empty context,
+/// the driver passes in as `exporter`.
+pub const TLS_EXPORTER_LABEL: &[u8] = b"EXPORTER-snow-dist";
 /// Default time allowed for a whole handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -6,7 +6,11 @@
 //!   cluster key, bound to the TLS channel; version and capability negotiation.
 //! - [`control`]: the control messages exchanged once a connection is up (SEND, LINK, MONITOR,
 //!   TICK, mesh, global registry, process groups) and their byte encoding.
+//! - [`inbound`]: bytes of an established connection in, whole control messages out (framing,
+//!   fragment reassembly, decoding, each with limits).
 //! - [`liveness`]: when to send a TICK and when to declare a silent peer down.
+//! - [`outbound`]: the per-connection output queue that keeps ticks and small messages flowing
+//!   while a huge message is on its way, and coalesces small frames into large writes.
 //! - [`backoff`]: reconnect delays with jitter.
 //!
 //! Nothing here reads a clock or draws random numbers: times are passed in as [`std::time::Instant`]
@@ -15,7 +19,9 @@
 pub mod backoff;
 pub mod control;
 pub mod handshake;
+pub mod inbound;
 pub mod liveness;
+pub mod outbound;
 mod wire;
 
 use std::fmt;

@@ -1,0 +1,344 @@
+//! The output scheduler of one connection (DESIGN.md 3.2, 4.6): what the writer task sends next.
+//!
+//! - An **urgent lane** (TICK and node-level messages with no sending process) always goes first.
+//! - Every sending process has its own **lane**, a FIFO: signals from one process to another must
+//!   arrive in the order they were sent (a message, then the sender's EXIT, never the other way
+//!   round), so a lane's next message waits until its current one is completely out.
+//! - Lanes take turns, one unit per turn: a whole small message, or one fragment of a large one.
+//!   A 100 MB message is cut into fragments ([`crate::fragment`], 64 KiB by default) that
+//!   interleave with everything else, so it never holds back ticks or other senders.
+//! - A **byte budget** bounds the queue: [`Outbound::try_push`] answers [`Busy`] while the queued
+//!   bytes are at or over it, so the driver makes senders wait instead of buffering without end.
+//!   (A message is accepted whenever the queue is under budget, so one message larger than the
+//!   budget still goes through.)
+//! - [`Outbound::pop_batch`] coalesces many frames into one buffer for one TLS write.
+//!
+//! Everything popped is already framed (4-byte big-endian length + payload).
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::fragment::{Fragmenter, DEFAULT_FRAGMENT_SIZE};
+
+/// Default byte budget of one connection's queue.
+pub const DEFAULT_BYTE_BUDGET: usize = 64 << 20;
+
+/// Tuning of an [`Outbound`] queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// Data bytes per fragment; messages longer than this are fragmented.
+    pub fragment_size: usize,
+    /// Queued bytes at which [`Outbound::try_push`] says [`Busy`].
+    pub byte_budget: usize,
+    /// Whether the peer accepts fragments ([`crate::dist::Flags::FRAGMENTS`] negotiated). Without
+    /// them, large messages go out whole and hold the connection while they do.
+    pub fragments: bool,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> OutboundConfig {
+        OutboundConfig { fragment_size: DEFAULT_FRAGMENT_SIZE, byte_budget: DEFAULT_BYTE_BUDGET, fragments: true }
+    }
+}
+
+/// Which queue a message goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Ahead of everything: ticks and node-level messages.
+    Urgent,
+    /// The FIFO of one sending process (e.g. its local pid number).
+    Sender(u64),
+}
+
+/// The queue is at its byte budget; the message is handed back so the caller can retry later.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the connection's send queue is full ({queued} bytes queued); wait until it drains")]
+pub struct Busy {
+    /// The message that was not queued.
+    pub payload: Vec<u8>,
+    /// Bytes queued at the time.
+    pub queued: usize,
+}
+
+#[derive(Default)]
+struct LaneQueue {
+    messages: VecDeque<Vec<u8>>,
+    /// The large message being sent, and its data bytes not yet sent.
+    current: Option<(Fragmenter, usize)>,
+}
+
+impl LaneQueue {
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.current.is_none()
+    }
+}
+
+/// The output queue of one connection. See the module documentation.
+pub struct Outbound {
+    config: OutboundConfig,
+    urgent: VecDeque<Vec<u8>>,
+    lanes: HashMap<u64, LaneQueue>,
+    /// Lanes with something to send, in turn order.
+    ring: VecDeque<u64>,
+    queued: usize,
+    next_seq: u64,
+}
+
+impl Outbound {
+    /// An empty queue.
+    pub fn new(config: OutboundConfig) -> Outbound {
+        let config = OutboundConfig { fragment_size: config.fragment_size.max(1), ..config };
+        Outbound {
+            config,
+            urgent: VecDeque::new(),
+            lanes: HashMap::new(),
+            ring: VecDeque::new(),
+            queued: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// Queues one message payload (an encoded control message, without frame header) on `lane`,
+    /// unless the queue is at its byte budget.
+    pub fn try_push(&mut self, lane: Lane, payload: Vec<u8>) -> Result<(), Busy> {
+        if self.queued >= self.config.byte_budget {
+            return Err(Busy { payload, queued: self.queued });
+        }
+        self.push(lane, payload);
+        Ok(())
+    }
+
+    /// Queues a message whatever the budget: for ticks and other tiny node-level messages that
+    /// must never wait behind application data.
+    pub fn push(&mut self, lane: Lane, payload: Vec<u8>) {
+        self.queued += payload.len();
+        match lane {
+            Lane::Urgent => self.urgent.push_back(payload),
+            Lane::Sender(key) => {
+                let queue = self.lanes.entry(key).or_default();
+                if queue.is_empty() {
+                    self.ring.push_back(key);
+                }
+                queue.messages.push_back(payload);
+            }
+        }
+    }
+
+    /// Payload bytes queued and not yet popped.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued
+    }
+
+    /// Whether anything is waiting to be written.
+    pub fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.ring.is_empty()
+    }
+
+    /// Whether [`Outbound::try_push`] would accept a message now.
+    pub fn has_room(&self) -> bool {
+        self.queued < self.config.byte_budget
+    }
+
+    /// Appends framed units to `out` until it holds at least `max_bytes` or the queue is empty,
+    /// taking urgent messages first and then one unit per lane in turn. At least one unit is taken
+    /// if any is queued, even if it alone exceeds `max_bytes`. Returns the number of frames added.
+    pub fn pop_batch_into(&mut self, max_bytes: usize, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        let mut frames = 0;
+        while frames == 0 || out.len() - start < max_bytes {
+            if !self.pop_unit(out) {
+                break;
+            }
+            frames += 1;
+        }
+        frames
+    }
+
+    /// [`Outbound::pop_batch_into`] into a new buffer (empty when nothing is queued).
+    pub fn pop_batch(&mut self, max_bytes: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.pop_batch_into(max_bytes, &mut out);
+        out
+    }
+
+    /// Appends the next framed unit; false if nothing is queued.
+    fn pop_unit(&mut self, out: &mut Vec<u8>) -> bool {
+        if let Some(payload) = self.urgent.pop_front() {
+            self.queued -= payload.len();
+            put_whole(out, &payload);
+            return true;
+        }
+        let Some(key) = self.ring.pop_front() else { return false };
+        let Some(queue) = self.lanes.get_mut(&key) else { return self.pop_unit(out) };
+        if queue.current.is_none() {
+            if let Some(payload) = queue.messages.pop_front() {
+                if self.config.fragments && payload.len() > self.config.fragment_size {
+                    let len = payload.len();
+                    queue.current = Some((Fragmenter::new(self.next_seq, payload, self.config.fragment_size), len));
+                    self.next_seq = self.next_seq.wrapping_add(1);
+                } else {
+                    self.queued -= payload.len();
+                    put_whole(out, &payload);
+                }
+            }
+        }
+        if let Some((fragmenter, remaining)) = &mut queue.current {
+            let header_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            fragmenter.write_next(out);
+            let len = (out.len() - header_at - 4) as u32;
+            out[header_at..header_at + 4].copy_from_slice(&len.to_be_bytes());
+            let data = (*remaining).min(self.config.fragment_size);
+            *remaining -= data;
+            self.queued -= data;
+            if fragmenter.is_done() {
+                queue.current = None;
+            }
+        }
+        if queue.is_empty() {
+            self.lanes.remove(&key);
+        } else {
+            self.ring.push_back(key);
+        }
+        true
+    }
+}
+
+fn put_whole(out: &mut Vec<u8>, payload: &[u8]) {
+    out.reserve(4 + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::control::tag;
+    use crate::fragment::{is_fragment, Reassembler, ReassemblyLimits};
+    use crate::frame::FrameDecoder;
+
+    /// Decodes a byte stream back into whole messages, in arrival order.
+    struct Receiver {
+        frames: FrameDecoder,
+        reassembler: Reassembler,
+    }
+
+    impl Receiver {
+        fn new() -> Receiver {
+            let limits = ReassemblyLimits { max_message: 200 << 20, ..ReassemblyLimits::default() };
+            Receiver { frames: FrameDecoder::new(1 << 20), reassembler: Reassembler::new(limits) }
+        }
+
+        fn receive(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+            self.frames.feed(bytes);
+            let mut messages = Vec::new();
+            while let Some(frame) = self.frames.next_frame().unwrap() {
+                if is_fragment(&frame) {
+                    messages.extend(self.reassembler.push(&frame).unwrap());
+                } else {
+                    messages.push(frame);
+                }
+            }
+            messages
+        }
+    }
+
+    fn msg(marker: u8, len: usize) -> Vec<u8> {
+        let mut m = vec![marker; len];
+        m[0] = tag::SEND;
+        m
+    }
+
+    #[test]
+    fn huge_message_does_not_hold_back_tick_or_small_message() {
+        let mut out = Outbound::new(OutboundConfig::default());
+        out.push(Lane::Sender(1), msg(0xAA, 100 << 20));
+        out.push(Lane::Urgent, vec![tag::TICK]);
+        out.push(Lane::Sender(2), msg(0xBB, 100));
+        let mut rx = Receiver::new();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            seen.extend(rx.receive(&out.pop_batch(256 << 10)));
+        }
+        assert!(seen.contains(&vec![tag::TICK]));
+        assert!(seen.contains(&msg(0xBB, 100)));
+        assert!(out.queued_bytes() > 99 << 20, "the big message is still mostly queued");
+    }
+
+    #[test]
+    fn large_messages_reassemble_and_each_sender_stays_in_order() {
+        let mut out = Outbound::new(OutboundConfig { fragment_size: 1000, ..OutboundConfig::default() });
+        let sent_1 = [msg(1, 5_500), msg(2, 10), msg(3, 2_000)];
+        let sent_2 = [msg(4, 3_000), msg(5, 20)];
+        for m in &sent_1 {
+            out.push(Lane::Sender(1), m.clone());
+        }
+        for m in &sent_2 {
+            out.push(Lane::Sender(2), m.clone());
+        }
+        let mut rx = Receiver::new();
+        let mut got = Vec::new();
+        while !out.is_empty() {
+            got.extend(rx.receive(&out.pop_batch(1500)));
+            out.push(Lane::Urgent, vec![tag::TICK]);
+            got.extend(rx.receive(&out.pop_batch(0)));
+        }
+        let from = |marker_range: std::ops::RangeInclusive<u8>| -> Vec<Vec<u8>> {
+            got.iter().filter(|m| m.len() > 1 && marker_range.contains(&m[1])).cloned().collect()
+        };
+        assert_eq!(from(1..=3), sent_1);
+        assert_eq!(from(4..=5), sent_2);
+        // Sender 2's small message overtook sender 1's large one: the lanes interleaved.
+        let pos = |m: &Vec<u8>| got.iter().position(|g| g == m).unwrap();
+        assert!(pos(&sent_2[1]) < pos(&sent_1[0]));
+        assert_eq!(out.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn lanes_take_turns() {
+        let mut out = Outbound::new(OutboundConfig::default());
+        for i in 0..3 {
+            out.push(Lane::Sender(1), msg(10 + i, 4));
+        }
+        out.push(Lane::Sender(2), msg(20, 4));
+        let mut rx = Receiver::new();
+        let got = rx.receive(&out.pop_batch(usize::MAX));
+        let markers: Vec<u8> = got.iter().map(|m| m[1]).collect();
+        assert_eq!(markers, [10, 20, 11, 12]);
+    }
+
+    #[test]
+    fn budget_makes_senders_wait() {
+        let mut out = Outbound::new(OutboundConfig { byte_budget: 1000, ..OutboundConfig::default() });
+        assert!(out.try_push(Lane::Sender(1), msg(1, 1500)).is_ok(), "an oversized message fits an empty queue");
+        let busy = out.try_push(Lane::Sender(1), msg(2, 10)).unwrap_err();
+        assert_eq!(busy.payload, msg(2, 10));
+        assert!(!out.has_room());
+        // Ticks are never refused.
+        out.push(Lane::Urgent, vec![tag::TICK]);
+        out.pop_batch(usize::MAX);
+        assert!(out.has_room());
+        assert!(out.try_push(Lane::Sender(1), busy.payload).is_ok());
+    }
+
+    #[test]
+    fn batches_coalesce_and_respect_the_size_target() {
+        let mut out = Outbound::new(OutboundConfig::default());
+        for i in 0..100 {
+            out.push(Lane::Sender(i), msg(1, 96));
+        }
+        let batch = out.pop_batch(1000);
+        assert_eq!(batch.len(), 1000, "ten 100-byte frames");
+        assert_eq!(out.pop_batch_into(usize::MAX, &mut Vec::new()), 90);
+        assert!(out.pop_batch(10).is_empty());
+    }
+
+    #[test]
+    fn without_fragments_large_messages_go_whole() {
+        let mut out =
+            Outbound::new(OutboundConfig { fragment_size: 100, fragments: false, ..OutboundConfig::default() });
+        out.push(Lane::Sender(1), msg(1, 1000));
+        let batch = out.pop_batch(10);
+        assert_eq!(batch.len(), 1004);
+        assert!(!is_fragment(&batch[4..]));
+    }
+}
