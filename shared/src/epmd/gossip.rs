@@ -373,7 +373,8 @@ pub fn encode(msg: &Message, now: u64) -> Vec<u8> {
     out
 }
 
-fn put_version(out: &mut Vec<u8>, v: Version) {
+/// Appends a version (incarnation u64, counter u64).
+pub fn put_version(out: &mut Vec<u8>, v: Version) {
     out.extend_from_slice(&v.incarnation.to_be_bytes());
     out.extend_from_slice(&v.counter.to_be_bytes());
 }
@@ -381,19 +382,25 @@ fn put_version(out: &mut Vec<u8>, v: Version) {
 fn put_entries(out: &mut Vec<u8>, entries: &[Entry], now: u64) {
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for e in entries {
-        put_bytes16(out, e.name.as_str().as_bytes());
-        put_bytes16(out, e.host.as_bytes());
-        out.extend_from_slice(&e.port.to_be_bytes());
-        out.extend_from_slice(&e.creation.to_be_bytes());
-        out.push(e.state.to_u8());
-        out.push(e.node_type);
-        out.extend_from_slice(&e.high_version.to_be_bytes());
-        out.extend_from_slice(&e.low_version.to_be_bytes());
-        put_bytes16(out, &e.extra);
-        put_bytes16(out, e.owner.as_bytes());
-        put_version(out, e.version);
-        out.extend_from_slice(&now.saturating_sub(e.changed_at).to_be_bytes());
+        encode_entry(out, e, now);
     }
+}
+
+/// Appends one entry in the gossip layout; its age is `now - changed_at`. (The daemon's store
+/// reuses this with `now = u64::MAX`, which makes the age field hold the absolute time.)
+pub fn encode_entry(out: &mut Vec<u8>, e: &Entry, now: u64) {
+    put_bytes16(out, e.name.as_str().as_bytes());
+    put_bytes16(out, e.host.as_bytes());
+    out.extend_from_slice(&e.port.to_be_bytes());
+    out.extend_from_slice(&e.creation.to_be_bytes());
+    out.push(e.state.to_u8());
+    out.push(e.node_type);
+    out.extend_from_slice(&e.high_version.to_be_bytes());
+    out.extend_from_slice(&e.low_version.to_be_bytes());
+    put_bytes16(out, &e.extra);
+    put_bytes16(out, e.owner.as_bytes());
+    put_version(out, e.version);
+    out.extend_from_slice(&now.saturating_sub(e.changed_at).to_be_bytes());
 }
 
 fn put_live_sets(out: &mut Vec<u8>, sets: &[LiveSet]) {
@@ -459,7 +466,8 @@ fn daemon_id(r: &mut Reader<'_>) -> Result<DaemonId, DecodeError> {
     Ok(s.to_owned())
 }
 
-fn version(r: &mut Reader<'_>) -> Result<Version, DecodeError> {
+/// Reads a version (incarnation u64, counter u64).
+pub fn version(r: &mut Reader<'_>) -> Result<Version, DecodeError> {
     Ok(Version { incarnation: r.u64()?, counter: r.u64()? })
 }
 
@@ -471,37 +479,43 @@ fn entries(r: &mut Reader<'_>, now: u64) -> Result<Vec<Entry>, DecodeError> {
     let n = r.u32()?;
     let mut out = Vec::new();
     for _ in 0..n {
-        let name = node_name(r)?;
-        let host = r.str16()?.to_owned();
-        let port = r.u16()?;
-        let creation = r.u32()?;
-        let state = State::from_u8(r.u8()?).ok_or(DecodeError::Invalid("entry state"))?;
-        let node_type = r.u8()?;
-        let high_version = r.u16()?;
-        let low_version = r.u16()?;
-        let extra = r.bytes16()?.to_vec();
-        let owner = daemon_id(r)?;
-        let version = version(r)?;
-        let age = r.u64()?;
-        if creation == 0 {
-            return Err(DecodeError::Invalid("creation 0"));
-        }
-        out.push(Entry {
-            name,
-            host,
-            port,
-            creation,
-            node_type,
-            high_version,
-            low_version,
-            extra,
-            state,
-            owner,
-            version,
-            changed_at: now.saturating_sub(age),
-        });
+        out.push(decode_entry(r, now)?);
     }
     Ok(out)
+}
+
+/// Reads one entry written by [`encode_entry`]; `changed_at = now - age`.
+pub fn decode_entry(r: &mut Reader<'_>, now: u64) -> Result<Entry, DecodeError> {
+    let name = node_name(r)?;
+    let host = r.str16()?.to_owned();
+    let port = r.u16()?;
+    let creation = r.u32()?;
+    let state = State::from_u8(r.u8()?).ok_or(DecodeError::Invalid("entry state"))?;
+    let node_type = r.u8()?;
+    let high_version = r.u16()?;
+    let low_version = r.u16()?;
+    let extra = r.bytes16()?.to_vec();
+    let owner = daemon_id(r)?;
+    let version = version(r)?;
+    let age = r.u64()?;
+    if creation == 0 {
+        return Err(DecodeError::Invalid("creation 0"));
+    }
+    let changed_at = now.saturating_sub(age);
+    Ok(Entry {
+        name,
+        host,
+        port,
+        creation,
+        node_type,
+        high_version,
+        low_version,
+        extra,
+        state,
+        owner,
+        version,
+        changed_at,
+    })
 }
 
 fn live_sets(r: &mut Reader<'_>) -> Result<Vec<LiveSet>, DecodeError> {

@@ -1,0 +1,224 @@
+//! Async client for snow-epmd (and, for the EPMD requests, Erlang's epmd): registration, lookup
+//! by full name, the full listing, PORT_PLEASE2 and NAMES. Used by the CLI and by snow-node-rt.
+//! Every call has a deadline ([`DEFAULT_TIMEOUT`] unless given).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), snow_epmd::client::ClientError> {
+//! use snow_shared::NodeName;
+//! let name = NodeName::parse("app@127.0.0.1").unwrap();
+//! let reg = snow_epmd::client::register("127.0.0.1:4369", &name, 9100).await?;
+//! println!("registered with creation {}", reg.creation());
+//! let found = snow_epmd::client::lookup("127.0.0.1:4369", &name).await?;
+//! drop(reg); // closes the connection: the daemon marks the node down
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::TcpStream;
+use smol_timeout::TimeoutExt;
+use snow_shared::epmd::listing::{decode_list_resp, decode_lookup_resp, Found, ListRow};
+use snow_shared::epmd::wire::{
+    decode_port2_resp, encode_request, Alive2Req, DecodeError, NodeInfo, Request, ALIVE2_RESP, ALIVE2_X_RESP,
+};
+use snow_shared::NodeName;
+
+/// Deadline for one request (connect, send, receive).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest reply read (a LIST of the maximum table fits easily).
+const MAX_REPLY: usize = 32 * 1024 * 1024;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon could not be reached.
+    #[error("cannot reach snow-epmd at {addr}: {source}; is it running (snow-epmd --listen PORT)?")]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The daemon did not answer in time.
+    #[error("snow-epmd at {0} did not answer in time")]
+    Timeout(String),
+    /// The connection failed mid-request.
+    #[error("connection to snow-epmd at {addr} failed: {source}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The reply could not be decoded.
+    #[error("snow-epmd at {addr} sent an unreadable reply: {source}")]
+    BadReply {
+        /// The address.
+        addr: String,
+        /// What was wrong.
+        source: DecodeError,
+    },
+    /// The daemon refused the registration.
+    #[error("snow-epmd refused to register {name}: {reason}")]
+    Refused {
+        /// The node name.
+        name: String,
+        /// Why, from the result code.
+        reason: &'static str,
+    },
+}
+
+impl ClientError {
+    /// True when the daemon could not be reached or did not answer (exit code 3 in the CLI).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. } | ClientError::Timeout(_) | ClientError::Io { .. })
+    }
+}
+
+/// A live registration. The daemon keeps the node registered while this handle's connection is
+/// open; dropping the handle (or [`Registration::close`]) closes it and the node is marked down.
+#[derive(Debug)]
+pub struct Registration {
+    name: NodeName,
+    creation: u32,
+    stream: TcpStream,
+}
+
+impl Registration {
+    /// The registered name.
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+    /// The creation the daemon gave this registration (new on every registration).
+    pub fn creation(&self) -> u32 {
+        self.creation
+    }
+    /// Unregisters now.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+    /// Waits until the daemon closes the registration connection (daemon stopped or STOP_REQ).
+    pub async fn closed(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = self.stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    match TcpStream::connect(addr).timeout(timeout).await {
+        None => Err(ClientError::Timeout(addr.to_owned())),
+        Some(Err(source)) => Err(ClientError::Unreachable { addr: addr.to_owned(), source }),
+        Some(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+    }
+}
+
+fn io_err(addr: &str) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
+    move |source| ClientError::Io { addr: addr.to_owned(), source }
+}
+
+/// Sends one request and reads the reply until the daemon closes the connection.
+pub async fn request(addr: &str, request: &Request, timeout: Duration) -> Result<Vec<u8>, ClientError> {
+    let work = async {
+        let mut s = connect(addr, timeout).await?;
+        s.write_all(&encode_request(request)).await.map_err(io_err(addr))?;
+        let mut reply = Vec::new();
+        (&mut s).take(MAX_REPLY as u64).read_to_end(&mut reply).await.map_err(io_err(addr))?;
+        Ok(reply)
+    };
+    work.timeout(timeout).await.unwrap_or_else(|| Err(ClientError::Timeout(addr.to_owned())))
+}
+
+/// Registers `name` with distribution port `port` (ALIVE2_REQ with the full name).
+pub async fn register(addr: &str, name: &NodeName, port: u16) -> Result<Registration, ClientError> {
+    register_with(addr, name, port, DEFAULT_TIMEOUT).await
+}
+
+/// [`register`] with an explicit deadline.
+pub async fn register_with(
+    addr: &str,
+    name: &NodeName,
+    port: u16,
+    timeout: Duration,
+) -> Result<Registration, ClientError> {
+    let req = Request::Alive2(Alive2Req {
+        port,
+        node_type: 77,
+        protocol: 0,
+        high_version: 6,
+        low_version: 6,
+        name: name.as_str().as_bytes().to_vec(),
+        extra: Vec::new(),
+    });
+    let work = async {
+        let mut s = connect(addr, timeout).await?;
+        s.write_all(&encode_request(&req)).await.map_err(io_err(addr))?;
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.map_err(io_err(addr))?;
+        let creation = match head[0] {
+            ALIVE2_X_RESP => {
+                let mut c = [0u8; 4];
+                s.read_exact(&mut c).await.map_err(io_err(addr))?;
+                u32::from_be_bytes(c)
+            }
+            ALIVE2_RESP => {
+                let mut c = [0u8; 2];
+                s.read_exact(&mut c).await.map_err(io_err(addr))?;
+                u32::from(u16::from_be_bytes(c))
+            }
+            _ => return Err(ClientError::BadReply { addr: addr.to_owned(), source: DecodeError::BadTag }),
+        };
+        if head[1] != 0 {
+            return Err(ClientError::Refused { name: name.to_string(), reason: refusal_reason(head[1]) });
+        }
+        Ok(Registration { name: name.clone(), creation, stream: s })
+    };
+    work.timeout(timeout).await.unwrap_or_else(|| Err(ClientError::Timeout(addr.to_owned())))
+}
+
+fn refusal_reason(code: u8) -> &'static str {
+    use crate::server::refusal::*;
+    match code {
+        TAKEN => "the name is already registered and alive",
+        BAD_NAME => "not a valid node name (name@host, name of 1-64 chars A-Z a-z 0-9 _ -)",
+        NOT_LOCAL => "registrations are accepted from loopback only (daemon flag --allow-remote-register)",
+        LIMIT => "a registration limit is reached (--max-entries / --max-per-source)",
+        STORAGE => "the daemon cannot write its database",
+        _ => "refused",
+    }
+}
+
+/// Looks a node up by full name (Snow LOOKUP). `Ok(None)`: unknown.
+pub async fn lookup(addr: &str, name: &NodeName) -> Result<Option<Found>, ClientError> {
+    let reply = request(addr, &Request::Lookup(name.as_str().as_bytes().to_vec()), DEFAULT_TIMEOUT).await?;
+    decode_lookup_resp(&reply).map_err(|source| ClientError::BadReply { addr: addr.to_owned(), source })
+}
+
+/// The daemon's whole table (Snow LIST).
+pub async fn list(addr: &str) -> Result<Vec<ListRow>, ClientError> {
+    let reply = request(addr, &Request::List, DEFAULT_TIMEOUT).await?;
+    decode_list_resp(&reply).map_err(|source| ClientError::BadReply { addr: addr.to_owned(), source })
+}
+
+/// EPMD PORT_PLEASE2 by short name, as Erlang nodes ask.
+pub async fn port_please(addr: &str, short_name: &str) -> Result<Option<NodeInfo>, ClientError> {
+    let reply = request(addr, &Request::PortPlease2(short_name.as_bytes().to_vec()), DEFAULT_TIMEOUT).await?;
+    decode_port2_resp(&reply).map_err(|source| ClientError::BadReply { addr: addr.to_owned(), source })
+}
+
+/// EPMD NAMES: the daemon's port and the `name N at port P` text.
+pub async fn names(addr: &str) -> Result<(u32, String), ClientError> {
+    let reply = request(addr, &Request::Names, DEFAULT_TIMEOUT).await?;
+    if reply.len() < 4 {
+        return Err(ClientError::BadReply { addr: addr.to_owned(), source: DecodeError::Truncated });
+    }
+    let port = u32::from_be_bytes([reply[0], reply[1], reply[2], reply[3]]);
+    Ok((port, String::from_utf8_lossy(&reply[4..]).into_owned()))
+}

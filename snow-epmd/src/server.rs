@@ -1,0 +1,513 @@
+//! The daemon: accepts connections, answers EPMD and Snow requests, keeps registrations for as
+//! long as their connections live, and persists every acknowledged change before replying.
+//! All protocol decisions are made by the sans-IO core in `snow_shared::epmd`; this module moves
+//! bytes and time between sockets and that core.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task::{self, JoinHandle};
+use smol_timeout::TimeoutExt;
+use snow_shared::cookie::{derive_key_with_iterations, KeyLabel};
+use snow_shared::epmd::auth::Authenticator;
+use snow_shared::epmd::gossip::{Gossip, GossipConfig};
+use snow_shared::epmd::listing::{encode_list_resp, encode_lookup_resp, Found, ListRow};
+use snow_shared::epmd::table::{Entry, RegisterError, Registration, State, Table, TableLimits};
+use snow_shared::epmd::wire::{
+    encode_alive2_resp, encode_names_head, encode_port2_resp, names_line, Alive2Req, NodeInfo, Request, RequestError,
+    RequestParser,
+};
+use snow_shared::NodeName;
+
+use crate::config::Config;
+use crate::ratelimit::LogLimiter;
+use crate::store::{Store, StoreError};
+use crate::{gossip_driver, now_ms};
+
+/// ALIVE2 result codes (nonzero = refused; Erlang clients only test for nonzero).
+pub mod refusal {
+    /// The name is registered and alive, or the name is invalid.
+    pub const TAKEN: u8 = 1;
+    /// The name is not a valid node name.
+    pub const BAD_NAME: u8 = 2;
+    /// Registration from a non-loopback address without `--allow-remote-register`.
+    pub const NOT_LOCAL: u8 = 3;
+    /// The table or the per-source registration cap is full.
+    pub const LIMIT: u8 = 4;
+    /// The change could not be made durable.
+    pub const STORAGE: u8 = 5;
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another epmd running there? pick another port with --listen")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// Peers were given but no cookie.
+    #[error(
+        "--peer needs a cluster cookie to authenticate gossip: set SNOW_COOKIE or SNOW_COOKIE_FILE or --cookie-file \
+         (create one with `snow-epmd gen-cookie`)"
+    )]
+    PeersWithoutCookie,
+}
+
+pub(crate) struct State_ {
+    pub gossip: Gossip,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+pub(crate) struct Shared {
+    pub config: Config,
+    pub id: String,
+    port: u16,
+    state: Mutex<State_>,
+    pub store: Store,
+    pub auth: Option<Mutex<Authenticator>>,
+    pub stopping: AtomicBool,
+    stop_tx: async_std::channel::Sender<()>,
+    stop_rx: async_std::channel::Receiver<()>,
+    connections: AtomicUsize,
+    registrations: Mutex<HashMap<NodeName, (u32, TcpStream)>>,
+    logs: Mutex<LogLimiter>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn state(&self) -> MutexGuard<'_, State_> {
+        lock(&self.state)
+    }
+
+    /// Logs `what` about `peer` at most once per minute per (peer, kind).
+    pub fn log_rejected(&self, peer: &str, kind: &str, what: &dyn std::fmt::Display) {
+        if lock(&self.logs).allow(&format!("{peer}/{kind}"), now_ms()) {
+            log::warn!(
+                "snow-epmd {}: rejected {kind} from {peer}: {what} (further ones logged once a minute)",
+                self.id
+            );
+        }
+    }
+
+    /// Persists the table's pending changes (the caller holds the state lock).
+    pub fn persist(&self, table: &mut Table) -> Result<(), StoreError> {
+        let changes = table.take_changes();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(table, changes)
+    }
+
+    fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop_tx.close();
+    }
+}
+
+/// A running daemon. Dropping it does not stop it; call [`ServerHandle::shutdown`].
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This daemon's id, as it appears in other daemons' `origin` column.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// A snapshot of the table.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.shared.state().gossip.table().entries().cloned().collect()
+    }
+
+    /// Waits until the daemon is asked to stop (KILL_REQ).
+    pub async fn stopped(&self) {
+        // Returns when the channel is closed by request_stop.
+        let _ = self.shared.stop_rx.recv().await;
+    }
+
+    /// Stops accepting, ends gossip, closes registration connections without marking their nodes
+    /// down (after a restart they are `unconfirmed`, as after a crash), and flushes the database.
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        self.shared.request_stop();
+        for (_, (_, stream)) in lock(&self.shared.registrations).drain() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        for t in self.tasks {
+            t.await;
+        }
+        self.shared.store.flush().await
+    }
+}
+
+/// Starts a daemon: opens the database (restoring the table with a new incarnation), binds the
+/// listener and starts the accept and gossip tasks.
+pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
+    if !config.peers.is_empty() && config.cookie.is_none() {
+        return Err(ServeError::PeersWithoutCookie);
+    }
+    let (store, loaded) = Store::open(&config.data_dir, config.repair)?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let id = config.advertise.clone().unwrap_or_else(|| advertised_id(local_addr, &config.hostname));
+    let limits = TableLimits {
+        max_entries: config.max_entries,
+        grace_ms: config.grace.as_millis() as u64,
+        tombstone_ttl_ms: config.tombstone_ttl.as_millis() as u64,
+    };
+    let now = now_ms();
+    let mut table = Table::restore(id.clone(), loaded.incarnation, loaded.owners, loaded.entries, limits, now);
+    store.apply(&table, table.clone().take_changes())?;
+    table.take_changes();
+    store.flush().await?;
+    let gossip = Gossip::new(
+        table,
+        config.peers.clone(),
+        rand::random(),
+        GossipConfig { fanout: config.fanout, ..GossipConfig::default() },
+    );
+    let auth = config.cookie.as_ref().map(|c| {
+        let key = derive_key_with_iterations(c, KeyLabel::Gossip, config.pbkdf2_iterations);
+        Mutex::new(Authenticator::new(key, config.gossip_window.as_millis() as u64, 1 << 16))
+    });
+    log::info!(
+        "snow-epmd {id}: listening on {local_addr}, incarnation {}, {} entries loaded, gossip {}",
+        gossip.table().incarnation(),
+        gossip.table().len(),
+        if auth.is_some() { "on" } else { "off (no cookie)" }
+    );
+    let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+    let shared = Arc::new(Shared {
+        port: local_addr.port(),
+        config,
+        id,
+        state: Mutex::new(State_ { gossip, per_source: HashMap::new() }),
+        store,
+        auth,
+        stopping: AtomicBool::new(false),
+        stop_tx,
+        stop_rx,
+        connections: AtomicUsize::new(0),
+        registrations: Mutex::new(HashMap::new()),
+        logs: Mutex::new(LogLimiter::default()),
+    });
+    let tasks =
+        vec![task::spawn(accept_loop(shared.clone(), listener)), task::spawn(gossip_driver::run(shared.clone()))];
+    Ok(ServerHandle { shared, local_addr, tasks })
+}
+
+fn advertised_id(addr: SocketAddr, hostname: &str) -> String {
+    if addr.ip().is_unspecified() {
+        format!("{hostname}:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+async fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
+    while !sh.stopping.load(Ordering::SeqCst) {
+        let accepted = match listener.accept().timeout(Duration::from_millis(100)).await {
+            None => continue,
+            Some(a) => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(ok) => ok,
+            Err(e) => {
+                sh.log_rejected("listener", "accept", &e);
+                task::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if sh.connections.load(Ordering::SeqCst) >= sh.config.max_connections {
+            sh.log_rejected(&peer.ip().to_string(), "connection", &"too many simultaneous connections");
+            continue;
+        }
+        sh.connections.fetch_add(1, Ordering::SeqCst);
+        let sh2 = sh.clone();
+        task::spawn(async move {
+            handle_connection(&sh2, stream, peer).await;
+            sh2.connections.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Why reading a request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("no complete request before the deadline")]
+    Timeout,
+    #[error("connection closed before a complete request")]
+    Closed,
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Bad(#[from] RequestError),
+}
+
+/// Reads one framed request within `timeout`, a few bytes at a time or all at once.
+pub(crate) async fn read_request(stream: &mut TcpStream, timeout: Duration) -> Result<Request, ReadError> {
+    let deadline = Instant::now() + timeout;
+    let mut parser = RequestParser::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let want = parser.wanted().clamp(1, buf.len());
+        match stream.read(&mut buf[..want]).timeout(left).await {
+            None => return Err(ReadError::Timeout),
+            Some(Err(e)) => return Err(ReadError::Io(e)),
+            Some(Ok(0)) => return Err(ReadError::Closed),
+            Some(Ok(n)) => {
+                if let Some(request) = parser.feed(&buf[..n])? {
+                    return Ok(request);
+                }
+            }
+        }
+    }
+}
+
+/// Writes all of `bytes` within `timeout`.
+pub(crate) async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    match stream.write_all(bytes).timeout(timeout).await {
+        Some(r) => r,
+        None => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed")),
+    }
+}
+
+async fn handle_connection(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let who = peer.ip().to_string();
+    let request = match read_request(&mut stream, sh.config.request_timeout).await {
+        Ok(r) => r,
+        Err(ReadError::Closed) => return,
+        Err(e) => return sh.log_rejected(&who, "request", &e),
+    };
+    let timeout = sh.config.request_timeout;
+    let local = peer.ip().is_loopback();
+    let reply = match request {
+        Request::Alive2(a) => return serve_alive(sh, stream, peer, a).await,
+        Request::Gossip(sealed) => return gossip_driver::respond(sh, stream, peer, sealed).await,
+        Request::PortPlease2(name) => encode_port2_resp(port_please(sh, &name).as_ref()),
+        Request::Names => names_reply(sh, false),
+        Request::Dump if local => names_reply(sh, true),
+        Request::Kill if local => kill_reply(sh),
+        Request::Stop(name) if local => match stop_registration(sh, &name) {
+            Some(r) => r.to_vec(),
+            None => return sh.log_rejected(&who, "STOP_REQ", &"ignored without --relaxed-command-check"),
+        },
+        Request::Dump | Request::Kill | Request::Stop(_) => {
+            return sh.log_rejected(&who, "operator request", &"only accepted from loopback")
+        }
+        Request::Lookup(name) => encode_lookup_resp(lookup(sh, &name).as_ref()),
+        Request::List => {
+            let now = now_ms();
+            let st = sh.state();
+            let table = st.gossip.table();
+            let rows: Vec<ListRow> = table.entries().map(|e| ListRow::from_entry(e, table.me(), now)).collect();
+            drop(st);
+            encode_list_resp(&rows)
+        }
+    };
+    if let Err(e) = write_all(&mut stream, &reply, timeout).await {
+        sh.log_rejected(&who, "reply", &e);
+    }
+}
+
+fn full_name(sh: &Shared, raw: &[u8]) -> Option<NodeName> {
+    let text = std::str::from_utf8(raw).ok()?;
+    NodeName::parse_with_default_host(text, &sh.config.hostname).ok()
+}
+
+fn port_please(sh: &Shared, raw: &[u8]) -> Option<NodeInfo> {
+    let st = sh.state();
+    let table = st.gossip.table();
+    let by_full = full_name(sh, raw).and_then(|n| table.get(&n).cloned());
+    // A short name may belong to a node registered here under another host spelling.
+    let entry = by_full.filter(|e| e.state == State::Up).or_else(|| {
+        table
+            .entries()
+            .find(|e| e.owner == table.me() && e.state == State::Up && e.name.name().as_bytes() == raw)
+            .cloned()
+    })?;
+    Some(NodeInfo {
+        port: entry.port,
+        node_type: entry.node_type,
+        protocol: 0,
+        high_version: entry.high_version,
+        low_version: entry.low_version,
+        name: entry.name.name().as_bytes().to_vec(),
+        extra: entry.extra.clone(),
+    })
+}
+
+fn lookup(sh: &Shared, raw: &[u8]) -> Option<Found> {
+    let name = NodeName::parse(std::str::from_utf8(raw).ok()?).ok()?;
+    let st = sh.state();
+    let e = st.gossip.table().get(&name)?;
+    Some(Found { host: e.host.clone(), port: e.port, creation: e.creation, state: e.state })
+}
+
+fn names_reply(sh: &Shared, dump: bool) -> Vec<u8> {
+    let mut out = encode_names_head(sh.port);
+    let st = sh.state();
+    let table = st.gossip.table();
+    for e in table.entries().filter(|e| e.owner == table.me()) {
+        let line = match (dump, e.state) {
+            (false, State::Up) => names_line(e.name.name(), e.port),
+            (false, _) => continue,
+            (true, State::Up) => format!("active name     <{}> at port {}, fd = 0\n", e.name.name(), e.port),
+            (true, _) => format!("old/unused name <{}> at port {}, fd = 0\n", e.name.name(), e.port),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+fn kill_reply(sh: &Shared) -> Vec<u8> {
+    let registered = !lock(&sh.registrations).is_empty();
+    if registered && !sh.config.relaxed_command_check {
+        return b"NO".to_vec();
+    }
+    log::info!("snow-epmd {}: stopping on KILL_REQ", sh.id);
+    sh.request_stop();
+    b"OK".to_vec()
+}
+
+fn stop_registration(sh: &Shared, raw: &[u8]) -> Option<&'static [u8]> {
+    if !sh.config.relaxed_command_check {
+        return None;
+    }
+    let regs = lock(&sh.registrations);
+    let found = regs.iter().find(|(n, _)| n.name().as_bytes() == raw || n.as_str().as_bytes() == raw);
+    Some(match found {
+        Some((_, (_, stream))) => {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            b"STOPPED"
+        }
+        None => b"NOEXIST",
+    })
+}
+
+async fn serve_alive(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, a: Alive2Req) {
+    let old_client = a.high_version < 6;
+    let who = peer.ip().to_string();
+    let timeout = sh.config.request_timeout;
+    let outcome = register(sh, peer, &a);
+    let (name, creation) = match outcome {
+        Ok(ok) => ok,
+        Err((code, why)) => {
+            sh.log_rejected(&who, "registration", &why);
+            let _ = write_all(&mut stream, &encode_alive2_resp(code, 0, old_client), timeout).await;
+            return;
+        }
+    };
+    if let Err(e) = sh.store.flush().await {
+        log::error!("snow-epmd {}: cannot make registration of {name} durable: {e}", sh.id);
+        release(sh, peer.ip(), &name, creation, true).await;
+        let _ = write_all(&mut stream, &encode_alive2_resp(refusal::STORAGE, 0, old_client), timeout).await;
+        return;
+    }
+    // Keep a handle so shutdown and STOP_REQ can close this registration's connection.
+    lock(&sh.registrations).insert(name.clone(), (creation, stream.clone()));
+    if let Err(e) = write_all(&mut stream, &encode_alive2_resp(0, creation, old_client), timeout).await {
+        // The client went away before the reply: no zombie entry.
+        log::info!("snow-epmd {}: {name} left before its registration reply ({e})", sh.id);
+        release(sh, peer.ip(), &name, creation, true).await;
+        return;
+    }
+    log::info!("snow-epmd {}: registered {name} port {} creation {creation} from {peer}", sh.id, a.port);
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+    release(sh, peer.ip(), &name, creation, !sh.stopping.load(Ordering::SeqCst)).await;
+}
+
+fn register(sh: &Shared, peer: SocketAddr, a: &Alive2Req) -> Result<(NodeName, u32), (u8, String)> {
+    if !sh.config.allow_remote_register && !peer.ip().is_loopback() {
+        return Err((
+            refusal::NOT_LOCAL,
+            "registration from a non-loopback address (see --allow-remote-register)".into(),
+        ));
+    }
+    let text = std::str::from_utf8(&a.name).map_err(|_| (refusal::BAD_NAME, "name is not UTF-8".to_owned()))?;
+    let name =
+        NodeName::parse_with_default_host(text, &sh.config.hostname).map_err(|e| (refusal::BAD_NAME, e.to_string()))?;
+    let mut st = sh.state();
+    let count = st.per_source.get(&peer.ip()).copied().unwrap_or(0);
+    if count >= sh.config.max_per_source {
+        return Err((refusal::LIMIT, format!("{count} live registrations from this address (--max-per-source)")));
+    }
+    let reg = Registration {
+        name: name.clone(),
+        port: a.port,
+        node_type: a.node_type,
+        high_version: a.high_version,
+        low_version: a.low_version,
+        extra: a.extra.clone(),
+    };
+    let entry = st.gossip.table_mut().register(reg, rand::random::<u32>().max(1), now_ms()).map_err(|e| match e {
+        RegisterError::AlreadyRegistered(_) => (refusal::TAKEN, e.to_string()),
+        RegisterError::TableFull(_) => (refusal::LIMIT, e.to_string()),
+    })?;
+    *st.per_source.entry(peer.ip()).or_insert(0) += 1;
+    let st = &mut *st;
+    sh.persist(st.gossip.table_mut()).map_err(|e| (refusal::STORAGE, e.to_string()))?;
+    Ok((name, entry.creation))
+}
+
+/// Ends a registration: frees its per-source slot and, unless the daemon is stopping, marks the
+/// entry down and makes that durable.
+async fn release(sh: &Shared, ip: IpAddr, name: &NodeName, creation: u32, mark_down: bool) {
+    {
+        let mut regs = lock(&sh.registrations);
+        if regs.get(name).is_some_and(|(c, _)| *c == creation) {
+            regs.remove(name);
+        }
+    }
+    let changed = {
+        let mut st = sh.state();
+        if let Some(c) = st.per_source.get_mut(&ip) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                st.per_source.remove(&ip);
+            }
+        }
+        let changed = mark_down && st.gossip.table_mut().unregister(name, creation, now_ms());
+        if let Err(e) = sh.persist(st.gossip.table_mut()) {
+            log::error!("snow-epmd {}: cannot store that {name} is down: {e}", sh.id);
+        }
+        changed
+    };
+    if changed {
+        log::info!("snow-epmd {}: {name} (creation {creation}) is down", sh.id);
+        if let Err(e) = sh.store.flush().await {
+            log::error!("snow-epmd {}: cannot flush the database: {e}", sh.id);
+        }
+    }
+}
