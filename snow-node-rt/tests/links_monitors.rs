@@ -377,6 +377,12 @@ fn race_exit_signals_crossing_between_linked_processes() {
             assert!(a_reason.is_atom("from_b") || a_reason.is_atom("from_a"), "{a_reason}");
             assert!(b_reason.is_atom("from_a") || b_reason.is_atom("from_b"), "{b_reason}");
         }
-        assert_eq!(node.process_count(), 0);
+        // Nobody is left behind (the probe process may still be finishing its exit).
+        within(async {
+            while node.process_count() > 0 {
+                async_std::task::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
     });
 }
