@@ -65,6 +65,20 @@ impl Process {
         Ok(())
     }
 
+    /// Sends `msg` to the process registered as `name` on `node` (Erlang's `{Name, Node} ! Msg`).
+    /// On this node it is [`send_named`](Process::send_named) with its error; for another node
+    /// the message goes through the distribution layer and is dropped there if nobody has the
+    /// name (as in Erlang), or here if this node is not distributed.
+    pub fn send_named_on(&self, node: &snow_shared::NodeName, name: &str, msg: Term) -> Result<(), SendError> {
+        if node == self.node.name() {
+            return self.send_named(name, msg);
+        }
+        if let Some(router) = self.node.router() {
+            router.send_named(Some(&self.shared.pid), node, &Atom::new(name), msg);
+        }
+        Ok(())
+    }
+
     /// Sends an exit signal with `reason` to `to` (Erlang's `exit/2`). What the target does is
     /// described in [`crate::signals`]: `:kill` kills it even if it traps exits (it then exits
     /// with `:killed`); `:normal` is ignored unless `to` is this process; a trapping target gets

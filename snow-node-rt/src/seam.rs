@@ -96,7 +96,17 @@ pub trait LocalProcesses: Send + Sync {
     fn resolve_name(&self, name: &str) -> Option<Pid>;
     /// Spawns the allow-listed function `function` with `args`. With `link_to`, the new process is
     /// linked to that (remote) pid before it runs (remote `spawn_link`).
-    fn spawn_registered(&self, function: &str, args: Term, link_to: Option<&Pid>) -> Result<Pid, SpawnError>;
+    ///
+    /// `before_start` gets the new pid before the process runs: queue the spawn reply there, so
+    /// that it reaches the requester before anything the new process sends or its exit signal
+    /// (the requester's node records its side of the link when the reply arrives).
+    fn spawn_registered(
+        &self,
+        function: &str,
+        args: Term,
+        link_to: Option<&Pid>,
+        before_start: &mut dyn FnMut(&Pid),
+    ) -> Result<Pid, SpawnError>;
     /// The connection to `node` is gone: every local process linked to a process there gets an
     /// exit signal `:noconnection`, every monitor on a process there fires `:noconnection`, and
     /// monitors held by processes there on local ones are dropped.
@@ -193,7 +203,13 @@ impl LocalProcesses for Node {
         self.whereis(name)
     }
 
-    fn spawn_registered(&self, function: &str, args: Term, link_to: Option<&Pid>) -> Result<Pid, SpawnError> {
+    fn spawn_registered(
+        &self,
+        function: &str,
+        args: Term,
+        link_to: Option<&Pid>,
+        before_start: &mut dyn FnMut(&Pid),
+    ) -> Result<Pid, SpawnError> {
         let body = self
             .inner
             .spawnables
@@ -206,6 +222,7 @@ impl LocalProcesses for Node {
         if let Some(remote) = link_to {
             child.lock().rel().links.insert(remote.clone());
         }
+        before_start(&child.pid);
         Ok(self.start(child, move |p| body(p, args)))
     }
 
