@@ -37,7 +37,7 @@ impl Hasher for IdHasher {
     }
 }
 
-type Shard = RwLock<HashMap<u64, Arc<ProcShared>, BuildHasherDefault<IdHasher>>>;
+pub(crate) type Shard = RwLock<HashMap<u64, Arc<ProcShared>, BuildHasherDefault<IdHasher>>>;
 
 /// Where a pid lives, as far as this node can tell.
 pub(crate) enum Route {
@@ -212,6 +212,10 @@ impl Node {
 
     pub(crate) fn router(&self) -> Option<Arc<dyn RemoteRouter>> {
         self.inner.router.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn shard_of(&self, id: u64) -> &Shard {
+        self.shard(id)
     }
 
     fn shard(&self, id: u64) -> &Shard {

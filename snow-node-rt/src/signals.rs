@@ -24,14 +24,19 @@ use crate::reason;
 impl Node {
     /// Sends a message; never blocks, silently dropped if `to` is dead.
     pub(crate) fn send_message(&self, from: Option<&Pid>, to: &Pid, msg: Term) {
-        match self.route(to) {
-            Route::Local(p) => deliver_message_local(&p, msg),
-            Route::Dead => {}
-            Route::Remote => {
-                if let Some(router) = self.router() {
-                    router.send(from, to, msg);
+        // The hot path: delivered under the table's read lock, without cloning the process's
+        // `Arc` (two atomic operations on a cache line the receiver also writes).
+        if to.node() == self.name() {
+            if to.creation() == self.creation() {
+                let table = self.shard_of(to.id()).read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(p) = table.get(&to.id()) {
+                    deliver_message_local(p, msg);
                 }
             }
+            return;
+        }
+        if let Some(router) = self.router() {
+            router.send(from, to, msg);
         }
     }
 
