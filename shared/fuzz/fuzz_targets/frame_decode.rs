@@ -1,0 +1,7 @@
+//! Fuzz the frame decoder and the fragment reassembler.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check_frames(data));
