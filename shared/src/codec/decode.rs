@@ -50,8 +50,29 @@ pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize
         max_elements: limits.max_elements,
         max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
     };
-    let term = decoder.term(0)?;
+    let mut top = None;
+    decoder.term(0, &mut top)?;
+    let term = top.ok_or(DecodeError::Truncated)?;
     Ok((term, decoder.pos))
+}
+
+/// Where a decoded term goes: the next slot of a container, or the top-level result.
+trait Sink {
+    fn put(&mut self, term: Term);
+}
+
+impl Sink for Vec<Term> {
+    #[inline(always)]
+    fn put(&mut self, term: Term) {
+        self.push(term);
+    }
+}
+
+impl Sink for Option<Term> {
+    #[inline(always)]
+    fn put(&mut self, term: Term) {
+        *self = Some(term);
+    }
 }
 
 struct Decoder<'a> {
@@ -87,6 +108,13 @@ impl<'a> Decoder<'a> {
 
     fn varint(&mut self) -> Result<u64, DecodeError> {
         let end = self.input.len() - self.pending;
+        // One-byte varints (every length under 128) skip the general loop.
+        if let Some(&byte) = self.input[..end].get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
         let (value, used) = read_varint(&self.input[self.pos..end])?;
         self.pos += used;
         Ok(value)
@@ -124,22 +152,40 @@ impl<'a> Decoder<'a> {
         Ok(depth + 1)
     }
 
-    fn term(&mut self, depth: usize) -> Result<Term, DecodeError> {
+    /// Decodes one term into `sink`. Writing straight into the destination (rather than returning
+    /// a `Term`) keeps the hot loop free of store-to-load forwarding stalls on the 56-byte value.
+    fn term<S: Sink>(&mut self, depth: usize, sink: &mut S) -> Result<(), DecodeError> {
         let tag = self.byte()?;
-        if i64::from(tag) <= SMALL_INT_MAX {
-            return Ok(Term::Int(i64::from(tag)));
-        }
-        Ok(match tag {
-            tag::INT => Term::Int(unzigzag(self.varint()?)),
+        // Scalars are written straight into the sink, each arm on its own, so that the compiler
+        // does not build them in a shared temporary and copy it (a store-forwarding stall that
+        // used to dominate decoding of integer lists).
+        match tag {
+            small if i64::from(small) <= SMALL_INT_MAX => sink.put(Term::Int(i64::from(small))),
+            tag::INT => {
+                let value = unzigzag(self.varint()?);
+                sink.put(Term::Int(value));
+            }
             tag::FLOAT => {
                 let raw = self.take(8)?;
                 let mut bits = [0u8; 8];
                 bits.copy_from_slice(raw);
-                Term::Float(f64::from_bits(u64::from_be_bytes(bits)))
+                sink.put(Term::Float(f64::from_bits(u64::from_be_bytes(bits))));
             }
-            tag::UNIT => Term::Unit,
-            tag::FALSE => Term::Bool(false),
-            tag::TRUE => Term::Bool(true),
+            tag::UNIT => sink.put(Term::Unit),
+            tag::FALSE => sink.put(Term::Bool(false)),
+            tag::TRUE => sink.put(Term::Bool(true)),
+            _ => {
+                let term = self.compound(tag, depth)?;
+                sink.put(term);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a value whose tag is not a scalar's.
+    #[inline(never)]
+    fn compound(&mut self, tag: u8, depth: usize) -> Result<Term, DecodeError> {
+        Ok(match tag {
             tag::ATOM => Term::Atom(self.atom()?),
             tag::STRING => {
                 let len = self.length()?;
@@ -152,7 +198,7 @@ impl<'a> Decoder<'a> {
             }
             tag::TUPLE => Term::Tuple(self.seq(self.enter(depth)?)?),
             tag::LIST => Term::List(self.seq(self.enter(depth)?)?),
-            tag::MAP => self.map(self.enter(depth)?)?,
+            tag::MAP => Term::Map(self.map(self.enter(depth)?)?),
             tag::PID => {
                 let (node, id, creation) = self.id()?;
                 Term::Pid(Pid::new(node, id, creation))
@@ -171,7 +217,9 @@ impl<'a> Decoder<'a> {
                 for _ in 0..count {
                     self.release(2);
                     let field = self.atom()?;
-                    fields.push((field, self.term(inner)?));
+                    let mut value = None;
+                    self.term(inner, &mut value)?;
+                    fields.extend(value.map(|v| (field, v)));
                 }
                 Term::Struct(Struct { name, fields })
             }
@@ -191,26 +239,46 @@ impl<'a> Decoder<'a> {
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             self.release(1);
-            items.push(self.term(depth)?);
+            // Integers, the commonest element, are pushed here rather than through `term`.
+            match self.input.get(self.pos) {
+                Some(&small) if i64::from(small) <= SMALL_INT_MAX => {
+                    self.pos += 1;
+                    items.push(Term::Int(i64::from(small)));
+                }
+                Some(&tag::INT) => {
+                    self.pos += 1;
+                    let value = unzigzag(self.varint()?);
+                    items.push(Term::Int(value));
+                }
+                _ => self.term(depth, &mut items)?,
+            }
         }
         Ok(items)
     }
 
-    fn map(&mut self, depth: usize) -> Result<Term, DecodeError> {
+    fn map(&mut self, depth: usize) -> Result<BTreeMap<Term, Term>, DecodeError> {
         let count = self.length()?;
         self.declare(count, 2, 2)?;
+        // Keys and values alternate in `flat`.
+        let mut flat = Vec::with_capacity(2 * count);
+        for _ in 0..2 * count {
+            self.release(1);
+            self.term(depth, &mut flat)?;
+        }
+        let ascending = flat.iter().step_by(2).zip(flat.iter().skip(2).step_by(2)).all(|(a, b)| a < b);
+        let mut rest = flat.into_iter();
+        let pairs = std::iter::from_fn(|| Some((rest.next()?, rest.next()?)));
+        if ascending {
+            // What encoders send: bulk-build without per-key searches.
+            return Ok(pairs.collect());
+        }
         let mut map = BTreeMap::new();
-        for _ in 0..count {
-            // The value's promised byte stays reserved while the key decodes.
-            self.release(1);
-            let key = self.term(depth)?;
-            self.release(1);
-            let value = self.term(depth)?;
+        for (key, value) in pairs {
             if map.insert(key, value).is_some() {
                 return Err(DecodeError::DuplicateKey);
             }
         }
-        Ok(Term::Map(map))
+        Ok(map)
     }
 
     fn atom(&mut self) -> Result<Atom, DecodeError> {

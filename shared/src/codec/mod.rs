@@ -8,8 +8,9 @@
 //! input, and never allocates more than the input justifies: a declared length or element count is
 //! checked against the bytes actually left before anything is reserved, so a 10-byte message that
 //! claims a billion elements fails with [`DecodeError::Truncated`] at once. Nesting depth, element
-//! count and input size are bounded by [`DecodeLimits`]. Peak memory for a decoded term is at most
-//! `size_of::<Term>()` (64 bytes) per input byte plus the bytes of strings and binaries.
+//! count and input size are bounded by [`DecodeLimits`]. Peak memory while decoding is a small
+//! constant multiple of `size_of::<Term>()` (56 bytes on 64-bit targets) per input byte, plus the
+//! bytes of strings and binaries (each decoded with one copy).
 //!
 //! Repeated atoms and node names are resolved through a small per-thread cache, so a stream of
 //! messages that mention `:ok` or the same pid's node does not take the atom table's lock for each.
