@@ -228,7 +228,8 @@ fn option_to_term(value: Option<Term>) -> Term {
 
 fn term_to_option(t: Term) -> Result<Option<Term>, ConversionError> {
     match t {
-        Term::Sum(Sum { type_name, variant, mut fields }) if type_name.as_str() == "Option" => {
+        Term::Sum(sum) if sum.type_name.as_str() == "Option" => {
+            let Sum { variant, mut fields, .. } = *sum;
             match (variant.as_str(), fields.len()) {
                 ("None", 0) => Ok(None),
                 ("Some", 1) => Ok(fields.pop()),

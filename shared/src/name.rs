@@ -6,8 +6,10 @@
 //! parse to equal [`NodeName`]s.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::atom::Atom;
 
@@ -17,10 +19,41 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_HOST_LEN: usize = 253;
 
 /// A validated node name in canonical form, cheap to clone and compare.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeName {
+///
+/// One pointer wide, so that a [`Pid`](crate::Pid) and therefore a [`Term`](crate::Term) stay
+/// small. Equality, order and hash are those of the canonical text.
+#[derive(Clone)]
+pub struct NodeName(Arc<Parts>);
+
+struct Parts {
     full: Atom,
     at: usize,
+}
+
+impl PartialEq for NodeName {
+    fn eq(&self, other: &NodeName) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.full == other.0.full
+    }
+}
+
+impl Eq for NodeName {}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &NodeName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NodeName {
+    fn cmp(&self, other: &NodeName) -> std::cmp::Ordering {
+        self.0.full.cmp(&other.0.full)
+    }
+}
+
+impl Hash for NodeName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.full.hash(state)
+    }
 }
 
 /// Why a string is not a node name. Each message says what a valid name looks like.
@@ -87,17 +120,17 @@ impl NodeName {
     }
 
     fn from_valid_parts(name: &str, host: &str) -> NodeName {
-        NodeName { full: Atom::new(&format!("{name}@{host}")), at: name.len() }
+        NodeName(Arc::new(Parts { full: Atom::new(&format!("{name}@{host}")), at: name.len() }))
     }
 
     /// The part before `@`.
     pub fn name(&self) -> &str {
-        &self.full.as_str()[..self.at]
+        &self.0.full.as_str()[..self.0.at]
     }
 
     /// The host part, canonical (lowercase DNS name, or IP literal; IPv6 keeps its brackets).
     pub fn host(&self) -> &str {
-        &self.full.as_str()[self.at + 1..]
+        &self.0.full.as_str()[self.0.at + 1..]
     }
 
     /// The host part in a form suitable for connecting (IPv6 without brackets).
@@ -107,12 +140,12 @@ impl NodeName {
 
     /// The whole canonical `name@host`.
     pub fn as_str(&self) -> &str {
-        self.full.as_str()
+        self.0.full.as_str()
     }
 
     /// The canonical name as an interned atom.
     pub fn as_atom(&self) -> &Atom {
-        &self.full
+        &self.0.full
     }
 }
 

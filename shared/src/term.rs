@@ -46,10 +46,10 @@ pub enum Term {
     String(String),
     /// Raw bytes.
     Binary(Vec<u8>),
-    /// A named record with named fields, in declaration order.
-    Struct(Struct),
-    /// A variant of a sum type, with positional fields.
-    Sum(Sum),
+    /// A named record with named fields, in declaration order (boxed: rare, and large).
+    Struct(Box<Struct>),
+    /// A variant of a sum type, with positional fields (boxed: rare, and large).
+    Sum(Box<Sum>),
 }
 
 /// A record value: `%Point{x: 1, y: 2}`.
@@ -105,19 +105,19 @@ impl Term {
 
     /// A struct value.
     pub fn structure<V: Into<Term>>(name: &str, fields: impl IntoIterator<Item = (&'static str, V)>) -> Term {
-        Term::Struct(Struct {
+        Term::Struct(Box::new(Struct {
             name: Atom::new(name),
             fields: fields.into_iter().map(|(k, v)| (Atom::new(k), v.into())).collect(),
-        })
+        }))
     }
 
     /// A sum-type value.
     pub fn sum(type_name: &str, variant: &str, fields: impl IntoIterator<Item = Term>) -> Term {
-        Term::Sum(Sum {
+        Term::Sum(Box::new(Sum {
             type_name: Atom::new(type_name),
             variant: Atom::new(variant),
             fields: fields.into_iter().collect(),
-        })
+        }))
     }
 
     /// Whether this is the atom with the given text (`term.is_atom("ok")`).
@@ -399,6 +399,13 @@ mod tests {
 
     fn pid(id: u64) -> Pid {
         Pid::new(NodeName::parse("a@h").unwrap(), id, 3)
+    }
+
+    #[test]
+    fn term_stays_small() {
+        // Messages are vectors of terms: every byte here is paid per element, in memory and in
+        // decode time. Large, rare variants are boxed to keep this at four words.
+        assert_eq!(std::mem::size_of::<Term>(), 32);
     }
 
     #[test]

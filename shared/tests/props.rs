@@ -44,9 +44,9 @@ fn term() -> impl Strategy<Value = Term> {
             prop::collection::vec(inner.clone(), 0..6).prop_map(Term::List),
             prop::collection::btree_map(inner.clone(), inner.clone(), 0..5).prop_map(Term::Map),
             (atom(), prop::collection::vec((atom(), inner.clone()), 0..4))
-                .prop_map(|(name, fields)| Term::Struct(Struct { name, fields })),
+                .prop_map(|(name, fields)| Term::Struct(Box::new(Struct { name, fields }))),
             (atom(), atom(), prop::collection::vec(inner, 0..4))
-                .prop_map(|(type_name, variant, fields)| Term::Sum(Sum { type_name, variant, fields })),
+                .prop_map(|(type_name, variant, fields)| Term::Sum(Box::new(Sum { type_name, variant, fields }))),
         ]
     })
 }

@@ -15,11 +15,13 @@ use crate::pid::{Pid, Ref};
 use crate::term::{Struct, Sum, Term};
 
 /// Decodes one term from the whole of `bytes` (version byte first) with [`DecodeLimits::default`].
+#[inline]
 pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
     decode_with(bytes, &DecodeLimits::default())
 }
 
 /// Decodes one term from the whole of `bytes` under `limits`; leftover bytes are an error.
+#[inline]
 pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeError> {
     let (term, used) = decode_prefix(bytes, limits)?;
     match bytes.len() - used {
@@ -30,6 +32,7 @@ pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeEr
 
 /// Decodes the term at the start of `bytes` (version byte first) and returns it with the number of
 /// bytes it took, for protocol layers that put more data after a term.
+#[inline]
 pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: limits.max_bytes });
@@ -93,6 +96,7 @@ impl<'a> Decoder<'a> {
         self.input.len() - self.pos - self.pending
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.available() {
             return Err(DecodeError::Truncated);
@@ -102,10 +106,12 @@ impl<'a> Decoder<'a> {
         Ok(slice)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
         let end = self.input.len() - self.pending;
         // One-byte varints (every length under 128) skip the general loop.
@@ -120,12 +126,14 @@ impl<'a> Decoder<'a> {
         Ok(value)
     }
 
+    #[inline]
     fn length(&mut self) -> Result<usize, DecodeError> {
         usize::try_from(self.varint()?).map_err(|_| DecodeError::LengthOverflow)
     }
 
     /// Registers `count` elements that need at least `min_bytes` each, failing before any
     /// allocation if the input cannot hold them or the element limit would be passed.
+    #[inline]
     fn declare(&mut self, count: usize, terms_each: usize, min_bytes: usize) -> Result<(), DecodeError> {
         let need = count.checked_mul(min_bytes).ok_or(DecodeError::Truncated)?;
         if need > self.available() {
@@ -141,6 +149,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Starts decoding a declared element: its promised bytes become available to it.
+    #[inline]
     fn release(&mut self, n: usize) {
         self.pending -= n;
     }
@@ -221,13 +230,13 @@ impl<'a> Decoder<'a> {
                     self.term(inner, &mut value)?;
                     fields.extend(value.map(|v| (field, v)));
                 }
-                Term::Struct(Struct { name, fields })
+                Term::Struct(Box::new(Struct { name, fields }))
             }
             tag::SUM => {
                 let inner = self.enter(depth)?;
                 let type_name = self.atom()?;
                 let variant = self.atom()?;
-                Term::Sum(Sum { type_name, variant, fields: self.seq(inner)? })
+                Term::Sum(Box::new(Sum { type_name, variant, fields: self.seq(inner)? }))
             }
             other => return Err(DecodeError::UnknownTag(other)),
         })
@@ -281,6 +290,7 @@ impl<'a> Decoder<'a> {
         Ok(map)
     }
 
+    #[inline]
     fn atom(&mut self) -> Result<Atom, DecodeError> {
         let len = self.length()?;
         if len > MAX_ATOM_BYTES {
@@ -289,6 +299,7 @@ impl<'a> Decoder<'a> {
         cached_atom(self.take(len)?)
     }
 
+    #[inline]
     fn id(&mut self) -> Result<(NodeName, u64, u32), DecodeError> {
         let len = self.length()?;
         let node = cached_node(self.take(len)?)?;
@@ -314,19 +325,26 @@ thread_local! {
         const { RefCell::new([const { None }; NODE_SLOTS]) };
 }
 
-/// FNV-1a: short inputs, no allocation, good enough spread for a direct-mapped cache.
+/// Cache slot for `bytes`: a mix of the length and the first and last (up to) 8 bytes. Constant
+/// time whatever the length, which matters for node names read once per pid; collisions only cost
+/// a cache miss, never a wrong answer (the slot's key is compared in full).
 fn slot(bytes: &[u8], slots: usize) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash as usize) % slots
+    let word = |chunk: &[u8]| {
+        let mut buf = [0u8; 8];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(buf)
+    };
+    let head = word(&bytes[..bytes.len().min(8)]);
+    let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
+    let mixed = (head ^ tail.rotate_left(29) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> 40) as usize % slots
 }
 
 fn new_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
     Ok(Atom::new(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?))
 }
 
+#[inline]
 fn cached_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
     let index = slot(bytes, ATOM_SLOTS);
     let cached = ATOMS.try_with(|cache| {
@@ -348,6 +366,7 @@ fn parse_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
     Ok(NodeName::parse(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?)?)
 }
 
+#[inline]
 fn cached_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
     let index = slot(bytes, NODE_SLOTS);
     let cached = NODES.try_with(|cache| {

@@ -118,7 +118,7 @@ pub enum DecodeError {
     AtomTooLong(usize),
     /// A pid or ref names a node whose name is not a valid `name@host`.
     #[error("pid or ref in encoded term carries an invalid node name: {0}")]
-    BadNodeName(#[from] NameError),
+    BadNodeName(Box<NameError>),
     /// Bytes remain after the term.
     #[error("{0} unexpected bytes after the encoded term; the message framing is probably wrong")]
     TrailingBytes(usize),
@@ -131,6 +131,13 @@ pub enum DecodeError {
     /// A map holds the same key twice.
     #[error("map in encoded term holds a duplicate key; the sender must send each key once")]
     DuplicateKey,
+}
+
+// Boxed so that `Result<Term, DecodeError>`, which the decoder moves at every level, stays small.
+impl From<NameError> for DecodeError {
+    fn from(error: NameError) -> DecodeError {
+        DecodeError::BadNodeName(Box::new(error))
+    }
 }
 
 /// Zigzag mapping of signed to unsigned so that small negative numbers get short varints.
