@@ -71,3 +71,48 @@ fn run_frames(pieces: &[&[u8]], max_frame: usize) -> FrameRun {
     }
     (frames, None, decoder.buffered())
 }
+
+/// Control-message decoder: the first byte picks the negotiated flags (so capability gating is
+/// explored too); whatever decodes re-encodes to a message that decodes to the same value.
+pub fn check_control(data: &[u8]) {
+    use snow_shared::dist::control::{decode as decode_control, DecodeContext};
+    use snow_shared::dist::Flags;
+    let Some((&flags, payload)) = data.split_first() else { return };
+    let ctx = DecodeContext {
+        flags: Flags::from_bits(u64::from(flags)),
+        limits: DecodeLimits { max_depth: 64, max_elements: 1 << 16, max_bytes: 1 << 20 },
+    };
+    if let Ok(message) = decode_control(payload, &ctx) {
+        let again = decode_control(&message.to_bytes(), &ctx);
+        assert_eq!(again.as_ref(), Ok(&message));
+    }
+}
+
+/// Handshake: either role fed arbitrary bytes in arbitrary pieces never panics, and never reaches
+/// "established" (impossible without the key the fuzzer does not have).
+pub fn check_handshake(data: &[u8]) {
+    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeEvent};
+    use snow_shared::NodeName;
+    use std::time::{Duration, Instant};
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let now = Instant::now();
+    let (Ok(me), Ok(peer)) = (NodeName::parse("me@host"), NodeName::parse("peer@host")) else { return };
+    let config = HandshakeConfig::new(me, 1, [7; 32]);
+    let mut handshake = if mode & 1 == 0 {
+        Handshake::acceptor(config, [1; 32], [2; 32], now)
+    } else {
+        Handshake::initiator(config, peer, [1; 32], [2; 32], now)
+    };
+    let chunk = usize::from(mode >> 4) + 1;
+    for piece in rest.chunks(chunk) {
+        let _ = handshake.feed(piece);
+        while let Some(event) = handshake.poll_event() {
+            if matches!(event, HandshakeEvent::DecisionNeeded(_)) {
+                handshake.accept();
+            }
+        }
+        let _ = handshake.take_output();
+    }
+    let _ = handshake.handle_timeout(now + Duration::from_secs(60));
+    assert!(!handshake.is_established(), "handshake established without the key");
+}

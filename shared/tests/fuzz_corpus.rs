@@ -28,3 +28,13 @@ fn term_decode_corpus() {
 fn frame_decode_corpus() {
     replay("frame_decode", checks::check_frames);
 }
+
+#[test]
+fn control_decode_corpus() {
+    replay("control_decode", checks::check_control);
+}
+
+#[test]
+fn handshake_corpus() {
+    replay("handshake", checks::check_handshake);
+}
