@@ -57,6 +57,11 @@ pub trait RemoteRouter: Send + Sync {
     fn demonitor(&self, watcher: &Pid, target: &Pid, reference: &Ref);
     /// The local `target`, monitored by the remote `watcher` with `reference`, exited.
     fn down(&self, target: &Pid, watcher: &Pid, reference: &Ref, reason: Term);
+    /// The router as `Any`, so the layer that installed it can find its own state from a [`Node`]
+    /// (`None` unless the implementation opts in; the distribution driver does).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A function other nodes may spawn by name: it gets the new process and the spawn arguments.

@@ -12,6 +12,8 @@
 //! - [`outbound`]: the per-connection output queue that keeps ticks and small messages flowing
 //!   while a huge message is on its way, and coalesces small frames into large writes.
 //! - [`backoff`]: reconnect delays with jitter.
+//! - [`tls`]: the rustls configurations (ephemeral self-signed or CA-verified mutual TLS) and the
+//!   TLS exporter value the handshake is bound to.
 //!
 //! Nothing here reads a clock or draws random numbers: times are passed in as [`std::time::Instant`]
 //! values and randomness as bytes, so tests run with simulated time.
@@ -22,6 +24,7 @@ pub mod handshake;
 pub mod inbound;
 pub mod liveness;
 pub mod outbound;
+pub mod tls;
 mod wire;
 
 use std::fmt;

@@ -1,0 +1,332 @@
+//! TLS 1.3 settings for node-to-node connections (DESIGN.md 4.5), shared by the node runtime and
+//! `snow-epmd ping`.
+//!
+//! rustls is itself sans-IO, so building its configurations belongs here; the drivers wrap them in
+//! futures-rustls. Two modes:
+//!
+//! - **Self-signed** ([`TlsMaterial::self_signed`]): a fresh certificate per node start (rcgen),
+//!   and a verifier that accepts any peer certificate while still checking that the peer holds its
+//!   key (the TLS 1.3 handshake signature). Peers are authenticated by the cookie proof of the
+//!   handshake, which is bound to the session through [`exporter`], so a man in the middle fails.
+//! - **CA-verified mutual TLS** ([`TlsMaterial::from_pem`]): this node's certificate chain and key
+//!   and the CA every peer's certificate must chain to; both sides present and verify certificates.
+//!   The dialing side checks the acceptor's certificate against the host part of its node name
+//!   ([`server_name`]), so certificates must name their host (DNS name or IP address SAN).
+//!
+//! Only TLS 1.3 with rustls's ring provider is offered. Every function returns a [`TlsError`]
+//! that says what to fix.
+//!
+//! A ping (what `snow-epmd ping` does) is: look the node up in snow-epmd, open TCP to the address,
+//! run a TLS client with [`client_config`] and [`server_name`], take [`exporter`] of the session,
+//! and drive a [`Handshake::initiator`](super::handshake::Handshake::initiator) over the TLS stream
+//! until it reports `Established` (then close) or an error.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{ring, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+use super::handshake::TLS_EXPORTER_LABEL;
+
+/// The server name used in self-signed mode, where names are not checked (any valid DNS name).
+pub const SELF_SIGNED_NAME: &str = "snow-node";
+
+/// Why TLS settings could not be built, or a session value could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate PEM holds no usable certificate.
+    #[error("{what}: no PEM certificate found (expected a -----BEGIN CERTIFICATE----- block)")]
+    NoCertificate {
+        /// Which input (e.g. "SNOW_TLS_CERT").
+        what: &'static str,
+    },
+    /// The key PEM holds no usable private key.
+    #[error("SNOW_TLS_KEY: no PEM private key found (expected PKCS#8, PKCS#1 or SEC1 PEM): {0}")]
+    NoKey(String),
+    /// A PEM block could not be parsed.
+    #[error("{what}: unreadable PEM: {detail}")]
+    BadPem {
+        /// Which input.
+        what: &'static str,
+        /// The parser's reason.
+        detail: String,
+    },
+    /// rustls refused the certificates or key (e.g. a key that does not match the certificate).
+    #[error("TLS setup failed: {0}; check that the certificate, key and CA belong together")]
+    Rustls(#[from] rustls::Error),
+    /// The peer verifier could not be built from the CA.
+    #[error("SNOW_TLS_CA cannot be used to verify peers: {0}")]
+    Verifier(String),
+    /// The self-signed certificate could not be generated.
+    #[error("cannot generate the ephemeral TLS certificate: {0}")]
+    Generate(String),
+}
+
+/// What a node presents and trusts.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    /// `None`: self-signed mode (accept any peer certificate, authenticate with the cookie).
+    roots: Option<Arc<RootCertStore>>,
+}
+
+impl TlsMaterial {
+    /// A fresh self-signed certificate and key (ECDSA P-256) for one node start.
+    pub fn self_signed() -> Result<TlsMaterial, TlsError> {
+        let certified = rcgen::generate_simple_self_signed(vec![SELF_SIGNED_NAME.to_owned()])
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        Ok(TlsMaterial { chain: vec![certified.cert.der().clone()], key, roots: None })
+    }
+
+    /// CA-verified mutual TLS from PEM bytes: this node's certificate chain (leaf first), its
+    /// private key, and the CA certificate(s) peers must chain to.
+    pub fn from_pem(cert_chain: &[u8], key: &[u8], ca: &[u8]) -> Result<TlsMaterial, TlsError> {
+        let chain = certs(cert_chain, "SNOW_TLS_CERT")?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::NoKey(e.to_string()))?;
+        let mut roots = RootCertStore::empty();
+        for cert in certs(ca, "SNOW_TLS_CA")? {
+            roots.add(cert).map_err(|e| TlsError::Verifier(e.to_string()))?;
+        }
+        Ok(TlsMaterial { chain, key, roots: Some(Arc::new(roots)) })
+    }
+
+    /// Whether peers are verified against a CA (mutual TLS) rather than by the cookie alone.
+    pub fn is_ca_verified(&self) -> bool {
+        self.roots.is_some()
+    }
+}
+
+fn certs(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadPem { what, detail: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { what });
+    }
+    Ok(certs)
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(ring::default_provider())
+}
+
+/// The configuration of the dialing side. In self-signed mode it presents no client certificate
+/// (so `snow-epmd ping` can use [`client_only_config`] without one); with a CA it presents the
+/// node's certificate and verifies the acceptor's.
+pub fn client_config(material: &TlsMaterial) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let builder =
+        ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&[&rustls::version::TLS13])?;
+    let config = match &material.roots {
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate::new(&provider)))
+            .with_no_client_auth(),
+        Some(roots) => {
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider)
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            builder
+                .with_webpki_verifier(verifier)
+                .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// A dialing configuration without any certificate of our own, for self-signed clusters: what
+/// `snow-epmd ping` uses when no certificate files are given. (A CA-verified cluster requires the
+/// pinging side to present a certificate: use [`client_config`] with [`TlsMaterial::from_pem`].)
+pub fn client_only_config() -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate::new(&provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The configuration of the accepting side. In self-signed mode it asks for no client certificate;
+/// with a CA it requires one that chains to the CA.
+pub fn server_config(material: &TlsMaterial) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&[&rustls::version::TLS13])?;
+    let builder = match &material.roots {
+        None => builder.with_no_client_auth(),
+        Some(roots) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider)
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(Arc::new(builder.with_single_cert(material.chain.clone(), material.key.clone_key())?))
+}
+
+/// The name the dialing side checks the acceptor's certificate against: the host part of the
+/// node name (`host_for_connect`, so IPv6 without brackets) when CA-verified, else
+/// [`SELF_SIGNED_NAME`].
+pub fn server_name(material_is_ca_verified: bool, host: &str) -> ServerName<'static> {
+    if material_is_ca_verified {
+        if let Ok(name) = ServerName::try_from(host.to_owned()) {
+            return name;
+        }
+    }
+    ServerName::try_from(SELF_SIGNED_NAME).map(|n| n.to_owned()).unwrap_or_else(|_| {
+        // SELF_SIGNED_NAME is a valid DNS name; this branch cannot be reached.
+        ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
+    })
+}
+
+/// The session's 32-byte exporter value (RFC 8446 section 7.5) under [`TLS_EXPORTER_LABEL`] with
+/// an empty context: the `exporter` input of the cookie handshake. Both ends of one TLS session
+/// get the same value; two sessions (a man in the middle) get different ones.
+pub fn exporter<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], TlsError> {
+    let mut out = [0u8; 32];
+    conn.export_keying_material(&mut out, TLS_EXPORTER_LABEL, Some(&[]))?;
+    Ok(out)
+}
+
+/// Accepts any server certificate, but still checks the TLS 1.3 handshake signature, so the peer
+/// must hold the key of the certificate it presents. Authentication is the cookie proof's job.
+#[derive(Debug)]
+struct AnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl AnyCertificate {
+    fn new(provider: &CryptoProvider) -> AnyCertificate {
+        AnyCertificate { algorithms: provider.signature_verification_algorithms }
+    }
+}
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Runs a client and a server session against each other in memory until both are done.
+    fn pump(client: &mut rustls::ClientConnection, server: &mut rustls::ServerConnection) -> Result<(), rustls::Error> {
+        for _ in 0..20 {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut buf.as_slice()).unwrap();
+            server.process_new_packets()?;
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            client.read_tls(&mut buf.as_slice()).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("handshake did not finish");
+    }
+
+    #[test]
+    fn self_signed_sessions_agree_on_the_exporter() {
+        let (a, b) = (TlsMaterial::self_signed().unwrap(), TlsMaterial::self_signed().unwrap());
+        let mut client = rustls::ClientConnection::new(client_config(&a).unwrap(), server_name(false, "x")).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config(&b).unwrap()).unwrap();
+        pump(&mut client, &mut server).unwrap();
+        assert_eq!(client.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        assert_eq!(exporter(&client).unwrap(), exporter(&server).unwrap());
+        client.writer().write_all(b"hi").unwrap();
+        let mut buf = Vec::new();
+        client.write_tls(&mut buf).unwrap();
+        server.read_tls(&mut buf.as_slice()).unwrap();
+        server.process_new_packets().unwrap();
+        let mut got = [0u8; 2];
+        server.reader().read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+    }
+
+    fn ca_and_leaf(host: &str) -> (String, String, String) {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
+        (leaf.pem(), leaf_key.serialize_pem(), ca.pem())
+    }
+
+    #[test]
+    fn ca_mode_verifies_both_sides() {
+        let (cert, key, ca) = ca_and_leaf("127.0.0.1");
+        let node = TlsMaterial::from_pem(cert.as_bytes(), key.as_bytes(), ca.as_bytes()).unwrap();
+        assert!(node.is_ca_verified());
+        let mut client =
+            rustls::ClientConnection::new(client_config(&node).unwrap(), server_name(true, "127.0.0.1")).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config(&node).unwrap()).unwrap();
+        pump(&mut client, &mut server).unwrap();
+
+        // A client without a certificate is refused by a CA-verified server.
+        let mut anon =
+            rustls::ClientConnection::new(client_only_config().unwrap(), server_name(true, "127.0.0.1")).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config(&node).unwrap()).unwrap();
+        assert!(pump(&mut anon, &mut server).is_err());
+
+        // A certificate from another CA is refused.
+        let (other_cert, other_key, other_ca) = ca_and_leaf("127.0.0.1");
+        let stranger = TlsMaterial::from_pem(other_cert.as_bytes(), other_key.as_bytes(), other_ca.as_bytes()).unwrap();
+        let mut client =
+            rustls::ClientConnection::new(client_config(&stranger).unwrap(), server_name(true, "127.0.0.1")).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config(&node).unwrap()).unwrap();
+        assert!(pump(&mut client, &mut server).is_err());
+    }
+
+    #[test]
+    fn bad_pem_gives_named_errors() {
+        let err = TlsMaterial::from_pem(b"nothing", b"", b"").unwrap_err().to_string();
+        assert!(err.contains("SNOW_TLS_CERT"), "{err}");
+        let (cert, _, ca) = ca_and_leaf("h");
+        let err = TlsMaterial::from_pem(cert.as_bytes(), b"junk", ca.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("SNOW_TLS_KEY"), "{err}");
+    }
+}

@@ -1,0 +1,40 @@
+//! An echo node: `SNOW_NODE=echo@127.0.0.1 SNOW_COOKIE=... cargo run --example echo` (with
+//! snow-epmd running) registers a process `echo` that answers `{from_pid, term}` with
+//! `{:echo, term}`, and stays up until killed (the process alone stops on `:stop`).
+
+use snow_node_rt::{dist, Term};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let node = match async_std::task::block_on(dist::start_from_env()) {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            std::process::exit(2);
+        }
+    };
+    let echo = node.spawn(|mut me| async move {
+        loop {
+            let msg = me.receive().await;
+            match msg.as_tuple() {
+                Some([Term::Pid(from), term]) => me.send(from, Term::tuple([Term::atom("echo"), term.clone()])),
+                _ if msg.is_atom("stop") => return,
+                _ => log::info!("echo: ignored {msg}"),
+            }
+        }
+    });
+    if let Err(e) = node.register("echo", echo.pid()) {
+        eprintln!("echo: {e}");
+        std::process::exit(1);
+    }
+    println!(
+        "echo: {} is up (distributed: {}); process `echo` is {}",
+        node.self_node(),
+        node.is_distributed(),
+        echo.pid()
+    );
+    // Stay up until killed.
+    loop {
+        std::thread::park();
+    }
+}

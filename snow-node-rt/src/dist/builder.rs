@@ -1,0 +1,232 @@
+//! Starting a distributed node: from the environment ([`start_from_env`], DESIGN.md 4.2) or from
+//! the equivalent [`NodeBuilder`].
+//!
+//! Start-up order: settings are validated, the TLS identity is loaded (or generated), the cookie
+//! key derived, the listener opened, and the node registered with snow-epmd, whose reply gives
+//! the node's creation. Only then is the [`Node`] created (its pids carry that creation), the
+//! router installed and the background tasks started. Any failure returns an error and leaves
+//! nothing running.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::net::TcpListener;
+use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel, PBKDF2_ITERATIONS};
+use snow_shared::dist::handshake::HandshakeConfig;
+use snow_shared::dist::tls::{self, TlsMaterial};
+use snow_shared::NodeName;
+
+use super::config::{DistConfig, TlsSource, DEFAULT_EPMD};
+use super::core::{lock, offered_flags, Dist, Options};
+use super::error::StartError;
+use super::router::Router;
+use crate::node::Node;
+
+/// Where the TLS identity comes from.
+#[derive(Clone, Debug)]
+enum Identity {
+    SelfSigned,
+    Files { cert: PathBuf, key: PathBuf, ca: PathBuf },
+    Pem { cert: Vec<u8>, key: Vec<u8>, ca: Vec<u8> },
+}
+
+/// Builds a distributed [`Node`]: the programmatic equivalent of the environment variables.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), snow_node_rt::dist::StartError> {
+/// use snow_node_rt::dist::NodeBuilder;
+/// use snow_node_rt::NodeName;
+/// use snow_shared::cookie::Cookie;
+///
+/// let cookie = Cookie::from_bytes(b"a-long-shared-cluster-secret").unwrap();
+/// let node = NodeBuilder::new(NodeName::parse("app@127.0.0.1").unwrap())
+///     .cookie(cookie)
+///     .epmd("127.0.0.1:4369")
+///     .start()
+///     .await?;
+/// assert!(node.is_distributed());
+/// node.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct NodeBuilder {
+    name: NodeName,
+    cookie: Option<Cookie>,
+    epmd: String,
+    listen_ip: IpAddr,
+    listen_port: u16,
+    identity: Identity,
+    opts: Options,
+    iterations: u32,
+}
+
+impl NodeBuilder {
+    /// A builder for node `name` with the defaults of DESIGN.md 4.2 (snow-epmd at
+    /// `127.0.0.1:4369`, any free port on all interfaces, self-signed TLS, ticktime 20 s). A
+    /// cookie must still be given.
+    pub fn new(name: NodeName) -> NodeBuilder {
+        NodeBuilder {
+            name,
+            cookie: None,
+            epmd: DEFAULT_EPMD.to_owned(),
+            listen_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_port: 0,
+            identity: Identity::SelfSigned,
+            opts: Options::default(),
+            iterations: PBKDF2_ITERATIONS,
+        }
+    }
+
+    /// A builder from settings read with [`DistConfig::from_env`].
+    pub fn from_config(config: DistConfig) -> NodeBuilder {
+        let mut b =
+            NodeBuilder::new(config.name).cookie(config.cookie).epmd(&config.epmd).listen_port(config.listen_port);
+        b.opts.ticktime = config.ticktime;
+        if let TlsSource::Files { cert, key, ca } = config.tls {
+            b.identity = Identity::Files { cert, key, ca };
+        }
+        b
+    }
+
+    /// The cluster cookie (required).
+    pub fn cookie(mut self, cookie: Cookie) -> NodeBuilder {
+        self.cookie = Some(cookie);
+        self
+    }
+
+    /// `host:port` of the snow-epmd to register with and ask (`SNOW_EPMD`).
+    pub fn epmd(mut self, addr: &str) -> NodeBuilder {
+        addr.clone_into(&mut self.epmd);
+        self
+    }
+
+    /// The distribution port (`SNOW_DIST_PORT`; 0 = any free port).
+    pub fn listen_port(mut self, port: u16) -> NodeBuilder {
+        self.listen_port = port;
+        self
+    }
+
+    /// The address the listener binds (default: all IPv4 interfaces). Tests use `127.0.0.1`.
+    pub fn listen_ip(mut self, ip: IpAddr) -> NodeBuilder {
+        self.listen_ip = ip;
+        self
+    }
+
+    /// CA-verified mutual TLS from PEM bytes: certificate chain, key, CA (`SNOW_TLS_*` files).
+    pub fn tls_pem(mut self, cert: Vec<u8>, key: Vec<u8>, ca: Vec<u8>) -> NodeBuilder {
+        self.identity = Identity::Pem { cert, key, ca };
+        self
+    }
+
+    /// Silence after which a peer is declared down; ticks go out every quarter of it
+    /// (`SNOW_TICKTIME`).
+    pub fn ticktime(mut self, ticktime: Duration) -> NodeBuilder {
+        self.opts.ticktime = ticktime.max(Duration::from_millis(4));
+        self
+    }
+
+    /// Deadline of a whole connection set-up (TLS and cookie handshake). Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> NodeBuilder {
+        self.opts.handshake_timeout = timeout;
+        self.opts.connect_timeout = self.opts.connect_timeout.min(timeout);
+        self
+    }
+
+    /// Incoming handshakes allowed to run at once; more are closed at once. Default 64.
+    pub fn max_pending_handshakes(mut self, n: usize) -> NodeBuilder {
+        self.opts.max_pending_handshakes = n.max(1);
+        self
+    }
+
+    /// Byte budget of each connection's send queue. Default 64 MiB.
+    pub fn byte_budget(mut self, bytes: usize) -> NodeBuilder {
+        self.opts.byte_budget = bytes.max(1);
+        self
+    }
+
+    /// Whether to connect to the nodes our peers are connected to (transitive mesh). Default on.
+    pub fn transitive(mut self, on: bool) -> NodeBuilder {
+        self.opts.transitive = on;
+        self
+    }
+
+    /// Failed authentications from one address per minute before its connections are refused
+    /// without a handshake. Default 10.
+    pub fn auth_failures_per_minute(mut self, n: u32) -> NodeBuilder {
+        self.opts.auth_failures_per_minute = n.max(1);
+        self
+    }
+
+    /// Tries per connection attempt for network failures (with backoff in between). Default 3.
+    pub fn connect_attempts(mut self, n: u32) -> NodeBuilder {
+        self.opts.connect_attempts = n.max(1);
+        self
+    }
+
+    /// PBKDF2 iterations of the cookie key derivation. Every node of a cluster must use the same
+    /// value; only tests should lower it (the default costs about 0.2 s, on purpose).
+    pub fn key_derivation_iterations(mut self, iterations: u32) -> NodeBuilder {
+        self.iterations = iterations.max(1);
+        self
+    }
+
+    /// Starts the node: see the module documentation for the order of steps.
+    pub async fn start(self) -> Result<Node, StartError> {
+        let cookie = self.cookie.ok_or(StartError::NoCookie)?;
+        let material = match self.identity {
+            Identity::SelfSigned => TlsMaterial::self_signed()?,
+            Identity::Pem { cert, key, ca } => TlsMaterial::from_pem(&cert, &key, &ca)?,
+            Identity::Files { cert, key, ca } => TlsMaterial::from_pem(
+                &read("SNOW_TLS_CERT", &cert)?,
+                &read("SNOW_TLS_KEY", &key)?,
+                &read("SNOW_TLS_CA", &ca)?,
+            )?,
+        };
+        let tls_client = tls::client_config(&material)?;
+        let tls_server = tls::server_config(&material)?;
+        let iterations = self.iterations;
+        let key = async_std::task::spawn_blocking(move || {
+            derive_key_with_iterations(&cookie, KeyLabel::Distribution, iterations)
+        })
+        .await;
+        let bind = SocketAddr::new(self.listen_ip, self.listen_port);
+        let listener =
+            TcpListener::bind(bind).await.map_err(|source| StartError::Listen { port: self.listen_port, source })?;
+        let local = listener.local_addr().map_err(|source| StartError::Listen { port: self.listen_port, source })?;
+        let registration = snow_epmd::client::register(&self.epmd, &self.name, local.port()).await?;
+        let creation = registration.creation().max(1);
+        let node = Node::new(self.name.clone(), creation);
+        let mut hs = HandshakeConfig::new(self.name.clone(), creation, key);
+        hs.flags = offered_flags(self.opts.transitive);
+        hs.timeout = self.opts.handshake_timeout;
+        let ca_verified = material.is_ca_verified();
+        let dist = Arc::new(Dist::new(&node, hs, tls_client, tls_server, ca_verified, self.epmd, self.opts, local));
+        node.set_router(Arc::new(Router(dist.clone())));
+        let listen_task = async_std::task::spawn(super::listener::run(dist.clone(), listener));
+        let epmd_task = async_std::task::spawn(super::epmd::keep_registered(dist.clone(), registration, local.port()));
+        lock(&dist.tasks).extend([listen_task, epmd_task]);
+        log::info!(
+            "{}: distribution up on {local} (creation {creation}, TLS {}, snow-epmd {})",
+            dist.name,
+            if ca_verified { "CA-verified mutual" } else { "self-signed" },
+            dist.epmd
+        );
+        Ok(node)
+    }
+}
+
+fn read(var: &'static str, path: &Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|source| StartError::ReadTlsFile { var, path: path.to_owned(), source })
+}
+
+/// Starts this program's node from the environment (DESIGN.md 4.2): a distributed node when
+/// `SNOW_NODE` is set, else a local-only one ([`Node::local`], `is_distributed() == false`).
+/// Every bad variable gives one [`StartError`] line naming it.
+pub async fn start_from_env() -> Result<Node, StartError> {
+    match DistConfig::from_env()? {
+        None => Ok(Node::local()),
+        Some(config) => NodeBuilder::from_config(config).start().await,
+    }
+}

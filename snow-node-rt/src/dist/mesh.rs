@@ -1,0 +1,107 @@
+//! Mesh formation (DESIGN.md 5): connections made on demand, explicitly, or transitively from a
+//! peer's node list; retries with exponential backoff and jitter.
+//!
+//! An attempt retries network failures (refused, unreachable, timed out) up to
+//! `connect_attempts` times with backoff delays. A node whose attempt failed is in backoff: until
+//! the delay has passed, on-demand connects (a send, link or monitor) fail at once instead of
+//! dialing again, so a flood of sends to an unreachable node does not become a flood of dials.
+//! Explicit [`Node::connect`](crate::Node::connect) always dials.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use snow_shared::dist::backoff::Backoff;
+use snow_shared::NodeName;
+
+use super::core::{lock, Dist, Peer, Pending};
+use super::error::DistError;
+use super::session;
+
+/// Starts a connection attempt to `node` in the background. The caller has put a `Connecting`
+/// entry in the peer table; the attempt installs the connection or reports the failure.
+pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bool) {
+    async_std::task::spawn(async move {
+        if let Err(e) = attempt(&dist, &node, respect_backoff).await {
+            if !matches!(e, DistError::Backoff { .. }) {
+                let mut backoff = lock(&dist.backoff);
+                let (b, until) = backoff.entry(node.clone()).or_insert_with(|| (Backoff::default(), Instant::now()));
+                *until = Instant::now() + b.next_delay(rand::random());
+            }
+            dist.attempt_failed(&node, &e);
+        }
+    });
+}
+
+/// Makes sure a connection to `node` exists or is being made. Returns a receiver of the outcome
+/// when `wait` is set (for callers that wait for the connection).
+pub(crate) fn ensure(
+    dist: &Arc<Dist>,
+    node: &NodeName,
+    respect_backoff: bool,
+    wait: bool,
+) -> Option<async_std::channel::Receiver<Result<(), DistError>>> {
+    let (tx, rx) = async_std::channel::bounded(1);
+    let mut peers = lock(&dist.peers);
+    match peers.get_mut(node) {
+        Some(Peer::Up(_)) => {
+            let _ = tx.try_send(Ok(()));
+        }
+        Some(Peer::Connecting(p)) => {
+            if wait {
+                p.waiters.push(tx);
+            }
+        }
+        None => {
+            if dist.closing.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = tx.try_send(Err(DistError::ShuttingDown));
+            } else {
+                let waiters = if wait { vec![tx] } else { Vec::new() };
+                peers.insert(node.clone(), Peer::Connecting(Pending { waiters, ..Pending::default() }));
+                drop(peers);
+                spawn_attempt(dist.clone(), node.clone(), respect_backoff);
+            }
+        }
+    }
+    wait.then_some(rx)
+}
+
+async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Result<(), DistError> {
+    if respect_backoff {
+        if let Some((_, until)) = lock(&dist.backoff).get(node) {
+            let now = Instant::now();
+            if *until > now {
+                return Err(DistError::Backoff { node: node.clone(), retry_in: *until - now });
+            }
+        }
+    }
+    let mut retry = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    let mut tries = 1;
+    loop {
+        match session::dial(dist, node).await {
+            Ok(()) => return Ok(()),
+            Err(failure) if failure.retriable && tries < dist.opts.connect_attempts => {
+                log::debug!("{}: attempt {tries} to reach {node} failed: {}; retrying", dist.name, failure.error);
+                tries += 1;
+                async_std::task::sleep(retry.next_delay(rand::random())).await;
+                // An incoming connection from that node may have made the retry unnecessary.
+                if !matches!(lock(&dist.peers).get(node), Some(Peer::Connecting(_))) {
+                    return Ok(());
+                }
+            }
+            Err(failure) => return Err(failure.error),
+        }
+    }
+}
+
+/// A peer told us its connected nodes: connect to those we do not know (transitive mesh).
+pub(crate) fn on_node_list(dist: &Arc<Dist>, from: &NodeName, nodes: Vec<NodeName>) {
+    if !dist.opts.transitive {
+        return;
+    }
+    for node in nodes {
+        if node != dist.name && !lock(&dist.peers).contains_key(&node) {
+            log::debug!("{}: {from} is connected to {node}; connecting too", dist.name);
+            ensure(dist, &node, true, false);
+        }
+    }
+}

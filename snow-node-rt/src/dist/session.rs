@@ -1,0 +1,231 @@
+//! Setting a connection up: TCP, TLS 1.3 (futures-rustls), then the cookie handshake of
+//! DESIGN.md 4.5 (the sans-IO [`Handshake`]) over the TLS stream, all under one deadline.
+//! Both directions: [`dial`] for the side that connects, [`accept`] for the listener's side.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_std::net::TcpStream;
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::{TlsAcceptor, TlsConnector};
+use smol_timeout::TimeoutExt;
+use snow_shared::dist::handshake::{Handshake, HandshakeError, HandshakeEvent, PeerInfo};
+use snow_shared::dist::tls;
+use snow_shared::epmd::table::State;
+use snow_shared::NodeName;
+
+use super::connection::{self, Conn};
+use super::core::{lock, Decision, Dist, Peer};
+use super::error::DistError;
+
+/// Why setting up a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    #[error("{0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("no complete handshake within {0:?}")]
+    Deadline(std::time::Duration),
+}
+
+/// Runs the cookie handshake over `stream` until it is established (returning the peer) or fails.
+/// `decide` is called on the acceptor side once the initiator has proven the cookie; it must call
+/// `accept` or `reject_duplicate` on the handshake.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    hs: &mut Handshake,
+    stream: &mut S,
+    mut decide: impl FnMut(&mut Handshake, &PeerInfo),
+) -> Result<PeerInfo, SessionError> {
+    let mut buf = [0u8; 2048];
+    loop {
+        let out = hs.take_output();
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            stream.flush().await?;
+        }
+        let mut decided = false;
+        while let Some(event) = hs.poll_event() {
+            match event {
+                HandshakeEvent::PeerHello(_) => {}
+                HandshakeEvent::DecisionNeeded(peer) => {
+                    decide(hs, &peer);
+                    decided = true;
+                }
+                HandshakeEvent::Established(peer) => {
+                    let rest = hs.take_output();
+                    if !rest.is_empty() {
+                        stream.write_all(&rest).await?;
+                        stream.flush().await?;
+                    }
+                    return Ok(peer);
+                }
+            }
+        }
+        if decided {
+            // Write the verdict (and pick up `Established`) before reading again.
+            continue;
+        }
+        hs.result()?;
+        let deadline = hs.poll_timeout().unwrap_or_else(Instant::now);
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match stream.read(&mut buf).timeout(wait).await {
+            None => hs.handle_timeout(Instant::now())?,
+            Some(Ok(0)) => hs.feed_eof()?,
+            Some(Ok(n)) => hs.feed(&buf[..n])?,
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+fn challenge() -> [u8; 32] {
+    rand::random()
+}
+
+/// Whether a failed dial is worth retrying soon (the network, not the peer's answer).
+pub(crate) struct DialFailure {
+    pub error: DistError,
+    pub retriable: bool,
+}
+
+/// Dials `node` once: snow-epmd lookup, TCP, TLS, handshake. On success the connection is
+/// installed and running. On `Duplicate`, waits for the connection the peer keeps instead.
+pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFailure> {
+    let fail = |error, retriable| DialFailure { error, retriable };
+    let found = snow_epmd::client::lookup(&dist.epmd, node)
+        .await
+        .map_err(|e| fail(DistError::Epmd { node: node.clone(), reason: e.to_string() }, true))?
+        .ok_or_else(|| fail(DistError::NotRegistered(node.clone()), false))?;
+    if found.state == State::Down {
+        return Err(fail(DistError::NodeDown(node.clone()), false));
+    }
+    let addr = if found.host.contains(':') {
+        format!("[{}]:{}", found.host, found.port)
+    } else {
+        format!("{}:{}", found.host, found.port)
+    };
+    let connect_err = |reason: String, retriable| {
+        fail(DistError::Connect { node: node.clone(), addr: addr.clone(), reason }, retriable)
+    };
+    let tcp = match TcpStream::connect((found.host.as_str(), found.port)).timeout(dist.opts.connect_timeout).await {
+        None => return Err(connect_err(format!("no TCP answer within {:?}", dist.opts.connect_timeout), true)),
+        Some(Err(e)) => return Err(connect_err(e.to_string(), true)),
+        Some(Ok(s)) => s,
+    };
+    let _ = tcp.set_nodelay(true);
+    let handle = tcp.clone();
+    let timeout = dist.opts.handshake_timeout;
+    let work = async {
+        let name = tls::server_name(dist.ca_verified, node.host_for_connect());
+        let mut stream = TlsConnector::from(dist.tls_client.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let exporter = tls::exporter(stream.get_ref().1).map_err(|e| SessionError::Tls(e.to_string()))?;
+        let mut hs = Handshake::initiator(dist.hs.clone(), node.clone(), exporter, challenge(), Instant::now());
+        let peer = run(&mut hs, &mut stream, |_, _| {}).await?;
+        Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
+    };
+    let result = work.timeout(timeout).await.unwrap_or(Err(SessionError::Deadline(timeout)));
+    match result {
+        Ok((stream, leftover, peer)) => {
+            let conn = Conn::new(dist, &peer, handle);
+            if let Some(old) = dist.install(&conn) {
+                dist.connection_replaced(&old);
+            }
+            connection::start(dist.clone(), conn.clone(), stream, leftover);
+            dist.connection_up(&conn, &addr);
+            Ok(())
+        }
+        Err(SessionError::Handshake(HandshakeError::Duplicate)) => {
+            let _ = handle.shutdown(std::net::Shutdown::Both);
+            log::debug!("{}: {node} keeps its own connection to us; waiting for it", dist.name);
+            wait_for_other(dist, node).await.map_err(|e| fail(e, false))
+        }
+        Err(e) => {
+            let _ = handle.shutdown(std::net::Shutdown::Both);
+            let retriable = matches!(e, SessionError::Io(_) | SessionError::Deadline(_));
+            Err(connect_err(e.to_string(), retriable))
+        }
+    }
+}
+
+/// After a `Duplicate` verdict: the peer's own connection to us is on its way; wait for it.
+async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistError> {
+    let (tx, rx) = async_std::channel::bounded(1);
+    match lock(&dist.peers).get_mut(node) {
+        Some(Peer::Up(_)) => return Ok(()),
+        Some(Peer::Connecting(p)) => p.waiters.push(tx),
+        None => return Err(DistError::ConnectionLost(node.clone())),
+    }
+    match rx.recv().timeout(dist.opts.handshake_timeout).await {
+        Some(Ok(result)) => result,
+        Some(Err(_)) => Err(DistError::ConnectionLost(node.clone())),
+        None => Err(DistError::Timeout(node.clone())),
+    }
+}
+
+/// Runs the accepting side of one incoming connection, under the handshake deadline.
+pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let handle = tcp.clone();
+    let timeout = dist.opts.handshake_timeout;
+    let mut accepted: Option<(Arc<Conn>, Option<Arc<Conn>>)> = None;
+    let result = {
+        let accepted = &mut accepted;
+        let dist = &dist;
+        let handle = &handle;
+        let work = async move {
+            let mut stream = TlsAcceptor::from(dist.tls_server.clone())
+                .accept(tcp)
+                .await
+                .map_err(|e| SessionError::Tls(e.to_string()))?;
+            let exporter = tls::exporter(stream.get_ref().1).map_err(|e| SessionError::Tls(e.to_string()))?;
+            let mut hs = Handshake::acceptor(dist.hs.clone(), exporter, challenge(), Instant::now());
+            let peer = run(&mut hs, &mut stream, |hs, peer| {
+                match dist.decide(peer, || Conn::new(dist, peer, handle.clone())) {
+                    (Decision::Accept(conn), replaced) => {
+                        hs.accept();
+                        *accepted = Some((conn, replaced));
+                    }
+                    (Decision::Duplicate, _) => hs.reject_duplicate(),
+                }
+            })
+            .await?;
+            Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
+        };
+        work.timeout(timeout).await.unwrap_or(Err(SessionError::Deadline(timeout)))
+    };
+    match (result, accepted) {
+        (Ok((stream, leftover, _peer)), Some((conn, replaced))) => {
+            if let Some(old) = replaced {
+                dist.connection_replaced(&old);
+            }
+            connection::start(dist.clone(), conn.clone(), stream, leftover);
+            dist.connection_up(&conn, &addr.to_string());
+        }
+        (Err(e), Some((conn, _))) => {
+            // Accepted, but the verdict could not be delivered.
+            dist.connection_down(&conn, &format!("handshake with {addr} failed after acceptance: {e}"));
+        }
+        (Ok(_), None) => {
+            let _ = handle.shutdown(std::net::Shutdown::Both);
+        }
+        (Err(e), None) => {
+            let _ = handle.shutdown(std::net::Shutdown::Both);
+            match &e {
+                SessionError::Handshake(HandshakeError::DuplicateRejected) => {
+                    log::debug!("{}: refused a duplicate connection from {addr}", dist.name)
+                }
+                SessionError::Handshake(HandshakeError::WrongCookie) => {
+                    lock(&dist.auth).failed(addr.ip(), Instant::now());
+                    log::warn!("{}: handshake with {addr} failed: the peer's cookie proof is wrong", dist.name);
+                }
+                _ => log::warn!("{}: handshake with {addr} failed: {e}", dist.name),
+            }
+        }
+    }
+}
