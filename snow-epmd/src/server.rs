@@ -168,7 +168,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
     if !config.peers.is_empty() && config.cookie.is_none() {
         return Err(ServeError::PeersWithoutCookie);
     }
-    let (store, loaded) = Store::open(&config.data_dir, config.repair)?;
+    let (store, mut loaded) = Store::open(&config.data_dir, config.repair)?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
@@ -178,6 +178,14 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
         grace_ms: config.grace.as_millis() as u64,
         tombstone_ttl_ms: config.tombstone_ttl.as_millis() as u64,
     };
+    if let Some(previous) = loaded.previous_id.take().filter(|p| *p != id) {
+        // Same data directory, different address (e.g. port 0): the entries are still ours.
+        log::warn!("snow-epmd {id}: was {previous} in the previous run; use --advertise for a stable id");
+        for e in loaded.entries.iter_mut().filter(|e| e.owner == previous) {
+            e.owner = id.clone();
+        }
+        loaded.owners.retain(|(o, _)| *o != previous);
+    }
     let now = now_ms();
     let mut table = Table::restore(id.clone(), loaded.incarnation, loaded.owners, loaded.entries, limits, now);
     store.apply(&table, table.clone().take_changes())?;
@@ -448,8 +456,15 @@ async fn serve_alive(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
     release(sh, peer.ip(), &name, creation, !sh.stopping.load(Ordering::SeqCst)).await;
 }
 
+/// Registrations come from loopback only, unless the daemon runs with `--allow-remote-register`.
+pub fn registration_allowed(allow_remote: bool, ip: IpAddr) -> bool {
+    allow_remote
+        || ip.is_loopback()
+        || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+}
+
 fn register(sh: &Shared, peer: SocketAddr, a: &Alive2Req) -> Result<(NodeName, u32), (u8, String)> {
-    if !sh.config.allow_remote_register && !peer.ip().is_loopback() {
+    if !registration_allowed(sh.config.allow_remote_register, peer.ip()) {
         return Err((
             refusal::NOT_LOCAL,
             "registration from a non-loopback address (see --allow-remote-register)".into(),
@@ -509,5 +524,21 @@ async fn release(sh: &Shared, ip: IpAddr, name: &NodeName, creation: u32, mark_d
         if let Err(e) = sh.store.flush().await {
             log::error!("snow-epmd {}: cannot flush the database: {e}", sh.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_local_registration_is_refused_unless_allowed() {
+        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(!registration_allowed(false, remote));
+        assert!(!registration_allowed(false, "2001:db8::1".parse().unwrap()));
+        assert!(registration_allowed(true, remote));
+        assert!(registration_allowed(false, "127.0.0.1".parse().unwrap()));
+        assert!(registration_allowed(false, "::1".parse().unwrap()));
+        assert!(registration_allowed(false, "::ffff:127.0.0.1".parse().unwrap()));
     }
 }

@@ -53,6 +53,8 @@ pub enum StoreError {
 pub struct Loaded {
     /// Incarnation of the previous run (0 for a fresh directory).
     pub incarnation: u64,
+    /// The daemon id of the previous run, if stored.
+    pub previous_id: Option<String>,
     /// Highest version seen per owner.
     pub owners: Vec<(String, Version)>,
     /// All stored entries.
@@ -102,6 +104,9 @@ impl Store {
             let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| corrupt("incarnation".into()))?;
             loaded.incarnation = u64::from_be_bytes(bytes);
         }
+        if let Some(v) = store.meta.get("id").map_err(open_err)? {
+            loaded.previous_id = Some(String::from_utf8(v.to_vec()).map_err(|_| corrupt("daemon id".into()))?);
+        }
         for item in store.owners.iter() {
             let (k, v) = item.map_err(open_err)?;
             let owner = String::from_utf8(k.to_vec()).map_err(|_| corrupt("owner id".into()))?;
@@ -135,6 +140,7 @@ impl Store {
         }
         if meta_changed {
             self.meta.insert("incarnation", &table.incarnation().to_be_bytes())?;
+            self.meta.insert("id", table.me().as_bytes())?;
             let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
             for (owner, max) in table.owner_maxima() {
                 if written.get(&owner) == Some(&max) {
@@ -151,7 +157,9 @@ impl Store {
 
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        // sled's flush blocks on disk I/O: keep it off the async executor's threads.
+        let db = self.db.clone();
+        async_std::task::spawn_blocking(move || db.flush()).await?;
         Ok(())
     }
 }

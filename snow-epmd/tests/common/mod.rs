@@ -1,0 +1,93 @@
+//! Helpers shared by the snow-epmd test files: temp data dirs, in-process daemons, raw requests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::TcpStream;
+use smol_timeout::TimeoutExt;
+use snow_epmd::{Config, ServerHandle};
+use snow_shared::cookie::Cookie;
+
+/// A temp directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "snow-epmd-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> PathBuf {
+        self.0.clone()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The test cookie (gossip key derivation made cheap with few iterations).
+pub fn cookie() -> Cookie {
+    Cookie::from_bytes(b"test-cookie-0123456789").unwrap()
+}
+
+/// A config for an in-process daemon on 127.0.0.1:0 with short timers.
+pub fn config(dir: &TempDir) -> Config {
+    let mut c = Config::new("127.0.0.1:0".parse().unwrap(), dir.path().join("db"));
+    c.hostname = "testhost".into();
+    c.request_timeout = Duration::from_millis(1500);
+    c.gossip_interval = Duration::from_millis(50);
+    c.pbkdf2_iterations = 1000;
+    c
+}
+
+pub async fn start(config: Config) -> (ServerHandle, String) {
+    let h = snow_epmd::serve(config).await.unwrap();
+    let addr = h.local_addr().to_string();
+    (h, addr)
+}
+
+/// Sends raw bytes and reads until the daemon closes (or the deadline).
+pub async fn raw(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    read_to_close(&mut s, Duration::from_secs(5)).await
+}
+
+pub async fn read_to_close(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let work = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    work.timeout(limit).await.expect("daemon did not close the connection");
+    out
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        async_std::task::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
