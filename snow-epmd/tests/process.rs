@@ -1,0 +1,155 @@
+//! The real binary: CLI exit codes and output, kill -9 and restart, and compatibility with
+//! Erlang's own `epmd -names` and `erl -sname` (skipped with a message if Erlang is absent).
+//! Erlang's tools are always pointed at the test daemon's ephemeral port, never 4369.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_snow-epmd");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon(port: u16, dir: &TempDir, extra: &[&str]) -> Daemon {
+    let child = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("db"))
+        .args(["--hostname", "testhost"])
+        .args(extra)
+        .env_remove("SNOW_COOKIE")
+        .env_remove("SNOW_COOKIE_FILE")
+        .env_remove("SNOW_EPMD_PEERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Daemon(child)
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).env_remove("SNOW_EPMD").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+#[test]
+fn cli_exit_codes_and_kill_9_restart() {
+    let dir = TempDir::new("proc");
+    let port = free_port();
+    let epmd = format!("127.0.0.1:{port}");
+    let mut d = daemon(port, &dir, &["--grace", "20"]);
+    let reg = async_std::task::block_on(snow_epmd::client::register(
+        &epmd,
+        &snow_shared::NodeName::parse("p@127.0.0.1").unwrap(),
+        7100,
+    ))
+    .unwrap();
+    let (code, out, _) = cli(&["lookup", "p@127.0.0.1", "--epmd", &epmd]);
+    assert_eq!((code, out.trim()), (0, "127.0.0.1:7100"));
+    let (code, _, err) = cli(&["lookup", "nobody@127.0.0.1", "--epmd", &epmd]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1);
+    let (code, out, _) = cli(&["list", "--epmd", &epmd]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("NAME") && out.contains("p@127.0.0.1") && out.contains(" up "), "{out}");
+    let (code, out, _) = cli(&["list", "--json", "--epmd", &epmd]);
+    assert!(code == 0 && out.contains("\"state\":\"up\""), "{out}");
+    // kill -9, restart: the entry is unconfirmed, then up again when the node re-registers.
+    d.0.kill().unwrap();
+    d.0.wait().unwrap();
+    drop(reg);
+    let (code, _, _) = cli(&["list", "--epmd", &epmd]);
+    assert_eq!(code, 3, "unreachable daemon must exit 3");
+    let _d = daemon(port, &dir, &["--grace", "20"]);
+    let (_, out, _) = cli(&["list", "--json", "--epmd", &epmd]);
+    assert!(out.contains("\"state\":\"unconfirmed\""), "{out}");
+    let _reg = async_std::task::block_on(snow_epmd::client::register(
+        &epmd,
+        &snow_shared::NodeName::parse("p@127.0.0.1").unwrap(),
+        7101,
+    ))
+    .unwrap();
+    let (_, out, _) = cli(&["list", "--json", "--epmd", &epmd]);
+    assert!(out.contains("\"state\":\"up\"") && out.contains("7101"), "{out}");
+    // Usage errors exit 2; gen-cookie prints 43 URL-safe characters.
+    assert_eq!(cli(&["--listen", "nope"]).0, 2);
+    let (code, out, _) = cli(&["gen-cookie"]);
+    assert_eq!((code, out.trim().len()), (0, 43));
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+        || Command::new("which").arg(tool).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+#[test]
+fn erlang_epmd_names_and_erl_sname_work_against_snow_epmd() {
+    if !have("erl") || !have("epmd") {
+        eprintln!("SKIPPED: Erlang (erl, epmd) is not installed; CI installs erlang-base");
+        return;
+    }
+    let dir = TempDir::new("erl");
+    let port = free_port();
+    let epmd = format!("127.0.0.1:{port}");
+    let _d = daemon(port, &dir, &[]);
+    let _reg = async_std::task::block_on(snow_epmd::client::register(
+        &epmd,
+        &snow_shared::NodeName::parse("snowy@testhost").unwrap(),
+        7200,
+    ))
+    .unwrap();
+    let names = Command::new("epmd").args(["-port", &port.to_string(), "-names"]).output().unwrap();
+    let text = String::from_utf8_lossy(&names.stdout);
+    assert!(text.contains("name snowy at port 7200"), "{text}");
+    // An Erlang node registers with snow-epmd through ERL_EPMD_PORT.
+    let mut erl = Command::new("erl")
+        .args(["-sname", "erlx", "-noshell", "-eval", "timer:sleep(20000), halt()."])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = wait_for(Duration::from_secs(15), || {
+        let (_, out, _) = cli(&["list", "--json", "--epmd", &epmd]);
+        out.contains("\"name\":\"erlx@")
+    });
+    let names = Command::new("epmd").args(["-port", &port.to_string(), "-names"]).output().unwrap();
+    let _ = erl.kill();
+    let _ = erl.wait();
+    assert!(seen, "erl -sname did not register with snow-epmd");
+    assert!(String::from_utf8_lossy(&names.stdout).contains("name erlx at port"));
+}
