@@ -62,3 +62,26 @@ async fn a_pid_passed_across_three_nodes_still_reaches_its_process() {
         n.shutdown().await;
     }
 }
+
+#[async_std::test]
+async fn simultaneous_connects_leave_exactly_one_connection() {
+    let epmd = epmd().await;
+    for round in 0..5 {
+        let a = node(&epmd, &format!("a{round}")).await;
+        let b = node(&epmd, &format!("b{round}")).await;
+        let (ra, rb) = futures_lite::future::zip(
+            a.connect(&format!("b{round}@127.0.0.1")),
+            b.connect(&format!("a{round}@127.0.0.1")),
+        )
+        .await;
+        ra.unwrap();
+        rb.unwrap();
+        assert_eq!(a.nodes(), vec![b.self_node()]);
+        assert_eq!(b.nodes(), vec![a.self_node()]);
+        let (sink, rx) = collector(&b);
+        a.send(&sink, Term::Int(round));
+        assert_eq!(next(&rx).await, Term::Int(round));
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}

@@ -74,7 +74,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let wait = deadline.saturating_duration_since(Instant::now());
         match stream.read(&mut buf).timeout(wait).await {
             None => hs.handle_timeout(Instant::now())?,
+            // A peer that closes without TLS close_notify is still a close.
             Some(Ok(0)) => hs.feed_eof()?,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => hs.feed_eof()?,
             Some(Ok(n)) => hs.feed(&buf[..n])?,
             Some(Err(e)) => return Err(e.into()),
         }

@@ -87,3 +87,63 @@ pub async fn next(rx: &async_std::channel::Receiver<Term>) -> Term {
     use smol_timeout::TimeoutExt;
     rx.recv().timeout(WAIT).await.expect("timed out waiting for a message").unwrap()
 }
+
+/// A hand-driven peer: TLS and the cookie handshake with `target` as node `short@127.0.0.1`,
+/// then raw access to the stream, for tests that misbehave after authenticating.
+pub mod raw {
+    use std::time::Instant;
+
+    use async_std::net::TcpStream;
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use futures_rustls::client::TlsStream;
+    use futures_rustls::TlsConnector;
+    use snow_node_rt::Node;
+    use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
+    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent};
+    use snow_shared::dist::tls;
+
+    pub async fn dial(target: &Node, short: &str, cookie: &[u8]) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
+        let config = tls::client_only_config().unwrap();
+        let mut stream = TlsConnector::from(config).connect(tls::server_name(false, "x"), tcp).await.unwrap();
+        let exporter = tls::exporter(stream.get_ref().1).unwrap();
+        let key =
+            derive_key_with_iterations(&Cookie::from_bytes(cookie).unwrap(), KeyLabel::Distribution, super::ITERATIONS);
+        let config = HandshakeConfig::new(super::name(short), 7, key);
+        let mut hs = Handshake::initiator(config, target.self_node(), exporter, rand::random(), Instant::now());
+        let mut buf = [0u8; 4096];
+        loop {
+            let out = hs.take_output();
+            stream.write_all(&out).await.unwrap();
+            stream.flush().await.unwrap();
+            while let Some(ev) = hs.poll_event() {
+                if let HandshakeEvent::Established(_) = ev {
+                    return Ok(stream);
+                }
+            }
+            hs.result()?;
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                hs.feed_eof()?;
+            } else {
+                hs.feed(&buf[..n])?;
+            }
+        }
+    }
+
+    /// Whether the other end closes `stream` (EOF or error) within the test bound, reading and
+    /// discarding anything it sends first.
+    pub async fn closes<S: futures_lite::io::AsyncRead + Unpin>(stream: &mut S) -> bool {
+        use smol_timeout::TimeoutExt;
+        let mut buf = vec![0u8; 64 << 10];
+        let work = async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {}
+                }
+            }
+        };
+        work.timeout(super::WAIT).await.unwrap_or(false)
+    }
+}
