@@ -1,1 +1,22 @@
-//! placeholder
+//! Multi-process and multi-host tests and the distribution benchmark of Snow.
+//!
+//! - [`child`]: child processes with line-by-line output, deadlines, and kill-on-drop.
+//! - [`cluster`]: snow-epmd and Snow node processes for cluster tests.
+//! - [`tmp`]: private temp dirs, cookie files, free ports.
+//! - [`figures`]: the benchmark's figures (`RESULT key value` lines) and the comparison table.
+//! - [`erlang`]: the Erlang/OTP baseline (two `erl` nodes, plain TCP or TLS distribution).
+//! - [`snow_bench`]: the Snow half of the benchmark (two Snow node processes).
+//! - [`netns`]: network namespaces and veth links for multi-host tests (root only).
+//!
+//! The binaries `snow-test-node` (a node driven over stdin/stdout) and `snow-epmd-it` (the
+//! snow-epmd command line) are what the tests in `tests/` start.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod child;
+pub mod cluster;
+pub mod erlang;
+pub mod figures;
+pub mod netns;
+pub mod snow_bench;
+pub mod tmp;
