@@ -122,6 +122,18 @@ pub enum Command {
     /// Print a fresh random cookie (256 bits, URL-safe) for a cookie file:
     /// `snow-epmd gen-cookie > cookie && chmod 600 cookie`.
     GenCookie,
+    /// Connect to a node (TLS and cookie handshake) and print `pong from NAME@HOST in X ms`, or
+    /// what failed (not registered, unreachable, TLS, cookie rejected) with exit code 1.
+    Ping {
+        /// The node's full name.
+        name: String,
+        /// The daemon to ask for the node's address.
+        #[arg(long, env = "SNOW_EPMD", value_name = "HOST:PORT", default_value = "127.0.0.1:4369")]
+        epmd: String,
+        /// File holding the cluster cookie; otherwise SNOW_COOKIE or SNOW_COOKIE_FILE.
+        #[arg(long, value_name = "FILE")]
+        cookie_file: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -133,6 +145,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Some(Command::List { epmd, json }) => async_std::task::block_on(list(&epmd, json)),
         Some(Command::Lookup { name, epmd }) => async_std::task::block_on(lookup(&epmd, &name)),
+        Some(Command::Ping { name, epmd, cookie_file }) => crate::ping::run(&name, &epmd, cookie_file.as_deref()),
         None => run_daemon(cli.daemon),
     }
 }

@@ -1,0 +1,203 @@
+//! `snow-epmd ping NAME@HOST` (DESIGN.md 4.3): checks that a node is reachable and shares our
+//! cookie, with a real connection: snow-epmd lookup, TCP, TLS 1.3, then the cookie handshake of
+//! DESIGN.md 4.5 as initiator (`snow_shared::dist::handshake`, bound to the TLS exporter), and a
+//! clean close. Prints `pong from NAME@HOST in X ms` (the time from TCP connect to an established
+//! handshake) or one line naming what failed.
+//!
+//! The pinging side introduces itself as `snow-epmd-ping-PID@localhost` with no capabilities, so
+//! the node does not try to pull it into its mesh; like Erlang's `net_adm:ping`, the node sees a
+//! short connection (a nodeup and a nodedown). Only self-signed clusters can be pinged: a node that
+//! requires CA-verified client certificates refuses the TLS handshake (reported as a TLS failure).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::TcpStream;
+use futures_rustls::TlsConnector;
+use smol_timeout::TimeoutExt;
+use snow_shared::cookie::{derive_key, Cookie, KeyLabel};
+use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent};
+use snow_shared::dist::{tls, Flags};
+use snow_shared::NodeName;
+
+use crate::client::{self, ClientError};
+
+/// Time allowed for each step (TCP connect, TLS, cookie handshake).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a ping failed. Each message is the one line the CLI prints.
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    /// snow-epmd does not know the node (or knows it only as down).
+    #[error("{name} is not registered with snow-epmd at {epmd}{detail}")]
+    NotRegistered {
+        /// The node.
+        name: NodeName,
+        /// The daemon asked.
+        epmd: String,
+        /// Extra detail (e.g. "(known, but down)").
+        detail: String,
+    },
+    /// The daemon itself could not be asked.
+    #[error("{0}")]
+    Epmd(#[from] ClientError),
+    /// TCP to the node's address failed.
+    #[error("{name} is unreachable at {addr}: {reason}")]
+    Unreachable {
+        /// The node.
+        name: NodeName,
+        /// The address snow-epmd gave.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake failed.
+    #[error("TLS with {name} failed: {reason}")]
+    Tls {
+        /// The node.
+        name: NodeName,
+        /// Why.
+        reason: String,
+    },
+    /// The node and we do not share the cookie.
+    #[error("{name} rejected the cookie (or sent a wrong proof): use the cluster's cookie (--cookie-file, SNOW_COOKIE_FILE)")]
+    CookieRejected {
+        /// The node.
+        name: NodeName,
+    },
+    /// The cookie handshake failed for another reason.
+    #[error("handshake with {name} failed: {source}")]
+    Handshake {
+        /// The node.
+        name: NodeName,
+        /// Why.
+        source: HandshakeError,
+    },
+    /// A step did not finish in time.
+    #[error("{name} did not answer in time during {stage}")]
+    Timeout {
+        /// The node.
+        name: NodeName,
+        /// The step.
+        stage: &'static str,
+    },
+}
+
+impl PingError {
+    /// True when the local snow-epmd could not be reached (CLI exit code 3).
+    pub fn is_epmd_unreachable(&self) -> bool {
+        matches!(self, PingError::Epmd(e) if e.is_unreachable())
+    }
+}
+
+/// Pings `name`, asking the snow-epmd at `epmd` for its address and proving knowledge of
+/// `cookie`. Returns the time from TCP connect to the established handshake.
+pub async fn ping(epmd: &str, name: &NodeName, cookie: &Cookie) -> Result<Duration, PingError> {
+    let key = {
+        let cookie = cookie.clone();
+        async_std::task::spawn_blocking(move || derive_key(&cookie, KeyLabel::Distribution)).await
+    };
+    let found = match client::lookup(epmd, name).await? {
+        Some(found) if found.state.is_live() => found,
+        Some(found) => {
+            let detail = format!(" (known, but {})", found.state.as_str());
+            return Err(PingError::NotRegistered { name: name.clone(), epmd: epmd.to_owned(), detail });
+        }
+        None => return Err(PingError::NotRegistered { name: name.clone(), epmd: epmd.to_owned(), detail: "".into() }),
+    };
+    let addr = if found.host.contains(':') {
+        format!("[{}]:{}", found.host, found.port)
+    } else {
+        format!("{}:{}", found.host, found.port)
+    };
+    let timeout = |stage| PingError::Timeout { name: name.clone(), stage };
+    let started = Instant::now();
+    let tcp = TcpStream::connect((found.host.as_str(), found.port))
+        .timeout(STEP_TIMEOUT)
+        .await
+        .ok_or_else(|| timeout("TCP connect"))?
+        .map_err(|e| PingError::Unreachable { name: name.clone(), addr: addr.clone(), reason: e.to_string() })?;
+    let _ = tcp.set_nodelay(true);
+    let tls_err = |reason: String| PingError::Tls { name: name.clone(), reason };
+    let config = tls::client_only_config().map_err(|e| tls_err(e.to_string()))?;
+    let mut stream = TlsConnector::from(config)
+        .connect(tls::server_name(false, &found.host), tcp)
+        .timeout(STEP_TIMEOUT)
+        .await
+        .ok_or_else(|| timeout("the TLS handshake"))?
+        .map_err(|e| tls_err(e.to_string()))?;
+    let exporter = tls::exporter(stream.get_ref().1).map_err(|e| tls_err(e.to_string()))?;
+
+    let local = NodeName::parse(&format!("snow-epmd-ping-{}@localhost", std::process::id()))
+        .map_err(|e| tls_err(format!("cannot name the pinging side: {e}")))?;
+    let mut config = HandshakeConfig::new(local, rand::random::<u32>().max(1), key);
+    config.flags = Flags::NONE;
+    config.timeout = STEP_TIMEOUT;
+    let mut hs = Handshake::initiator(config, name.clone(), exporter, rand::random(), Instant::now());
+    let fail = |source: HandshakeError| match source {
+        HandshakeError::WrongCookie | HandshakeError::ProofRejected => PingError::CookieRejected { name: name.clone() },
+        source => PingError::Handshake { name: name.clone(), source },
+    };
+    let deadline = started + STEP_TIMEOUT * 3;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let out = hs.take_output();
+        if !out.is_empty() {
+            // A write error means the peer closed: the next read reports why.
+            let _ = stream.write_all(&out).await;
+            let _ = stream.flush().await;
+        }
+        while let Some(event) = hs.poll_event() {
+            if let HandshakeEvent::Established(_) = event {
+                let took = started.elapsed();
+                stream.get_mut().1.send_close_notify();
+                let _ = stream.flush().timeout(Duration::from_secs(1)).await;
+                return Ok(took);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match stream.read(&mut buf).timeout(left).await {
+            None => return Err(timeout("the cookie handshake")),
+            Some(Ok(0)) | Some(Err(_)) => return Err(hs.feed_eof().err().map_or_else(|| timeout("close"), fail)),
+            Some(Ok(n)) => hs.feed(&buf[..n]).map_err(fail)?,
+        }
+    }
+}
+
+/// The `ping` subcommand: returns the process exit code (0 pong, 1 failure, 2 configuration,
+/// 3 snow-epmd unreachable) after printing one line.
+pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>) -> i32 {
+    let name = match NodeName::parse(name) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("snow-epmd: {e}");
+            return crate::cli::EXIT_CONFIG;
+        }
+    };
+    let cookie = match Cookie::from_sources(
+        cookie_file,
+        std::env::var_os(snow_shared::cookie::ENV_COOKIE),
+        std::env::var_os(snow_shared::cookie::ENV_COOKIE_FILE),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("snow-epmd: ping needs the cluster cookie: {e}");
+            return crate::cli::EXIT_CONFIG;
+        }
+    };
+    match async_std::task::block_on(ping(epmd, &name, &cookie)) {
+        Ok(took) => {
+            println!("pong from {name} in {:.1} ms", took.as_secs_f64() * 1e3);
+            0
+        }
+        Err(e) => {
+            eprintln!("snow-epmd: {e}");
+            if e.is_epmd_unreachable() {
+                crate::cli::EXIT_UNREACHABLE
+            } else {
+                crate::cli::EXIT_NOT_FOUND
+            }
+        }
+    }
+}
