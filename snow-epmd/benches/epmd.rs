@@ -1,11 +1,17 @@
 //! snow-epmd benchmarks, one command: `cargo bench -p snow-epmd --bench epmd`.
+//! Both daemons run as separate child processes (the real `snow-epmd` binary and Erlang's `epmd`,
+//! each on an ephemeral port, killed by pid); this process is only the client, with the same code
+//! and concurrency for both.
 //! - lookups/s (PORT_PLEASE2, one connection per lookup as nodes do) against snow-epmd and against
-//!   Erlang's epmd (started on an ephemeral port as a child process, killed by pid), same run;
+//!   Erlang's epmd, same run, and the ratio;
 //! - registration latency including the sled flush;
+//! - resident memory (VmRSS / VmHWM from /proc) of the daemon holding 10,000 live registrations
+//!   (10,000 open connections on both sides; the fd limit is checked first);
 //! - gossip convergence rounds for 10, 100 and 1,000 simulated daemons (sans-IO core).
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use snow_shared::epmd::gossip::{Gossip, GossipConfig};
@@ -86,34 +92,140 @@ fn converge_rounds(n: usize) -> usize {
     usize::MAX
 }
 
+/// Number of live registrations for the memory measurement.
+const MEMORY_ENTRIES: usize = 10_000;
+
+/// Starts the real daemon binary on an ephemeral port with limits raised for `MEMORY_ENTRIES`.
+fn start_daemon(dir: &Path) -> Option<(Child, String)> {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let limit = (MEMORY_ENTRIES + 1000).to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_snow-epmd"))
+        .args(["--listen", &addr, "--hostname", "benchhost", "--data-dir"])
+        .arg(dir)
+        .args(["--max-entries", &limit, "--max-per-source", &limit, "--max-connections", &limit])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return Some((child, addr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// (VmRSS, VmHWM) of a process in KiB, from /proc/PID/status.
+fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The soft limit on open files of this process, from /proc/self/limits.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Registers `MEMORY_ENTRIES` names (64 at a time) and keeps their connections open.
+fn fill(addr: &str) -> Vec<snow_epmd::client::Registration> {
+    async_std::task::block_on(async {
+        let mut regs = Vec::with_capacity(MEMORY_ENTRIES);
+        for chunk in (0..MEMORY_ENTRIES).collect::<Vec<_>>().chunks(64) {
+            let batch: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    let addr = addr.to_owned();
+                    async_std::task::spawn(async move {
+                        let name = NodeName::parse(&format!("fill{i}@benchhost")).ok()?;
+                        snow_epmd::client::register(&addr, &name, 10_000 + i as u16).await.ok()
+                    })
+                })
+                .collect();
+            for t in batch {
+                if let Some(r) = t.await {
+                    regs.push(r);
+                }
+            }
+        }
+        regs
+    })
+}
+
+fn measure_memory(addr: &str, pid: u32) {
+    if let Some(n) = open_files_limit().filter(|n| *n < MEMORY_ENTRIES as u64 + 500) {
+        println!("memory: skipped, open-files limit {n} < {} (run under `ulimit -n 20000`)", MEMORY_ENTRIES + 500);
+        return;
+    }
+    let before = memory_kib(pid);
+    let t = Instant::now();
+    let regs = fill(addr);
+    let took = t.elapsed();
+    let up = async_std::task::block_on(snow_epmd::client::list(addr))
+        .map(|rows| rows.iter().filter(|r| r.state == State::Up).count())
+        .unwrap_or(0);
+    let after = memory_kib(pid);
+    let mib = |k: u64| k as f64 / 1024.0;
+    match (before, after) {
+        (Some((rss0, _)), Some((rss, hwm))) => println!(
+            "memory: {up} live entries ({} registrations open, filled in {took:.1?}): VmRSS {:.1} MiB, \
+             VmHWM {:.1} MiB (before filling: {:.1} MiB); target < 32 MiB",
+            regs.len(),
+            mib(rss),
+            mib(hwm),
+            mib(rss0)
+        ),
+        _ => println!("memory: /proc/{pid}/status unreadable; skipped"),
+    }
+    drop(regs);
+}
+
 fn main() {
     let dur = Duration::from_secs(3);
     let dir = std::env::temp_dir().join(format!("snow-epmd-bench-{}", std::process::id()));
-    let mut config = snow_epmd::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
-    config.hostname = "benchhost".into();
-    let h = async_std::task::block_on(snow_epmd::serve(config)).unwrap();
-    let addr = h.local_addr().to_string();
-    let _reg = async_std::task::block_on(snow_epmd::client::register(
+    let Some((mut daemon, addr)) = start_daemon(&dir) else {
+        println!("snow-epmd binary did not start; nothing measured");
+        return;
+    };
+    let pid = daemon.id();
+    let Ok(_reg) = async_std::task::block_on(snow_epmd::client::register(
         &addr,
         &NodeName::parse("bench@benchhost").unwrap(),
         9999,
-    ))
-    .unwrap();
+    )) else {
+        println!("cannot register with the snow-epmd child; nothing measured");
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        return;
+    };
     // Registration latency (ALIVE2 + flush + reply), median of 200.
     let mut lat: Vec<Duration> = (0..200)
-        .map(|i| {
-            let n = NodeName::parse(&format!("r{i}@benchhost")).unwrap();
+        .filter_map(|i| {
+            let n = NodeName::parse(&format!("r{i}@benchhost")).ok()?;
             let t = Instant::now();
-            let r = async_std::task::block_on(snow_epmd::client::register(&addr, &n, 1)).unwrap();
+            let r = async_std::task::block_on(snow_epmd::client::register(&addr, &n, 1)).ok()?;
             let e = t.elapsed();
             drop(r);
-            e
+            Some(e)
         })
         .collect();
     lat.sort();
-    println!("registration latency incl. flush: median {:?}, p99 {:?}", lat[100], lat[198]);
+    if lat.len() == 200 {
+        println!("registration latency incl. flush: median {:?}, p99 {:?}", lat[100], lat[198]);
+    }
     let snow = lookups_per_sec(&addr, "bench", 8, dur);
-    println!("snow-epmd lookups/s (1 connection per lookup, 8 clients): {snow:.0}");
+    println!("snow-epmd lookups/s (1 connection per lookup, 8 clients, daemon in its own process): {snow:.0}");
     // Erlang's epmd on an ephemeral port, as a foreground child killed by pid.
     let port = free_port();
     match Command::new("epmd").args(["-port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
@@ -151,6 +263,7 @@ fn main() {
         }
         Err(e) => println!("erlang epmd not available ({e}); skipped"),
     }
+    measure_memory(&addr, pid);
     for n in [10, 100, 1000] {
         let t = Instant::now();
         let r = converge_rounds(n);
@@ -159,6 +272,7 @@ fn main() {
             t.elapsed()
         );
     }
-    let _ = async_std::task::block_on(h.shutdown());
+    let _ = daemon.kill();
+    let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(dir);
 }
