@@ -2,7 +2,8 @@
 //! same workloads, same run. `cargo bench -p snow-integration --bench dist`.
 //!
 //! Environment: `SNOW_BENCH_SCALE` (default 1.0) multiplies the message counts (e.g. 0.1 for a
-//! quick look); `SNOW_BENCH_ONLY=snow|erlang` runs one side. The bench binary also acts as a Snow
+//! quick look); `SNOW_BENCH_MESSAGES=N64,N1K,N64K` sets the message counts per payload size (to
+//! profile one size); `SNOW_BENCH_ONLY=snow|erlang` runs one side. The bench binary also acts as a Snow
 //! node when started with `SNOW_BENCH_ROLE` (see `snow_integration::snow_bench`).
 
 use snow_integration::erlang::{self, ErlangBaseline, Transport};
@@ -16,6 +17,15 @@ fn workload() -> Workload {
         *n = ((*n as f64 * scale) as u64).max(k * 5);
     }
     w.round_trips = ((w.round_trips as f64 * scale) as u64).max(100);
+    // Per-size message counts, e.g. for profiling one payload size: SNOW_BENCH_MESSAGES=2000000,0,0
+    // (0 means the minimum: five batches).
+    if let Ok(list) = std::env::var("SNOW_BENCH_MESSAGES") {
+        for ((n, k), v) in w.messages.iter_mut().zip(w.batch).zip(list.split(',')) {
+            if let Ok(v) = v.trim().parse::<u64>() {
+                *n = v.max(k * 5);
+            }
+        }
+    }
     w
 }
 
