@@ -254,11 +254,16 @@ async fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
             continue;
         }
         sh.connections.fetch_add(1, Ordering::SeqCst);
-        let sh2 = sh.clone();
-        task::spawn(async move {
-            handle_connection(&sh2, stream, peer).await;
-            sh2.connections.fetch_sub(1, Ordering::SeqCst);
-        });
+        task::spawn(handle_connection(ConnectionSlot(sh.clone()), stream, peer));
+    }
+}
+
+/// Counts one open connection against `--max-connections` until dropped.
+struct ConnectionSlot(Arc<Shared>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -275,20 +280,36 @@ pub(crate) enum ReadError {
     Bad(#[from] RequestError),
 }
 
+/// Scratch space for reading a request, kept inside the connection's future: an idle connection
+/// (waiting for its request) or a registration costs no heap buffer.
+const SMALL_READ: usize = 256;
+/// Largest single read for big requests (gossip), allocated only when such a request arrives.
+const BIG_READ: usize = 16 * 1024;
+
 /// Reads one framed request within `timeout`, a few bytes at a time or all at once.
 pub(crate) async fn read_request(stream: &mut TcpStream, timeout: Duration) -> Result<Request, ReadError> {
     let deadline = Instant::now() + timeout;
     let mut parser = RequestParser::new();
-    let mut buf = vec![0u8; 4096];
+    let mut small = [0u8; SMALL_READ];
+    let mut big = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let want = parser.wanted().clamp(1, buf.len());
-        match stream.read(&mut buf[..want]).timeout(left).await {
+        let want = parser.wanted().max(1);
+        let buf: &mut [u8] = if want <= SMALL_READ {
+            &mut small[..want]
+        } else {
+            if big.is_empty() {
+                big = vec![0u8; BIG_READ];
+            }
+            &mut big[..want.min(BIG_READ)]
+        };
+        match stream.read(buf).timeout(left).await {
             None => return Err(ReadError::Timeout),
             Some(Err(e)) => return Err(ReadError::Io(e)),
             Some(Ok(0)) => return Err(ReadError::Closed),
             Some(Ok(n)) => {
-                if let Some(request) = parser.feed(&buf[..n])? {
+                let read = if want <= SMALL_READ { &small[..n] } else { &big[..n] };
+                if let Some(request) = parser.feed(read)? {
                     return Ok(request);
                 }
             }
@@ -304,7 +325,8 @@ pub(crate) async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Dur
     }
 }
 
-async fn handle_connection(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: SocketAddr) {
+    let sh = &slot.0.clone();
     let _ = stream.set_nodelay(true);
     let who = peer.ip().to_string();
     let request = match read_request(&mut stream, sh.config.request_timeout).await {
@@ -315,7 +337,7 @@ async fn handle_connection(sh: &Arc<Shared>, mut stream: TcpStream, peer: Socket
     let timeout = sh.config.request_timeout;
     let local = peer.ip().is_loopback();
     let reply = match request {
-        Request::Alive2(a) => return serve_alive(sh, stream, peer, a).await,
+        Request::Alive2(a) => return serve_alive(sh, stream, peer, a, slot).await,
         Request::Gossip(sealed) => return gossip_driver::respond(sh, stream, peer, sealed).await,
         Request::PortPlease2(name) => encode_port2_resp(port_please(sh, &name).as_ref()),
         Request::Names => names_reply(sh, false),
@@ -418,7 +440,7 @@ fn stop_registration(sh: &Shared, raw: &[u8]) -> Option<&'static [u8]> {
     })
 }
 
-async fn serve_alive(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, a: Alive2Req) {
+async fn serve_alive(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, a: Alive2Req, slot: ConnectionSlot) {
     let old_client = a.high_version < 6;
     let who = peer.ip().to_string();
     let timeout = sh.config.request_timeout;
@@ -446,14 +468,28 @@ async fn serve_alive(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
         return;
     }
     log::info!("snow-epmd {}: registered {name} port {} creation {creation} from {peer}", sh.id, a.port);
-    let mut buf = [0u8; 256];
+    // A registration lives as long as its node: its own small task, so the request-handling
+    // state above (about 1 KiB per connection) is freed (10,000 registrations must fit in 32 MiB).
+    task::spawn(hold_registration(sh.clone(), stream, peer.ip(), name, creation, slot));
+}
+
+/// Waits until a registered node's connection closes, then releases its registration.
+async fn hold_registration(
+    sh: Arc<Shared>,
+    mut stream: TcpStream,
+    ip: IpAddr,
+    name: NodeName,
+    creation: u32,
+    _slot: ConnectionSlot,
+) {
+    let mut buf = [0u8; 32];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => continue,
         }
     }
-    release(sh, peer.ip(), &name, creation, !sh.stopping.load(Ordering::SeqCst)).await;
+    release(&sh, ip, &name, creation, !sh.stopping.load(Ordering::SeqCst)).await;
 }
 
 /// Registrations come from loopback only, unless the daemon runs with `--allow-remote-register`.

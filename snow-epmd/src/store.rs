@@ -70,6 +70,10 @@ pub struct Store {
     meta: sled::Tree,
     /// Owner maxima as last written, so a change rewrites only the owners that moved.
     written: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Version>>>,
+    /// One flush at a time: concurrent registrations queue here instead of each occupying a
+    /// blocking thread (every extra thread costs stack and a malloc arena: measured +10 MiB
+    /// resident with 64 concurrent registrations).
+    flushing: std::sync::Arc<async_std::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -96,6 +100,7 @@ impl Store {
             owners: db.open_tree("owners").map_err(open_err)?,
             meta: db.open_tree("meta").map_err(open_err)?,
             written: Default::default(),
+            flushing: Default::default(),
             db,
         };
         let corrupt = |what: String| StoreError::Corrupt { dir: dir.to_owned(), what };
@@ -158,6 +163,7 @@ impl Store {
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         // sled's flush blocks on disk I/O: keep it off the async executor's threads.
+        let _one_at_a_time = self.flushing.lock().await;
         let db = self.db.clone();
         async_std::task::spawn_blocking(move || db.flush()).await?;
         Ok(())
