@@ -18,6 +18,23 @@ use snow_shared::epmd::gossip::{Gossip, GossipConfig};
 use snow_shared::epmd::table::{Registration, State, Table, TableLimits};
 use snow_shared::NodeName;
 
+/// CPU time (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Lookups/s with one connection per lookup, and the daemon's CPU time per lookup in µs (which
+/// shows the daemon's own cost even when the client, sharing the cores, is the bottleneck).
+fn lookup_load(pid: u32, addr: &str, name: &str, clients: usize, dur: Duration) -> (f64, f64) {
+    let cpu0 = cpu_time(pid);
+    let rate = lookups_per_sec(addr, name, clients, dur);
+    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default();
+    (rate, cpu.as_secs_f64() * 1e6 / (rate * dur.as_secs_f64()).max(1.0))
+}
+
 fn lookups_per_sec(addr: &str, name: &str, clients: usize, dur: Duration) -> f64 {
     async_std::task::block_on(async {
         let end = Instant::now() + dur;
@@ -224,8 +241,11 @@ fn main() {
     if lat.len() == 200 {
         println!("registration latency incl. flush: median {:?}, p99 {:?}", lat[100], lat[198]);
     }
-    let snow = lookups_per_sec(&addr, "bench", 8, dur);
-    println!("snow-epmd lookups/s (1 connection per lookup, 8 clients, daemon in its own process): {snow:.0}");
+    let (snow, snow_cpu) = lookup_load(pid, &addr, "bench", 8, dur);
+    println!(
+        "snow-epmd lookups/s (1 connection per lookup, 8 clients, daemon in its own process): {snow:.0}; \
+         daemon CPU {snow_cpu:.1} µs per lookup"
+    );
     // Erlang's epmd on an ephemeral port, as a foreground child killed by pid.
     let port = free_port();
     match Command::new("epmd").args(["-port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
@@ -252,8 +272,12 @@ fn main() {
                 Some(s)
             });
             if reg.is_some() {
-                let erl = lookups_per_sec(&eaddr, "bench", 8, dur);
-                println!("erlang epmd lookups/s (same load): {erl:.0}; ratio snow/erlang = {:.2}", snow / erl);
+                let (erl, erl_cpu) = lookup_load(child.id(), &eaddr, "bench", 8, dur);
+                println!(
+                    "erlang epmd lookups/s (same load): {erl:.0}; daemon CPU {erl_cpu:.1} µs per lookup; \
+                     ratio snow/erlang = {:.2}",
+                    snow / erl
+                );
             } else {
                 println!("erlang epmd: could not register; skipped");
             }

@@ -4,9 +4,11 @@
 //! bytes and time between sockets and that core.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_std::io::{ReadExt, WriteExt};
@@ -237,7 +239,7 @@ fn advertised_id(addr: SocketAddr, hostname: &str) -> String {
 
 async fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
     while !sh.stopping.load(Ordering::SeqCst) {
-        let accepted = match listener.accept().timeout(Duration::from_millis(100)).await {
+        let accepted = match within(listener.accept(), Duration::from_millis(100)).await {
             None => continue,
             Some(a) => a,
         };
@@ -295,15 +297,17 @@ pub(crate) async fn read_request(stream: &mut TcpStream, timeout: Duration) -> R
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let want = parser.wanted().max(1);
+        // Small requests are read greedily (the parser ignores what follows a request; clients
+        // send nothing more before the reply): a lookup takes one read instead of two.
         let buf: &mut [u8] = if want <= SMALL_READ {
-            &mut small[..want]
+            &mut small[..]
         } else {
             if big.is_empty() {
                 big = vec![0u8; BIG_READ];
             }
             &mut big[..want.min(BIG_READ)]
         };
-        match stream.read(buf).timeout(left).await {
+        match within(stream.read(buf), left).await {
             None => return Err(ReadError::Timeout),
             Some(Err(e)) => return Err(ReadError::Io(e)),
             Some(Ok(0)) => return Err(ReadError::Closed),
@@ -317,9 +321,20 @@ pub(crate) async fn read_request(stream: &mut TcpStream, timeout: Duration) -> R
     }
 }
 
+/// Runs `fut` with a deadline, starting the timer only if `fut` is not ready at once: most reads,
+/// writes and accepts complete on their first poll, and a timer costs a reactor update (and
+/// often a `timerfd_settime`) per use. `smol_timeout` polls its timer first, so it always pays.
+pub(crate) async fn within<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => fut.timeout(limit).await,
+    }
+}
+
 /// Writes all of `bytes` within `timeout`.
 pub(crate) async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
-    match stream.write_all(bytes).timeout(timeout).await {
+    match within(stream.write_all(bytes), timeout).await {
         Some(r) => r,
         None => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed")),
     }
@@ -327,12 +342,13 @@ pub(crate) async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Dur
 
 async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: SocketAddr) {
     let sh = &slot.0.clone();
-    let _ = stream.set_nodelay(true);
-    let who = peer.ip().to_string();
+    // No TCP_NODELAY: every reply is one write followed by close, which Nagle never delays
+    // (saves a setsockopt per lookup).
+    let who = || peer.ip().to_string();
     let request = match read_request(&mut stream, sh.config.request_timeout).await {
         Ok(r) => r,
         Err(ReadError::Closed) => return,
-        Err(e) => return sh.log_rejected(&who, "request", &e),
+        Err(e) => return sh.log_rejected(&who(), "request", &e),
     };
     let timeout = sh.config.request_timeout;
     let local = peer.ip().is_loopback();
@@ -345,10 +361,10 @@ async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: So
         Request::Kill if local => kill_reply(sh),
         Request::Stop(name) if local => match stop_registration(sh, &name) {
             Some(r) => r.to_vec(),
-            None => return sh.log_rejected(&who, "STOP_REQ", &"ignored without --relaxed-command-check"),
+            None => return sh.log_rejected(&who(), "STOP_REQ", &"ignored without --relaxed-command-check"),
         },
         Request::Dump | Request::Kill | Request::Stop(_) => {
-            return sh.log_rejected(&who, "operator request", &"only accepted from loopback")
+            return sh.log_rejected(&who(), "operator request", &"only accepted from loopback")
         }
         Request::Lookup(name) => encode_lookup_resp(lookup(sh, &name).as_ref()),
         Request::List => {
@@ -361,7 +377,7 @@ async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: So
         }
     };
     if let Err(e) = write_all(&mut stream, &reply, timeout).await {
-        sh.log_rejected(&who, "reply", &e);
+        sh.log_rejected(&who(), "reply", &e);
     }
 }
 
@@ -442,13 +458,13 @@ fn stop_registration(sh: &Shared, raw: &[u8]) -> Option<&'static [u8]> {
 
 async fn serve_alive(sh: &Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, a: Alive2Req, slot: ConnectionSlot) {
     let old_client = a.high_version < 6;
-    let who = peer.ip().to_string();
+    let who = || peer.ip().to_string();
     let timeout = sh.config.request_timeout;
     let outcome = register(sh, peer, &a);
     let (name, creation) = match outcome {
         Ok(ok) => ok,
         Err((code, why)) => {
-            sh.log_rejected(&who, "registration", &why);
+            sh.log_rejected(&who(), "registration", &why);
             let _ = write_all(&mut stream, &encode_alive2_resp(code, 0, old_client), timeout).await;
             return;
         }
