@@ -116,3 +116,25 @@ pub fn check_handshake(data: &[u8]) {
     let _ = handshake.handle_timeout(now + Duration::from_secs(60));
     assert!(!handshake.is_established(), "handshake established without the key");
 }
+
+/// snow-epmd requests and gossip. The first byte picks what is fuzzed: even, the request parser,
+/// which must give the same outcome whether the bytes arrive at once or in pieces of the size the
+/// rest of that byte gives; odd, the gossip message decoder.
+pub fn check_epmd(data: &[u8]) {
+    use snow_shared::epmd::{gossip, wire::RequestParser};
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode & 1 == 1 {
+        let _ = gossip::decode(rest, 1_764_000_000_000);
+        return;
+    }
+    let whole = RequestParser::new().feed(rest);
+    let mut parser = RequestParser::new();
+    let mut pieces = Ok(None);
+    for piece in rest.chunks(usize::from(mode >> 1).max(1)) {
+        pieces = parser.feed(piece);
+        if !matches!(pieces, Ok(None)) {
+            break;
+        }
+    }
+    assert_eq!(format!("{whole:?}"), format!("{pieces:?}"));
+}

@@ -38,3 +38,8 @@ fn control_decode_corpus() {
 fn handshake_corpus() {
     replay("handshake", checks::check_handshake);
 }
+
+#[test]
+fn epmd_corpus() {
+    replay("epmd", checks::check_epmd);
+}
