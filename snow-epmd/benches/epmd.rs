@@ -26,13 +26,18 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// Lookups/s with one connection per lookup, and the daemon's CPU time per lookup in µs (which
-/// shows the daemon's own cost even when the client, sharing the cores, is the bottleneck).
-fn lookup_load(pid: u32, addr: &str, name: &str, clients: usize, dur: Duration) -> (f64, f64) {
-    let cpu0 = cpu_time(pid);
+/// Lookups/s with one connection per lookup, and the daemon's and this client's CPU time per
+/// lookup in µs (the daemon's own cost shows even when the client, sharing the cores, is the
+/// bottleneck).
+fn lookup_load(pid: u32, addr: &str, name: &str, clients: usize, dur: Duration) -> (f64, f64, f64) {
+    let me = std::process::id();
+    let (daemon0, client0) = (cpu_time(pid), cpu_time(me));
     let rate = lookups_per_sec(addr, name, clients, dur);
-    let cpu = cpu_time(pid).zip(cpu0).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default();
-    (rate, cpu.as_secs_f64() * 1e6 / (rate * dur.as_secs_f64()).max(1.0))
+    let lookups = (rate * dur.as_secs_f64()).max(1.0);
+    let per_lookup = |now: Option<Duration>, then: Option<Duration>| {
+        now.zip(then).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default().as_secs_f64() * 1e6 / lookups
+    };
+    (rate, per_lookup(cpu_time(pid), daemon0), per_lookup(cpu_time(me), client0))
 }
 
 fn lookups_per_sec(addr: &str, name: &str, clients: usize, dur: Duration) -> f64 {
@@ -241,10 +246,10 @@ fn main() {
     if lat.len() == 200 {
         println!("registration latency incl. flush: median {:?}, p99 {:?}", lat[100], lat[198]);
     }
-    let (snow, snow_cpu) = lookup_load(pid, &addr, "bench", 8, dur);
+    let (snow, snow_cpu, client_cpu) = lookup_load(pid, &addr, "bench", 8, dur);
     println!(
         "snow-epmd lookups/s (1 connection per lookup, 8 clients, daemon in its own process): {snow:.0}; \
-         daemon CPU {snow_cpu:.1} µs per lookup"
+         daemon CPU {snow_cpu:.1} µs per lookup, client CPU {client_cpu:.1} µs per lookup"
     );
     // Erlang's epmd on an ephemeral port, as a foreground child killed by pid.
     let port = free_port();
@@ -272,10 +277,10 @@ fn main() {
                 Some(s)
             });
             if reg.is_some() {
-                let (erl, erl_cpu) = lookup_load(child.id(), &eaddr, "bench", 8, dur);
+                let (erl, erl_cpu, client_cpu) = lookup_load(child.id(), &eaddr, "bench", 8, dur);
                 println!(
-                    "erlang epmd lookups/s (same load): {erl:.0}; daemon CPU {erl_cpu:.1} µs per lookup; \
-                     ratio snow/erlang = {:.2}",
+                    "erlang epmd lookups/s (same load): {erl:.0}; daemon CPU {erl_cpu:.1} µs per lookup, client CPU \
+                     {client_cpu:.1} µs per lookup; ratio snow/erlang = {:.2}",
                     snow / erl
                 );
             } else {
