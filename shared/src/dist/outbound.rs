@@ -25,13 +25,23 @@ pub const DEFAULT_BYTE_BUDGET: usize = 64 << 20;
 /// Tuning of an [`Outbound`] queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboundConfig {
-    /// Data bytes per fragment; messages longer than this are fragmented.
+    /// Data bytes per fragment. Messages longer than one and a half fragments are fragmented;
+    /// shorter ones go whole, so that the common power-of-two payloads (a 64 KiB binary encodes
+    /// to a few bytes over 64 KiB) are not cut into a full fragment and a tiny one that the peer
+    /// must then reassemble. Such a message holds the connection for at most 1.5 fragments.
     pub fragment_size: usize,
     /// Queued bytes at which [`Outbound::try_push`] says [`Busy`].
     pub byte_budget: usize,
     /// Whether the peer accepts fragments ([`crate::dist::Flags::FRAGMENTS`] negotiated). Without
     /// them, large messages go out whole and hold the connection while they do.
     pub fragments: bool,
+}
+
+impl OutboundConfig {
+    /// Longest message sent whole when fragments are allowed.
+    fn fragment_threshold(&self) -> usize {
+        self.fragment_size.saturating_add(self.fragment_size / 2)
+    }
 }
 
 impl Default for OutboundConfig {
@@ -171,7 +181,7 @@ impl Outbound {
         let Some(queue) = self.lanes.get_mut(&key) else { return self.pop_unit(out) };
         if queue.current.is_none() {
             if let Some(payload) = queue.messages.pop_front() {
-                if self.config.fragments && payload.len() > self.config.fragment_size {
+                if self.config.fragments && payload.len() > self.config.fragment_threshold() {
                     let len = payload.len();
                     queue.current = Some((Fragmenter::new(self.next_seq, payload, self.config.fragment_size), len));
                     self.next_seq = self.next_seq.wrapping_add(1);
@@ -291,6 +301,19 @@ mod tests {
         let pos = |m: &Vec<u8>| got.iter().position(|g| g == m).unwrap();
         assert!(pos(&sent_2[1]) < pos(&sent_1[0]));
         assert_eq!(out.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn messages_up_to_one_and_a_half_fragments_go_whole() {
+        let mut out = Outbound::new(OutboundConfig { fragment_size: 1000, ..OutboundConfig::default() });
+        out.push(Lane::Sender(1), msg(1, 1_500));
+        out.push(Lane::Sender(1), msg(2, 1_501));
+        let mut frames = FrameDecoder::new(1 << 20);
+        frames.feed(&out.pop_batch(1 << 20));
+        let first = frames.next_frame().unwrap().unwrap();
+        assert_eq!(first, msg(1, 1_500), "1.5 fragments' worth goes out whole");
+        let second = frames.next_frame().unwrap().unwrap();
+        assert!(crate::fragment::is_fragment(&second), "anything longer is fragmented");
     }
 
     #[test]
