@@ -562,16 +562,7 @@ fn live_hash(name: &NodeName, v: Version) -> u64 {
 mod tests {
     use super::*;
 
-    fn reg(name: &str) -> Registration {
-        Registration {
-            name: NodeName::parse(name).unwrap(),
-            port: 9000,
-            node_type: 77,
-            high_version: 6,
-            low_version: 6,
-            extra: vec![],
-        }
-    }
+    use crate::epmd::sim::reg;
 
     fn limits() -> TableLimits {
         TableLimits { max_entries: 4, grace_ms: 1000, tombstone_ttl_ms: 5000 }
