@@ -262,24 +262,9 @@ pub fn encode_alive2_resp(result: u8, creation: u32, old_client: bool) -> Vec<u8
     }
 }
 
-/// What PORT2_RESP and LOOKUP return about a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// Distribution port.
-    pub port: u16,
-    /// 77 normal, 72 hidden.
-    pub node_type: u8,
-    /// 0 = TCP/IPv4.
-    pub protocol: u8,
-    /// Highest distribution version.
-    pub high_version: u16,
-    /// Lowest distribution version.
-    pub low_version: u16,
-    /// The name as registered (PORT2_RESP returns the short name).
-    pub name: Vec<u8>,
-    /// Extra bytes from the registration.
-    pub extra: Vec<u8>,
-}
+/// What PORT2_RESP returns about a node: exactly the fields of its registration (the name as
+/// registered; PORT2_RESP gives the short name).
+pub type NodeInfo = Alive2Req;
 
 /// PORT2_RESP: `Some(info)` found, `None` not found (result 1, nothing else).
 pub fn encode_port2_resp(info: Option<&NodeInfo>) -> Vec<u8> {

@@ -10,22 +10,26 @@ use snow_shared::dist::backoff::Backoff;
 
 use super::core::Dist;
 
+/// Runs `work` until it finishes (`false`) or the node stops first (`true`).
+async fn stopped_during(stop: &async_std::channel::Receiver<()>, work: impl std::future::Future<Output = ()>) -> bool {
+    future::or(
+        async {
+            work.await;
+            false
+        },
+        async {
+            let _ = stop.recv().await;
+            true
+        },
+    )
+    .await
+}
+
 /// Holds `reg` until shutdown, re-registering whenever snow-epmd drops it.
 pub(crate) async fn keep_registered(dist: Arc<Dist>, mut reg: Registration, port: u16) {
     let stop = dist.stop_rx.clone();
     loop {
-        let stopped = future::or(
-            async {
-                reg.closed().await;
-                false
-            },
-            async {
-                let _ = stop.recv().await;
-                true
-            },
-        )
-        .await;
-        if stopped {
+        if stopped_during(&stop, reg.closed()).await {
             reg.close();
             log::info!("{}: unregistered from snow-epmd at {}", dist.name, dist.epmd);
             return;
@@ -50,18 +54,7 @@ pub(crate) async fn keep_registered(dist: Arc<Dist>, mut reg: Registration, port
                 Err(e) => {
                     let delay = backoff.next_delay(rand::random());
                     log::warn!("{}: cannot re-register with snow-epmd: {e}; retrying in {delay:?}", dist.name);
-                    let stopped = future::or(
-                        async {
-                            async_std::task::sleep(delay).await;
-                            false
-                        },
-                        async {
-                            let _ = stop.recv().await;
-                            true
-                        },
-                    )
-                    .await;
-                    if stopped {
+                    if stopped_during(&stop, async_std::task::sleep(delay)).await {
                         return;
                     }
                 }
