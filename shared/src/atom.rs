@@ -2,10 +2,12 @@
 //!
 //! An [`Atom`] is a shared, immutable name (`:ok`, `:EXIT`, a struct's type name, a node name).
 //! Atoms are interned in a process-wide table so that decoding the same atom a million times costs
-//! one allocation, not a million. Unlike BEAM, the table is bounded: once it holds
-//! [`MAX_INTERNED_ATOMS`] names, new atoms are still created and still compare equal to any other
-//! atom with the same text, they are simply not shared. A hostile peer therefore cannot exhaust
-//! memory by sending fresh atoms, which is a classic way to crash an Erlang node.
+//! one allocation, not a million, and cloning an interned atom is a pointer copy (no reference
+//! count to touch). Unlike BEAM, the table is bounded: once it holds [`MAX_INTERNED_ATOMS`] names,
+//! new atoms are still created and still compare equal to any other atom with the same text, they
+//! are simply not shared (they are reference-counted and freed when the last clone goes). A hostile
+//! peer therefore cannot exhaust memory by sending fresh atoms, which is a classic way to crash an
+//! Erlang node: the table holds at most `MAX_INTERNED_ATOMS` texts of at most [`MAX_ATOM_BYTES`].
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -24,10 +26,21 @@ pub const MAX_ATOM_BYTES: usize = 1024;
 /// Equality, ordering and hashing are those of the text, so an atom that could not be interned
 /// behaves exactly like one that was.
 #[derive(Clone)]
-pub struct Atom(Arc<str>);
+pub struct Atom(Repr);
 
-fn table() -> &'static RwLock<HashSet<Arc<str>>> {
-    static TABLE: OnceLock<RwLock<HashSet<Arc<str>>>> = OnceLock::new();
+#[derive(Clone)]
+enum Repr {
+    /// Text owned by the intern table, which lives as long as the process: clones are copies, and
+    /// two interned atoms are equal exactly when they point at the same text.
+    Interned(&'static str),
+    /// Made while the table was full: shared by reference count and freed with its last clone.
+    Overflow(Arc<str>),
+}
+
+/// The intern table. Entries are never removed, so their text can be handed out as `&'static`;
+/// the table's size bound is what keeps that memory bounded.
+fn table() -> &'static RwLock<HashSet<&'static str>> {
+    static TABLE: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
     TABLE.get_or_init(|| RwLock::new(HashSet::new()))
 }
 
@@ -38,29 +51,48 @@ impl Atom {
         // still a valid set of strings, so keep using it.
         {
             let read = table().read().unwrap_or_else(|e| e.into_inner());
-            if let Some(existing) = read.get(text) {
-                return Atom(existing.clone());
+            if let Some(&existing) = read.get(text) {
+                return Atom(Repr::Interned(existing));
             }
         }
         let mut write = table().write().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = write.get(text) {
-            return Atom(existing.clone());
+        if let Some(&existing) = write.get(text) {
+            return Atom(Repr::Interned(existing));
         }
-        let fresh: Arc<str> = Arc::from(text);
         if write.len() < MAX_INTERNED_ATOMS {
-            write.insert(fresh.clone());
+            let text: &'static str = Box::leak(Box::from(text));
+            write.insert(text);
+            return Atom(Repr::Interned(text));
         }
-        Atom(fresh)
+        Atom(Repr::Overflow(Arc::from(text)))
+    }
+
+    /// The atom for text that the intern table handed out (see [`Atom::interned`]): no lookup.
+    pub(crate) fn from_interned(text: &'static str) -> Atom {
+        Atom(Repr::Interned(text))
+    }
+
+    /// The table's copy of the text when this atom is interned, for caches that want to keep
+    /// atoms without owning anything.
+    pub(crate) fn interned(&self) -> Option<&'static str> {
+        match self.0 {
+            Repr::Interned(text) => Some(text),
+            Repr::Overflow(_) => None,
+        }
     }
 
     /// The atom's text.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Interned(text) => text,
+            Repr::Overflow(text) => text,
+        }
     }
 
     /// Whether the text can be written bare after `:` (`:ok`) or needs quotes (`:"two words"`).
     fn is_bare(&self) -> bool {
-        let mut chars = self.0.chars();
+        let mut chars = self.as_str().chars();
         match chars.next() {
             Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
             _ => return false,
@@ -70,8 +102,13 @@ impl Atom {
 }
 
 impl PartialEq for Atom {
+    #[inline]
     fn eq(&self, other: &Atom) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        match (&self.0, &other.0) {
+            // The table holds each text once.
+            (Repr::Interned(a), Repr::Interned(b)) => std::ptr::eq(*a, *b),
+            _ => self.as_str() == other.as_str(),
+        }
     }
 }
 
@@ -85,25 +122,28 @@ impl PartialOrd for Atom {
 
 impl Ord for Atom {
     fn cmp(&self, other: &Atom) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
+        if self == other {
+            return std::cmp::Ordering::Equal;
+        }
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl Hash for Atom {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state)
+        self.as_str().hash(state)
     }
 }
 
 impl Borrow<str> for Atom {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for Atom {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -123,9 +163,9 @@ impl fmt::Debug for Atom {
 impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_bare() {
-            write!(f, ":{}", self.0)
+            write!(f, ":{}", self.as_str())
         } else {
-            write!(f, ":{:?}", &*self.0)
+            write!(f, ":{:?}", self.as_str())
         }
     }
 }
@@ -138,8 +178,10 @@ mod tests {
     fn same_text_shares_storage() {
         let a = Atom::new("shared_storage_check");
         let b = Atom::new("shared_storage_check");
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(std::ptr::eq(a.as_str(), b.as_str()));
+        assert_eq!(a.interned(), b.interned());
         assert_eq!(a, b);
+        assert_ne!(a, Atom::new("shared_storage_check2"));
     }
 
     #[test]
@@ -153,9 +195,20 @@ mod tests {
 
     #[test]
     fn uninterned_atoms_still_compare_by_text() {
-        let a = Atom(Arc::from("not_in_table"));
+        let a = Atom(Repr::Overflow(Arc::from("not_in_table")));
         let b = Atom::new("not_in_table");
         assert_eq!(a, b);
+        assert_eq!(b, a);
         assert_eq!(a.cmp(&b), std::cmp::Ordering::Equal);
+        assert_eq!(a.interned(), None);
+        let hash = |atom: &Atom| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            atom.hash(&mut hasher);
+            hasher.finish()
+        };
+        assert_eq!(hash(&a), hash(&b));
+        let other = Atom(Repr::Overflow(Arc::from("not_in_table_either")));
+        assert_ne!(a, other);
+        assert_eq!(a.clone(), a);
     }
 }

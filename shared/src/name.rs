@@ -5,11 +5,12 @@
 //! brackets (rewritten in its canonical compressed form). Two spellings of the same node therefore
 //! parse to equal [`NodeName`]s.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::atom::Atom;
 
@@ -17,6 +18,10 @@ use crate::atom::Atom;
 pub const MAX_NAME_LEN: usize = 64;
 /// Longest `host` part, in bytes (the DNS limit).
 pub const MAX_HOST_LEN: usize = 253;
+
+/// Upper bound on the node names kept in the process-wide node table that decoders' caches point
+/// into (see [`NodeName::interned`]). Past it, names are still parsed and correct, just not cached.
+pub const MAX_INTERNED_NODES: usize = 1 << 16;
 
 /// A validated node name in canonical form, cheap to clone and compare.
 ///
@@ -141,6 +146,29 @@ impl NodeName {
     /// The whole canonical `name@host`.
     pub fn as_str(&self) -> &str {
         self.0.full.as_str()
+    }
+
+    /// The process-wide shared copy of this name, for caches that want to keep node names without
+    /// owning anything; `None` once the table holds [`MAX_INTERNED_NODES`] names. Entries are
+    /// never removed, so the bound is what keeps the table's memory bounded (at most 64 Ki names
+    /// of at most 318 bytes each).
+    pub(crate) fn interned(&self) -> Option<&'static NodeName> {
+        static TABLE: OnceLock<RwLock<HashMap<&'static str, &'static NodeName>>> = OnceLock::new();
+        let table = TABLE.get_or_init(|| RwLock::new(HashMap::new()));
+        // A poisoned lock only means another thread panicked while inserting; the map is intact.
+        if let Some(&node) = table.read().unwrap_or_else(|e| e.into_inner()).get(self.as_str()) {
+            return Some(node);
+        }
+        let mut write = table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&node) = write.get(self.as_str()) {
+            return Some(node);
+        }
+        if write.len() >= MAX_INTERNED_NODES {
+            return None;
+        }
+        let node: &'static NodeName = Box::leak(Box::new(self.clone()));
+        write.insert(node.as_str(), node);
+        Some(node)
     }
 
     /// The canonical name as an interned atom.
@@ -269,6 +297,16 @@ mod tests {
         assert!(matches!(err("a@x..y"), NameError::BadHost(..)));
         assert!(matches!(err("a@-x.y"), NameError::BadHost(..)));
         assert!(matches!(err("a@x_y"), NameError::BadHost(..)));
+    }
+
+    #[test]
+    fn interned_names_are_shared() {
+        let a = NodeName::parse("interned@host.example").unwrap();
+        let b = NodeName::parse("interned@HOST.example").unwrap();
+        let (ia, ib) = (a.interned().unwrap(), b.interned().unwrap());
+        assert!(std::ptr::eq(ia, ib));
+        assert_eq!(*ia, a);
+        assert_ne!(*NodeName::parse("other@host.example").unwrap().interned().unwrap(), a);
     }
 
     #[test]

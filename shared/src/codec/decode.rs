@@ -5,7 +5,7 @@
 //! container* (the `pending` count). So the sum of every reserved-but-unfilled slot never exceeds
 //! the bytes left, whatever the nesting, and allocation stays proportional to the input.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use super::{read_varint, tag, unzigzag, DecodeError, DecodeLimits, MAX_DEPTH_CEILING, SMALL_INT_MAX, WIRE_VERSION};
@@ -48,42 +48,22 @@ pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize
     let mut decoder = Decoder {
         input: bytes,
         pos: 1,
-        pending: 0,
+        end: bytes.len(),
         elements: 1,
         max_elements: limits.max_elements,
         max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
     };
-    let mut top = None;
-    decoder.term(0, &mut top)?;
-    let term = top.ok_or(DecodeError::Truncated)?;
+    let term = decoder.value(0)?;
     Ok((term, decoder.pos))
-}
-
-/// Where a decoded term goes: the next slot of a container, or the top-level result.
-trait Sink {
-    fn put(&mut self, term: Term);
-}
-
-impl Sink for Vec<Term> {
-    #[inline(always)]
-    fn put(&mut self, term: Term) {
-        self.push(term);
-    }
-}
-
-impl Sink for Option<Term> {
-    #[inline(always)]
-    fn put(&mut self, term: Term) {
-        *self = Some(term);
-    }
 }
 
 struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
-    /// Bytes promised to declared elements that have not started yet (at least one each).
-    /// Invariant: `pending <= input.len() - pos`.
-    pending: usize,
+    /// Where the element being decoded must stop: the input's end minus the bytes promised to
+    /// declared elements that have not started yet (at least one each).
+    /// Invariant: `pos <= end <= input.len()`.
+    end: usize,
     /// Terms declared so far, the top-level one included.
     elements: usize,
     max_elements: usize,
@@ -91,52 +71,52 @@ struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
-    /// Bytes that the current element may still consume.
-    fn available(&self) -> usize {
-        self.input.len() - self.pos - self.pending
+    /// The bytes that the current element may still consume.
+    #[inline(always)]
+    fn rest(&self) -> &'a [u8] {
+        self.input.get(self.pos..self.end).unwrap_or_default()
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.available() {
-            return Err(DecodeError::Truncated);
-        }
-        let slice = &self.input[self.pos..self.pos + n];
+        let slice = self.rest().get(..n).ok_or(DecodeError::Truncated)?;
         self.pos += n;
         Ok(slice)
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
+        let byte = *self.rest().first().ok_or(DecodeError::Truncated)?;
+        self.pos += 1;
+        Ok(byte)
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {
-        let end = self.input.len() - self.pending;
+        let rest = self.rest();
         // One-byte varints (every length under 128) skip the general loop.
-        if let Some(&byte) = self.input[..end].get(self.pos) {
+        if let Some(&byte) = rest.first() {
             if byte < 0x80 {
                 self.pos += 1;
                 return Ok(u64::from(byte));
             }
         }
-        let (value, used) = read_varint(&self.input[self.pos..end])?;
+        let (value, used) = read_varint(rest)?;
         self.pos += used;
         Ok(value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn length(&mut self) -> Result<usize, DecodeError> {
         usize::try_from(self.varint()?).map_err(|_| DecodeError::LengthOverflow)
     }
 
     /// Registers `count` elements that need at least `min_bytes` each, failing before any
     /// allocation if the input cannot hold them or the element limit would be passed.
-    #[inline]
+    #[inline(always)]
     fn declare(&mut self, count: usize, terms_each: usize, min_bytes: usize) -> Result<(), DecodeError> {
         let need = count.checked_mul(min_bytes).ok_or(DecodeError::Truncated)?;
-        if need > self.available() {
+        if need > self.end - self.pos {
             return Err(DecodeError::Truncated);
         }
         let total = count.checked_mul(terms_each).and_then(|t| t.checked_add(self.elements));
@@ -144,16 +124,17 @@ impl<'a> Decoder<'a> {
             Some(total) if total <= self.max_elements => self.elements = total,
             _ => return Err(DecodeError::TooManyElements { max: self.max_elements }),
         }
-        self.pending += need;
+        self.end -= need;
         Ok(())
     }
 
     /// Starts decoding a declared element: its promised bytes become available to it.
-    #[inline]
+    #[inline(always)]
     fn release(&mut self, n: usize) {
-        self.pending -= n;
+        self.end += n;
     }
 
+    #[inline(always)]
     fn enter(&self, depth: usize) -> Result<usize, DecodeError> {
         if depth >= self.max_depth {
             return Err(DecodeError::TooDeep { max: self.max_depth });
@@ -161,40 +142,21 @@ impl<'a> Decoder<'a> {
         Ok(depth + 1)
     }
 
-    /// Decodes one term into `sink`. Writing straight into the destination (rather than returning
-    /// a `Term`) keeps the hot loop free of store-to-load forwarding stalls on the 56-byte value.
-    fn term<S: Sink>(&mut self, depth: usize, sink: &mut S) -> Result<(), DecodeError> {
+    /// Decodes one value (tag and body).
+    fn value(&mut self, depth: usize) -> Result<Term, DecodeError> {
         let tag = self.byte()?;
-        // Scalars are written straight into the sink, each arm on its own, so that the compiler
-        // does not build them in a shared temporary and copy it (a store-forwarding stall that
-        // used to dominate decoding of integer lists).
-        match tag {
-            small if i64::from(small) <= SMALL_INT_MAX => sink.put(Term::Int(i64::from(small))),
-            tag::INT => {
-                let value = unzigzag(self.varint()?);
-                sink.put(Term::Int(value));
-            }
+        Ok(match tag {
+            small if i64::from(small) <= SMALL_INT_MAX => Term::Int(i64::from(small)),
+            tag::INT => Term::Int(unzigzag(self.varint()?)),
             tag::FLOAT => {
                 let raw = self.take(8)?;
                 let mut bits = [0u8; 8];
                 bits.copy_from_slice(raw);
-                sink.put(Term::Float(f64::from_bits(u64::from_be_bytes(bits))));
+                Term::Float(f64::from_bits(u64::from_be_bytes(bits)))
             }
-            tag::UNIT => sink.put(Term::Unit),
-            tag::FALSE => sink.put(Term::Bool(false)),
-            tag::TRUE => sink.put(Term::Bool(true)),
-            _ => {
-                let term = self.compound(tag, depth)?;
-                sink.put(term);
-            }
-        }
-        Ok(())
-    }
-
-    /// Decodes a value whose tag is not a scalar's.
-    #[inline(never)]
-    fn compound(&mut self, tag: u8, depth: usize) -> Result<Term, DecodeError> {
-        Ok(match tag {
+            tag::UNIT => Term::Unit,
+            tag::FALSE => Term::Bool(false),
+            tag::TRUE => Term::Bool(true),
             tag::ATOM => Term::Atom(self.atom()?),
             tag::STRING => {
                 let len = self.length()?;
@@ -216,22 +178,7 @@ impl<'a> Decoder<'a> {
                 let (node, id, creation) = self.id()?;
                 Term::Ref(Ref::new(node, id, creation))
             }
-            tag::STRUCT => {
-                let inner = self.enter(depth)?;
-                let name = self.atom()?;
-                let count = self.length()?;
-                // A field is a name (at least its length byte) and a value (at least its tag).
-                self.declare(count, 1, 2)?;
-                let mut fields = Vec::with_capacity(count);
-                for _ in 0..count {
-                    self.release(2);
-                    let field = self.atom()?;
-                    let mut value = None;
-                    self.term(inner, &mut value)?;
-                    fields.extend(value.map(|v| (field, v)));
-                }
-                Term::Struct(Box::new(Struct { name, fields }))
-            }
+            tag::STRUCT => Term::Struct(Box::new(self.structure(self.enter(depth)?)?)),
             tag::SUM => {
                 let inner = self.enter(depth)?;
                 let type_name = self.atom()?;
@@ -242,14 +189,28 @@ impl<'a> Decoder<'a> {
         })
     }
 
+    fn structure(&mut self, depth: usize) -> Result<Struct, DecodeError> {
+        let name = self.atom()?;
+        let count = self.length()?;
+        // A field is a name (at least its length byte) and a value (at least its tag).
+        self.declare(count, 1, 2)?;
+        let mut fields = Vec::with_capacity(count);
+        for _ in 0..count {
+            self.release(2);
+            let field = self.atom()?;
+            fields.push((field, self.value(depth)?));
+        }
+        Ok(Struct { name, fields })
+    }
+
     fn seq(&mut self, depth: usize) -> Result<Vec<Term>, DecodeError> {
         let count = self.length()?;
         self.declare(count, 1, 1)?;
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             self.release(1);
-            // Integers, the commonest element, are pushed here rather than through `term`.
-            match self.input.get(self.pos) {
+            // Integers, the commonest element, are pushed here rather than through `value`.
+            match self.rest().first() {
                 Some(&small) if i64::from(small) <= SMALL_INT_MAX => {
                     self.pos += 1;
                     items.push(Term::Int(i64::from(small)));
@@ -259,7 +220,7 @@ impl<'a> Decoder<'a> {
                     let value = unzigzag(self.varint()?);
                     items.push(Term::Int(value));
                 }
-                _ => self.term(depth, &mut items)?,
+                _ => items.push(self.value(depth)?),
             }
         }
         Ok(items)
@@ -272,7 +233,7 @@ impl<'a> Decoder<'a> {
         let mut flat = Vec::with_capacity(2 * count);
         for _ in 0..2 * count {
             self.release(1);
-            self.term(depth, &mut flat)?;
+            flat.push(self.value(depth)?);
         }
         let ascending = flat.iter().step_by(2).zip(flat.iter().skip(2).step_by(2)).all(|(a, b)| a < b);
         let mut rest = flat.into_iter();
@@ -290,7 +251,7 @@ impl<'a> Decoder<'a> {
         Ok(map)
     }
 
-    #[inline]
+    #[inline(always)]
     fn atom(&mut self) -> Result<Atom, DecodeError> {
         let len = self.length()?;
         if len > MAX_ATOM_BYTES {
@@ -299,7 +260,7 @@ impl<'a> Decoder<'a> {
         cached_atom(self.take(len)?)
     }
 
-    #[inline]
+    #[inline(always)]
     fn id(&mut self) -> Result<(NodeName, u64, u32), DecodeError> {
         let len = self.length()?;
         let node = cached_node(self.take(len)?)?;
@@ -313,72 +274,73 @@ impl<'a> Decoder<'a> {
 const ATOM_SLOTS: usize = 64;
 const NODE_SLOTS: usize = 16;
 
-/// A cached node name with the bytes it was received as.
-type NodeSlot = Option<(Box<[u8]>, NodeName)>;
-
 thread_local! {
-    /// Recently decoded atoms, direct-mapped by a hash of their text.
-    static ATOMS: RefCell<[Option<Atom>; ATOM_SLOTS]> = const { RefCell::new([const { None }; ATOM_SLOTS]) };
-    /// Recently decoded node names, keyed by their bytes as received (which may differ from the
-    /// canonical form, e.g. in host case).
-    static NODES: RefCell<[NodeSlot; NODE_SLOTS]> =
-        const { RefCell::new([const { None }; NODE_SLOTS]) };
+    /// Recently decoded atoms, direct-mapped by [`slot_hash`] of their text. The slots point into
+    /// the atom table (which never frees), so the cache owns nothing and needs no destructor.
+    static ATOMS: [Cell<Option<&'static str>>; ATOM_SLOTS] = const { [const { Cell::new(None) }; ATOM_SLOTS] };
+    /// Recently decoded node names, direct-mapped the same way and pointing into the node table.
+    /// Keyed by their canonical text, which is what encoders send.
+    static NODES: [Cell<Option<&'static NodeName>>; NODE_SLOTS] =
+        const { [const { Cell::new(None) }; NODE_SLOTS] };
 }
 
-/// Cache slot for `bytes`: a mix of the length and the first and last (up to) 8 bytes. Constant
-/// time whatever the length, which matters for node names read once per pid; collisions only cost
-/// a cache miss, never a wrong answer (the slot's key is compared in full).
-fn slot(bytes: &[u8], slots: usize) -> usize {
-    let word = |chunk: &[u8]| {
-        let mut buf = [0u8; 8];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        u64::from_le_bytes(buf)
+/// A hash of `bytes` for picking a cache slot (take its top bits): a mix of the length and the
+/// first and last (up to) 8 bytes, constant time whatever the length. Collisions only cost a
+/// cache miss, never a wrong answer (a slot's text is compared in full).
+#[inline(always)]
+fn slot_hash(bytes: &[u8]) -> u64 {
+    let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+        _ => {
+            let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0));
+            let len = bytes.len();
+            (at(0) | at(1) << 8 | at(len / 2) << 16 | at(len.wrapping_sub(1)) << 24, 0)
+        }
     };
-    let head = word(&bytes[..bytes.len().min(8)]);
-    let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
-    let mixed = (head ^ tail.rotate_left(29) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> 40) as usize % slots
+    (head ^ tail.rotate_left(29) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-fn new_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
-    Ok(Atom::new(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?))
-}
-
-#[inline]
+#[inline(always)]
 fn cached_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
-    let index = slot(bytes, ATOM_SLOTS);
-    let cached = ATOMS.try_with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(atom) = &cache[index] {
-            if atom.as_str().as_bytes() == bytes {
-                return Ok(atom.clone());
-            }
-        }
-        let atom = new_atom(bytes)?;
-        cache[index] = Some(atom.clone());
-        Ok(atom)
-    });
-    // The cache is gone only while the thread is being torn down; decode without it then.
-    cached.unwrap_or_else(|_| new_atom(bytes))
+    let index = (slot_hash(bytes) >> (64 - ATOM_SLOTS.trailing_zeros())) as usize;
+    let hit = ATOMS.try_with(|cache| cache.get(index).and_then(Cell::get)).ok().flatten();
+    match hit {
+        Some(text) if text.as_bytes() == bytes => Ok(Atom::from_interned(text)),
+        _ => new_atom(bytes, index),
+    }
 }
 
-fn parse_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
-    Ok(NodeName::parse(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?)?)
+/// Cache miss: interns the atom and caches it when the table took it.
+#[inline(never)]
+fn new_atom(bytes: &[u8], index: usize) -> Result<Atom, DecodeError> {
+    let atom = Atom::new(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?);
+    if let Some(text) = atom.interned() {
+        // The cache is gone only while the thread is being torn down; then skip it.
+        let _ = ATOMS.try_with(|cache| cache.get(index).map(|slot| slot.set(Some(text))));
+    }
+    Ok(atom)
 }
 
-#[inline]
+#[inline(always)]
 fn cached_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
-    let index = slot(bytes, NODE_SLOTS);
-    let cached = NODES.try_with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some((key, node)) = &cache[index] {
-            if **key == *bytes {
-                return Ok(node.clone());
-            }
+    let index = (slot_hash(bytes) >> (64 - NODE_SLOTS.trailing_zeros())) as usize;
+    let hit = NODES.try_with(|cache| cache.get(index).and_then(Cell::get)).ok().flatten();
+    match hit {
+        Some(node) if node.as_str().as_bytes() == bytes => Ok(node.clone()),
+        _ => new_node(bytes, index),
+    }
+}
+
+/// Cache miss: parses and validates the name, and caches it when `bytes` are its canonical form
+/// (a name sent in another spelling is parsed every time: correct, only slower).
+#[inline(never)]
+fn new_node(bytes: &[u8], index: usize) -> Result<NodeName, DecodeError> {
+    let node = NodeName::parse(std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8)?)?;
+    if node.as_str().as_bytes() == bytes {
+        if let Some(shared) = node.interned() {
+            let _ = NODES.try_with(|cache| cache.get(index).map(|slot| slot.set(Some(shared))));
+            return Ok(shared.clone());
         }
-        let node = parse_node(bytes)?;
-        cache[index] = Some((bytes.into(), node.clone()));
-        Ok(node)
-    });
-    cached.unwrap_or_else(|_| parse_node(bytes))
+    }
+    Ok(node)
 }
