@@ -2,7 +2,7 @@
 //!
 //! Memory discipline: before a container reserves room for `n` elements, the decoder checks that
 //! the input still holds at least one byte per element *not already promised to an enclosing
-//! container* (the `pending` count). So the sum of every reserved-but-unfilled slot never exceeds
+//! container* (bytes past `Decoder::end`). So the sum of every reserved-but-unfilled slot never exceeds
 //! the bytes left, whatever the nesting, and allocation stays proportional to the input.
 
 use std::cell::Cell;
@@ -23,10 +23,12 @@ pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
 /// Decodes one term from the whole of `bytes` under `limits`; leftover bytes are an error.
 #[inline]
 pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeError> {
-    let (term, used) = decode_prefix(bytes, limits)?;
-    match bytes.len() - used {
-        0 => Ok(term),
-        extra => Err(DecodeError::TrailingBytes(extra)),
+    let mut top = None;
+    let used = decode_top(bytes, limits, &mut top)?;
+    match (bytes.len() - used, top) {
+        (0, Some(term)) => Ok(term),
+        (0, None) => Err(DecodeError::Truncated),
+        (extra, _) => Err(DecodeError::TrailingBytes(extra)),
     }
 }
 
@@ -34,6 +36,14 @@ pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeEr
 /// bytes it took, for protocol layers that put more data after a term.
 #[inline]
 pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
+    let mut top = None;
+    let used = decode_top(bytes, limits, &mut top)?;
+    Ok((top.ok_or(DecodeError::Truncated)?, used))
+}
+
+/// Checks the envelope, decodes the top-level value into `top` and returns the bytes used.
+#[inline(always)]
+fn decode_top(bytes: &[u8], limits: &DecodeLimits, top: &mut Option<Term>) -> Result<usize, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: limits.max_bytes });
     }
@@ -52,9 +62,39 @@ pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize
         elements: 1,
         max_elements: limits.max_elements,
         max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
+        error: None,
     };
-    let term = decoder.value(0)?;
-    Ok((term, decoder.pos))
+    match decoder.value(0, top) {
+        Ok(()) => Ok(decoder.pos),
+        // `fail` always records the reason before stopping.
+        Err(Stop) => Err(decoder.error.take().unwrap_or(DecodeError::Truncated)),
+    }
+}
+
+/// Decoding stopped; the reason is in [`Decoder::error`]. A unit error keeps every `?` in the hot
+/// path a flag test instead of a copy of a [`DecodeError`].
+struct Stop;
+
+type Step<T> = Result<T, Stop>;
+
+/// Where a decoded value goes: the next slot of a container, or the top-level result. Each value
+/// is built straight in its destination instead of being returned and moved.
+trait Sink {
+    fn put(&mut self, term: Term);
+}
+
+impl Sink for Vec<Term> {
+    #[inline(always)]
+    fn put(&mut self, term: Term) {
+        self.push(term);
+    }
+}
+
+impl Sink for Option<Term> {
+    #[inline(always)]
+    fn put(&mut self, term: Term) {
+        *self = Some(term);
+    }
 }
 
 struct Decoder<'a> {
@@ -68,9 +108,19 @@ struct Decoder<'a> {
     elements: usize,
     max_elements: usize,
     max_depth: usize,
+    /// Why decoding stopped, once it has.
+    error: Option<DecodeError>,
 }
 
 impl<'a> Decoder<'a> {
+    /// Records why decoding stops.
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, error: DecodeError) -> Stop {
+        self.error = Some(error);
+        Stop
+    }
+
     /// The bytes that the current element may still consume.
     #[inline(always)]
     fn rest(&self) -> &'a [u8] {
@@ -78,54 +128,76 @@ impl<'a> Decoder<'a> {
     }
 
     #[inline(always)]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let slice = self.rest().get(..n).ok_or(DecodeError::Truncated)?;
-        self.pos += n;
-        Ok(slice)
+    fn take(&mut self, n: usize) -> Step<&'a [u8]> {
+        match self.rest().get(..n) {
+            Some(slice) => {
+                self.pos += n;
+                Ok(slice)
+            }
+            None => Err(self.fail(DecodeError::Truncated)),
+        }
     }
 
     #[inline(always)]
-    fn byte(&mut self) -> Result<u8, DecodeError> {
-        let byte = *self.rest().first().ok_or(DecodeError::Truncated)?;
-        self.pos += 1;
-        Ok(byte)
+    fn byte(&mut self) -> Step<u8> {
+        match self.rest().first() {
+            Some(&byte) => {
+                self.pos += 1;
+                Ok(byte)
+            }
+            None => Err(self.fail(DecodeError::Truncated)),
+        }
     }
 
     #[inline(always)]
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    fn varint(&mut self) -> Step<u64> {
         let rest = self.rest();
-        // One-byte varints (every length under 128) skip the general loop.
-        if let Some(&byte) = rest.first() {
-            if byte < 0x80 {
+        // One- and two-byte varints (lengths under 128, integers up to about ±8000) skip the
+        // general loop.
+        match *rest {
+            [byte, ..] if byte < 0x80 => {
                 self.pos += 1;
                 return Ok(u64::from(byte));
             }
+            [low, high, ..] if high < 0x80 => {
+                self.pos += 2;
+                return Ok(u64::from(low & 0x7f) | u64::from(high) << 7);
+            }
+            _ => {}
         }
-        let (value, used) = read_varint(rest)?;
-        self.pos += used;
-        Ok(value)
+        match read_varint(rest) {
+            Ok((value, used)) => {
+                self.pos += used;
+                Ok(value)
+            }
+            Err(error) => Err(self.fail(error)),
+        }
     }
 
     #[inline(always)]
-    fn length(&mut self) -> Result<usize, DecodeError> {
-        usize::try_from(self.varint()?).map_err(|_| DecodeError::LengthOverflow)
+    fn length(&mut self) -> Step<usize> {
+        let value = self.varint()?;
+        usize::try_from(value).map_err(|_| self.fail(DecodeError::LengthOverflow))
     }
 
     /// Registers `count` elements that need at least `min_bytes` each, failing before any
     /// allocation if the input cannot hold them or the element limit would be passed.
     #[inline(always)]
-    fn declare(&mut self, count: usize, terms_each: usize, min_bytes: usize) -> Result<(), DecodeError> {
-        let need = count.checked_mul(min_bytes).ok_or(DecodeError::Truncated)?;
-        if need > self.end - self.pos {
-            return Err(DecodeError::Truncated);
+    fn declare(&mut self, count: usize, terms_each: usize, min_bytes: usize) -> Step<()> {
+        match count.checked_mul(min_bytes) {
+            Some(need) if need <= self.end - self.pos => {
+                let total = count.checked_mul(terms_each).and_then(|t| t.checked_add(self.elements));
+                match total {
+                    Some(total) if total <= self.max_elements => {
+                        self.elements = total;
+                        self.end -= need;
+                        Ok(())
+                    }
+                    _ => Err(self.fail(DecodeError::TooManyElements { max: self.max_elements })),
+                }
+            }
+            _ => Err(self.fail(DecodeError::Truncated)),
         }
-        let total = count.checked_mul(terms_each).and_then(|t| t.checked_add(self.elements));
-        match total {
-            Some(total) if total <= self.max_elements => self.elements = total,
-            _ => return Err(DecodeError::TooManyElements { max: self.max_elements }),
-        }
-        self.end -= need;
-        Ok(())
     }
 
     /// Starts decoding a declared element: its promised bytes become available to it.
@@ -135,61 +207,87 @@ impl<'a> Decoder<'a> {
     }
 
     #[inline(always)]
-    fn enter(&self, depth: usize) -> Result<usize, DecodeError> {
+    fn enter(&mut self, depth: usize) -> Step<usize> {
         if depth >= self.max_depth {
-            return Err(DecodeError::TooDeep { max: self.max_depth });
+            return Err(self.fail(DecodeError::TooDeep { max: self.max_depth }));
         }
         Ok(depth + 1)
     }
 
-    /// Decodes one value (tag and body).
-    fn value(&mut self, depth: usize) -> Result<Term, DecodeError> {
+    /// Decodes one value (tag and body) into `sink`. Inlined into its callers (the top level and
+    /// the sequence loop) so that the common scalar cases run without a call and are built in
+    /// place; containers recurse through [`Decoder::container`].
+    #[inline(always)]
+    fn value<S: Sink>(&mut self, depth: usize, sink: &mut S) -> Step<()> {
         let tag = self.byte()?;
-        Ok(match tag {
-            small if i64::from(small) <= SMALL_INT_MAX => Term::Int(i64::from(small)),
-            tag::INT => Term::Int(unzigzag(self.varint()?)),
+        match tag {
+            small if i64::from(small) <= SMALL_INT_MAX => sink.put(Term::Int(i64::from(small))),
+            tag::INT => {
+                let value = unzigzag(self.varint()?);
+                sink.put(Term::Int(value));
+            }
             tag::FLOAT => {
                 let raw = self.take(8)?;
                 let mut bits = [0u8; 8];
                 bits.copy_from_slice(raw);
-                Term::Float(f64::from_bits(u64::from_be_bytes(bits)))
+                sink.put(Term::Float(f64::from_bits(u64::from_be_bytes(bits))));
             }
-            tag::UNIT => Term::Unit,
-            tag::FALSE => Term::Bool(false),
-            tag::TRUE => Term::Bool(true),
-            tag::ATOM => Term::Atom(self.atom()?),
+            tag::UNIT => sink.put(Term::Unit),
+            tag::FALSE => sink.put(Term::Bool(false)),
+            tag::TRUE => sink.put(Term::Bool(true)),
+            tag::ATOM => {
+                let atom = self.atom()?;
+                sink.put(Term::Atom(atom));
+            }
             tag::STRING => {
                 let len = self.length()?;
-                let text = std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::BadUtf8)?;
-                Term::String(text.to_owned())
+                let bytes = self.take(len)?;
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => sink.put(Term::String(text.to_owned())),
+                    Err(_) => return Err(self.fail(DecodeError::BadUtf8)),
+                }
             }
             tag::BINARY => {
                 let len = self.length()?;
-                Term::Binary(self.take(len)?.to_vec())
+                let bytes = self.take(len)?;
+                sink.put(Term::Binary(bytes.to_vec()));
             }
-            tag::TUPLE => Term::Tuple(self.seq(self.enter(depth)?)?),
-            tag::LIST => Term::List(self.seq(self.enter(depth)?)?),
-            tag::MAP => Term::Map(self.map(self.enter(depth)?)?),
             tag::PID => {
                 let (node, id, creation) = self.id()?;
-                Term::Pid(Pid::new(node, id, creation))
+                sink.put(Term::Pid(Pid::new(node, id, creation)));
             }
             tag::REF => {
                 let (node, id, creation) = self.id()?;
-                Term::Ref(Ref::new(node, id, creation))
+                sink.put(Term::Ref(Ref::new(node, id, creation)));
             }
-            tag::STRUCT => Term::Struct(Box::new(self.structure(self.enter(depth)?)?)),
+            other => {
+                let term = self.container(other, depth)?;
+                sink.put(term);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a value whose tag is not a scalar's: a container, or an unknown tag.
+    #[inline(never)]
+    fn container(&mut self, tag: u8, depth: usize) -> Step<Term> {
+        Ok(match tag {
+            tag::TUPLE => Term::Tuple(self.seq(depth)?),
+            tag::LIST => Term::List(self.seq(depth)?),
+            tag::MAP => Term::Map(self.map(depth)?),
+            tag::STRUCT => Term::Struct(Box::new(self.structure(depth)?)),
             tag::SUM => {
-                let inner = self.enter(depth)?;
                 let type_name = self.atom()?;
                 let variant = self.atom()?;
-                Term::Sum(Box::new(Sum { type_name, variant, fields: self.seq(inner)? }))
+                Term::Sum(Box::new(Sum { type_name, variant, fields: self.seq(depth)? }))
             }
-            other => return Err(DecodeError::UnknownTag(other)),
+            other => return Err(self.fail(DecodeError::UnknownTag(other))),
         })
     }
 
-    fn structure(&mut self, depth: usize) -> Result<Struct, DecodeError> {
+    /// A struct body; `depth` is the struct's own (its fields are one level deeper).
+    fn structure(&mut self, depth: usize) -> Step<Struct> {
+        let inner = self.enter(depth)?;
         let name = self.atom()?;
         let count = self.length()?;
         // A field is a name (at least its length byte) and a value (at least its tag).
@@ -198,42 +296,36 @@ impl<'a> Decoder<'a> {
         for _ in 0..count {
             self.release(2);
             let field = self.atom()?;
-            fields.push((field, self.value(depth)?));
+            let mut value = None;
+            self.value(inner, &mut value)?;
+            fields.extend(value.map(|v| (field, v)));
         }
         Ok(Struct { name, fields })
     }
 
-    fn seq(&mut self, depth: usize) -> Result<Vec<Term>, DecodeError> {
+    /// A count and that many values; `depth` is the container's own.
+    fn seq(&mut self, depth: usize) -> Step<Vec<Term>> {
+        let inner = self.enter(depth)?;
         let count = self.length()?;
         self.declare(count, 1, 1)?;
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             self.release(1);
-            // Integers, the commonest element, are pushed here rather than through `value`.
-            match self.rest().first() {
-                Some(&small) if i64::from(small) <= SMALL_INT_MAX => {
-                    self.pos += 1;
-                    items.push(Term::Int(i64::from(small)));
-                }
-                Some(&tag::INT) => {
-                    self.pos += 1;
-                    let value = unzigzag(self.varint()?);
-                    items.push(Term::Int(value));
-                }
-                _ => items.push(self.value(depth)?),
-            }
+            self.value(inner, &mut items)?;
         }
         Ok(items)
     }
 
-    fn map(&mut self, depth: usize) -> Result<BTreeMap<Term, Term>, DecodeError> {
+    /// A map body; `depth` is the map's own.
+    fn map(&mut self, depth: usize) -> Step<BTreeMap<Term, Term>> {
+        let inner = self.enter(depth)?;
         let count = self.length()?;
         self.declare(count, 2, 2)?;
         // Keys and values alternate in `flat`.
         let mut flat = Vec::with_capacity(2 * count);
         for _ in 0..2 * count {
             self.release(1);
-            flat.push(self.value(depth)?);
+            self.value(inner, &mut flat)?;
         }
         let ascending = flat.iter().step_by(2).zip(flat.iter().skip(2).step_by(2)).all(|(a, b)| a < b);
         let mut rest = flat.into_iter();
@@ -245,25 +337,27 @@ impl<'a> Decoder<'a> {
         let mut map = BTreeMap::new();
         for (key, value) in pairs {
             if map.insert(key, value).is_some() {
-                return Err(DecodeError::DuplicateKey);
+                return Err(self.fail(DecodeError::DuplicateKey));
             }
         }
         Ok(map)
     }
 
     #[inline(always)]
-    fn atom(&mut self) -> Result<Atom, DecodeError> {
+    fn atom(&mut self) -> Step<Atom> {
         let len = self.length()?;
         if len > MAX_ATOM_BYTES {
-            return Err(DecodeError::AtomTooLong(len));
+            return Err(self.fail(DecodeError::AtomTooLong(len)));
         }
-        cached_atom(self.take(len)?)
+        let bytes = self.take(len)?;
+        cached_atom(bytes).map_err(|error| self.fail(error))
     }
 
     #[inline(always)]
-    fn id(&mut self) -> Result<(NodeName, u64, u32), DecodeError> {
+    fn id(&mut self) -> Step<(NodeName, u64, u32)> {
         let len = self.length()?;
-        let node = cached_node(self.take(len)?)?;
+        let bytes = self.take(len)?;
+        let node = cached_node(bytes).map_err(|error| self.fail(error))?;
         let id = self.varint()?;
         let raw = self.take(4)?;
         let creation = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
@@ -300,12 +394,32 @@ fn slot_hash(bytes: &[u8]) -> u64 {
     (head ^ tail.rotate_left(29) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// `a == b`, without a call to `memcmp` for the short texts that atoms and node names are: two
+/// overlapping fixed-size loads from each end cover every length from 4 to 32 bytes.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn ends<const N: usize>(a: &[u8], b: &[u8]) -> Option<bool> {
+        Some(a.first_chunk::<N>()? == b.first_chunk::<N>()? && a.last_chunk::<N>()? == b.last_chunk::<N>()?)
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    let same = match a.len() {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => ends::<4>(a, b).unwrap_or(false),
+        8..=15 => ends::<8>(a, b).unwrap_or(false),
+        16..=32 => ends::<16>(a, b).unwrap_or(false),
+        _ => a == b,
+    };
+    same
+}
+
 #[inline(always)]
 fn cached_atom(bytes: &[u8]) -> Result<Atom, DecodeError> {
     let index = (slot_hash(bytes) >> (64 - ATOM_SLOTS.trailing_zeros())) as usize;
     let hit = ATOMS.try_with(|cache| cache.get(index).and_then(Cell::get)).ok().flatten();
     match hit {
-        Some(text) if text.as_bytes() == bytes => Ok(Atom::from_interned(text)),
+        Some(text) if same_bytes(text.as_bytes(), bytes) => Ok(Atom::from_interned(text)),
         _ => new_atom(bytes, index),
     }
 }
@@ -326,7 +440,7 @@ fn cached_node(bytes: &[u8]) -> Result<NodeName, DecodeError> {
     let index = (slot_hash(bytes) >> (64 - NODE_SLOTS.trailing_zeros())) as usize;
     let hit = NODES.try_with(|cache| cache.get(index).and_then(Cell::get)).ok().flatten();
     match hit {
-        Some(node) if node.as_str().as_bytes() == bytes => Ok(node.clone()),
+        Some(node) if same_bytes(node.as_str().as_bytes(), bytes) => Ok(node.clone()),
         _ => new_node(bytes, index),
     }
 }

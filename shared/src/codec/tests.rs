@@ -162,3 +162,57 @@ fn repeated_atoms_share_storage() {
     let (Term::Atom(a), Term::Atom(b)) = (&items[0], &items[1]) else { panic!("not atoms") };
     assert!(std::ptr::eq(a.as_str().as_ptr(), b.as_str().as_ptr()));
 }
+
+#[test]
+fn structs_and_sums_count_towards_depth() {
+    let at = |max_depth| DecodeLimits { max_depth, ..DecodeLimits::default() };
+    let inner = Term::sum("Option", "Some", [Term::list([1])]);
+    let outer = Term::structure("Box", [("v", inner)]);
+    let bytes = encode(&outer);
+    assert_eq!(decode_with(&bytes, &at(3)).unwrap(), outer);
+    assert_eq!(decode_with(&bytes, &at(2)), Err(DecodeError::TooDeep { max: 2 }));
+}
+
+#[test]
+fn atom_cache_collisions_never_change_the_answer() {
+    // Far more distinct atoms than cache slots, several sharing length and first/last bytes.
+    let texts: Vec<String> = (0..500).map(|i| format!("a{i:03}z")).chain((0..50).map(|i| "x".repeat(i))).collect();
+    let t = Term::list(texts.iter().map(|s| Term::atom(s)));
+    let bytes = encode(&t);
+    for _ in 0..3 {
+        assert_eq!(decode(&bytes).unwrap(), t);
+    }
+}
+
+#[test]
+fn node_cache_collisions_never_change_the_answer() {
+    let pids: Vec<Term> = (0..64)
+        .map(|i| Term::Pid(Pid::new(NodeName::parse(&format!("n{i}@host{}.example", i % 3)).unwrap(), i, 1)))
+        .collect();
+    let t = Term::list(pids);
+    let bytes = encode(&t);
+    for _ in 0..3 {
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back, t);
+        let Term::List(items) = back else { panic!("not a list") };
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item.as_pid().unwrap().node().as_str(), format!("n{i}@host{}.example", i % 3));
+        }
+    }
+}
+
+#[test]
+fn cached_atoms_compare_every_byte() {
+    // Same length and same first and last bytes as a cached atom, different in one middle byte.
+    for len in 1..40usize {
+        let base: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let cached = Term::atom(&base);
+        assert_eq!(decode(&encode(&cached)).unwrap(), cached);
+        for at in 0..len {
+            let mut other = base.clone().into_bytes();
+            other[at] = b'_';
+            let other = Term::atom(std::str::from_utf8(&other).unwrap());
+            assert_eq!(decode(&encode(&other)).unwrap(), other, "length {len}, byte {at}");
+        }
+    }
+}
