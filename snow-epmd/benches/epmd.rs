@@ -2,20 +2,29 @@
 //! Both daemons run as separate child processes (the real `snow-epmd` binary and Erlang's `epmd`,
 //! each on an ephemeral port, killed by pid); this process is only the client, with the same code
 //! and concurrency for both.
-//! - lookups/s (PORT_PLEASE2, one connection per lookup as nodes do) against snow-epmd and against
-//!   Erlang's epmd, same run, and the ratio;
+//! - lookups/s against snow-epmd and Erlang's epmd, both running for the whole run and measured
+//!   alternately in rounds, with the same load generator (blocking std sockets on a few threads):
+//!   PORT_PLEASE2 with one connection per lookup (as nodes do) against both, Snow's LOOKUP against
+//!   snow-epmd, and Snow's pipelined lookup session over one connection (Erlang's epmd has no
+//!   such request: it closes after every reply). Daemon and client CPU per lookup are printed
+//!   too: on a small machine the client shares the cores with the daemon.
+//!   Knobs: SNOW_BENCH_MS (per measure, 2000), SNOW_BENCH_CLIENTS (4), SNOW_BENCH_DEPTH (64),
+//!   SNOW_BENCH_ROUNDS (3), SNOW_BENCH_SKIP_MEMORY=1;
 //! - registration latency including the sled flush;
 //! - resident memory (VmRSS / VmHWM from /proc) of the daemon holding 10,000 live registrations
 //!   (10,000 open connections on both sides; the fd limit is checked first);
 //! - gossip convergence rounds for 10, 100 and 1,000 simulated daemons (sans-IO core).
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use snow_shared::epmd::gossip::{Gossip, GossipConfig};
+use snow_shared::epmd::session::{next_reply, SESSION_ACK, SESSION_OPEN};
 use snow_shared::epmd::table::{Registration, State, Table, TableLimits};
+use snow_shared::epmd::wire::{encode_request, Alive2Req, Request, PORT2_RESP, SNOW_LOOKUP_RESP};
 use snow_shared::NodeName;
 
 /// CPU time (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms).
@@ -26,42 +35,118 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// Lookups/s with one connection per lookup, and the daemon's and this client's CPU time per
-/// lookup in µs (the daemon's own cost shows even when the client, sharing the cores, is the
-/// bottleneck).
-fn lookup_load(pid: u32, addr: &str, name: &str, clients: usize, dur: Duration) -> (f64, f64, f64) {
-    let me = std::process::id();
-    let (daemon0, client0) = (cpu_time(pid), cpu_time(me));
-    let rate = lookups_per_sec(addr, name, clients, dur);
-    let lookups = (rate * dur.as_secs_f64()).max(1.0);
-    let per_lookup = |now: Option<Duration>, then: Option<Duration>| {
-        now.zip(then).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default().as_secs_f64() * 1e6 / lookups
-    };
-    (rate, per_lookup(cpu_time(pid), daemon0), per_lookup(cpu_time(me), client0))
+/// One measured load: lookups per second, and the daemon's and this client's CPU per lookup (µs).
+struct Load {
+    rate: f64,
+    daemon_us: f64,
+    client_us: f64,
 }
 
-fn lookups_per_sec(addr: &str, name: &str, clients: usize, dur: Duration) -> f64 {
-    async_std::task::block_on(async {
-        let end = Instant::now() + dur;
-        let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let (addr, name) = (addr.to_owned(), name.to_owned());
-            tasks.push(async_std::task::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < end {
-                    if let Ok(Some(_)) = snow_epmd::client::port_please(&addr, &name).await {
-                        n += 1;
+/// Runs `work` (which returns the number of answered lookups) and measures it.
+fn measure(pid: u32, dur: Duration, work: impl FnOnce() -> u64) -> Load {
+    let me = std::process::id();
+    let (daemon0, client0) = (cpu_time(pid), cpu_time(me));
+    let t = Instant::now();
+    let lookups = work();
+    let took = t.elapsed().max(dur / 2);
+    let per_lookup = |now: Option<Duration>, then: Option<Duration>| {
+        let spent = now.zip(then).map(|(b, a)| b.saturating_sub(a)).unwrap_or_default();
+        spent.as_secs_f64() * 1e6 / lookups.max(1) as f64
+    };
+    Load {
+        rate: lookups as f64 / took.as_secs_f64(),
+        daemon_us: per_lookup(cpu_time(pid), daemon0),
+        client_us: per_lookup(cpu_time(me), client0),
+    }
+}
+
+/// The load generator for one connection per lookup, identical for both daemons: `threads` OS
+/// threads with blocking std sockets, each connecting, sending `request`, and reading the reply
+/// until the daemon closes. Counts replies that start with `found` (the reply tag and result 0).
+fn per_connection(addr: SocketAddr, request: &[u8], found: [u8; 2], threads: usize, dur: Duration) -> u64 {
+    let end = Instant::now() + dur;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut n = 0u64;
+                    let mut buf = [0u8; 512];
+                    while Instant::now() < end {
+                        let Ok(mut s) = std::net::TcpStream::connect(addr) else { continue };
+                        if s.write_all(request).is_err() {
+                            continue;
+                        }
+                        let mut got = 0;
+                        while let Ok(k) = s.read(&mut buf[got..]) {
+                            if k == 0 || got + k == buf.len() {
+                                break;
+                            }
+                            got += k;
+                        }
+                        if got >= 2 && buf[..2] == found {
+                            n += 1;
+                        }
                     }
-                }
-                n
-            }));
-        }
-        let mut total = 0;
-        for t in tasks {
-            total += t.await;
-        }
-        total as f64 / dur.as_secs_f64()
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
     })
+}
+
+/// Pipelined lookups over one connection (Snow's lookup session): batches of `depth` copies of
+/// `request` in one write, then reading the `depth` framed replies.
+fn pipelined(addr: SocketAddr, request: &[u8], found: [u8; 2], depth: usize, dur: Duration) -> u64 {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return 0 };
+    let _ = s.set_nodelay(true);
+    let mut ack = [0u8; SESSION_ACK.len()];
+    if s.write_all(&SESSION_OPEN).is_err() || s.read_exact(&mut ack).is_err() || ack != SESSION_ACK {
+        return 0;
+    }
+    let batch: Vec<u8> = (0..depth).flat_map(|_| request.iter().copied()).collect();
+    let (mut input, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+    let end = Instant::now() + dur;
+    let mut n = 0u64;
+    while Instant::now() < end {
+        if s.write_all(&batch).is_err() {
+            return n;
+        }
+        let mut replies = 0;
+        while replies < depth {
+            match next_reply(&input) {
+                Ok(Some((reply, used))) => {
+                    n += u64::from(reply.get(..2) == Some(&found[..]));
+                    replies += 1;
+                    input.drain(..used);
+                }
+                Ok(None) => match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return n,
+                    Ok(k) => input.extend_from_slice(&buf[..k]),
+                },
+                Err(_) => return n,
+            }
+        }
+    }
+    n
+}
+
+/// Registers `name` (a short name) with any EPMD-speaking daemon; the connection holds it.
+fn register_short(addr: SocketAddr, name: &str) -> Option<std::net::TcpStream> {
+    let req = Alive2Req {
+        port: 9999,
+        node_type: 77,
+        protocol: 0,
+        high_version: 6,
+        low_version: 5,
+        name: name.as_bytes().to_vec(),
+        extra: vec![],
+    };
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(&encode_request(&Request::Alive2(req))).ok()?;
+    let mut r = [0u8; 6];
+    s.read_exact(&mut r).ok()?;
+    (r[1] == 0).then_some(s)
 }
 
 fn free_port() -> u16 {
@@ -186,6 +271,10 @@ fn fill(addr: &str) -> Vec<snow_epmd::client::Registration> {
 }
 
 fn measure_memory(addr: &str, pid: u32) {
+    if std::env::var_os("SNOW_BENCH_SKIP_MEMORY").is_some() {
+        println!("memory: skipped (SNOW_BENCH_SKIP_MEMORY)");
+        return;
+    }
     if let Some(n) = open_files_limit().filter(|n| *n < MEMORY_ENTRIES as u64 + 500) {
         println!("memory: skipped, open-files limit {n} < {} (run under `ulimit -n 20000`)", MEMORY_ENTRIES + 500);
         return;
@@ -213,8 +302,90 @@ fn measure_memory(addr: &str, pid: u32) {
     drop(regs);
 }
 
+/// Lookups/s against snow-epmd and Erlang's epmd, both running side by side for the whole run,
+/// measured alternately `rounds` times so that load from other processes hits both.
+fn lookup_benchmarks(snow: (u32, SocketAddr), erl: Option<(u32, SocketAddr)>) {
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let dur = Duration::from_millis(env("SNOW_BENCH_MS", 2000));
+    let threads = env("SNOW_BENCH_CLIENTS", 4) as usize;
+    let depth = env("SNOW_BENCH_DEPTH", 64) as usize;
+    let rounds = env("SNOW_BENCH_ROUNDS", 3);
+    let port_please = encode_request(&Request::PortPlease2(b"bench".to_vec()));
+    let lookup = encode_request(&Request::Lookup(b"bench@benchhost".to_vec()));
+    let (p2, lk) = ([PORT2_RESP, 0], [SNOW_LOOKUP_RESP, 0]);
+    println!(
+        "lookups: {threads} client threads with blocking sockets (one connection per lookup), or one connection \
+         with batches of {depth} (pipelined); {:?} per measure, {rounds} rounds; CPU per lookup from /proc",
+        dur
+    );
+    let show = |what: &str, l: &Load| {
+        println!(
+            "  {what:<58} {:>9.0} lookups/s   daemon {:>5.1} µs/lookup   client {:>5.1} µs/lookup",
+            l.rate, l.daemon_us, l.client_us
+        )
+    };
+    let (mut best_snow, mut best_erl, mut best_pipe) = (0f64, 0f64, 0f64);
+    for round in 1..=rounds {
+        println!("round {round}:");
+        let s = measure(snow.0, dur, || per_connection(snow.1, &port_please, p2, threads, dur));
+        show("snow-epmd   PORT_PLEASE2, 1 connection per lookup", &s);
+        best_snow = best_snow.max(s.rate);
+        if let Some(erl) = erl {
+            let e = measure(erl.0, dur, || per_connection(erl.1, &port_please, p2, threads, dur));
+            show("erlang epmd PORT_PLEASE2, 1 connection per lookup", &e);
+            best_erl = best_erl.max(e.rate);
+            println!("  ratio snow/erlang, same request, 1 connection per lookup: {:.2}", s.rate / e.rate);
+        }
+        let l = measure(snow.0, dur, || per_connection(snow.1, &lookup, lk, threads, dur));
+        show("snow-epmd   LOOKUP (full name), 1 connection per lookup", &l);
+        let p = measure(snow.0, dur, || pipelined(snow.1, &lookup, lk, depth, dur));
+        show("snow-epmd   LOOKUP pipelined over 1 connection (session)", &p);
+        let q = measure(snow.0, dur, || pipelined(snow.1, &port_please, p2, depth, dur));
+        show("snow-epmd   PORT_PLEASE2 pipelined over 1 connection", &q);
+        best_pipe = best_pipe.max(p.rate);
+    }
+    if best_erl > 0.0 {
+        println!(
+            "best of {rounds}: snow-epmd {best_snow:.0}/s vs erlang epmd {best_erl:.0}/s with 1 connection per lookup \
+             (ratio {:.2}); snow-epmd pipelined {best_pipe:.0}/s vs erlang epmd's 1 connection per lookup \
+             (ratio {:.1}; Erlang's epmd cannot pipeline: it closes after every reply)",
+            best_snow / best_erl,
+            best_pipe / best_erl
+        );
+    }
+}
+
+/// Starts Erlang's epmd on a free port (a foreground child, killed by pid) with `bench`
+/// registered; `None` (with a message) if it is not installed or does not answer.
+fn start_erlang_epmd() -> Option<(Child, SocketAddr, std::net::TcpStream)> {
+    let port = free_port();
+    let mut child = match Command::new("epmd")
+        .args(["-port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("erlang epmd not available ({e}); measuring snow-epmd alone");
+            return None;
+        }
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(reg) = register_short(addr, "bench") {
+            return Some((child, addr, reg));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("erlang epmd did not accept a registration; measuring snow-epmd alone");
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 fn main() {
-    let dur = Duration::from_secs(3);
     let dir = std::env::temp_dir().join(format!("snow-epmd-bench-{}", std::process::id()));
     let Some((mut daemon, addr)) = start_daemon(&dir) else {
         println!("snow-epmd binary did not start; nothing measured");
@@ -246,51 +417,15 @@ fn main() {
     if lat.len() == 200 {
         println!("registration latency incl. flush: median {:?}, p99 {:?}", lat[100], lat[198]);
     }
-    let (snow, snow_cpu, client_cpu) = lookup_load(pid, &addr, "bench", 8, dur);
-    println!(
-        "snow-epmd lookups/s (1 connection per lookup, 8 clients, daemon in its own process): {snow:.0}; \
-         daemon CPU {snow_cpu:.1} µs per lookup, client CPU {client_cpu:.1} µs per lookup"
-    );
-    // Erlang's epmd on an ephemeral port, as a foreground child killed by pid.
-    let port = free_port();
-    match Command::new("epmd").args(["-port", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
-        Ok(mut child) => {
-            std::thread::sleep(Duration::from_millis(500));
-            let eaddr = format!("127.0.0.1:{port}");
-            // Register the same short name with Erlang's epmd (plain ALIVE2, short name).
-            let reg = async_std::task::block_on(async {
-                use async_std::io::{ReadExt, WriteExt};
-                use snow_shared::epmd::wire::{encode_request, Alive2Req, Request};
-                let mut s = async_std::net::TcpStream::connect(&eaddr).await.ok()?;
-                let req = Alive2Req {
-                    port: 9999,
-                    node_type: 77,
-                    protocol: 0,
-                    high_version: 6,
-                    low_version: 5,
-                    name: b"bench".to_vec(),
-                    extra: vec![],
-                };
-                s.write_all(&encode_request(&Request::Alive2(req))).await.ok()?;
-                let mut r = [0u8; 6];
-                s.read_exact(&mut r).await.ok()?;
-                Some(s)
-            });
-            if reg.is_some() {
-                let (erl, erl_cpu, client_cpu) = lookup_load(child.id(), &eaddr, "bench", 8, dur);
-                println!(
-                    "erlang epmd lookups/s (same load): {erl:.0}; daemon CPU {erl_cpu:.1} µs per lookup, client CPU \
-                     {client_cpu:.1} µs per lookup; ratio snow/erlang = {:.2}",
-                    snow / erl
-                );
-            } else {
-                println!("erlang epmd: could not register; skipped");
-            }
-            drop(reg);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        Err(e) => println!("erlang epmd not available ({e}); skipped"),
+    let erl = start_erlang_epmd();
+    match addr.parse::<SocketAddr>() {
+        Ok(snow_addr) => lookup_benchmarks((pid, snow_addr), erl.as_ref().map(|(c, a, _)| (c.id(), *a))),
+        Err(e) => println!("snow-epmd address {addr} unreadable ({e}); lookups not measured"),
+    }
+    if let Some((mut child, _, reg)) = erl {
+        drop(reg);
+        let _ = child.kill();
+        let _ = child.wait();
     }
     measure_memory(&addr, pid);
     for n in [10, 100, 1000] {

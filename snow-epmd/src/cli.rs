@@ -89,6 +89,10 @@ pub struct DaemonArgs {
     /// Milliseconds a client has to send its whole request (and each gossip step has).
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub request_timeout: u64,
+    /// Milliseconds a pipelined lookup session (many lookups over one connection, Snow request `Q`)
+    /// may stay silent before the daemon closes it.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub session_idle: u64,
     /// Host part for short names (Erlang's `-sname x` becomes x@HOSTNAME). Default: this host's name.
     #[arg(long, value_name = "HOST")]
     pub hostname: Option<String>,
@@ -185,6 +189,7 @@ pub fn daemon_config(args: DaemonArgs) -> Result<Config, String> {
     config.max_per_source = args.max_per_source;
     config.max_connections = args.max_connections;
     config.request_timeout = Duration::from_millis(args.request_timeout.max(1));
+    config.session_idle = Duration::from_millis(args.session_idle.max(1));
     config.hostname = args.hostname.map(|h| h.to_ascii_lowercase()).unwrap_or_else(system_hostname);
     config.advertise = args.advertise;
     Ok(config)

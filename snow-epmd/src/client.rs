@@ -19,6 +19,7 @@ use async_std::io::{ReadExt, WriteExt};
 use async_std::net::TcpStream;
 use smol_timeout::TimeoutExt;
 use snow_shared::epmd::listing::{decode_list_resp, decode_lookup_resp, Found, ListRow};
+use snow_shared::epmd::session::{next_reply, SESSION_ACK, SESSION_OPEN};
 use snow_shared::epmd::wire::{
     decode_port2_resp, encode_request, Alive2Req, DecodeError, NodeInfo, Request, ALIVE2_RESP, ALIVE2_X_RESP,
 };
@@ -59,6 +60,11 @@ pub enum ClientError {
         /// What was wrong.
         source: DecodeError,
     },
+    /// The daemon closed the connection instead of opening a lookup session.
+    #[error(
+        "the daemon at {0} does not offer lookup sessions (Erlang's epmd does not; use one lookup per connection)"
+    )]
+    NoSession(String),
     /// The daemon refused the registration.
     #[error("snow-epmd refused to register {name}: {reason}")]
     Refused {
@@ -221,4 +227,110 @@ pub async fn names(addr: &str) -> Result<(u32, String), ClientError> {
     }
     let port = u32::from_be_bytes([reply[0], reply[1], reply[2], reply[3]]);
     Ok((port, String::from_utf8_lossy(&reply[4..]).into_owned()))
+}
+
+/// A pipelined lookup session (Snow request `Q`, PROTOCOL.md 5.3): many lookups over one
+/// connection, each batch sent in one write and answered in order. The daemon closes a session
+/// that stays silent longer than its `--session-idle` (default 10 s); open a new one then.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), snow_epmd::client::ClientError> {
+/// use snow_shared::NodeName;
+/// let names = [NodeName::parse("a@db1").unwrap(), NodeName::parse("b@db2").unwrap()];
+/// let mut session = snow_epmd::client::LookupSession::open("127.0.0.1:4369").await?;
+/// let found = session.lookup_many(&names).await?; // one round trip for both
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LookupSession {
+    addr: String,
+    stream: TcpStream,
+    input: Vec<u8>,
+    timeout: Duration,
+}
+
+impl LookupSession {
+    /// Connects and opens a session (waits for the daemon's acknowledgement).
+    pub async fn open(addr: &str) -> Result<LookupSession, ClientError> {
+        Self::open_with(addr, DEFAULT_TIMEOUT).await
+    }
+
+    /// [`LookupSession::open`] with an explicit deadline for the opening and for each batch.
+    pub async fn open_with(addr: &str, timeout: Duration) -> Result<LookupSession, ClientError> {
+        let work = async {
+            let mut stream = connect(addr, timeout).await?;
+            stream.write_all(&SESSION_OPEN).await.map_err(io_err(addr))?;
+            let mut ack = [0u8; SESSION_ACK.len()];
+            match stream.read_exact(&mut ack).await {
+                Ok(()) if ack == SESSION_ACK => {}
+                Ok(()) => return Err(ClientError::BadReply { addr: addr.to_owned(), source: DecodeError::BadTag }),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(ClientError::NoSession(addr.into()))
+                }
+                Err(e) => return Err(io_err(addr)(e)),
+            }
+            Ok(LookupSession { addr: addr.to_owned(), stream, input: Vec::new(), timeout })
+        };
+        work.timeout(timeout).await.unwrap_or_else(|| Err(ClientError::Timeout(addr.to_owned())))
+    }
+
+    /// Looks up one node by full name.
+    pub async fn lookup(&mut self, name: &NodeName) -> Result<Option<Found>, ClientError> {
+        let mut found = self.lookup_many(std::slice::from_ref(name)).await?;
+        Ok(found.pop().flatten())
+    }
+
+    /// Looks up every name in one round trip; the answers are in the order of `names`.
+    pub async fn lookup_many(&mut self, names: &[NodeName]) -> Result<Vec<Option<Found>>, ClientError> {
+        let requests = names.iter().map(|n| Request::Lookup(n.as_str().as_bytes().to_vec()));
+        let replies = self.exchange(requests, names.len()).await?;
+        replies.iter().map(|r| decode_lookup_resp(r).map_err(|source| self.bad(source))).collect()
+    }
+
+    /// PORT_PLEASE2 for every short name in one round trip, in order.
+    pub async fn port_please_many(&mut self, short_names: &[&str]) -> Result<Vec<Option<NodeInfo>>, ClientError> {
+        let requests = short_names.iter().map(|n| Request::PortPlease2(n.as_bytes().to_vec()));
+        let replies = self.exchange(requests, short_names.len()).await?;
+        replies.iter().map(|r| decode_port2_resp(r).map_err(|source| self.bad(source))).collect()
+    }
+
+    fn bad(&self, source: DecodeError) -> ClientError {
+        ClientError::BadReply { addr: self.addr.clone(), source }
+    }
+
+    async fn exchange(
+        &mut self,
+        requests: impl Iterator<Item = Request>,
+        count: usize,
+    ) -> Result<Vec<Vec<u8>>, ClientError> {
+        let addr = self.addr.clone();
+        let timeout = self.timeout;
+        let work = async {
+            let mut out = Vec::new();
+            for r in requests {
+                out.extend_from_slice(&encode_request(&r));
+            }
+            self.stream.write_all(&out).await.map_err(io_err(&addr))?;
+            let mut replies = Vec::with_capacity(count);
+            let mut buf = [0u8; 4096];
+            while replies.len() < count {
+                match next_reply(&self.input).map_err(|source| ClientError::BadReply { addr: addr.clone(), source })? {
+                    Some((reply, used)) => {
+                        replies.push(reply.to_vec());
+                        self.input.drain(..used);
+                    }
+                    None => match self.stream.read(&mut buf).await.map_err(io_err(&addr))? {
+                        0 => {
+                            let eof =
+                                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "session closed by the daemon");
+                            return Err(io_err(&addr)(eof));
+                        }
+                        n => self.input.extend_from_slice(&buf[..n]),
+                    },
+                }
+            }
+            Ok(replies)
+        };
+        work.timeout(timeout).await.unwrap_or_else(|| Err(ClientError::Timeout(self.addr.clone())))
+    }
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Deadline for a client to send its whole request, and for each gossip step.
     pub request_timeout: Duration,
+    /// How long a lookup session (Snow request `Q`) may stay silent before the daemon closes it.
+    pub session_idle: Duration,
     /// Accepted clock difference for gossip timestamps.
     pub gossip_window: Duration,
     /// PBKDF2 iterations for the gossip key (tests lower it; production keeps the default).
@@ -71,6 +73,7 @@ impl Config {
             max_per_source: 4_096,
             max_connections: 4_096,
             request_timeout: Duration::from_secs(5),
+            session_idle: Duration::from_secs(10),
             gossip_window: Duration::from_secs(30),
             pbkdf2_iterations: snow_shared::cookie::PBKDF2_ITERATIONS,
         }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 mod gossip_driver;
+mod lookup;
 pub mod ping;
 pub mod ratelimit;
 pub mod server;

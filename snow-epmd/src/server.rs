@@ -11,22 +11,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use async_io::Async;
 use async_std::io::{ReadExt, WriteExt};
-use async_std::net::{TcpListener, TcpStream};
+use async_std::net::TcpStream;
 use async_std::task::{self, JoinHandle};
 use smol_timeout::TimeoutExt;
 use snow_shared::cookie::{derive_key_with_iterations, KeyLabel};
 use snow_shared::epmd::auth::Authenticator;
 use snow_shared::epmd::gossip::{Gossip, GossipConfig};
-use snow_shared::epmd::listing::{encode_list_resp, encode_lookup_resp, Found, ListRow};
+use snow_shared::epmd::listing::{encode_list_resp, ListRow};
+use snow_shared::epmd::session::Query;
 use snow_shared::epmd::table::{Entry, RegisterError, Registration, State, Table, TableLimits};
 use snow_shared::epmd::wire::{
-    encode_alive2_resp, encode_names_head, encode_port2_resp, names_line, Alive2Req, NodeInfo, Request, RequestError,
-    RequestParser,
+    encode_alive2_resp, encode_names_head, names_line, Alive2Req, Request, RequestError, RequestParser,
 };
 use snow_shared::NodeName;
 
 use crate::config::Config;
+use crate::lookup::{answer_at_once, serve_session, Next};
 use crate::ratelimit::LogLimiter;
 use crate::store::{Store, StoreError};
 use crate::{gossip_driver, now_ms};
@@ -75,6 +77,8 @@ pub(crate) struct State_ {
 pub(crate) struct Shared {
     pub config: Config,
     pub id: String,
+    /// The host given to short names, in canonical form (as in the table's names).
+    pub host: String,
     port: u16,
     state: Mutex<State_>,
     pub store: Store,
@@ -171,9 +175,10 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
         return Err(ServeError::PeersWithoutCookie);
     }
     let (store, mut loaded) = Store::open(&config.data_dir, config.repair)?;
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let listener = Async::<std::net::TcpListener>::bind(config.listen)
+        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let local_addr =
+        listener.get_ref().local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let id = config.advertise.clone().unwrap_or_else(|| advertised_id(local_addr, &config.hostname));
     let limits = TableLimits {
         max_entries: config.max_entries,
@@ -210,7 +215,11 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
         if auth.is_some() { "on" } else { "off (no cookie)" }
     );
     let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+    let host = NodeName::parse(&format!("x@{}", config.hostname))
+        .map(|n| n.host().to_owned())
+        .unwrap_or_else(|_| config.hostname.clone());
     let shared = Arc::new(Shared {
+        host,
         port: local_addr.port(),
         config,
         id,
@@ -237,9 +246,13 @@ fn advertised_id(addr: SocketAddr, hostname: &str) -> String {
     }
 }
 
-async fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
+/// Accepts connections and answers lookups whose request is already there in the loop itself
+/// ([`answer_at_once`]); other connections get a task, counted against `--max-connections`.
+async fn accept_loop(sh: Arc<Shared>, listener: Async<std::net::TcpListener>) {
+    let mut out = Vec::with_capacity(1024);
     while !sh.stopping.load(Ordering::SeqCst) {
-        let accepted = match within(listener.accept(), Duration::from_millis(100)).await {
+        // `read_with` tries accept(2) first and waits for readiness only if nothing is queued.
+        let accepted = match within(listener.read_with(|l| l.accept()), Duration::from_millis(100)).await {
             None => continue,
             Some(a) => a,
         };
@@ -251,12 +264,41 @@ async fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
+        let (stream, pending) = match answer_at_once(&sh, stream, peer, &mut out) {
+            Next::Done => continue,
+            Next::Task(stream, read) => (stream, Pending::Read(read)),
+            Next::Finish(stream, rest) => (stream, Pending::Write(rest)),
+        };
         if sh.connections.load(Ordering::SeqCst) >= sh.config.max_connections {
             sh.log_rejected(&peer.ip().to_string(), "connection", &"too many simultaneous connections");
             continue;
         }
+        // async-std's conversion registers the socket with the reactor and panics if that fails
+        // (kernel out of memory or epoll watches): refuse that one connection instead.
+        let Ok(stream) = std::panic::catch_unwind(|| TcpStream::from(stream)) else {
+            sh.log_rejected(&peer.ip().to_string(), "connection", &"cannot register the socket with the reactor");
+            continue;
+        };
         sh.connections.fetch_add(1, Ordering::SeqCst);
-        task::spawn(handle_connection(ConnectionSlot(sh.clone()), stream, peer));
+        let slot = ConnectionSlot(sh.clone());
+        match pending {
+            Pending::Read(read) => task::spawn(handle_connection(slot, stream, peer, read)),
+            Pending::Write(rest) => task::spawn(finish_reply(slot, stream, peer, rest)),
+        };
+    }
+}
+
+/// What a connection's task starts with.
+enum Pending {
+    /// The bytes of the request read so far.
+    Read(Vec<u8>),
+    /// The rest of a reply to write before closing.
+    Write(Vec<u8>),
+}
+
+async fn finish_reply(slot: ConnectionSlot, mut stream: TcpStream, peer: SocketAddr, rest: Vec<u8>) {
+    if let Err(e) = write_all(&mut stream, &rest, slot.0.config.request_timeout).await {
+        slot.0.log_rejected(&peer.ip().to_string(), "reply", &e);
     }
 }
 
@@ -290,8 +332,23 @@ const BIG_READ: usize = 16 * 1024;
 
 /// Reads one framed request within `timeout`, a few bytes at a time or all at once.
 pub(crate) async fn read_request(stream: &mut TcpStream, timeout: Duration) -> Result<Request, ReadError> {
+    read_request_after(stream, timeout, &[]).await.map(|(request, _)| request)
+}
+
+/// [`read_request`] starting with the bytes already read (`first`); also returns the bytes that
+/// arrived after the request (the first lookups of a session).
+pub(crate) async fn read_request_after(
+    stream: &mut TcpStream,
+    timeout: Duration,
+    first: &[u8],
+) -> Result<(Request, Vec<u8>), ReadError> {
     let deadline = Instant::now() + timeout;
     let mut parser = RequestParser::new();
+    if !first.is_empty() {
+        if let (Some(request), used) = parser.feed_prefix(first)? {
+            return Ok((request, first[used..].to_vec()));
+        }
+    }
     let mut small = [0u8; SMALL_READ];
     let mut big = Vec::new();
     loop {
@@ -313,8 +370,8 @@ pub(crate) async fn read_request(stream: &mut TcpStream, timeout: Duration) -> R
             Some(Ok(0)) => return Err(ReadError::Closed),
             Some(Ok(n)) => {
                 let read = if want <= SMALL_READ { &small[..n] } else { &big[..n] };
-                if let Some(request) = parser.feed(read)? {
-                    return Ok(request);
+                if let (Some(request), used) = parser.feed_prefix(read)? {
+                    return Ok((request, read[used..].to_vec()));
                 }
             }
         }
@@ -340,12 +397,12 @@ pub(crate) async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Dur
     }
 }
 
-async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: SocketAddr) {
+async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: SocketAddr, first: Vec<u8>) {
     let sh = &slot.0.clone();
     // No TCP_NODELAY: every reply is one write followed by close, which Nagle never delays
-    // (saves a setsockopt per lookup).
+    // (saves a setsockopt per lookup). A lookup session writes each batch of replies at once.
     let who = || peer.ip().to_string();
-    let request = match read_request(&mut stream, sh.config.request_timeout).await {
+    let (request, after) = match read_request_after(&mut stream, sh.config.request_timeout, &first).await {
         Ok(r) => r,
         Err(ReadError::Closed) => return,
         Err(e) => return sh.log_rejected(&who(), "request", &e),
@@ -355,7 +412,8 @@ async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: So
     let reply = match request {
         Request::Alive2(a) => return serve_alive(sh, stream, peer, a, slot).await,
         Request::Gossip(sealed) => return gossip_driver::respond(sh, stream, peer, sealed).await,
-        Request::PortPlease2(name) => encode_port2_resp(port_please(sh, &name).as_ref()),
+        Request::Session => return serve_session(sh, stream, peer, &after).await,
+        Request::PortPlease2(name) => answer(sh, Query::PortPlease2(&name)),
         Request::Names => names_reply(sh, false),
         Request::Dump if local => names_reply(sh, true),
         Request::Kill if local => kill_reply(sh),
@@ -366,7 +424,7 @@ async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: So
         Request::Dump | Request::Kill | Request::Stop(_) => {
             return sh.log_rejected(&who(), "operator request", &"only accepted from loopback")
         }
-        Request::Lookup(name) => encode_lookup_resp(lookup(sh, &name).as_ref()),
+        Request::Lookup(name) => answer(sh, Query::Lookup(&name)),
         Request::List => {
             let now = now_ms();
             let st = sh.state();
@@ -381,38 +439,11 @@ async fn handle_connection(slot: ConnectionSlot, mut stream: TcpStream, peer: So
     }
 }
 
-fn full_name(sh: &Shared, raw: &[u8]) -> Option<NodeName> {
-    let text = std::str::from_utf8(raw).ok()?;
-    NodeName::parse_with_default_host(text, &sh.config.hostname).ok()
-}
-
-fn port_please(sh: &Shared, raw: &[u8]) -> Option<NodeInfo> {
-    let st = sh.state();
-    let table = st.gossip.table();
-    let by_full = full_name(sh, raw).and_then(|n| table.get(&n).cloned());
-    // A short name may belong to a node registered here under another host spelling.
-    let entry = by_full.filter(|e| e.state == State::Up).or_else(|| {
-        table
-            .entries()
-            .find(|e| e.owner == table.me() && e.state == State::Up && e.name.name().as_bytes() == raw)
-            .cloned()
-    })?;
-    Some(NodeInfo {
-        port: entry.port,
-        node_type: entry.node_type,
-        protocol: 0,
-        high_version: entry.high_version,
-        low_version: entry.low_version,
-        name: entry.name.name().as_bytes().to_vec(),
-        extra: entry.extra.clone(),
-    })
-}
-
-fn lookup(sh: &Shared, raw: &[u8]) -> Option<Found> {
-    let name = NodeName::parse(std::str::from_utf8(raw).ok()?).ok()?;
-    let st = sh.state();
-    let e = st.gossip.table().get(&name)?;
-    Some(Found { host: e.host.clone(), port: e.port, creation: e.creation, state: e.state })
+/// A lookup's reply (the slow path: the request arrived in pieces).
+fn answer(sh: &Shared, query: Query<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    query.answer(sh.state().gossip.table(), &sh.host, &mut out);
+    out
 }
 
 fn names_reply(sh: &Shared, dump: bool) -> Vec<u8> {

@@ -12,20 +12,8 @@ use common::*;
 use snow_epmd::client;
 use snow_epmd::server::refusal;
 use snow_shared::epmd::table::State;
-use snow_shared::epmd::wire::{encode_request, Alive2Req, Request, ALIVE2_REQ};
+use snow_shared::epmd::wire::{encode_request, Request, ALIVE2_REQ};
 use snow_shared::NodeName;
-
-fn alive(name: &[u8]) -> Alive2Req {
-    Alive2Req {
-        port: 4000,
-        node_type: 77,
-        protocol: 0,
-        high_version: 6,
-        low_version: 5,
-        name: name.to_vec(),
-        extra: vec![],
-    }
-}
 
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut v = (body.len() as u16).to_be_bytes().to_vec();

@@ -21,13 +21,28 @@ pub struct Found {
 /// LOOKUP_RESP: `l`, result (0 found, 1 unknown), then for found: port u16, creation u32,
 /// state u8, host (u16 length + bytes).
 pub fn encode_lookup_resp(found: Option<&Found>) -> Vec<u8> {
-    let Some(f) = found else { return vec![SNOW_LOOKUP_RESP, 1] };
-    let mut out = vec![SNOW_LOOKUP_RESP, 0];
-    out.extend_from_slice(&f.port.to_be_bytes());
-    out.extend_from_slice(&f.creation.to_be_bytes());
-    out.push(f.state.to_u8());
-    put_bytes16(&mut out, f.host.as_bytes());
+    let mut out = Vec::new();
+    match found {
+        Some(f) => put_lookup_found(&mut out, &f.host, f.port, f.creation, f.state),
+        None => out.extend_from_slice(&[SNOW_LOOKUP_RESP, 1]),
+    }
     out
+}
+
+/// Appends LOOKUP_RESP for `entry` (or "unknown") to `out`, straight from the table.
+pub fn put_lookup_resp(out: &mut Vec<u8>, entry: Option<&Entry>) {
+    match entry {
+        Some(e) => put_lookup_found(out, &e.host, e.port, e.creation, e.state),
+        None => out.extend_from_slice(&[SNOW_LOOKUP_RESP, 1]),
+    }
+}
+
+fn put_lookup_found(out: &mut Vec<u8>, host: &str, port: u16, creation: u32, state: State) {
+    out.extend_from_slice(&[SNOW_LOOKUP_RESP, 0]);
+    out.extend_from_slice(&port.to_be_bytes());
+    out.extend_from_slice(&creation.to_be_bytes());
+    out.push(state.to_u8());
+    put_bytes16(out, host.as_bytes());
 }
 
 /// Decodes LOOKUP_RESP.

@@ -8,6 +8,8 @@
 //! - [`gossip`]: push-pull anti-entropy (digests per owner, then deltas) and its binary layout.
 //! - [`auth`]: HMAC-SHA256 sealing of gossip messages with a nonce and a time window.
 //! - [`listing`]: the Snow LOOKUP and LIST replies.
+//! - [`session`]: lookups answered from the table without allocating, and the pipelined lookup
+//!   session (Snow request `Q`: many lookups over one connection).
 //!
 //! Nothing here reads a clock or touches a socket: time comes in as milliseconds, randomness as
 //! seeds or bytes from the caller. The daemon in `snow-epmd` moves bytes and time in and out.
@@ -15,6 +17,7 @@
 pub mod auth;
 pub mod gossip;
 pub mod listing;
+pub mod session;
 pub mod table;
 pub mod wire;
 

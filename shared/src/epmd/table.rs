@@ -167,6 +167,35 @@ pub enum Applied {
     Rejected(&'static str),
 }
 
+/// Key of the entry map: a node name, ordered by its canonical text, so that the map can be
+/// searched by `&NodeName` or by `&str` (the orders agree: `NodeName` orders by that text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key(NodeName);
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.0.as_str().cmp(other.0.as_str())
+    }
+}
+
+impl std::borrow::Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::borrow::Borrow<NodeName> for Key {
+    fn borrow(&self) -> &NodeName {
+        &self.0
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct OwnerState {
     max: Version,
@@ -180,7 +209,7 @@ pub struct Table {
     incarnation: u64,
     counter: u64,
     limits: TableLimits,
-    entries: BTreeMap<NodeName, Entry>,
+    entries: BTreeMap<Key, Entry>,
     by_owner: BTreeMap<(DaemonId, Version), NodeName>,
     owners: BTreeMap<DaemonId, OwnerState>,
     changes: Vec<Change>,
@@ -259,6 +288,12 @@ impl Table {
     pub fn get(&self, name: &NodeName) -> Option<&Entry> {
         self.entries.get(name)
     }
+    /// One entry by the canonical text of its name (`name@host` as [`NodeName::as_str`] gives
+    /// it), without building a [`NodeName`]: the daemon's lookup path neither allocates nor
+    /// interns the names that clients ask for. Non-canonical spellings are not found.
+    pub fn get_by_str(&self, full: &str) -> Option<&Entry> {
+        self.entries.get(full)
+    }
     /// All entries in name order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
@@ -305,7 +340,7 @@ impl Table {
             self.owner_mut(&entry.owner).live_hash ^= live_hash(&entry.name, entry.version);
         }
         self.changes.push(Change::Put(entry.clone()));
-        self.entries.insert(entry.name.clone(), entry);
+        self.entries.insert(Key(entry.name.clone()), entry);
     }
 
     fn remove_quiet(&mut self, name: &NodeName) -> Option<Entry> {
@@ -580,6 +615,19 @@ mod tests {
         let again = t.register(reg("a@h"), 9, 3).unwrap();
         assert_eq!(again.creation, 8);
         assert!(again.version > e.version);
+    }
+
+    #[test]
+    fn get_by_str_finds_canonical_names_only() {
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        let e = t.register(reg("a@Host.Example"), 7, 0).unwrap();
+        assert_eq!(e.name.as_str(), "a@host.example");
+        assert_eq!(t.get_by_str("a@host.example"), Some(&e));
+        assert_eq!(t.get_by_str("a@Host.Example"), None, "the caller canonicalises other spellings");
+        assert_eq!(t.get_by_str("b@host.example"), None);
+        t.register(reg("b@host.example"), 8, 0).unwrap();
+        let names: Vec<&str> = t.entries().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a@host.example", "b@host.example"]);
     }
 
     #[test]

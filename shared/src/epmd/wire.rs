@@ -37,6 +37,10 @@ pub const SNOW_LIST_REQ: u8 = b'F';
 pub const SNOW_LIST_RESP: u8 = b'f';
 /// Snow extension: an authenticated gossip message between daemons.
 pub const SNOW_GOSSIP: u8 = b'G';
+/// Snow extension: turn this connection into a pipelined lookup session (see [`super::session`]).
+pub const SNOW_SESSION_REQ: u8 = b'Q';
+/// Snow extension: the daemon's acknowledgement of [`SNOW_SESSION_REQ`] (first session reply).
+pub const SNOW_SESSION_RESP: u8 = b'q';
 
 /// Largest accepted body (tag included) of any request except gossip; EPMD's own input buffer.
 pub const MAX_REQUEST_LEN: usize = 1024;
@@ -66,6 +70,8 @@ pub enum Request {
     List,
     /// Snow GOSSIP with the sealed message (after the tag).
     Gossip(Vec<u8>),
+    /// Snow LOOKUP_SESSION: the connection carries pipelined lookups from now on.
+    Session,
 }
 
 /// The body of ALIVE2_REQ.
@@ -106,6 +112,9 @@ pub enum RequestError {
     /// The tag is not a known request.
     #[error("unknown request tag {0}")]
     UnknownTag(u8),
+    /// Inside a lookup session, a request other than LOOKUP or PORT_PLEASE2.
+    #[error("request tag {0} inside a lookup session (only LOOKUP and PORT_PLEASE2 are allowed)")]
+    NotInSession(u8),
     /// The body does not match the tag's layout.
     #[error("malformed request with tag {tag}: {what}")]
     Malformed {
@@ -130,28 +139,34 @@ impl RequestParser {
 
     /// Adds bytes. Returns `Ok(Some(request))` when a whole request has arrived (bytes after it are
     /// ignored), `Ok(None)` when more are needed, or the reason the input is rejected.
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<Option<Request>, RequestError> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<Request>, RequestError> {
+        self.feed_prefix(data).map(|(request, _)| request)
+    }
+
+    /// [`RequestParser::feed`] that also says how many bytes of `data` it took: the bytes after a
+    /// complete request belong to what follows it (a lookup session's first lookups).
+    pub fn feed_prefix(&mut self, data: &[u8]) -> Result<(Option<Request>, usize), RequestError> {
+        let total = data.len();
+        let mut data = data;
         loop {
             let take = data.len().min(self.wanted());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
+            let used = total - data.len();
             if self.buf.len() < 2 {
-                return Ok(None);
+                return Ok((None, used));
             }
             let declared = usize::from(u16::from_be_bytes([self.buf[0], self.buf[1]]));
             if declared == 0 {
                 return Err(RequestError::Empty);
             }
-            let Some(&tag) = self.buf.get(2) else { return Ok(None) };
-            let limit = if tag == SNOW_GOSSIP { MAX_GOSSIP_LEN } else { MAX_REQUEST_LEN };
-            if declared > limit {
-                return Err(RequestError::TooLong { tag, declared, limit });
-            }
+            let Some(&tag) = self.buf.get(2) else { return Ok((None, used)) };
+            check_length(tag, declared)?;
             if self.buf.len() >= 2 + declared {
-                return parse_body(&self.buf[2..2 + declared]).map(Some);
+                return parse_body(&self.buf[2..2 + declared]).map(|r| (Some(r), used));
             }
             if data.is_empty() {
-                return Ok(None);
+                return Ok((None, used));
             }
         }
     }
@@ -165,6 +180,32 @@ impl RequestParser {
         (2 + declared).saturating_sub(self.buf.len())
     }
 }
+
+/// Rejects a declared length over the limit of `tag` (1024 bytes, gossip 65535).
+pub fn check_length(tag: u8, declared: usize) -> Result<(), RequestError> {
+    let limit = if tag == SNOW_GOSSIP { MAX_GOSSIP_LEN } else { MAX_REQUEST_LEN };
+    if declared > limit {
+        return Err(RequestError::TooLong { tag, declared, limit });
+    }
+    Ok(())
+}
+
+/// Splits one complete request off the front of `buf` without copying or allocating (except for
+/// the parsed request's own fields): `Ok(Some((request, used)))`, or `Ok(None)` if `buf` holds only
+/// part of one. Same rules as [`RequestParser`].
+pub fn split_request(buf: &[u8]) -> Result<Option<(&[u8], usize)>, RequestError> {
+    let Some(head) = buf.get(..2) else { return Ok(None) };
+    let declared = usize::from(u16::from_be_bytes([head[0], head[1]]));
+    if declared == 0 {
+        return Err(RequestError::Empty);
+    }
+    let Some(&tag) = buf.get(2) else { return Ok(None) };
+    check_length(tag, declared)?;
+    Ok(buf.get(2..2 + declared).map(|body| (body, 2 + declared)))
+}
+
+/// The longest name field accepted in PORT_PLEASE2, STOP and LOOKUP (a raw name, `@`, a host).
+pub const MAX_NAME_FIELD: usize = MAX_RAW_NAME_LEN + 1 + 253;
 
 /// Parses a request body (tag first, no length prefix).
 pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
@@ -189,7 +230,7 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
             Request::Alive2(Alive2Req { port, node_type, protocol, high_version, low_version, name, extra })
         }
         PORT_PLEASE2_REQ | STOP_REQ | SNOW_LOOKUP_REQ => {
-            if rest.is_empty() || rest.len() > MAX_RAW_NAME_LEN + 1 + 253 {
+            if rest.is_empty() || rest.len() > MAX_NAME_FIELD {
                 return Err(malformed("name is empty or too long"));
             }
             match tag {
@@ -198,7 +239,7 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
                 _ => Request::Lookup(rest.to_vec()),
             }
         }
-        NAMES_REQ | DUMP_REQ | KILL_REQ | SNOW_LIST_REQ => {
+        NAMES_REQ | DUMP_REQ | KILL_REQ | SNOW_LIST_REQ | SNOW_SESSION_REQ => {
             if !rest.is_empty() {
                 return Err(malformed("unexpected bytes after the tag"));
             }
@@ -206,6 +247,7 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
                 NAMES_REQ => Request::Names,
                 DUMP_REQ => Request::Dump,
                 KILL_REQ => Request::Kill,
+                SNOW_SESSION_REQ => Request::Session,
                 _ => Request::List,
             }
         }
@@ -237,6 +279,7 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
         Request::Lookup(n) => tagged(&mut body, SNOW_LOOKUP_REQ, n),
         Request::List => body.push(SNOW_LIST_REQ),
         Request::Gossip(g) => tagged(&mut body, SNOW_GOSSIP, g),
+        Request::Session => body.push(SNOW_SESSION_REQ),
     }
     let mut out = Vec::with_capacity(body.len() + 2);
     out.extend_from_slice(&(body.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
@@ -268,16 +311,37 @@ pub type NodeInfo = Alive2Req;
 
 /// PORT2_RESP: `Some(info)` found, `None` not found (result 1, nothing else).
 pub fn encode_port2_resp(info: Option<&NodeInfo>) -> Vec<u8> {
-    let Some(info) = info else { return vec![PORT2_RESP, 1] };
-    let mut out = vec![PORT2_RESP, 0];
-    out.extend_from_slice(&info.port.to_be_bytes());
-    out.push(info.node_type);
-    out.push(info.protocol);
-    out.extend_from_slice(&info.high_version.to_be_bytes());
-    out.extend_from_slice(&info.low_version.to_be_bytes());
-    put_bytes16(&mut out, &info.name);
-    put_bytes16(&mut out, &info.extra);
+    let mut out = Vec::new();
+    match info {
+        Some(i) => {
+            put_port2_found(&mut out, i.port, i.node_type, i.protocol, i.high_version, i.low_version, &i.name, &i.extra)
+        }
+        None => out.extend_from_slice(&[PORT2_RESP, 1]),
+    }
     out
+}
+
+/// Appends a PORT2_RESP for a found node (result 0) to `out`: the daemon's lookup path encodes
+/// straight from its table into a reused buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn put_port2_found(
+    out: &mut Vec<u8>,
+    port: u16,
+    node_type: u8,
+    protocol: u8,
+    high_version: u16,
+    low_version: u16,
+    name: &[u8],
+    extra: &[u8],
+) {
+    out.extend_from_slice(&[PORT2_RESP, 0]);
+    out.extend_from_slice(&port.to_be_bytes());
+    out.push(node_type);
+    out.push(protocol);
+    out.extend_from_slice(&high_version.to_be_bytes());
+    out.extend_from_slice(&low_version.to_be_bytes());
+    put_bytes16(out, name);
+    put_bytes16(out, extra);
 }
 
 /// Decodes PORT2_RESP (for the client and tests).

@@ -91,3 +91,16 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     }
     cond()
 }
+
+/// An ALIVE2 request body for `name` (port 4000, normal node, versions 5-6).
+pub fn alive(name: &[u8]) -> snow_shared::epmd::wire::Alive2Req {
+    snow_shared::epmd::wire::Alive2Req {
+        port: 4000,
+        node_type: 77,
+        protocol: 0,
+        high_version: 6,
+        low_version: 5,
+        name: name.to_vec(),
+        extra: vec![],
+    }
+}
