@@ -1,19 +1,18 @@
-//! The real binary: CLI exit codes and output, kill -9 and restart, and compatibility with
-//! Erlang's own `epmd -names` and `erl -sname` (skipped with a message if Erlang is absent).
-//! Erlang's tools are always pointed at the test daemon's ephemeral port, never 4369.
+//! The real snow-epmd binary (`snow-epmd-it`, the same command line): CLI exit codes and output,
+//! kill -9 and restart (entry unconfirmed, then up when the node registers again), three daemons
+//! gossiping through one seed, lookup sessions, and compatibility with Erlang's own `epmd -names`
+//! and `erl -sname` (skipped with a message if Erlang is absent). Erlang's tools are always
+//! pointed at the test daemon's ephemeral port, never 4369.
 
-mod common;
-
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use snow_integration::tmp::{random_cookie, write_secret, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_snow-epmd");
+const BIN: &str = env!("CARGO_BIN_EXE_snow-epmd-it");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    snow_integration::tmp::free_port().unwrap()
 }
 
 struct Daemon(Child);
@@ -28,7 +27,7 @@ impl Drop for Daemon {
 fn daemon(port: u16, dir: &TempDir, extra: &[&str]) -> Daemon {
     let child = Command::new(BIN)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path().join("db"))
+        .arg(dir.join(&format!("db-{port}")))
         .args(["--hostname", "testhost"])
         .args(extra)
         .env_remove("SNOW_COOKIE")
@@ -68,7 +67,7 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn cli_exit_codes_and_kill_9_restart() {
-    let dir = TempDir::new("proc");
+    let dir = TempDir::new("epmd-proc").unwrap();
     let port = free_port();
     let epmd = format!("127.0.0.1:{port}");
     let mut d = daemon(port, &dir, &["--grace", "20"]);
@@ -122,7 +121,7 @@ fn erlang_epmd_names_and_erl_sname_work_against_snow_epmd() {
         eprintln!("SKIPPED: Erlang (erl, epmd) is not installed; CI installs erlang-base");
         return;
     }
-    let dir = TempDir::new("erl");
+    let dir = TempDir::new("epmd-erl").unwrap();
     let port = free_port();
     let epmd = format!("127.0.0.1:{port}");
     let _d = daemon(port, &dir, &[]);
@@ -152,4 +151,83 @@ fn erlang_epmd_names_and_erl_sname_work_against_snow_epmd() {
     let _ = erl.wait();
     assert!(seen, "erl -sname did not register with snow-epmd");
     assert!(String::from_utf8_lossy(&names.stdout).contains("name erlx at port"));
+    // Erlang's own epmd has no lookup session: the client says so instead of hanging.
+    let erl_port = free_port();
+    let mut erl_epmd = Command::new("epmd")
+        .args(["-port", &erl_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let erl_addr = format!("127.0.0.1:{erl_port}");
+    wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(&erl_addr).is_ok());
+    let session = async_std::task::block_on(snow_epmd::client::LookupSession::open(&erl_addr));
+    let _ = erl_epmd.kill();
+    let _ = erl_epmd.wait();
+    assert!(matches!(session, Err(snow_epmd::client::ClientError::NoSession(_))), "{session:?}");
+}
+
+/// `list --json` of the daemon at `epmd`.
+fn list_json(epmd: &str) -> String {
+    cli(&["list", "--json", "--epmd", epmd]).1
+}
+
+#[test]
+fn three_daemons_gossip_through_one_seed() {
+    let dir = TempDir::new("epmd-gossip").unwrap();
+    let cookie = dir.join("cookie");
+    write_secret(&cookie, random_cookie().as_bytes()).unwrap();
+    let cookie = cookie.to_string_lossy().into_owned();
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let gossip = ["--cookie-file", &cookie, "--gossip-interval", "50"];
+    let _seed = daemon(ports[0], &dir, &gossip);
+    let with_seed = |i: usize| daemon(ports[i], &dir, &[&gossip[..], &["--peer", &addr(0)]].concat());
+    let (_d1, _d2) = (with_seed(1), with_seed(2));
+    let register = |i: usize, name: &str, port: u16| {
+        async_std::task::block_on(snow_epmd::client::register(
+            &addr(i),
+            &snow_shared::NodeName::parse(name).unwrap(),
+            port,
+        ))
+        .unwrap()
+    };
+    let one = register(1, "one@127.0.0.1", 7301);
+    let _two = register(2, "two@127.0.0.1", 7302);
+    // Daemons 1 and 2 know each other only through the seed, yet see each other's nodes.
+    let seen = wait_for(Duration::from_secs(20), || {
+        let (l1, l2) = (list_json(&addr(1)), list_json(&addr(2)));
+        l1.contains("\"name\":\"two@127.0.0.1\"") && l2.contains("\"name\":\"one@127.0.0.1\"")
+    });
+    assert!(seen, "gossip did not spread: {} / {}", list_json(&addr(1)), list_json(&addr(2)));
+    let (code, out, _) = cli(&["lookup", "one@127.0.0.1", "--epmd", &addr(2)]);
+    assert_eq!((code, out.trim()), (0, "127.0.0.1:7301"));
+    assert!(list_json(&addr(2)).contains(&format!("\"origin\":\"{}\"", addr(1))), "{}", list_json(&addr(2)));
+    // A node leaving is seen as down everywhere.
+    one.close();
+    let down = wait_for(Duration::from_secs(20), || {
+        [0, 2].iter().all(|&i| {
+            let l = list_json(&addr(i));
+            l.split("},").any(|row| row.contains("\"name\":\"one@127.0.0.1\"") && row.contains("\"state\":\"down\""))
+        })
+    });
+    assert!(down, "the node's departure did not spread: {}", list_json(&addr(2)));
+}
+
+#[test]
+fn lookup_sessions_against_the_real_binary() {
+    let dir = TempDir::new("epmd-session").unwrap();
+    let port = free_port();
+    let epmd = format!("127.0.0.1:{port}");
+    let _d = daemon(port, &dir, &[]);
+    let name = snow_shared::NodeName::parse("s@127.0.0.1").unwrap();
+    let _reg = async_std::task::block_on(snow_epmd::client::register(&epmd, &name, 7400)).unwrap();
+    let found = async_std::task::block_on(async {
+        let mut session = snow_epmd::client::LookupSession::open(&epmd).await?;
+        let names = vec![name.clone(); 100];
+        session.lookup_many(&names).await
+    })
+    .unwrap();
+    assert_eq!(found.len(), 100);
+    assert!(found.iter().all(|f| f.as_ref().is_some_and(|f| f.port == 7400)));
 }
