@@ -1,25 +1,31 @@
 //! `snow-epmd ping NAME@HOST` against real processes: a pong from a live node, and one clear line
 //! and the right exit code for each failure class (not registered, unreachable, TLS failed, cookie
-//! rejected, snow-epmd unreachable).
+//! rejected, snow-epmd unreachable), and pinging a cluster with CA-verified mutual TLS.
 
+use std::ffi::OsStr;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use snow_integration::cluster::{Cluster, Epmd};
+use snow_integration::cluster::{Cluster, Epmd, TestNode};
 use snow_integration::tmp::{free_port, random_cookie, write_secret};
 use snow_shared::NodeName;
 
 const EPMD: &str = env!("CARGO_BIN_EXE_snow-epmd-it");
 const NODE: &str = env!("CARGO_BIN_EXE_snow-test-node");
 
-fn ping(cluster: &Cluster, epmd: &str, name: &str, cookie: &std::path::Path) -> Output {
-    std::process::Command::new(cluster.epmd_exe())
-        .args(["ping", name, "--epmd", epmd, "--cookie-file"])
-        .arg(cookie)
-        .env_remove("SNOW_COOKIE")
-        .env_remove("SNOW_COOKIE_FILE")
-        .output()
-        .unwrap()
+fn ping(cluster: &Cluster, epmd: &str, name: &str, cookie: &Path) -> Output {
+    ping_with(cluster, epmd, name, cookie, &[])
+}
+
+/// `ping` with `extra` arguments, in an environment without any `SNOW_COOKIE*` or `SNOW_TLS_*`.
+fn ping_with(cluster: &Cluster, epmd: &str, name: &str, cookie: &Path, extra: &[&OsStr]) -> Output {
+    let mut cmd = std::process::Command::new(cluster.epmd_exe());
+    cmd.args(["ping", name, "--epmd", epmd, "--cookie-file"]).arg(cookie).args(extra);
+    for var in ["SNOW_COOKIE", "SNOW_COOKIE_FILE", "SNOW_TLS_CERT", "SNOW_TLS_KEY", "SNOW_TLS_CA"] {
+        cmd.env_remove(var);
+    }
+    cmd.output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -81,4 +87,94 @@ fn ping_answers_pong_or_names_what_failed() {
     let out = ping(&cluster, &nowhere, &node.name, &cluster.cookie);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot reach snow-epmd"), "{}", stderr(&out));
+}
+
+/// A certificate authority that signs leaf certificates for host 127.0.0.1.
+struct TestCa {
+    key: rcgen::KeyPair,
+    cert: rcgen::Certificate,
+}
+
+/// A leaf certificate, its key and its CA, as PEM files.
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        TestCa { key, cert }
+    }
+
+    /// Writes a fresh leaf certificate for 127.0.0.1 as `dir/prefix-{cert,key,ca}.pem`.
+    fn leaf(&self, dir: &Path, prefix: &str) -> TlsFiles {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
+        let files = TlsFiles {
+            cert: dir.join(format!("{prefix}-cert.pem")),
+            key: dir.join(format!("{prefix}-key.pem")),
+            ca: dir.join(format!("{prefix}-ca.pem")),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        write_secret(&files.key, key.serialize_pem().as_bytes()).unwrap();
+        std::fs::write(&files.ca, self.cert.pem()).unwrap();
+        files
+    }
+}
+
+impl TlsFiles {
+    fn args(&self) -> Vec<&OsStr> {
+        vec![
+            OsStr::new("--tls-cert"),
+            self.cert.as_os_str(),
+            OsStr::new("--tls-key"),
+            self.key.as_os_str(),
+            OsStr::new("--tls-ca"),
+            self.ca.as_os_str(),
+        ]
+    }
+}
+
+#[test]
+fn ping_reaches_a_ca_verified_cluster_only_with_a_certificate_of_its_ca() {
+    let cluster = Cluster::new(EPMD, NODE).unwrap();
+    let epmd = cluster.start_epmd(0, "epmd").unwrap();
+    let ca = TestCa::new();
+    let node_tls = ca.leaf(cluster.dir.path(), "node");
+    let name = "secure@127.0.0.1";
+    let mut cmd = cluster.node_command(name, &epmd.addr, 20);
+    cmd.env("SNOW_TLS_CERT", &node_tls.cert).env("SNOW_TLS_KEY", &node_tls.key).env("SNOW_TLS_CA", &node_tls.ca);
+    let _node = TestNode::start(name, cmd).unwrap();
+
+    // With a certificate signed by the cluster's CA: pong.
+    let ours = ca.leaf(cluster.dir.path(), "ping");
+    let out = ping_with(&cluster, &epmd.addr, name, &cluster.cookie, &ours.args());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
+    assert!(stdout.starts_with("pong from secure@127.0.0.1 in "), "{stdout}");
+
+    // Without a certificate the node refuses the TLS handshake.
+    let out = ping(&cluster, &epmd.addr, name, &cluster.cookie);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TLS with secure@127.0.0.1 failed"), "{}", stderr(&out));
+
+    // A certificate of another CA: refused too, whatever the cookie.
+    let theirs = TestCa::new().leaf(cluster.dir.path(), "other");
+    let out = ping_with(&cluster, &epmd.addr, name, &cluster.cookie, &theirs.args());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TLS with secure@127.0.0.1 failed"), "{}", stderr(&out));
+
+    // Half the files is a configuration error (exit 2) naming what is missing.
+    let half = [OsStr::new("--tls-cert"), ours.cert.as_os_str()];
+    let out = ping_with(&cluster, &epmd.addr, name, &cluster.cookie, &half);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--tls-key is missing"), "{}", stderr(&out));
 }

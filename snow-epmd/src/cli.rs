@@ -137,7 +137,26 @@ pub enum Command {
         /// File holding the cluster cookie; otherwise SNOW_COOKIE or SNOW_COOKIE_FILE.
         #[arg(long, value_name = "FILE")]
         cookie_file: Option<PathBuf>,
+        /// TLS options for clusters with CA-verified mutual TLS.
+        #[command(flatten)]
+        tls: PingTls,
     },
+}
+
+/// Certificate files for pinging a cluster whose nodes run with CA-verified mutual TLS
+/// (`SNOW_TLS_CERT`/`KEY`/`CA`, as the nodes do): all three or none. Without them, ping works
+/// with self-signed clusters only.
+#[derive(Debug, Args, Default)]
+pub struct PingTls {
+    /// PEM certificate chain (leaf first) to present, signed by the cluster's CA.
+    #[arg(long, env = "SNOW_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "SNOW_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate(s) of the CA the node's certificate must chain to.
+    #[arg(long, env = "SNOW_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -149,7 +168,9 @@ pub fn run(cli: Cli) -> i32 {
         }
         Some(Command::List { epmd, json }) => async_std::task::block_on(list(&epmd, json)),
         Some(Command::Lookup { name, epmd }) => async_std::task::block_on(lookup(&epmd, &name)),
-        Some(Command::Ping { name, epmd, cookie_file }) => crate::ping::run(&name, &epmd, cookie_file.as_deref()),
+        Some(Command::Ping { name, epmd, cookie_file, tls }) => {
+            crate::ping::run(&name, &epmd, cookie_file.as_deref(), &tls)
+        }
         None => run_daemon(cli.daemon),
     }
 }

@@ -6,8 +6,11 @@
 //!
 //! The pinging side introduces itself as `snow-epmd-ping-PID@localhost` with no capabilities, so
 //! the node does not try to pull it into its mesh; like Erlang's `net_adm:ping`, the node sees a
-//! short connection (a nodeup and a nodedown). Only self-signed clusters can be pinged: a node that
-//! requires CA-verified client certificates refuses the TLS handshake (reported as a TLS failure).
+//! short connection (a nodeup and a nodedown). A cluster with CA-verified mutual TLS is pinged with
+//! a certificate signed by its CA (`--tls-cert/--tls-key/--tls-ca` or `SNOW_TLS_*`, as the nodes
+//! take them): ping then presents it and verifies the node's certificate against the CA and the
+//! node's host. Without them, a node that requires client certificates refuses the TLS handshake
+//! (reported as a TLS failure).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,7 +21,8 @@ use futures_rustls::TlsConnector;
 use smol_timeout::TimeoutExt;
 use snow_shared::cookie::{derive_key, Cookie, KeyLabel};
 use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent};
-use snow_shared::dist::{tls, Flags};
+use snow_shared::dist::tls::{self, TlsMaterial};
+use snow_shared::dist::Flags;
 use snow_shared::NodeName;
 
 use crate::client::{self, ClientError};
@@ -92,8 +96,14 @@ impl PingError {
 }
 
 /// Pings `name`, asking the snow-epmd at `epmd` for its address and proving knowledge of
-/// `cookie`. Returns the time from TCP connect to the established handshake.
-pub async fn ping(epmd: &str, name: &NodeName, cookie: &Cookie) -> Result<Duration, PingError> {
+/// `cookie`; with `tls`, presents that certificate and verifies the node's against its CA.
+/// Returns the time from TCP connect to the established handshake.
+pub async fn ping(
+    epmd: &str,
+    name: &NodeName,
+    cookie: &Cookie,
+    tls: Option<&TlsMaterial>,
+) -> Result<Duration, PingError> {
     let key = {
         let cookie = cookie.clone();
         async_std::task::spawn_blocking(move || derive_key(&cookie, KeyLabel::Distribution)).await
@@ -120,9 +130,13 @@ pub async fn ping(epmd: &str, name: &NodeName, cookie: &Cookie) -> Result<Durati
         .map_err(|e| PingError::Unreachable { name: name.clone(), addr: addr.clone(), reason: e.to_string() })?;
     let _ = tcp.set_nodelay(true);
     let tls_err = |reason: String| PingError::Tls { name: name.clone(), reason };
-    let config = tls::client_only_config().map_err(|e| tls_err(e.to_string()))?;
+    let (config, ca_verified) = match tls {
+        Some(material) => (tls::client_config(material), material.is_ca_verified()),
+        None => (tls::client_only_config(), false),
+    };
+    let config = config.map_err(|e| tls_err(e.to_string()))?;
     let mut stream = TlsConnector::from(config)
-        .connect(tls::server_name(false, &found.host), tcp)
+        .connect(tls::server_name(ca_verified, name.host_for_connect()), tcp)
         .timeout(STEP_TIMEOUT)
         .await
         .ok_or_else(|| timeout("the TLS handshake"))?
@@ -159,15 +173,55 @@ pub async fn ping(epmd: &str, name: &NodeName, cookie: &Cookie) -> Result<Durati
         let left = deadline.saturating_duration_since(Instant::now());
         match stream.read(&mut buf).timeout(left).await {
             None => return Err(timeout("the cookie handshake")),
+            // In TLS 1.3 the node checks our certificate after we consider TLS done: its
+            // refusal (an alert) arrives here, as a TLS error.
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => return Err(tls_err(e.to_string())),
             Some(Ok(0)) | Some(Err(_)) => return Err(hs.feed_eof().err().map_or_else(|| timeout("close"), fail)),
             Some(Ok(n)) => hs.feed(&buf[..n]).map_err(fail)?,
         }
     }
 }
 
+/// Why the TLS files given to ping cannot be used (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFilesError {
+    /// Only some of the three were given.
+    #[error("--tls-cert, --tls-key and --tls-ca (SNOW_TLS_CERT/KEY/CA) go together; {0} is missing")]
+    Partial(&'static str),
+    /// A file could not be read.
+    #[error("cannot read {what} file {path}: {source}")]
+    Read {
+        /// Which flag.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The PEM contents are unusable.
+    #[error(transparent)]
+    Pem(#[from] tls::TlsError),
+}
+
+/// Loads the certificate, key and CA given to ping, if any.
+pub fn load_tls(files: &crate::cli::PingTls) -> Result<Option<TlsMaterial>, TlsFilesError> {
+    let (cert, key, ca) = match (&files.tls_cert, &files.tls_key, &files.tls_ca) {
+        (None, None, None) => return Ok(None),
+        (Some(c), Some(k), Some(a)) => (c, k, a),
+        (None, _, _) => return Err(TlsFilesError::Partial("--tls-cert")),
+        (_, None, _) => return Err(TlsFilesError::Partial("--tls-key")),
+        (_, _, None) => return Err(TlsFilesError::Partial("--tls-ca")),
+    };
+    let read = |what: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| TlsFilesError::Read { what, path: path.display().to_string(), source })
+    };
+    let material = TlsMaterial::from_pem(&read("--tls-cert", cert)?, &read("--tls-key", key)?, &read("--tls-ca", ca)?)?;
+    Ok(Some(material))
+}
+
 /// The `ping` subcommand: returns the process exit code (0 pong, 1 failure, 2 configuration,
 /// 3 snow-epmd unreachable) after printing one line.
-pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>) -> i32 {
+pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>, tls_files: &crate::cli::PingTls) -> i32 {
     let name = match NodeName::parse(name) {
         Ok(n) => n,
         Err(e) => {
@@ -186,7 +240,14 @@ pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>) -> i32 {
             return crate::cli::EXIT_CONFIG;
         }
     };
-    match async_std::task::block_on(ping(epmd, &name, &cookie)) {
+    let material = match load_tls(tls_files) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("snow-epmd: {e}");
+            return crate::cli::EXIT_CONFIG;
+        }
+    };
+    match async_std::task::block_on(ping(epmd, &name, &cookie, material.as_ref())) {
         Ok(took) => {
             println!("pong from {name} in {:.1} ms", took.as_secs_f64() * 1e3);
             0
