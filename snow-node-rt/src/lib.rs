@@ -7,6 +7,14 @@
 //! distribution layer (or a foreign scheduler) uses. The semantics are BEAM's; where they differ,
 //! the item's documentation says so.
 //!
+//! Processes run on a process-wide pool of scheduler threads (one per CPU, or `SNOW_SCHEDULERS`),
+//! built like async-std's own executor on `async-task`, but keeping communicating processes on
+//! one thread as BEAM does: a process woken by a message runs next on the thread of the process
+//! that sent it, instead of waking another thread. Sockets and timers are still async-std's
+//! (its async-io reactor thread drives them), so a process may await any async-std I/O or timer.
+//! A process should not block its thread (a blocking call or a long computation without an
+//! `.await`): the process it woke last waits until it yields.
+//!
 //! ```
 //! use std::time::Duration;
 //! use snow_node_rt::{reason, Node, Term};
@@ -51,6 +59,7 @@ mod proc;
 mod process;
 pub mod reason;
 mod registry;
+mod sched;
 pub mod seam;
 pub mod signals;
 pub mod supervisor;

@@ -255,7 +255,7 @@ impl Node {
         let fut = body(Process::new(self.clone(), shared.clone()));
         // The join handle is dropped: the task is detached and reports its end through links
         // and monitors, like any process.
-        drop(async_std::task::spawn(proc::run(self.clone(), shared, fut)));
+        drop(crate::sched::spawn(proc::run(self.clone(), shared, fut)));
         pid
     }
 

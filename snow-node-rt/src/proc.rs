@@ -1,7 +1,7 @@
 //! A process's shared state (mailbox inbox, links, monitors, exit status) and the task that runs
 //! its body.
 //!
-//! Every process is one async-std task. The task polls a small watcher before the body: when an
+//! Every process is one task on the scheduler pool ([`crate::sched`]). The task polls a small watcher before the body: when an
 //! exit signal has made the process exit, the watcher completes, the body future is dropped (at
 //! whatever `.await` it was parked) and the task runs the exit procedure itself. Because only the
 //! process's own task ever acts for it, everything the process sent before it died is ordered

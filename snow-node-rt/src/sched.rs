@@ -1,0 +1,523 @@
+//! The process scheduler: a pool of worker threads running async tasks built with `async-task`
+//! (the task layer async-std itself runs on), shaped for message passing.
+//!
+//! Why not async-std's executor: it wakes every task through one global queue and a sleeping
+//! worker, so with two threads each message to a parked process is a cross-thread futex
+//! wake-up. BEAM runs a woken process next on the scheduler that woke it; so does this pool:
+//!
+//! - Each worker has a local run queue and a **LIFO slot**. A task woken by a task running on
+//!   worker W goes into W's LIFO slot and runs next on W, without waking another thread. A task
+//!   already in the slot moves to W's local queue, where idle workers may steal it.
+//! - A **fairness cap**: after [`LIFO_CAP`] consecutive runs from the LIFO slot, while other
+//!   work waits, the slot's task goes to the back of the local queue, so two processes
+//!   ping-ponging cannot starve the rest. Every [`INJECTOR_INTERVAL`] runs a worker looks at the
+//!   global injector first.
+//! - The **injector** takes wakes from outside the pool (the async-io reactor thread, timers,
+//!   distribution tasks, plain threads) and tasks spawned from outside.
+//! - **Work stealing**: a worker out of work steals half of another worker's local queue, then
+//!   looks at the injector.
+//! - **Notify only when there is stealable work** (the local queue or the injector), and only if
+//!   no worker is already searching for work; a searching worker that finds work and was the
+//!   last searcher wakes another if more work waits (the scheme of tokio's multi-thread
+//!   scheduler).
+//! - **Parking cannot lose a wake-up**: a worker registers as sleeping, gives up its searching
+//!   state, then checks every queue once more before it parks; a waker pushes its task before it
+//!   looks for sleepers. Both sides order these steps with sequentially consistent fences, so at
+//!   least one of them sees the other. A parked worker also wakes after [`PARK_BACKSTOP`] and
+//!   looks again, as a backstop.
+//!
+//! Limits, as in tokio: the LIFO slot is not stealable, so a task that blocks its thread (a
+//! blocking call, a long computation without `.await`) delays the one task it woke last until it
+//! returns. Processes should not block, as on BEAM.
+//!
+//! A panic that escapes a task (processes turn theirs into exits before this) is caught here,
+//! logged, and ends only that task: a worker thread never dies.
+//!
+//! The pool is process-wide and shared by every [`Node`](crate::Node) of the OS process. Its size
+//! is the available parallelism, or `SNOW_SCHEDULERS` (1 to [`MAX_WORKERS`]).
+
+use std::any::Any;
+use std::cell::{Cell, OnceCell};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
+use std::thread::Thread;
+use std::time::Duration;
+
+use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
+use concurrent_queue::{ConcurrentQueue, PushError};
+
+/// Environment variable that sets the number of scheduler threads.
+pub(crate) const ENV_SCHEDULERS: &str = "SNOW_SCHEDULERS";
+/// Upper bound accepted for `SNOW_SCHEDULERS`.
+pub(crate) const MAX_WORKERS: usize = 1024;
+/// Consecutive LIFO-slot runs allowed while other work waits (tokio uses 3 per tick; a few more
+/// keep a ping-ponging pair on one thread longer without hurting anyone noticeably).
+pub(crate) const LIFO_CAP: u32 = 16;
+/// A worker looks at the injector first once every this many runs, so tasks woken from outside
+/// the pool are not starved by a busy local queue (tokio's default interval).
+pub(crate) const INJECTOR_INTERVAL: u32 = 61;
+/// Capacity of each worker's local queue; the overflow goes to the injector.
+const LOCAL_QUEUE: usize = 256;
+/// How long an idle worker sleeps before it looks for work again even if nobody woke it.
+pub(crate) const PARK_BACKSTOP: Duration = Duration::from_millis(100);
+
+/// `SNOW_SCHEDULERS` holds something other than a thread count the pool accepts.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum SchedulersError {
+    /// Not a positive integer in range.
+    #[error(
+        "{ENV_SCHEDULERS}={0:?} is not a scheduler thread count: set it to an integer from 1 to {MAX_WORKERS}, \
+         or unset it to run one scheduler thread per CPU"
+    )]
+    Invalid(String),
+}
+
+/// The number of worker threads: `value` of `SNOW_SCHEDULERS` if set, else `default`.
+pub(crate) fn worker_count(value: Option<&str>, default: usize) -> Result<usize, SchedulersError> {
+    let Some(text) = value else { return Ok(default.clamp(1, MAX_WORKERS)) };
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(SchedulersError::Invalid(text.to_owned())),
+    }
+}
+
+/// The process-wide pool, started on first use.
+fn global() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let default = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let value = std::env::var(ENV_SCHEDULERS).ok();
+        let count = worker_count(value.as_deref(), default).unwrap_or_else(|err| {
+            log::error!("{err}; using {default} scheduler threads");
+            default.clamp(1, MAX_WORKERS)
+        });
+        log::debug!("scheduler: starting {count} worker threads");
+        Pool::new(count, "snow-sched")
+    })
+}
+
+/// Runs `future` on the process-wide pool. Dropping the handle detaches the task (it runs on);
+/// awaiting it gives the output, or `None` if the task panicked.
+pub(crate) fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    global().spawn(future)
+}
+
+/// The handle of a task spawned with [`spawn`]: a future of its output (`None` if the task
+/// panicked). Dropping it lets the task run on, detached, as async-std's handles do.
+pub(crate) struct JoinHandle<T> {
+    task: Option<FallibleTask<T>>,
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.task.as_mut() {
+            Some(task) => Pin::new(task).poll(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+/// A pool of worker threads. The process-wide one lives forever; others (tests) stop their
+/// threads when dropped.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+}
+
+/// What the workers and the wakers of a pool share.
+struct Shared {
+    /// Tasks woken or spawned outside the pool's threads.
+    injector: ConcurrentQueue<Runnable>,
+    workers: Box<[WorkerSlot]>,
+    /// Workers looking for work (not running a task, not parked).
+    searching: AtomicUsize,
+    /// Parked workers, by index; a notifier takes one out and unparks it.
+    sleepers: Mutex<Vec<usize>>,
+    /// `sleepers.len()`, readable without the lock.
+    num_sleepers: AtomicUsize,
+    shutdown: AtomicBool,
+    /// How long a parked worker sleeps before it looks for work unasked.
+    backstop: Duration,
+}
+
+/// The part of a worker other threads see.
+struct WorkerSlot {
+    /// Local run queue; other workers steal from it.
+    queue: ConcurrentQueue<Runnable>,
+    /// The worker's thread, set by the worker itself before it can ever be a sleeper.
+    thread: OnceLock<Thread>,
+}
+
+/// The part of a worker only its own thread touches.
+struct Local {
+    shared: Arc<Shared>,
+    index: usize,
+    lifo: Cell<Option<Runnable>>,
+}
+
+thread_local! {
+    /// Set once on a worker thread, for its whole life.
+    static WORKER: OnceCell<Local> = const { OnceCell::new() };
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Pool {
+    /// Starts `count` worker threads named `name-N`.
+    pub(crate) fn new(count: usize, name: &str) -> Pool {
+        Pool::with_backstop(count, name, PARK_BACKSTOP)
+    }
+
+    /// Like [`Pool::new`], with parked workers looking for work unasked every `backstop` (tests
+    /// make it long so that only the wake-up protocol can deliver work).
+    pub(crate) fn with_backstop(count: usize, name: &str, backstop: Duration) -> Pool {
+        let count = count.clamp(1, MAX_WORKERS);
+        let workers = (0..count)
+            .map(|_| WorkerSlot { queue: ConcurrentQueue::bounded(LOCAL_QUEUE), thread: OnceLock::new() })
+            .collect();
+        let shared = Arc::new(Shared {
+            injector: ConcurrentQueue::unbounded(),
+            workers,
+            // Every worker starts out searching.
+            searching: AtomicUsize::new(count),
+            sleepers: Mutex::new(Vec::with_capacity(count)),
+            num_sleepers: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            backstop,
+        });
+        let mut started = 0;
+        for index in 0..count {
+            let worker_shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{index}"))
+                .spawn(move || worker_main(worker_shared, index));
+            match spawned {
+                Ok(_) => started += 1,
+                Err(err) => {
+                    // The thread never runs: it is neither searching nor a sleeper, and its
+                    // queue stays empty (only its own thread pushes there).
+                    shared.searching.fetch_sub(1, SeqCst);
+                    log::error!("scheduler: cannot start worker thread {name}-{index}: {err}");
+                }
+            }
+        }
+        if started == 0 {
+            // Nothing could run the tasks: fail loudly rather than hang every process.
+            panic!("scheduler: no worker thread could be started (see the errors above)");
+        }
+        Pool { shared }
+    }
+
+    /// Number of worker threads.
+    #[cfg(test)]
+    pub(crate) fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Runs `future` on this pool.
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let schedule = WithInfo(move |runnable, info: ScheduleInfo| shared.schedule(runnable, info));
+        let (runnable, task) = async_task::spawn(future, schedule);
+        // A new task is not "woken by the running task": it goes where others may steal it.
+        self.shared.schedule_queued(runnable);
+        JoinHandle { task: Some(task.fallible()) }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        for slot in self.shared.workers.iter() {
+            if let Some(thread) = slot.thread.get() {
+                thread.unpark();
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The schedule function of every task: called when the task is woken.
+    fn schedule(self: &Arc<Self>, runnable: Runnable, info: ScheduleInfo) {
+        let mut pending = Some(runnable);
+        let _ = WORKER.try_with(|cell| {
+            if let Some(local) = cell.get().filter(|l| Arc::ptr_eq(&l.shared, self)) {
+                if let Some(runnable) = pending.take() {
+                    if info.woken_while_running {
+                        // It yielded: behind the others, not first again.
+                        self.push_local(local.index, runnable);
+                        self.notify();
+                    } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
+                        self.push_local(local.index, previous);
+                        self.notify();
+                    }
+                }
+            }
+        });
+        if let Some(runnable) = pending {
+            self.inject(runnable);
+        }
+    }
+
+    /// Queues a task where other workers may steal it: the current worker's local queue, or the
+    /// injector from outside the pool.
+    fn schedule_queued(self: &Arc<Self>, runnable: Runnable) {
+        let mut pending = Some(runnable);
+        let _ = WORKER.try_with(|cell| {
+            if let Some(local) = cell.get().filter(|l| Arc::ptr_eq(&l.shared, self)) {
+                if let Some(runnable) = pending.take() {
+                    self.push_local(local.index, runnable);
+                    self.notify();
+                }
+            }
+        });
+        if let Some(runnable) = pending {
+            self.inject(runnable);
+        }
+    }
+
+    fn inject(&self, runnable: Runnable) {
+        // The injector is unbounded and never closed, so the push cannot fail.
+        let _ = self.injector.push(runnable);
+        self.notify();
+    }
+
+    /// Pushes onto worker `index`'s local queue, spilling to the injector when it is full.
+    fn push_local(&self, index: usize, runnable: Runnable) {
+        if let Err(PushError::Full(runnable) | PushError::Closed(runnable)) = self.workers[index].queue.push(runnable) {
+            let _ = self.injector.push(runnable);
+        }
+    }
+
+    /// Wakes a parked worker if stealable work was just queued and nobody is searching.
+    fn notify(&self) {
+        // Pairs with the fence in `Worker::park`: either this sees the worker registered as a
+        // sleeper (or still searching), or the worker sees the work just queued.
+        fence(SeqCst);
+        if self.searching.load(SeqCst) != 0 || self.num_sleepers.load(SeqCst) == 0 {
+            return;
+        }
+        let mut sleepers = lock(&self.sleepers);
+        if self.searching.load(SeqCst) != 0 {
+            return;
+        }
+        let Some(index) = sleepers.pop() else { return };
+        self.num_sleepers.fetch_sub(1, SeqCst);
+        // The woken worker searches on our behalf from now on: other notifiers need not wake
+        // a second one for the same work.
+        self.searching.fetch_add(1, SeqCst);
+        drop(sleepers);
+        if let Some(thread) = self.workers[index].thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Whether any queue holds a task another worker could take.
+    fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty() || self.workers.iter().any(|w| !w.queue.is_empty())
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "a non-string payload"
+    }
+}
+
+/// A worker's private loop state.
+struct Worker {
+    shared: Arc<Shared>,
+    index: usize,
+    searching: bool,
+    tick: u32,
+    lifo_streak: u32,
+    rng: u32,
+}
+
+fn worker_main(shared: Arc<Shared>, index: usize) {
+    let _ = shared.workers[index].thread.set(std::thread::current());
+    let installed =
+        WORKER.with(|cell| cell.set(Local { shared: shared.clone(), index, lifo: Cell::new(None) }).is_ok());
+    if !installed {
+        // Cannot happen: the thread is new. Keep the counts right and stop.
+        shared.searching.fetch_sub(1, SeqCst);
+        return;
+    }
+    let mut worker = Worker {
+        shared,
+        index,
+        searching: true,
+        tick: 0,
+        lifo_streak: 0,
+        rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
+    };
+    worker.run();
+}
+
+impl Worker {
+    fn run(&mut self) {
+        while !self.shared.shutdown.load(SeqCst) {
+            if !self.searching {
+                if let Some(runnable) = self.next_local() {
+                    self.run_task(runnable);
+                    continue;
+                }
+                self.searching = true;
+                self.shared.searching.fetch_add(1, SeqCst);
+            }
+            if let Some(runnable) = self.steal() {
+                self.stop_searching();
+                self.run_task(runnable);
+                continue;
+            }
+            self.park();
+        }
+        self.drain();
+    }
+
+    fn run_task(&mut self, runnable: Runnable) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runnable.run())) {
+            log::error!(
+                "scheduler: a task panicked ({}); the task ends, its worker thread goes on",
+                panic_message(&*payload)
+            );
+        }
+    }
+
+    fn local(&self) -> Option<Runnable> {
+        WORKER.with(|cell| cell.get().and_then(|l| l.lifo.take()))
+    }
+
+    /// The next task of this worker: now and then the injector, else the LIFO slot (within the
+    /// fairness cap), else the local queue, else the injector.
+    fn next_local(&mut self) -> Option<Runnable> {
+        let shared = &self.shared;
+        let queue = &shared.workers[self.index].queue;
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick % INJECTOR_INTERVAL == 0 {
+            if let Ok(runnable) = shared.injector.pop() {
+                return Some(runnable);
+            }
+        }
+        if let Some(runnable) = self.local() {
+            let others_queued = !queue.is_empty();
+            if self.lifo_streak < LIFO_CAP || (!others_queued && shared.injector.is_empty()) {
+                self.lifo_streak += 1;
+                return Some(runnable);
+            }
+            // Fairness: the others go first (those of the injector too, when the local queue
+            // held nobody but this task).
+            shared.push_local(self.index, runnable);
+            self.lifo_streak = 0;
+            if !others_queued {
+                if let Ok(runnable) = shared.injector.pop() {
+                    return Some(runnable);
+                }
+            }
+        }
+        self.lifo_streak = 0;
+        queue.pop().ok().or_else(|| shared.injector.pop().ok())
+    }
+
+    /// Takes half of another worker's local queue (running the first task taken), else a task
+    /// from the injector.
+    fn steal(&mut self) -> Option<Runnable> {
+        let workers = &self.shared.workers;
+        let n = workers.len();
+        // xorshift: a different victim order per attempt spreads the stealers.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        let start = self.rng as usize % n;
+        let own = &workers[self.index].queue;
+        for k in 0..n {
+            let victim = (start + k) % n;
+            if victim == self.index {
+                continue;
+            }
+            let from = &workers[victim].queue;
+            let Ok(first) = from.pop() else { continue };
+            for _ in 0..from.len() / 2 {
+                let Ok(runnable) = from.pop() else { break };
+                self.shared.push_local(self.index, runnable);
+            }
+            return Some(first);
+        }
+        own.pop().ok().or_else(|| self.shared.injector.pop().ok())
+    }
+
+    /// Leaves the searching state after finding work; the last searcher wakes another worker
+    /// if more work waits, so parallelism is not lost.
+    fn stop_searching(&mut self) {
+        self.searching = false;
+        if self.shared.searching.fetch_sub(1, SeqCst) == 1 && self.shared.has_stealable_work() {
+            self.shared.notify();
+        }
+    }
+
+    /// Parks until notified (or the backstop deadline), without losing a wake-up. Returns
+    /// with the worker searching.
+    fn park(&mut self) {
+        let shared = &self.shared;
+        shared.searching.fetch_sub(1, SeqCst);
+        std::thread::yield_now();
+        {
+            let mut sleepers = lock(&shared.sleepers);
+            sleepers.push(self.index);
+            shared.num_sleepers.fetch_add(1, SeqCst);
+        }
+        // Pairs with the fence in `Shared::notify`: a notifier that saw this worker still
+        // searching (and so woke nobody) pushed its work before that; the look below sees it.
+        fence(SeqCst);
+        if !shared.shutdown.load(SeqCst) && !shared.has_stealable_work() {
+            std::thread::park_timeout(shared.backstop);
+        }
+        let mut sleepers = lock(&shared.sleepers);
+        if let Some(at) = sleepers.iter().position(|&i| i == self.index) {
+            // Not taken by a notifier (the re-check found work, the backstop expired, or a
+            // spurious wake-up): leave the sleepers and search on our own account.
+            sleepers.swap_remove(at);
+            shared.num_sleepers.fetch_sub(1, SeqCst);
+            shared.searching.fetch_add(1, SeqCst);
+        }
+        // Else a notifier took us out and already counted us as searching.
+        self.searching = true;
+    }
+
+    /// At shutdown: drop what is still queued here (cancelling those tasks).
+    fn drain(&mut self) {
+        drop(self.local());
+        while self.shared.workers[self.index].queue.pop().is_ok() {}
+    }
+}
+
+#[cfg(test)]
+#[path = "sched_tests.rs"]
+mod tests;
