@@ -10,8 +10,10 @@
 //! Processes run on a process-wide pool of scheduler threads (one per CPU, or `SNOW_SCHEDULERS`),
 //! built like async-std's own executor on `async-task`, but keeping communicating processes on
 //! one thread as BEAM does: a process woken by a message runs next on the thread of the process
-//! that sent it, instead of waking another thread. Sockets and timers are still async-std's
-//! (its async-io reactor thread drives them), so a process may await any async-std I/O or timer.
+//! that sent it, instead of waking another thread. Sockets and timers are async-std's (async-io),
+//! and an idle scheduler thread waits in their reactor, so the process a socket or timer wakes
+//! runs on the thread that saw the event. A process may await any async-std I/O or timer; the
+//! distribution layer's own tasks (connection readers and writers) run on the same pool.
 //! A process should not block its thread (a blocking call or a long computation without an
 //! `.await`): the process it woke last waits until it yields.
 //!

@@ -20,11 +20,15 @@
 //!   no worker is already searching for work; a searching worker that finds work and was the
 //!   last searcher wakes another if more work waits (the scheme of tokio's multi-thread
 //!   scheduler).
+//! - **Idle workers drive I/O**: a worker with nothing to run parks inside `async_io::block_on`,
+//!   so one of the parked workers waits in the async-io reactor (epoll) and, when a socket or
+//!   timer fires, runs the woken task itself (it lands in that worker's LIFO slot): a message
+//!   arriving over the network reaches its process without a hop between threads.
 //! - **Parking cannot lose a wake-up**: a worker registers as sleeping, gives up its searching
 //!   state, then checks every queue once more before it parks; a waker pushes its task before it
 //!   looks for sleepers. Both sides order these steps with sequentially consistent fences, so at
-//!   least one of them sees the other. A parked worker also wakes after [`PARK_BACKSTOP`] and
-//!   looks again, as a backstop.
+//!   least one of them sees the other. There is no periodic wake-up as a backstop: an idle
+//!   pool costs nothing, and a timer per park would cost a reactor wake-up per message.
 //!
 //! Limits, as in tokio: the LIFO slot is not stealable, so a task that blocks its thread (a
 //! blocking call, a long computation without `.await`) delays the one task it woke last until it
@@ -43,9 +47,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll};
-use std::thread::Thread;
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
 
 use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
 use concurrent_queue::{ConcurrentQueue, PushError};
@@ -62,8 +64,6 @@ pub(crate) const LIFO_CAP: u32 = 16;
 pub(crate) const INJECTOR_INTERVAL: u32 = 61;
 /// Capacity of each worker's local queue; the overflow goes to the injector.
 const LOCAL_QUEUE: usize = 256;
-/// How long an idle worker sleeps before it looks for work again even if nobody woke it.
-pub(crate) const PARK_BACKSTOP: Duration = Duration::from_millis(100);
 
 /// `SNOW_SCHEDULERS` holds something other than a thread count the pool accepts.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -153,16 +153,26 @@ struct Shared {
     /// `sleepers.len()`, readable without the lock.
     num_sleepers: AtomicUsize,
     shutdown: AtomicBool,
-    /// How long a parked worker sleeps before it looks for work unasked.
-    backstop: Duration,
 }
 
 /// The part of a worker other threads see.
 struct WorkerSlot {
     /// Local run queue; other workers steal from it.
     queue: ConcurrentQueue<Runnable>,
-    /// The worker's thread, set by the worker itself before it can ever be a sleeper.
-    thread: OnceLock<Thread>,
+    /// Set to end the worker's current (or next) park.
+    notified: AtomicBool,
+    /// The waker of the worker's park, while it is parked.
+    park_waker: Mutex<Option<Waker>>,
+}
+
+impl WorkerSlot {
+    /// Ends the worker's park (or its next one, if it is about to park).
+    fn unpark(&self) {
+        self.notified.store(true, SeqCst);
+        if let Some(waker) = lock(&self.park_waker).take() {
+            waker.wake();
+        }
+    }
 }
 
 /// The part of a worker only its own thread touches.
@@ -170,6 +180,8 @@ struct Local {
     shared: Arc<Shared>,
     index: usize,
     lifo: Cell<Option<Runnable>>,
+    /// The worker is parked (driving the reactor): a task it wakes must end the park.
+    parked: Cell<bool>,
 }
 
 thread_local! {
@@ -184,15 +196,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Pool {
     /// Starts `count` worker threads named `name-N`.
     pub(crate) fn new(count: usize, name: &str) -> Pool {
-        Pool::with_backstop(count, name, PARK_BACKSTOP)
-    }
-
-    /// Like [`Pool::new`], with parked workers looking for work unasked every `backstop` (tests
-    /// make it long so that only the wake-up protocol can deliver work).
-    pub(crate) fn with_backstop(count: usize, name: &str, backstop: Duration) -> Pool {
         let count = count.clamp(1, MAX_WORKERS);
         let workers = (0..count)
-            .map(|_| WorkerSlot { queue: ConcurrentQueue::bounded(LOCAL_QUEUE), thread: OnceLock::new() })
+            .map(|_| WorkerSlot {
+                queue: ConcurrentQueue::bounded(LOCAL_QUEUE),
+                notified: AtomicBool::new(false),
+                park_waker: Mutex::new(None),
+            })
             .collect();
         let shared = Arc::new(Shared {
             injector: ConcurrentQueue::unbounded(),
@@ -202,7 +212,6 @@ impl Pool {
             sleepers: Mutex::new(Vec::with_capacity(count)),
             num_sleepers: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            backstop,
         });
         let mut started = 0;
         for index in 0..count {
@@ -252,9 +261,7 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, SeqCst);
         for slot in self.shared.workers.iter() {
-            if let Some(thread) = slot.thread.get() {
-                thread.unpark();
-            }
+            slot.unpark();
         }
     }
 }
@@ -273,6 +280,10 @@ impl Shared {
                     } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
                         self.push_local(local.index, previous);
                         self.notify();
+                    }
+                    if local.parked.get() {
+                        // Woken by I/O this parked worker was waiting on: it runs the task.
+                        self.workers[local.index].unpark();
                     }
                 }
             }
@@ -330,9 +341,7 @@ impl Shared {
         // a second one for the same work.
         self.searching.fetch_add(1, SeqCst);
         drop(sleepers);
-        if let Some(thread) = self.workers[index].thread.get() {
-            thread.unpark();
-        }
+        self.workers[index].unpark();
     }
 
     /// Whether any queue holds a task another worker could take.
@@ -362,9 +371,9 @@ struct Worker {
 }
 
 fn worker_main(shared: Arc<Shared>, index: usize) {
-    let _ = shared.workers[index].thread.set(std::thread::current());
-    let installed =
-        WORKER.with(|cell| cell.set(Local { shared: shared.clone(), index, lifo: Cell::new(None) }).is_ok());
+    let installed = WORKER.with(|cell| {
+        cell.set(Local { shared: shared.clone(), index, lifo: Cell::new(None), parked: Cell::new(false) }).is_ok()
+    });
     if !installed {
         // Cannot happen: the thread is new. Keep the counts right and stop.
         shared.searching.fetch_sub(1, SeqCst);
@@ -392,7 +401,8 @@ impl Worker {
                 self.searching = true;
                 self.shared.searching.fetch_add(1, SeqCst);
             }
-            if let Some(runnable) = self.steal() {
+            // The LIFO slot first: a parked worker may have woken a task there.
+            if let Some(runnable) = self.local().or_else(|| self.steal()) {
                 self.stop_searching();
                 self.run_task(runnable);
                 continue;
@@ -413,6 +423,14 @@ impl Worker {
 
     fn local(&self) -> Option<Runnable> {
         WORKER.with(|cell| cell.get().and_then(|l| l.lifo.take()))
+    }
+
+    fn set_parked(&self, parked: bool) {
+        WORKER.with(|cell| {
+            if let Some(local) = cell.get() {
+                local.parked.set(parked);
+            }
+        });
     }
 
     /// The next task of this worker: now and then the injector, else the LIFO slot (within the
@@ -482,10 +500,13 @@ impl Worker {
         }
     }
 
-    /// Parks until notified (or the backstop deadline), without losing a wake-up. Returns
+    /// Parks until notified, without losing a wake-up. Returns
     /// with the worker searching.
     fn park(&mut self) {
         let shared = &self.shared;
+        let slot = &shared.workers[self.index];
+        // Nobody can target this worker before it is a sleeper: an old notification is moot.
+        slot.notified.store(false, SeqCst);
         shared.searching.fetch_sub(1, SeqCst);
         std::thread::yield_now();
         {
@@ -497,11 +518,25 @@ impl Worker {
         // searching (and so woke nobody) pushed its work before that; the look below sees it.
         fence(SeqCst);
         if !shared.shutdown.load(SeqCst) && !shared.has_stealable_work() {
-            std::thread::park_timeout(shared.backstop);
+            self.set_parked(true);
+            let notified = std::future::poll_fn(|cx| {
+                if slot.notified.swap(false, SeqCst) {
+                    return Poll::Ready(());
+                }
+                *lock(&slot.park_waker) = Some(cx.waker().clone());
+                // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
+                if slot.notified.swap(false, SeqCst) {
+                    return Poll::Ready(());
+                }
+                Poll::Pending
+            });
+            async_io::block_on(notified);
+            *lock(&slot.park_waker) = None;
+            self.set_parked(false);
         }
         let mut sleepers = lock(&shared.sleepers);
         if let Some(at) = sleepers.iter().position(|&i| i == self.index) {
-            // Not taken by a notifier (the re-check found work, the backstop expired, or a
+            // Not taken by a notifier (the re-check found work, or the worker woke itself
             // spurious wake-up): leave the sleepers and search on our own account.
             sleepers.swap_remove(at);
             shared.num_sleepers.fetch_sub(1, SeqCst);

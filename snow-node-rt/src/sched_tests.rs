@@ -37,7 +37,7 @@ fn a_task_spawned_from_outside_runs_and_returns_its_output() {
 
 #[test]
 fn wakes_from_plain_threads_reach_parked_tasks() {
-    let pool = Pool::with_backstop(2, "t-wake", Duration::from_secs(3600));
+    let pool = Pool::new(2, "t-wake");
     let (tx, rx) = bounded::<u32>(1);
     let sum = pool.spawn(async move {
         let mut sum = 0;
@@ -63,9 +63,9 @@ fn wakes_from_plain_threads_reach_parked_tasks() {
 fn no_wake_up_is_lost_under_many_cross_thread_wakes() {
     // 64 tasks, each woken 2,000 times: half the wakes come from 4 plain threads (the injector
     // path), half from relay tasks on the pool (the LIFO-slot and local-queue paths). A single
-    // lost wake-up leaves a task (and the bounded channels behind it) stuck: the parking
-    // backstop is an hour here, so only the wake-up protocol can deliver the work in time.
-    let pool = Pool::with_backstop(2, "t-stress", Duration::from_secs(3600));
+    // lost wake-up leaves a task (and the bounded channels behind it) stuck: parked workers
+    // have no periodic wake-up, so only the wake-up protocol can deliver the work.
+    let pool = Pool::new(2, "t-stress");
     const TASKS: usize = 64;
     const ROUNDS: usize = 2_000;
     let mut targets = Vec::new();

@@ -50,7 +50,7 @@ impl Node {
         let timer = TimerRef { state: state.clone(), deadline: Instant::now() + delay, cancel };
         let node = self.clone();
         let to = to.clone();
-        drop(async_std::task::spawn(async move {
+        drop(crate::sched::spawn(async move {
             let expired = async {
                 async_std::task::sleep(delay).await;
                 true

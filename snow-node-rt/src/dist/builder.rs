@@ -204,8 +204,8 @@ impl NodeBuilder {
         let ca_verified = material.is_ca_verified();
         let dist = Arc::new(Dist::new(&node, hs, tls_client, tls_server, ca_verified, self.epmd, self.opts, local));
         node.set_router(Arc::new(Router(dist.clone())));
-        let listen_task = async_std::task::spawn(super::listener::run(dist.clone(), listener));
-        let epmd_task = async_std::task::spawn(super::epmd::keep_registered(dist.clone(), registration, local.port()));
+        let listen_task = crate::sched::spawn(super::listener::run(dist.clone(), listener));
+        let epmd_task = crate::sched::spawn(super::epmd::keep_registered(dist.clone(), registration, local.port()));
         lock(&dist.tasks).extend([listen_task, epmd_task]);
         log::info!(
             "{}: distribution up on {local} (creation {creation}, TLS {}, snow-epmd {})",

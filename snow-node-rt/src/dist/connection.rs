@@ -1,22 +1,37 @@
-//! One established connection: its output queue, and the reader and writer tasks that move its
-//! bytes (DESIGN.md 3.2).
+//! One established connection: its output queue, its TLS state, and the reader and writer tasks
+//! that move its bytes (DESIGN.md 3.2).
 //!
-//! - The **writer** drains the [`Outbound`] scheduler in batches of up to [`BATCH_BYTES`]
-//!   (many small frames coalesced into one TLS write), sends a TICK when the connection has been
+//! After the handshake the connection drives rustls itself (no stream wrapper): one
+//! [`rustls::Connection`] under a short-held lock encrypts outgoing frames and decrypts incoming
+//! records, and the TCP socket is read and written without blocking.
+//!
+//! - **Write-through**: a sender whose frame finds the queue empty, TLS output flushed and the
+//!   connection quiet for [`QUIET`] encrypts the frame and writes it to the socket itself: no hand-off
+//!   to the writer task, no wake-up, one syscall. A busy connection (frames queued, or anything
+//!   written within [`QUIET`]) queues instead, so back-to-back sends are coalesced by the writer.
+//!   Per-sender FIFO holds because everything reaches the socket through the one TLS state, in
+//!   the order it took its lock, and the writer pops queued frames only while holding that lock.
+//! - The **writer** drains the [`Outbound`] scheduler in batches of up to [`BATCH_BYTES`] (many
+//!   small frames coalesced into few TLS records and one `writev`), and finishes writes the socket
+//!   could not take at once. It waits on a channel only: no timer per wait.
+//! - The **ticker** wakes at the liveness deadlines: it queues a TICK when the connection has been
 //!   silent for ticktime/4, and declares the peer down when nothing arrived for a whole ticktime or
-//!   a write stalls that long. It then shuts the TCP socket, which ends the reader.
-//! - The **reader** feeds received bytes to [`Inbound`] (frames, fragment reassembly, decoding, all
-//!   with limits) and dispatches each control message to the local processes. Any protocol error
-//!   closes this connection only. When it ends, the node is reported down.
+//!   a write has been stalled that long. It then shuts the TCP socket, which ends the other tasks.
+//! - The **reader** reads up to [`READ_BUFFER`] bytes of TLS records per wake-up, decrypts them,
+//!   feeds the plaintext to [`Inbound`] (frames, fragment reassembly, decoding, all with limits) and
+//!   dispatches each control message to the local processes. Any protocol error closes this
+//!   connection only. When it ends, the node is reported down.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::io::{BufRead, IoSlice, Write};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_std::channel::{Receiver, Sender};
 use async_std::net::TcpStream;
-use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use smol_timeout::TimeoutExt;
 use snow_shared::dist::control::{Control, MonitorTarget};
 use snow_shared::dist::handshake::PeerInfo;
@@ -24,7 +39,7 @@ use snow_shared::dist::inbound::Inbound;
 use snow_shared::dist::liveness::{Liveness, LivenessAction};
 use snow_shared::dist::outbound::{Lane, Outbound, OutboundConfig};
 use snow_shared::dist::Flags;
-use snow_shared::fragment::ReassemblyLimits;
+use snow_shared::fragment::{ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 use snow_shared::frame::DEFAULT_MAX_FRAME;
 use snow_shared::{NodeName, Term};
 
@@ -35,7 +50,15 @@ use crate::seam::LocalProcesses;
 
 /// Target size of one write: enough frames to fill several TLS records per syscall.
 pub(crate) const BATCH_BYTES: usize = 256 << 10;
-const READ_BUFFER: usize = 64 << 10;
+/// Batches the writer sends before it yields to other tasks.
+const BATCHES_PER_TURN: usize = 8;
+/// Ciphertext read from the socket per wake-up of the reader (many TLS records per syscall).
+const READ_BUFFER: usize = 256 << 10;
+/// How long a connection must have been silent before a sender writes through to the socket
+/// itself. Shorter gaps mean a burst: queue, and let the writer coalesce.
+const QUIET: Duration = Duration::from_micros(20);
+/// Largest frame payload written through; larger messages go through the queue.
+const WRITE_THROUGH_MAX: usize = DEFAULT_FRAGMENT_SIZE;
 
 /// An established, authenticated connection to one peer node.
 pub(crate) struct Conn {
@@ -43,16 +66,35 @@ pub(crate) struct Conn {
     pub creation: u32,
     pub flags: Flags,
     out: Mutex<Outbound>,
+    /// The TLS state, once the handshake has handed it over ([`start`]).
+    tls: Mutex<Option<rustls::Connection>>,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// Closed by [`Conn::close`]: ends the ticker's wait at once.
+    stop_tx: Sender<()>,
+    stop_rx: Receiver<()>,
     room: Mutex<Vec<Waker>>,
     closed: AtomicBool,
     tcp: TcpStream,
     liveness: Mutex<Liveness>,
+    /// Time origin of the two clocks below.
+    born: Instant,
+    /// Nanoseconds after `born` of the last write to the socket.
+    last_write: AtomicU64,
+    /// Nanoseconds after `born` since which a write has been waiting for the socket; 0 if none.
+    stalled_since: AtomicU64,
+}
+
+/// What one turn of the writer achieved.
+enum Pump {
+    /// Everything queued is written.
+    Idle,
+    /// More is queued: yield, then continue.
+    More,
 }
 
 impl Conn {
-    /// A connection to the peer described by `info` over `tcp` (a handle used to shut the socket).
+    /// A connection to the peer described by `info` over `tcp` (the socket it reads and writes).
     pub fn new(dist: &Dist, info: &PeerInfo, tcp: TcpStream) -> Arc<Conn> {
         let config = OutboundConfig {
             byte_budget: dist.opts.byte_budget,
@@ -60,31 +102,99 @@ impl Conn {
             ..OutboundConfig::default()
         };
         let (wake_tx, wake_rx) = async_std::channel::bounded(1);
+        let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+        let now = Instant::now();
         Arc::new(Conn {
             peer: info.name.clone(),
             creation: info.creation,
             flags: info.flags,
             out: Mutex::new(Outbound::new(config)),
+            tls: Mutex::new(None),
             wake_tx,
             wake_rx,
+            stop_tx,
+            stop_rx,
             room: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             tcp,
-            liveness: Mutex::new(Liveness::new(dist.opts.ticktime, Instant::now())),
+            liveness: Mutex::new(Liveness::new(dist.opts.ticktime, now)),
+            born: now,
+            last_write: AtomicU64::new(0),
+            stalled_since: AtomicU64::new(0),
         })
     }
 
-    /// Queues a frame unless the queue holds `cap` bytes or more (then it is dropped: `false`).
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.born).as_nanos()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Sends a frame unless the queue holds `cap` bytes or more (then it is dropped: `false`).
+    /// On a quiet connection the frame is written through by the calling task (module docs).
     pub fn enqueue(&self, lane: Lane, bytes: Vec<u8>, cap: usize) -> bool {
-        {
-            let mut out = lock(&self.out);
-            if self.is_closed() || out.queued_bytes() >= cap {
-                return false;
-            }
-            out.push(lane, bytes);
+        self.offer(lane, bytes, cap).is_ok()
+    }
+
+    /// [`Conn::enqueue`] that hands the frame back when the queue is at `cap` or closed.
+    pub fn offer(&self, lane: Lane, bytes: Vec<u8>, cap: usize) -> Result<(), Vec<u8>> {
+        let mut out = lock(&self.out);
+        if self.is_closed() || out.queued_bytes() >= cap {
+            return Err(bytes);
         }
+        if out.is_empty() && bytes.len() <= WRITE_THROUGH_MAX {
+            let now = Instant::now();
+            if self.nanos(now).saturating_sub(self.last_write.load(Ordering::Relaxed)) >= QUIET.as_nanos() as u64 {
+                match self.tls.try_lock() {
+                    Ok(mut tls) => match tls.as_mut() {
+                        Some(tls) if !tls.wants_write() => {
+                            // Holding the TLS lock with an empty queue: nothing popped is waiting
+                            // to be encrypted, so this frame is next in every sender's order.
+                            drop(out);
+                            self.write_through(tls, &bytes, now);
+                            return Ok(());
+                        }
+                        _ => {}
+                    },
+                    Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => {}
+                }
+            }
+        }
+        out.push(lane, bytes);
+        drop(out);
         let _ = self.wake_tx.try_send(());
-        true
+        Ok(())
+    }
+
+    /// Encrypts one whole frame and writes what the socket takes now; the writer finishes the rest.
+    fn write_through(&self, tls: &mut rustls::Connection, payload: &[u8], now: Instant) {
+        let header = (payload.len() as u32).to_be_bytes();
+        let frame = [IoSlice::new(&header), IoSlice::new(payload)];
+        match tls.writer().write_vectored(&frame) {
+            Ok(n) if n == header.len() + payload.len() => {}
+            Ok(n) => {
+                // Cannot happen without a TLS buffer limit; never leave half a frame behind.
+                log::warn!("{}: TLS took {n} of {} bytes of a frame; closing", self.peer, payload.len() + 4);
+                self.close();
+                return;
+            }
+            Err(e) => {
+                log::warn!("connection to {}: encrypting a frame failed: {e}; closing", self.peer);
+                self.close();
+                return;
+            }
+        }
+        self.last_write.store(self.nanos(now), Ordering::Relaxed);
+        let mut cx = Context::from_waker(noop_waker());
+        match flush_tls(tls, &self.tcp, &mut cx) {
+            Poll::Ready(Ok(())) => {}
+            // The socket is full: the writer waits for it and sends the rest.
+            Poll::Pending => {
+                let _ = self.wake_tx.try_send(());
+            }
+            Poll::Ready(Err(e)) => {
+                log::debug!("connection to {}: write failed: {e}", self.peer);
+                self.close();
+            }
+        }
     }
 
     /// Queues frames that waited for the connection, whatever the budget (they were bounded when
@@ -133,66 +243,164 @@ impl Conn {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Closes the connection: the socket is shut (ending both tasks) and waiters are released.
+    /// Closes the connection: the socket is shut (ending the tasks) and waiters are released.
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let _ = self.tcp.shutdown(std::net::Shutdown::Both);
             let _ = self.wake_tx.try_send(());
+            self.stop_tx.close();
             self.wake_room();
         }
     }
+
+    /// One turn of the writer: finish pending TLS output, then pop, encrypt and write batches
+    /// until the queue is empty, the socket is full (`Pending`, woken when writable) or the turn's
+    /// share is used.
+    fn pump(&self, cx: &mut Context<'_>, batch: &mut Vec<u8>) -> Poll<std::io::Result<Pump>> {
+        let mut guard = lock(&self.tls);
+        let Some(tls) = guard.as_mut() else { return Poll::Ready(Ok(Pump::Idle)) };
+        for _ in 0..BATCHES_PER_TURN {
+            match flush_tls(tls, &self.tcp, cx) {
+                Poll::Ready(Ok(())) => self.stalled_since.store(0, Ordering::Relaxed),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    let now = self.nanos(Instant::now());
+                    let _ = self.stalled_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                    return Poll::Pending;
+                }
+            }
+            batch.clear();
+            let room = {
+                let mut out = lock(&self.out);
+                out.pop_batch_into(BATCH_BYTES, batch);
+                out.has_room()
+            };
+            if room {
+                self.wake_room();
+            }
+            if batch.is_empty() {
+                return Poll::Ready(Ok(Pump::Idle));
+            }
+            tls.writer().write_all(batch)?;
+            let now = Instant::now();
+            self.last_write.store(self.nanos(now), Ordering::Relaxed);
+            lock(&self.liveness).on_sent(now);
+        }
+        Poll::Ready(Ok(Pump::More))
+    }
+
+    /// Decrypts `ciphertext` (and any plaintext rustls already holds) into `inbound`.
+    fn decrypt(&self, ciphertext: &[u8], inbound: &mut Inbound) -> Result<(), String> {
+        let mut guard = lock(&self.tls);
+        let Some(tls) = guard.as_mut() else { return Err("no TLS state".to_owned()) };
+        let mut rest = ciphertext;
+        loop {
+            loop {
+                let mut reader = tls.reader();
+                match reader.fill_buf() {
+                    Ok([]) => return Err("closed by the peer".to_owned()),
+                    Ok(plain) => {
+                        let n = plain.len();
+                        inbound.feed(plain);
+                        reader.consume(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(format!("TLS: {e}")),
+                }
+            }
+            if rest.is_empty() {
+                break;
+            }
+            tls.read_tls(&mut rest).map_err(|e| format!("TLS: {e}"))?;
+            tls.process_new_packets().map_err(|e| format!("TLS: {e}"))?;
+        }
+        if tls.wants_write() {
+            // A TLS-level answer (key update, alert) to send.
+            let _ = self.wake_tx.try_send(());
+        }
+        Ok(())
+    }
 }
 
-/// Starts the reader and writer tasks of an installed connection. `leftover` is what the
-/// handshake read past its last message.
-pub(crate) fn start<S>(dist: Arc<Dist>, conn: Arc<Conn>, stream: S, leftover: Vec<u8>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (r, w) = futures_lite::io::split(stream);
-    async_std::task::spawn(writer(dist.clone(), conn.clone(), w));
-    async_std::task::spawn(reader(dist, conn, r, leftover));
+/// A waker that does nothing: the write-through path polls the socket once and hands anything
+/// left to the writer task, which then waits with its own waker.
+fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static NOOP: std::sync::OnceLock<Waker> = std::sync::OnceLock::new();
+    NOOP.get_or_init(|| Waker::from(Arc::new(Noop)))
 }
 
-async fn writer<W: AsyncWrite + Unpin>(dist: Arc<Dist>, conn: Arc<Conn>, mut w: W) {
-    let ticktime = dist.opts.ticktime;
+/// Writes rustls's pending output to the socket without blocking: `Pending` when the socket is
+/// full (the waker in `cx` is registered for writability).
+fn flush_tls(tls: &mut rustls::Connection, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut SocketWriter { tcp, cx }) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Pending,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// The socket as a non-blocking `std::io::Write` for rustls: a write the socket cannot take now
+/// is `WouldBlock`, with the task in `cx` registered to be woken when it can.
+struct SocketWriter<'a, 'b> {
+    tcp: &'a TcpStream,
+    cx: &'a mut Context<'b>,
+}
+
+impl Write for SocketWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match Pin::new(&mut &*self.tcp).poll_write(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        match Pin::new(&mut &*self.tcp).poll_write_vectored(self.cx, bufs) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts the tasks of an installed connection, handing it the TLS state the handshake ended
+/// with. `leftover` is the plaintext the handshake read past its last message.
+pub(crate) fn start(dist: Arc<Dist>, conn: Arc<Conn>, mut tls: rustls::Connection, leftover: Vec<u8>) {
+    // The output queue bounds what is buffered; rustls holds at most one batch or one frame more.
+    tls.set_buffer_limit(None);
+    *lock(&conn.tls) = Some(tls);
+    let _ = conn.wake_tx.try_send(());
+    drop(crate::sched::spawn(writer(dist.clone(), conn.clone())));
+    drop(crate::sched::spawn(ticker(dist.clone(), conn.clone())));
+    drop(crate::sched::spawn(reader(dist, conn, leftover)));
+}
+
+async fn writer(dist: Arc<Dist>, conn: Arc<Conn>) {
     let mut batch = Vec::with_capacity(BATCH_BYTES + (64 << 10));
     let reason = loop {
         if conn.is_closed() {
             break None;
         }
-        let now = Instant::now();
-        match lock(&conn.liveness).handle_timeout(now) {
-            Some(LivenessAction::SendTick) => lock(&conn.out).push(Lane::Urgent, Control::Tick.to_bytes()),
-            Some(LivenessAction::PeerDown) => break Some(format!("no sign of life for {ticktime:?} (ticktime)")),
-            None => {}
-        }
-        batch.clear();
-        let room = {
-            let mut out = lock(&conn.out);
-            out.pop_batch_into(BATCH_BYTES, &mut batch);
-            out.has_room()
-        };
-        if room {
-            conn.wake_room();
-        }
-        if !batch.is_empty() {
-            match w.write_all(&batch).timeout(ticktime).await {
-                None => break Some(format!("a write stalled for {ticktime:?} (ticktime)")),
-                Some(Err(e)) => break Some(format!("write failed: {e}")),
-                Some(Ok(())) => lock(&conn.liveness).on_sent(Instant::now()),
+        match std::future::poll_fn(|cx| conn.pump(cx, &mut batch)).await {
+            Err(e) => break Some(format!("write failed: {e}")),
+            Ok(Pump::More) => async_std::task::yield_now().await,
+            Ok(Pump::Idle) => {
+                // Woken by a new frame, a write-through the socket could not take, or close.
+                if conn.wake_rx.recv().await.is_err() {
+                    break None;
+                }
             }
-            continue;
         }
-        match w.flush().timeout(ticktime).await {
-            None => break Some(format!("a write stalled for {ticktime:?} (ticktime)")),
-            Some(Err(e)) => break Some(format!("write failed: {e}")),
-            Some(Ok(())) => {}
-        }
-        let deadline = lock(&conn.liveness).poll_timeout().unwrap_or(now);
-        let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        // Woken by a new frame, by close, or at the liveness deadline.
-        let _ = conn.wake_rx.recv().timeout(wait).await;
     };
     if let Some(reason) = reason {
         log::warn!("{}: closing connection to {}: {reason}", dist.name, conn.peer);
@@ -200,7 +408,43 @@ async fn writer<W: AsyncWrite + Unpin>(dist: Arc<Dist>, conn: Arc<Conn>, mut w: 
     conn.close();
 }
 
-async fn reader<R: AsyncRead + Unpin>(dist: Arc<Dist>, conn: Arc<Conn>, mut r: R, leftover: Vec<u8>) {
+/// Keeps time for the connection: ticks, the silent-peer rule, and stalled writes.
+async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
+    let ticktime = dist.opts.ticktime;
+    let reason = loop {
+        if conn.is_closed() {
+            break None;
+        }
+        let now = Instant::now();
+        let stalled = conn.stalled_since.load(Ordering::Relaxed);
+        if stalled != 0 && conn.nanos(now).saturating_sub(stalled) >= ticktime.as_nanos() as u64 {
+            break Some(format!("a write stalled for {ticktime:?} (ticktime)"));
+        }
+        let action = lock(&conn.liveness).handle_timeout(now);
+        match action {
+            Some(LivenessAction::SendTick) => {
+                lock(&conn.out).push(Lane::Urgent, Control::Tick.to_bytes());
+                let _ = conn.wake_tx.try_send(());
+            }
+            Some(LivenessAction::PeerDown) => break Some(format!("no sign of life for {ticktime:?} (ticktime)")),
+            None => {}
+        }
+        let mut deadline = lock(&conn.liveness).poll_timeout().unwrap_or(now);
+        if stalled != 0 {
+            deadline = deadline.min(conn.born + Duration::from_nanos(stalled) + ticktime);
+        }
+        let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        if let Some(Err(_)) = conn.stop_rx.recv().timeout(wait).await {
+            break None;
+        }
+    };
+    if let Some(reason) = reason {
+        log::warn!("{}: closing connection to {}: {reason}", dist.name, conn.peer);
+    }
+    conn.close();
+}
+
+async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
     let mut inbound = Inbound::new(
         snow_shared::dist::control::DecodeContext::new(conn.flags),
         DEFAULT_MAX_FRAME,
@@ -208,7 +452,12 @@ async fn reader<R: AsyncRead + Unpin>(dist: Arc<Dist>, conn: Arc<Conn>, mut r: R
     );
     inbound.feed(&leftover);
     let mut buf = vec![0u8; READ_BUFFER];
+    let mut len = 0;
     let reason = 'conn: loop {
+        // Also drains plaintext rustls decrypted during the handshake's last read.
+        if let Err(e) = conn.decrypt(&buf[..len], &mut inbound) {
+            break e;
+        }
         if let Some(node) = dist.node() {
             loop {
                 match inbound.next_message() {
@@ -221,16 +470,17 @@ async fn reader<R: AsyncRead + Unpin>(dist: Arc<Dist>, conn: Arc<Conn>, mut r: R
                 }
             }
         }
-        match r.read(&mut buf).await {
+        len = match futures_lite::future::poll_fn(|cx| Pin::new(&mut &conn.tcp).poll_read(cx, &mut buf)).await {
             Ok(0) => break "closed".to_owned(),
             Ok(n) => {
                 lock(&conn.liveness).on_received(Instant::now());
-                inbound.feed(&buf[..n]);
+                n
             }
             Err(e) => break format!("read failed: {e}"),
-        }
+        };
     };
-    let reason = if conn.is_closed() && reason == "closed" { "closed by this node".to_owned() } else { reason };
+    let reason =
+        if conn.is_closed() && reason.starts_with("closed") { "closed by this node".to_owned() } else { reason };
     dist.connection_down(&conn, &reason);
 }
 

@@ -143,7 +143,7 @@ pub(crate) struct Dist {
     pub stop_tx: Sender<()>,
     pub stop_rx: Receiver<()>,
     /// The listener and snow-epmd keeper tasks, awaited at shutdown.
-    pub tasks: Mutex<Vec<async_std::task::JoinHandle<()>>>,
+    pub tasks: Mutex<Vec<crate::sched::JoinHandle<()>>>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.

@@ -48,10 +48,10 @@ pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
             continue;
         }
         let dist = dist.clone();
-        async_std::task::spawn(async move {
+        drop(crate::sched::spawn(async move {
             session::accept(dist.clone(), tcp, addr).await;
             dist.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
-        });
+        }));
     }
     log::debug!("{}: distribution listener stopped", dist.name);
 }

@@ -20,7 +20,7 @@ use super::session;
 /// Starts a connection attempt to `node` in the background. The caller has put a `Connecting`
 /// entry in the peer table; the attempt installs the connection or reports the failure.
 pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bool) {
-    async_std::task::spawn(async move {
+    drop(crate::sched::spawn(async move {
         if let Err(e) = attempt(&dist, &node, respect_backoff).await {
             if !matches!(e, DistError::Backoff { .. }) {
                 let mut backoff = lock(&dist.backoff);
@@ -29,7 +29,7 @@ pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bo
             }
             dist.attempt_failed(&node, &e);
         }
-    });
+    }));
 }
 
 /// Makes sure a connection to `node` exists or is being made. Returns a receiver of the outcome

@@ -138,7 +138,8 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
             if let Some(old) = dist.install(&conn) {
                 dist.connection_replaced(&old);
             }
-            connection::start(dist.clone(), conn.clone(), stream, leftover);
+            let (_, tls) = stream.into_inner();
+            connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
             dist.connection_up(&conn, &addr);
             Ok(())
         }
@@ -206,7 +207,8 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
             if let Some(old) = replaced {
                 dist.connection_replaced(&old);
             }
-            connection::start(dist.clone(), conn.clone(), stream, leftover);
+            let (_, tls) = stream.into_inner();
+            connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
             dist.connection_up(&conn, &addr.to_string());
         }
         (Err(e), Some((conn, _))) => {
