@@ -24,25 +24,37 @@ impl Drop for Daemon {
     }
 }
 
+/// Starts the daemon on `port` and waits for its "listening on" log line. (Probing the port with
+/// connects instead can succeed without the daemon: a connect to a free local port may connect
+/// the socket to itself, and then the daemon cannot bind.)
 fn daemon(port: u16, dir: &TempDir, extra: &[&str]) -> Daemon {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.join(&format!("db-{port}")))
         .args(["--hostname", "testhost"])
         .args(extra)
+        .env("RUST_LOG", "info")
         .env_remove("SNOW_COOKIE")
         .env_remove("SNOW_COOKIE_FILE")
         .env_remove("SNOW_EPMD_PEERS")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Daemon(child)
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        // Reads to the end, so the daemon never blocks on a full pipe.
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let daemon = Daemon(child);
+    rx.recv_timeout(Duration::from_secs(10)).expect("daemon did not start listening within 10 s");
+    daemon
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
