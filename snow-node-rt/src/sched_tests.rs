@@ -16,6 +16,27 @@ fn wait<T>(handle: JoinHandle<T>, secs: u64) -> Option<T> {
 }
 
 #[test]
+fn spin_time_reads_the_variable_and_rejects_nonsense() {
+    assert_eq!(spin_time(None), Ok(DEFAULT_SPIN));
+    assert_eq!(spin_time(Some("0")), Ok(Duration::ZERO));
+    assert_eq!(spin_time(Some(" 250 ")), Ok(Duration::from_micros(250)));
+    for bad in ["-1", "fast", "", "10001", "2.5"] {
+        let err = spin_time(Some(bad)).unwrap_err();
+        assert_eq!(err, SchedulersError::InvalidSpin(bad.to_owned()));
+        assert!(err.to_string().contains("SNOW_SCHED_SPIN_US"), "{err}");
+    }
+}
+
+#[test]
+fn without_a_spin_parked_workers_still_wake_for_new_work() {
+    let pool = Pool::with_spin(2, "t-nospin", Duration::ZERO);
+    for round in 0..200u32 {
+        let handle = pool.spawn(async move { round * 2 });
+        assert_eq!(wait(handle, 10), Some(round * 2));
+    }
+}
+
+#[test]
 fn worker_count_reads_the_variable_and_rejects_nonsense() {
     assert_eq!(worker_count(None, 2), Ok(2));
     assert_eq!(worker_count(None, 0), Ok(1));
@@ -61,11 +82,20 @@ fn wakes_from_plain_threads_reach_parked_tasks() {
 
 #[test]
 fn no_wake_up_is_lost_under_many_cross_thread_wakes() {
+    many_cross_thread_wakes(DEFAULT_SPIN);
+}
+
+#[test]
+fn no_wake_up_is_lost_under_many_cross_thread_wakes_without_a_spin() {
+    many_cross_thread_wakes(Duration::ZERO);
+}
+
+fn many_cross_thread_wakes(spin: Duration) {
     // 64 tasks, each woken 2,000 times: half the wakes come from 4 plain threads (the injector
     // path), half from relay tasks on the pool (the LIFO-slot and local-queue paths). A single
     // lost wake-up leaves a task (and the bounded channels behind it) stuck: parked workers
     // have no periodic wake-up, so only the wake-up protocol can deliver the work.
-    let pool = Pool::new(2, "t-stress");
+    let pool = Pool::with_spin(2, "t-stress", spin);
     const TASKS: usize = 64;
     const ROUNDS: usize = 2_000;
     let mut targets = Vec::new();
