@@ -129,6 +129,7 @@ fn global() -> &'static Pool {
             log::error!("{err}; using {DEFAULT_SPIN:?}");
             DEFAULT_SPIN
         });
+        crate::heap::tune_once();
         log::debug!("scheduler: starting {count} worker threads (spin {spin:?})");
         Pool::with_spin(count, "snow-sched", spin)
     })
