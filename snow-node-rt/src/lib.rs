@@ -67,6 +67,7 @@ mod sched;
 pub mod seam;
 pub mod signals;
 pub mod supervisor;
+mod timeouts;
 mod timer;
 
 pub use error::{LinkError, RegisterError, SendError, SpawnError, UnregisterError};

@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use smol_timeout::TimeoutExt;
 use snow_shared::Term;
 
 use crate::process::Process;
@@ -62,7 +61,7 @@ impl Process {
     /// Like [`receive`](Process::receive), but gives up after `timeout` (`None`). A zero timeout
     /// takes a message only if one is already there (Erlang's `after 0`).
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
-        if let Some(msg) = self.receive().timeout(timeout).await {
+        if let Some(msg) = crate::timeouts::within(timeout, self.receive()).await {
             return Some(msg);
         }
         // The timeout only wins if there is really nothing to take (the receive may have been
@@ -84,7 +83,7 @@ impl Process {
     where
         P: FnMut(&Term) -> bool,
     {
-        if let Some(msg) = self.receive_match(&mut accept).timeout(timeout).await {
+        if let Some(msg) = crate::timeouts::within(timeout, self.receive_match(&mut accept)).await {
             return Some(msg);
         }
         self.try_receive_match(accept)
