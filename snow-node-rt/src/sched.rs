@@ -76,9 +76,10 @@ pub(crate) const MAX_SPIN_US: u64 = 10_000;
 /// How long the first worker to park spins, looking for work and polling the reactor without
 /// blocking, before it sleeps. On a virtual machine a sleeping CPU takes tens of microseconds to
 /// wake; a message answered within the spin is seen at once (BEAM's schedulers busy-wait
-/// too). Measured on the 2-core VM: round-trip p99 between two nodes about 200 µs without a
-/// spin, about 100 µs with 30 µs; longer spins take CPU from the work itself.
-pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(30);
+/// too). Measured between two nodes on the 2-core VM: round trip median 80 µs and p99 140 µs
+/// without a spin, 20 µs and 44-56 µs with 60 µs; 30 µs was sometimes as good, sometimes not
+/// (the answer came after the spin ended), and 100 µs no better than 60.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(60);
 
 /// A scheduler variable holds a value the pool does not accept.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -92,7 +93,7 @@ pub(crate) enum SchedulersError {
     /// `SNOW_SCHED_SPIN_US` is not an integer in range.
     #[error(
         "{ENV_SPIN}={0:?} is not a spin time: set it to microseconds from 0 (never spin) to {MAX_SPIN_US}, \
-         or unset it for the default of 30"
+         or unset it for the default of 60"
     )]
     InvalidSpin(String),
 }
