@@ -355,11 +355,24 @@ impl Control {
 
     /// The encoded message as a new buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized for the message term exactly and the pids and atoms around it generously, so the
+        // buffer is allocated once and never grows.
+        let term = match self {
+            Control::Send { msg, .. }
+            | Control::RegSend { msg, .. }
+            | Control::Exit { reason: msg, .. }
+            | Control::Exit2 { reason: msg, .. } => crate::codec::encoded_len(msg),
+            _ => 0,
+        };
+        let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + term);
         self.encode(&mut out);
         out
     }
 }
+
+/// Bytes reserved for a control message's tag, pids, atoms and references besides its message
+/// term: two pids of typical node names take about 60.
+const CONTROL_HEAD_ROOM: usize = 128;
 
 fn pid_list(pids: &[Pid]) -> Term {
     Term::List(pids.iter().cloned().map(Term::Pid).collect())

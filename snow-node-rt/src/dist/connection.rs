@@ -158,9 +158,14 @@ impl Conn {
                 }
             }
         }
+        // The writer goes idle only after finding the queue empty (under this lock): a frame
+        // added to a non-empty queue will be found without a wake-up.
+        let was_empty = out.is_empty();
         out.push(lane, bytes);
         drop(out);
-        let _ = self.wake_tx.try_send(());
+        if was_empty {
+            let _ = self.wake_tx.try_send(());
+        }
         Ok(())
     }
 
