@@ -148,15 +148,23 @@ impl Process {
             return Ok(());
         };
         let node = to.node();
-        let busy = match lock(&dist.peers).get(node) {
-            Some(Peer::Up(conn)) => !conn.has_room(),
-            Some(Peer::Connecting(p)) => p.bytes >= dist.opts.byte_budget,
-            None => false,
+        let (busy, up) = match lock(&dist.peers).get(node) {
+            Some(Peer::Up(conn)) => (!conn.has_room(), Some(conn.clone())),
+            Some(Peer::Connecting(p)) => (p.bytes >= dist.opts.byte_budget, None),
+            None => (false, None),
         };
         if busy {
             return Err(TrySendError::Busy { node: node.clone(), msg });
         }
-        self.send(to, msg);
+        match up {
+            // The connection is in hand: queue on it, as `send` would after looking it up again.
+            Some(conn) => {
+                let from = self.pid().clone();
+                let lane = Lane::Sender(from.id());
+                dist.send_on(&conn, lane, Control::Send { from, to: to.clone(), msg }.to_bytes());
+            }
+            None => self.send(to, msg),
+        }
         Ok(())
     }
 

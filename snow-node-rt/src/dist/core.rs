@@ -62,6 +62,26 @@ pub(crate) struct Pending {
     pub waiters: Vec<Sender<Result<(), DistError>>>,
 }
 
+/// Moves what was queued while connecting onto `conn`, and returns who waited for it. The caller
+/// still holds the peers lock that made `conn` visible: a sender that finds `conn` queues behind
+/// these frames, never ahead of them (per-sender order across the connection's set-up).
+fn take_over(conn: &Conn, previous: Option<Peer>) -> Vec<Sender<Result<(), DistError>>> {
+    match previous {
+        Some(Peer::Connecting(pending)) => {
+            conn.enqueue_all(pending.queue);
+            pending.waiters
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Tells those who waited for a connection that it is up (after the peers lock is released).
+fn wake_waiters(waiters: Vec<Sender<Result<(), DistError>>>) {
+    for w in waiters {
+        let _ = w.try_send(Ok(()));
+    }
+}
+
 /// Where a peer node stands.
 pub(crate) enum Peer {
     Connecting(Pending),
@@ -264,10 +284,17 @@ impl Dist {
                 }
             }
         };
+        self.send_on(&conn, lane, bytes);
+    }
+
+    /// Queues a frame on an established connection, dropping it (with a log line) if the
+    /// connection's queue is over twice its budget.
+    pub fn send_on(&self, conn: &Conn, lane: Lane, bytes: Vec<u8>) {
         if !conn.enqueue(lane, bytes, self.hard_cap()) {
             log::warn!(
-                "{}: dropped a frame for {node}: the connection's send queue is over twice its budget",
-                self.name
+                "{}: dropped a frame for {}: the connection's send queue is over twice its budget",
+                self.name,
+                conn.peer
             );
         }
     }
@@ -295,30 +322,23 @@ impl Dist {
         };
         let conn = make();
         let pending = peers.insert(peer.name.clone(), Peer::Up(conn.clone()));
+        let waiters = take_over(&conn, pending);
         drop(peers);
-        self.take_over(&conn, pending);
+        wake_waiters(waiters);
         (Decision::Accept(conn), replaced)
     }
 
     /// Initiator side, the acceptor said ok: install the connection, taking over the pending
     /// queue. Returns a connection it replaced (the peer restarted), if any.
     pub fn install(&self, conn: &Arc<Conn>) -> Option<Arc<Conn>> {
-        let previous = lock(&self.peers).insert(conn.peer.clone(), Peer::Up(conn.clone()));
-        match previous {
+        let mut peers = lock(&self.peers);
+        match peers.insert(conn.peer.clone(), Peer::Up(conn.clone())) {
             Some(Peer::Up(old)) => Some(old),
             other => {
-                self.take_over(conn, other);
+                let waiters = take_over(conn, other);
+                drop(peers);
+                wake_waiters(waiters);
                 None
-            }
-        }
-    }
-
-    /// Moves what was queued while connecting onto `conn` and wakes whoever waited for it.
-    fn take_over(&self, conn: &Conn, previous: Option<Peer>) {
-        if let Some(Peer::Connecting(pending)) = previous {
-            conn.enqueue_all(pending.queue);
-            for w in pending.waiters {
-                let _ = w.try_send(Ok(()));
             }
         }
     }
