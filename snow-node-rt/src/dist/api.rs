@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use smol_timeout::TimeoutExt;
 use snow_shared::dist::control::{Control, SpawnOpts};
-use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Term};
 
@@ -158,11 +157,7 @@ impl Process {
         }
         match up {
             // The connection is in hand: queue on it, as `send` would after looking it up again.
-            Some(conn) => {
-                let from = self.pid().clone();
-                let lane = Lane::Sender(from.id());
-                dist.send_on(&conn, lane, Control::Send { from, to: to.clone(), msg }.to_bytes());
-            }
+            Some(conn) => dist.send_on(&conn, &Control::Send { from: self.pid().clone(), to: to.clone(), msg }),
             None => self.send(to, msg),
         }
         Ok(())
@@ -267,7 +262,7 @@ impl Process {
             args,
             opts: SpawnOpts { link, monitor: false },
         };
-        dist.route(node, Lane::Sender(self.pid().id()), req.to_bytes());
+        dist.route(node, &req);
         let wait = dist.opts.handshake_timeout + dist.opts.ticktime;
         let outcome = rx.recv().timeout(wait).await;
         lock(&dist.spawns).remove(&reference);

@@ -503,7 +503,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
         }
         Control::Link { from, to } => {
             if !node.add_remote_link(&to, &from) {
-                dist.reply(conn, &Control::Exit { from: to, to: from, reason: reason::noproc() });
+                dist.send_on(conn, &Control::Exit { from: to, to: from, reason: reason::noproc() });
             }
         }
         Control::Unlink { from, to } => node.remove_remote_link(&to, &from),
@@ -518,7 +518,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
             if !attached {
                 let from_target = target_pid.map(MonitorTarget::Pid).unwrap_or(target);
                 let down = Control::MonitorExit { from: from_target, to: from, reference, reason: reason::noproc() };
-                dist.reply(conn, &down);
+                dist.send_on(conn, &down);
             }
         }
         Control::Demonitor { target: MonitorTarget::Pid(target), reference, .. } => {
@@ -533,7 +533,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
             let mut reply = |pid: &snow_shared::Pid| {
                 let ok =
                     Control::SpawnReply { reference: reference.clone(), to: from.clone(), result: Ok(pid.clone()) };
-                dist.reply(conn, &ok);
+                dist.send_on(conn, &ok);
             };
             let link_to = opts.link.then_some(&from);
             match node.spawn_registered(function.as_str(), Term::List(args), link_to, &mut reply) {
@@ -545,13 +545,13 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
                             reference,
                             reason: reason::noproc(),
                         };
-                        dist.reply(conn, &down);
+                        dist.send_on(conn, &down);
                     }
                 }
                 Err(e) => {
                     log::info!("{}: refused a remote spawn from {}: {e}", dist.name, conn.peer);
                     let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
-                    dist.reply(conn, &Control::SpawnReply { reference, to: from, result: Err(why) });
+                    dist.send_on(conn, &Control::SpawnReply { reference, to: from, result: Err(why) });
                 }
             }
         }
@@ -595,7 +595,7 @@ fn spawn_reply(
             Route::Dead | Route::Remote => false,
         };
         if !linked {
-            dist.reply(conn, &Control::Exit { from: to, to: child.clone(), reason: reason::noproc() });
+            dist.send_on(conn, &Control::Exit { from: to, to: child.clone(), reason: reason::noproc() });
         }
     }
     let _ = wait.reply.try_send(result);

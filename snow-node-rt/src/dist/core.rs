@@ -75,6 +75,15 @@ fn take_over(conn: &Conn, previous: Option<Peer>) -> Vec<Sender<Result<(), DistE
     }
 }
 
+/// The output lane of a control message: its sender's (per-sender order), or the urgent lane for
+/// messages of the connection itself.
+fn lane_of(msg: &Control) -> Lane {
+    match msg.sender() {
+        Some(pid) => Lane::Sender(pid.id()),
+        None => Lane::Urgent,
+    }
+}
+
 /// Tells those who waited for a connection that it is up (after the peers lock is released).
 fn wake_waiters(waiters: Vec<Sender<Result<(), DistError>>>) {
     for w in waiters {
@@ -255,10 +264,11 @@ impl Dist {
         }
     }
 
-    /// Queues an encoded control message for `node` from the synchronous path: onto its
-    /// connection, or into the pending queue while it connects (starting an attempt if none runs).
-    /// Over the hard cap the frame is dropped, as a send to a broken connection would be.
-    pub fn route(self: &Arc<Self>, node: &NodeName, lane: Lane, bytes: Vec<u8>) {
+    /// Queues a control message for `node` from the synchronous path: onto its connection, or
+    /// into the pending queue while it connects (starting an attempt if none runs). Over the hard
+    /// cap the frame is dropped, as a send to a broken connection would be.
+    pub fn route(self: &Arc<Self>, node: &NodeName, msg: &Control) {
+        let (lane, bytes) = (lane_of(msg), msg.to_bytes());
         let conn = {
             let mut peers = lock(&self.peers);
             match peers.get_mut(node) {
@@ -284,12 +294,17 @@ impl Dist {
                 }
             }
         };
-        self.send_on(&conn, lane, bytes);
+        self.enqueue_on(&conn, lane, bytes);
     }
 
-    /// Queues a frame on an established connection, dropping it (with a log line) if the
+    /// Queues a control message on an established connection (a reply from its reader, or a send
+    /// whose caller already holds the connection), dropping it with a log line if the
     /// connection's queue is over twice its budget.
-    pub fn send_on(&self, conn: &Conn, lane: Lane, bytes: Vec<u8>) {
+    pub fn send_on(&self, conn: &Conn, msg: &Control) {
+        self.enqueue_on(conn, lane_of(msg), msg.to_bytes());
+    }
+
+    fn enqueue_on(&self, conn: &Conn, lane: Lane, bytes: Vec<u8>) {
         if !conn.enqueue(lane, bytes, self.hard_cap()) {
             log::warn!(
                 "{}: dropped a frame for {}: the connection's send queue is over twice its budget",
@@ -297,15 +312,6 @@ impl Dist {
                 conn.peer
             );
         }
-    }
-
-    /// Queues a message on an existing connection (replies from the reader).
-    pub fn reply(&self, conn: &Conn, msg: &Control) {
-        let lane = match msg.sender() {
-            Some(pid) => Lane::Sender(pid.id()),
-            None => Lane::Urgent,
-        };
-        conn.enqueue(lane, msg.to_bytes(), self.hard_cap());
     }
 
     /// Acceptor side, after the initiator proved the cookie: keep this connection or not
@@ -362,7 +368,7 @@ impl Dist {
         }
         if conn.flags.contains(Flags::MESH) {
             let nodes: Vec<NodeName> = self.connected().into_iter().filter(|n| n != &conn.peer).collect();
-            self.reply(conn, &Control::NodeList { nodes });
+            self.send_on(conn, &Control::NodeList { nodes });
         }
     }
 

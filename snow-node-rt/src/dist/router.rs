@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use snow_shared::dist::control::{Control, MonitorTarget};
-use snow_shared::dist::outbound::Lane;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::core::Dist;
@@ -20,8 +19,7 @@ impl Router {
     }
 
     fn queue(&self, node: &NodeName, msg: Control) {
-        let lane = msg.sender().map(|p| Lane::Sender(p.id())).unwrap_or(Lane::Urgent);
-        self.0.route(node, lane, msg.to_bytes());
+        self.0.route(node, &msg);
     }
 }
 
