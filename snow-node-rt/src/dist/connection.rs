@@ -40,7 +40,7 @@ use snow_shared::dist::liveness::{Liveness, LivenessAction};
 use snow_shared::dist::outbound::{Lane, Outbound, OutboundConfig};
 use snow_shared::dist::Flags;
 use snow_shared::fragment::{ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
-use snow_shared::frame::DEFAULT_MAX_FRAME;
+use snow_shared::frame::{frame_header, DEFAULT_MAX_FRAME};
 use snow_shared::{NodeName, Term};
 
 use super::core::{lock, Dist};
@@ -79,7 +79,8 @@ pub(crate) struct Conn {
     liveness: Mutex<Liveness>,
     /// Time origin of the two clocks below.
     born: Instant,
-    /// Nanoseconds after `born` of the last write to the socket.
+    /// Nanoseconds after `born` of the last write to the socket (0: none yet); the ticker feeds
+    /// it to the liveness state.
     last_write: AtomicU64,
     /// Nanoseconds after `born` since which a write has been waiting for the socket; 0 if none.
     stalled_since: AtomicU64,
@@ -171,7 +172,15 @@ impl Conn {
 
     /// Encrypts one whole frame and writes what the socket takes now; the writer finishes the rest.
     fn write_through(&self, tls: &mut rustls::Connection, payload: &[u8], now: Instant) {
-        let header = (payload.len() as u32).to_be_bytes();
+        let header = match frame_header(payload.len()) {
+            Ok(header) => header,
+            Err(e) => {
+                // Cannot happen: only frames up to WRITE_THROUGH_MAX come here.
+                log::warn!("connection to {}: {e}; closing", self.peer);
+                self.close();
+                return;
+            }
+        };
         let frame = [IoSlice::new(&header), IoSlice::new(payload)];
         match tls.writer().write_vectored(&frame) {
             Ok(n) if n == header.len() + payload.len() => {}
@@ -287,9 +296,7 @@ impl Conn {
                 return Poll::Ready(Ok(Pump::Idle));
             }
             tls.writer().write_all(batch)?;
-            let now = Instant::now();
-            self.last_write.store(self.nanos(now), Ordering::Relaxed);
-            lock(&self.liveness).on_sent(now);
+            self.last_write.store(self.nanos(Instant::now()), Ordering::Relaxed);
         }
         Poll::Ready(Ok(Pump::More))
     }
@@ -425,7 +432,15 @@ async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
         if stalled != 0 && conn.nanos(now).saturating_sub(stalled) >= ticktime.as_nanos() as u64 {
             break Some(format!("a write stalled for {ticktime:?} (ticktime)"));
         }
-        let action = lock(&conn.liveness).handle_timeout(now);
+        let action = {
+            let mut liveness = lock(&conn.liveness);
+            // Writes (the writer's and the senders' written through) count as signs of life sent.
+            let last_write = conn.last_write.load(Ordering::Relaxed);
+            if last_write != 0 {
+                liveness.on_sent(conn.born + Duration::from_nanos(last_write));
+            }
+            liveness.handle_timeout(now)
+        };
         match action {
             Some(LivenessAction::SendTick) => {
                 lock(&conn.out).push(Lane::Urgent, Control::Tick.to_bytes());
