@@ -9,6 +9,7 @@ use std::process::Output;
 
 use snow_integration::cluster::{Cluster, Epmd, TestNode};
 use snow_integration::tmp::{free_port, random_cookie, write_secret};
+use snow_shared::dist::test_ca::TestCa;
 use snow_shared::NodeName;
 
 const EPMD: &str = env!("CARGO_BIN_EXE_snow-epmd-it");
@@ -89,12 +90,6 @@ fn ping_answers_pong_or_names_what_failed() {
     assert!(stderr(&out).contains("cannot reach snow-epmd"), "{}", stderr(&out));
 }
 
-/// A certificate authority that signs leaf certificates for host 127.0.0.1.
-struct TestCa {
-    key: rcgen::KeyPair,
-    cert: rcgen::Certificate,
-}
-
 /// A leaf certificate, its key and its CA, as PEM files.
 struct TlsFiles {
     cert: PathBuf,
@@ -102,32 +97,18 @@ struct TlsFiles {
     ca: PathBuf,
 }
 
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        TestCa { key, cert }
-    }
-
-    /// Writes a fresh leaf certificate for 127.0.0.1 as `dir/prefix-{cert,key,ca}.pem`.
-    fn leaf(&self, dir: &Path, prefix: &str) -> TlsFiles {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        let files = TlsFiles {
-            cert: dir.join(format!("{prefix}-cert.pem")),
-            key: dir.join(format!("{prefix}-key.pem")),
-            ca: dir.join(format!("{prefix}-ca.pem")),
-        };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        write_secret(&files.key, key.serialize_pem().as_bytes()).unwrap();
-        std::fs::write(&files.ca, self.cert.pem()).unwrap();
-        files
-    }
+/// Writes a fresh leaf certificate of `ca` for 127.0.0.1 as `dir/prefix-{cert,key,ca}.pem`.
+fn leaf_files(ca: &TestCa, dir: &Path, prefix: &str) -> TlsFiles {
+    let leaf = ca.leaf("127.0.0.1");
+    let files = TlsFiles {
+        cert: dir.join(format!("{prefix}-cert.pem")),
+        key: dir.join(format!("{prefix}-key.pem")),
+        ca: dir.join(format!("{prefix}-ca.pem")),
+    };
+    std::fs::write(&files.cert, leaf.cert).unwrap();
+    write_secret(&files.key, leaf.key.as_bytes()).unwrap();
+    std::fs::write(&files.ca, leaf.ca).unwrap();
+    files
 }
 
 impl TlsFiles {
@@ -148,14 +129,14 @@ fn ping_reaches_a_ca_verified_cluster_only_with_a_certificate_of_its_ca() {
     let cluster = Cluster::new(EPMD, NODE).unwrap();
     let epmd = cluster.start_epmd(0, "epmd").unwrap();
     let ca = TestCa::new();
-    let node_tls = ca.leaf(cluster.dir.path(), "node");
+    let node_tls = leaf_files(&ca, cluster.dir.path(), "node");
     let name = "secure@127.0.0.1";
     let mut cmd = cluster.node_command(name, &epmd.addr, 20);
     cmd.env("SNOW_TLS_CERT", &node_tls.cert).env("SNOW_TLS_KEY", &node_tls.key).env("SNOW_TLS_CA", &node_tls.ca);
     let _node = TestNode::start(name, cmd).unwrap();
 
     // With a certificate signed by the cluster's CA: pong.
-    let ours = ca.leaf(cluster.dir.path(), "ping");
+    let ours = leaf_files(&ca, cluster.dir.path(), "ping");
     let out = ping_with(&cluster, &epmd.addr, name, &cluster.cookie, &ours.args());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout} {}", stderr(&out));
@@ -167,7 +148,7 @@ fn ping_reaches_a_ca_verified_cluster_only_with_a_certificate_of_its_ca() {
     assert!(stderr(&out).contains("TLS with secure@127.0.0.1 failed"), "{}", stderr(&out));
 
     // A certificate of another CA: refused too, whatever the cookie.
-    let theirs = TestCa::new().leaf(cluster.dir.path(), "other");
+    let theirs = leaf_files(&TestCa::new(), cluster.dir.path(), "other");
     let out = ping_with(&cluster, &epmd.addr, name, &cluster.cookie, &theirs.args());
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("TLS with secure@127.0.0.1 failed"), "{}", stderr(&out));

@@ -13,6 +13,7 @@ use futures_lite::io::AsyncReadExt;
 use smol_timeout::TimeoutExt;
 use snow_node_rt::dist::TrySendError;
 use snow_node_rt::{Pid, Term};
+use snow_shared::dist::test_ca::TestCa;
 
 /// Starts nodes `a` (with `transitive`), `b` and `c` on their own snow-epmd, connects B to C, then
 /// A to B; returns `[a, b, c]`.
@@ -158,30 +159,10 @@ async fn a_peer_that_stops_reading_makes_try_send_busy_and_send_async_wait() {
     let _ = drain.cancel().await;
 }
 
-/// A certificate authority, and leaf certificates it signs (PEM).
-struct TestCa {
-    key: rcgen::KeyPair,
-    cert: rcgen::Certificate,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        TestCa { key, cert }
-    }
-
-    /// `(cert, key, ca)` PEM for a node whose host is 127.0.0.1.
-    fn leaf(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        (cert.pem().into_bytes(), key.serialize_pem().into_bytes(), self.cert.pem().into_bytes())
-    }
+/// PEM certificate, key and CA for a node whose host is 127.0.0.1.
+fn leaf_for_localhost(ca: &TestCa) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let leaf = ca.leaf("127.0.0.1");
+    (leaf.cert.into_bytes(), leaf.key.into_bytes(), leaf.ca.into_bytes())
 }
 
 #[async_std::test]
@@ -191,14 +172,14 @@ async fn a_ca_verified_cluster_admits_only_certificates_of_its_ca() {
     let with_ca = |short: &str, (cert, key, ca): (Vec<u8>, Vec<u8>, Vec<u8>)| {
         builder(&epmd, short).tls_pem(cert, key, ca).connect_attempts(1)
     };
-    let a = with_ca("a", ca.leaf()).start().await.unwrap();
-    let b = with_ca("b", ca.leaf()).start().await.unwrap();
+    let a = with_ca("a", leaf_for_localhost(&ca)).start().await.unwrap();
+    let b = with_ca("b", leaf_for_localhost(&ca)).start().await.unwrap();
     let (on_b, rx) = collector(&b);
     a.send(&on_b, Term::atom("verified"));
     assert_eq!(next(&rx).await, Term::atom("verified"));
     assert_eq!(b.nodes(), vec![a.self_node()]);
     // The right cookie is not enough: a certificate from another CA is refused both ways.
-    let outsider = with_ca("outsider", TestCa::new().leaf()).start().await.unwrap();
+    let outsider = with_ca("outsider", leaf_for_localhost(&TestCa::new())).start().await.unwrap();
     assert!(outsider.connect("b@127.0.0.1").await.is_err());
     assert!(b.connect("outsider@127.0.0.1").await.is_err());
     // So is a node with the default self-signed certificate.

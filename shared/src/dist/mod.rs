@@ -24,6 +24,8 @@ pub mod handshake;
 pub mod inbound;
 pub mod liveness;
 pub mod outbound;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_ca;
 pub mod tls;
 mod wire;
 

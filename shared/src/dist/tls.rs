@@ -286,14 +286,8 @@ mod tests {
     }
 
     fn ca_and_leaf(host: &str) -> (String, String, String) {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf =
-            rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
-        (leaf.pem(), leaf_key.serialize_pem(), ca.pem())
+        let leaf = crate::dist::test_ca::TestCa::new().leaf(host);
+        (leaf.cert, leaf.key, leaf.ca)
     }
 
     #[test]
