@@ -12,8 +12,8 @@
 //!   work waits, the slot's task goes to the back of the local queue, so two processes
 //!   ping-ponging cannot starve the rest. Every [`INJECTOR_INTERVAL`] runs a worker looks at the
 //!   global injector first.
-//! - The **injector** takes wakes from outside the pool (the async-io reactor thread, timers,
-//!   distribution tasks, plain threads) and tasks spawned from outside.
+//! - The **injector** takes wakes from outside the pool (async-io's fallback thread when it holds
+//!   the reactor, plain threads) and tasks spawned from outside.
 //! - **Work stealing**: a worker out of work steals half of another worker's local queue, then
 //!   looks at the injector.
 //! - **Notify only when there is stealable work** (the local queue or the injector), and only if
@@ -549,15 +549,13 @@ impl Worker {
         }
     }
 
-    /// Parks until notified, without losing a wake-up. Returns
-    /// with the worker searching.
+    /// Parks until notified, without losing a wake-up. Returns with the worker searching.
     fn park(&mut self) {
         let shared = &self.shared;
         let slot = &shared.workers[self.index];
         // Nobody can target this worker before it is a sleeper: an old notification is moot.
         slot.notified.store(false, SeqCst);
         shared.searching.fetch_sub(1, SeqCst);
-        std::thread::yield_now();
         {
             let mut sleepers = lock(&shared.sleepers);
             sleepers.push(self.index);
@@ -568,7 +566,7 @@ impl Worker {
         fence(SeqCst);
         if !shared.shutdown.load(SeqCst) && !shared.has_stealable_work() {
             self.set_parked(true);
-            // One parked worker at a time spins first (see `SPIN`).
+            // One parked worker at a time spins first (see `DEFAULT_SPIN`).
             let mut spinning =
                 !shared.spin.is_zero() && shared.spinner.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
             let spin_until = Instant::now() + shared.spin;
