@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_std::io::{ReadExt, WriteExt};
@@ -21,7 +22,8 @@ use smol_timeout::TimeoutExt;
 use snow_shared::epmd::listing::{decode_list_resp, decode_lookup_resp, Found, ListRow};
 use snow_shared::epmd::session::{next_reply, SESSION_ACK, SESSION_OPEN};
 use snow_shared::epmd::wire::{
-    decode_port2_resp, encode_request, Alive2Req, DecodeError, NodeInfo, Request, ALIVE2_RESP, ALIVE2_X_RESP,
+    decode_port2_resp, encode_creation_request, encode_request, Alive2Req, DecodeError, NodeInfo, Request, ALIVE2_RESP,
+    ALIVE2_X_RESP,
 };
 use snow_shared::NodeName;
 
@@ -96,7 +98,8 @@ impl Registration {
     pub fn name(&self) -> &NodeName {
         &self.name
     }
-    /// The creation the daemon gave this registration (new on every registration).
+    /// The creation the daemon gave this registration: new on every registration, unless it
+    /// honoured a creation asked for with [`register_requesting`].
     pub fn creation(&self) -> u32 {
         self.creation
     }
@@ -154,6 +157,34 @@ pub async fn register_with(
     port: u16,
     timeout: Duration,
 ) -> Result<Registration, ClientError> {
+    register_sending(addr, name, port, Vec::new(), timeout).await
+}
+
+/// Registers `name` again, asking for `creation` (a Snow option in ALIVE2_REQ's Extra field,
+/// PROTOCOL.md 5.2): a running node whose registration the daemon dropped (daemon restart) asks
+/// for the creation its pids carry. snow-epmd honours it only if the name is unknown there or its
+/// entry is this daemon's, not up, and has that creation; otherwise (and with Erlang's epmd,
+/// which ignores Extra) the daemon assigns a creation as usual. Compare
+/// [`Registration::creation`] with `creation` to know which happened. A new node start must use
+/// [`register`] instead, so that it gets a new creation (DESIGN.md 4.1).
+pub async fn register_requesting(
+    addr: &str,
+    name: &NodeName,
+    port: u16,
+    creation: NonZeroU32,
+    timeout: Duration,
+) -> Result<Registration, ClientError> {
+    register_sending(addr, name, port, encode_creation_request(creation), timeout).await
+}
+
+/// Sends ALIVE2_REQ with `extra` and reads the reply.
+async fn register_sending(
+    addr: &str,
+    name: &NodeName,
+    port: u16,
+    extra: Vec<u8>,
+    timeout: Duration,
+) -> Result<Registration, ClientError> {
     let req = Request::Alive2(Alive2Req {
         port,
         node_type: 77,
@@ -161,7 +192,7 @@ pub async fn register_with(
         high_version: 6,
         low_version: 6,
         name: name.as_str().as_bytes().to_vec(),
-        extra: Vec::new(),
+        extra,
     });
     let work = async {
         let mut s = connect(addr, timeout).await?;
@@ -197,6 +228,7 @@ fn refusal_reason(code: u8) -> &'static str {
         NOT_LOCAL => "registrations are accepted from loopback only (daemon flag --allow-remote-register)",
         LIMIT => "a registration limit is reached (--max-entries / --max-per-source)",
         STORAGE => "the daemon cannot write its database",
+        BAD_EXTRA => "the Extra field starts with SNOW but is not a valid Snow option",
         _ => "refused",
     }
 }

@@ -23,7 +23,7 @@ use snow_shared::epmd::listing::{encode_list_resp, ListRow};
 use snow_shared::epmd::session::Query;
 use snow_shared::epmd::table::{Entry, RegisterError, Registration, State, Table, TableLimits};
 use snow_shared::epmd::wire::{
-    encode_alive2_resp, encode_names_head, names_line, Alive2Req, Request, RequestError, RequestParser,
+    encode_alive2_resp, encode_names_head, names_line, parse_extra, Alive2Req, Request, RequestError, RequestParser,
 };
 use snow_shared::NodeName;
 
@@ -45,6 +45,9 @@ pub mod refusal {
     pub const LIMIT: u8 = 4;
     /// The change could not be made durable.
     pub const STORAGE: u8 = 5;
+    /// The Extra field starts like a Snow option but is not one (the request parser rejects such
+    /// requests before they get here; this code covers requests built in-process).
+    pub const BAD_EXTRA: u8 = 6;
 }
 
 /// Why the daemon could not start.
@@ -561,18 +564,33 @@ fn register(sh: &Shared, peer: SocketAddr, a: &Alive2Req) -> Result<(NodeName, u
     if count >= sh.config.max_per_source {
         return Err((refusal::LIMIT, format!("{count} live registrations from this address (--max-per-source)")));
     }
+    // A Snow option in Extra (a node registering again asks for its creation) is consumed here;
+    // only opaque Extra bytes are stored and returned in PORT2_RESP.
+    let extra = parse_extra(&a.extra).map_err(|e| (refusal::BAD_EXTRA, e.to_string()))?;
     let reg = Registration {
         name: name.clone(),
         port: a.port,
         node_type: a.node_type,
         high_version: a.high_version,
         low_version: a.low_version,
-        extra: a.extra.clone(),
+        extra: extra.opaque.to_vec(),
     };
-    let entry = st.gossip.table_mut().register(reg, rand::random::<u32>().max(1), now_ms()).map_err(|e| match e {
-        RegisterError::AlreadyRegistered(_) => (refusal::TAKEN, e.to_string()),
-        RegisterError::TableFull(_) => (refusal::LIMIT, e.to_string()),
-    })?;
+    let asked = extra.requested_creation;
+    let entry =
+        st.gossip.table_mut().register_requesting(reg, asked, rand::random::<u32>().max(1), now_ms()).map_err(|e| {
+            match e {
+                RegisterError::AlreadyRegistered(_) => (refusal::TAKEN, e.to_string()),
+                RegisterError::TableFull(_) => (refusal::LIMIT, e.to_string()),
+            }
+        })?;
+    if let Some(asked) = asked.filter(|c| c.get() != entry.creation) {
+        log::info!(
+            "snow-epmd {}: {name} asked for creation {asked}, but its entry here is another daemon's or \
+             has another creation; assigned {}",
+            sh.id,
+            entry.creation
+        );
+    }
     *st.per_source.entry(peer.ip()).or_insert(0) += 1;
     let st = &mut *st;
     sh.persist(st.gossip.table_mut()).map_err(|e| (refusal::STORAGE, e.to_string()))?;

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use common::*;
@@ -74,24 +75,84 @@ async fn restart_leaves_entries_unconfirmed_until_the_node_returns_or_grace_ends
     cfg.grace = Duration::from_millis(800);
     let (h, addr) = start(cfg.clone()).await;
     let a = client::register(&addr, &name("a@testhost"), 10).await.unwrap();
-    let _b = client::register(&addr, &name("b@testhost"), 11).await.unwrap();
-    let old_creation = a.creation();
+    let b = client::register(&addr, &name("b@testhost"), 11).await.unwrap();
+    let _c = client::register(&addr, &name("c@testhost"), 12).await.unwrap();
+    let (old_a, old_b) = (a.creation(), b.creation());
     h.shutdown().await.unwrap();
-    drop(a);
-    // Same data dir, new daemon: both entries come back unconfirmed.
+    drop((a, b));
+    // Same data dir, new daemon: the entries come back unconfirmed.
     let (h, addr) = start(cfg).await;
     let states: Vec<State> = h.entries().iter().map(|e| e.state).collect();
-    assert_eq!(states, [State::Unconfirmed, State::Unconfirmed]);
-    // a comes back: up with a new creation. b does not: down after the grace period.
+    assert_eq!(states, [State::Unconfirmed; 3]);
+    // A new start of a (a plain registration) gets a new creation.
     let a = client::register(&addr, &name("a@testhost"), 10).await.unwrap();
-    assert_ne!(a.creation(), old_creation);
+    assert_ne!(a.creation(), old_a);
+    // b kept running and registers again asking for its creation: it keeps it, everywhere.
+    let asked = NonZeroU32::new(old_b).unwrap();
+    let b = client::register_requesting(&addr, &name("b@testhost"), 11, asked, client::DEFAULT_TIMEOUT).await.unwrap();
+    assert_eq!(b.creation(), old_b);
+    let found = client::lookup(&addr, &name("b@testhost")).await.unwrap().unwrap();
+    assert_eq!((found.creation, found.state), (old_b, State::Up));
+    // The Snow option is consumed: EPMD clients see no Extra bytes.
+    let info = client::port_please(&addr, "b").await.unwrap().unwrap();
+    assert_eq!((info.port, info.extra.as_slice()), (11, &b""[..]));
+    // c does not come back: down after the grace period.
     assert!(
         eventually(Duration::from_secs(5), || {
             let e = h.entries();
-            e[0].state == State::Up && e[1].state == State::Down
+            e[0].state == State::Up && e[1].state == State::Up && e[2].state == State::Down
         })
         .await
     );
+    h.shutdown().await.unwrap();
+}
+
+#[async_std::test]
+async fn a_requested_creation_is_granted_only_to_the_same_node_coming_back() {
+    let dir = TempDir::new("asked");
+    let (h, addr) = start(config(&dir)).await;
+    let timeout = client::DEFAULT_TIMEOUT;
+    let n = name("x@testhost");
+    // Unknown name (the daemon lost its state): granted.
+    let first = client::register_requesting(&addr, &n, 1, NonZeroU32::new(4242).unwrap(), timeout).await.unwrap();
+    assert_eq!(first.creation(), 4242);
+    // A live duplicate is refused, even asking for the live entry's creation.
+    let err = client::register_requesting(&addr, &n, 2, NonZeroU32::new(4242).unwrap(), timeout).await.unwrap_err();
+    assert!(matches!(err, ClientError::Refused { .. }), "{err}");
+    first.close();
+    assert!(eventually(Duration::from_secs(3), || h.entries()[0].state == State::Down).await);
+    // Down, but asking for another creation than the entry's: ignored, a new one is assigned.
+    let other = client::register_requesting(&addr, &n, 3, NonZeroU32::new(7).unwrap(), timeout).await.unwrap();
+    assert!(![7, 4242].contains(&other.creation()), "got {}", other.creation());
+    let kept = other.creation();
+    other.close();
+    assert!(eventually(Duration::from_secs(3), || h.entries()[0].state == State::Down).await);
+    // Down with that very creation (the registration connection broke, the node lives on): kept.
+    let back = client::register_requesting(&addr, &n, 3, NonZeroU32::new(kept).unwrap(), timeout).await.unwrap();
+    assert_eq!(back.creation(), kept);
+    h.shutdown().await.unwrap();
+}
+
+#[async_std::test]
+async fn a_malformed_snow_extra_is_rejected_without_registering() {
+    use snow_shared::epmd::wire::{encode_request, Request};
+    let dir = TempDir::new("badextra");
+    let (h, addr) = start(config(&dir)).await;
+    for extra in [&b"SNOW\x01\x00\x00\x00\x00"[..], b"SNOW\x01\x00\x01", b"SNOW\x09\x00\x00\x00\x01"] {
+        let mut a = alive(b"bad@testhost");
+        a.extra = extra.to_vec();
+        assert_eq!(raw(&addr, &encode_request(&Request::Alive2(a))).await, b"", "{extra:?}");
+    }
+    assert!(h.entries().is_empty());
+    // Opaque Extra bytes are still stored and returned verbatim.
+    let mut a = alive(b"ok@testhost");
+    a.extra = b"opaque".to_vec();
+    let mut s = async_std::net::TcpStream::connect(&addr).await.unwrap();
+    async_std::io::WriteExt::write_all(&mut s, &encode_request(&Request::Alive2(a))).await.unwrap();
+    assert!(eventually(Duration::from_secs(3), || h.entries().len() == 1).await);
+    let info = client::port_please(&addr, "ok").await.unwrap().unwrap();
+    assert_eq!(info.extra, b"opaque");
+    drop(s);
     h.shutdown().await.unwrap();
 }
 

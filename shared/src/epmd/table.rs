@@ -13,6 +13,7 @@
 //! Time is a `u64` of milliseconds supplied by the caller; the table never reads a clock.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 use crate::name::NodeName;
 
@@ -80,7 +81,8 @@ pub struct Entry {
     pub host: String,
     /// Distribution port.
     pub port: u16,
-    /// Creation of this registration (nonzero, new on every registration).
+    /// Creation of this registration (nonzero). New on every registration, except when a node
+    /// registering again asks for the creation it already has (see [`Table::register_requesting`]).
     pub creation: u32,
     /// EPMD node type (77 normal, 72 hidden).
     pub node_type: u8,
@@ -362,6 +364,26 @@ impl Table {
     /// name was never seen; otherwise the creation is the previous one plus one (never 0), so each
     /// registration of a name gets a new creation (DESIGN.md 4.1).
     pub fn register(&mut self, reg: Registration, fresh_creation: u32, now: u64) -> Result<Entry, RegisterError> {
+        self.register_requesting(reg, None, fresh_creation, now)
+    }
+
+    /// [`Table::register`] for a client that asks for `requested` (a running node registering
+    /// again after this daemon dropped its registration, e.g. by restarting: its pids carry that
+    /// creation, so the table should advertise it). The request is honoured only where it cannot
+    /// clash with another start of the node:
+    /// - the name is unknown here (this daemon lost its state), or
+    /// - the entry is owned by this daemon, not up (`unconfirmed` after a restart, or `down`), and
+    ///   has exactly that creation (the same node coming back).
+    ///
+    /// Otherwise it is ignored and the creation is assigned as by [`Table::register`]; a live
+    /// duplicate is refused either way. Callers compare the returned creation with the request.
+    pub fn register_requesting(
+        &mut self,
+        reg: Registration,
+        requested: Option<NonZeroU32>,
+        fresh_creation: u32,
+        now: u64,
+    ) -> Result<Entry, RegisterError> {
         let previous = self.entries.get(&reg.name);
         if let Some(prev) = previous {
             // An unconfirmed entry of ours is this node coming back after our restart.
@@ -372,9 +394,13 @@ impl Table {
         } else if self.entries.len() >= self.limits.max_entries {
             return Err(RegisterError::TableFull(self.limits.max_entries));
         }
-        let creation = match previous {
-            Some(prev) => next_creation(prev.creation),
-            None => fresh_creation.max(1),
+        let creation = match (previous, requested.map(NonZeroU32::get)) {
+            (None, Some(asked)) => asked,
+            (Some(prev), Some(asked)) if prev.owner == self.me && prev.state != State::Up && prev.creation == asked => {
+                asked
+            }
+            (Some(prev), _) => next_creation(prev.creation),
+            (None, None) => fresh_creation.max(1),
         };
         let version = self.bump();
         let entry = Entry {
@@ -670,6 +696,93 @@ mod tests {
         let mut r = Table::restore("d1:1".into(), 1, vec![], entries, limits(), 100);
         let e = r.register(reg("a@h"), 1, 200).unwrap();
         assert_eq!((e.state, e.creation), (State::Up, 6));
+    }
+
+    fn asked(c: u32) -> Option<NonZeroU32> {
+        NonZeroU32::new(c)
+    }
+
+    /// A table at incarnation 2 of "d1:1" holding `a@h` (creation 5) unconfirmed, as after a
+    /// daemon restart.
+    fn restarted_with_a_at_5() -> Table {
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        t.register(reg("a@h"), 5, 0).unwrap();
+        let entries: Vec<Entry> = t.entries().cloned().collect();
+        Table::restore("d1:1".into(), 1, vec![], entries, limits(), 100)
+    }
+
+    #[test]
+    fn requested_creation_is_honoured_for_an_unknown_name() {
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        let e = t.register_requesting(reg("a@h"), asked(42), 7, 0).unwrap();
+        assert_eq!((e.state, e.creation), (State::Up, 42), "not the random fresh creation 7");
+    }
+
+    #[test]
+    fn requested_creation_is_honoured_for_our_unconfirmed_entry_with_that_creation() {
+        let mut r = restarted_with_a_at_5();
+        let before = r.get(&NodeName::parse("a@h").unwrap()).unwrap().version;
+        let e = r.register_requesting(reg("a@h"), asked(5), 99, 200).unwrap();
+        assert_eq!((e.state, e.creation), (State::Up, 5));
+        assert!(e.version > before, "the change is versioned so gossip carries it");
+    }
+
+    #[test]
+    fn requested_creation_is_honoured_for_our_down_entry_with_that_creation() {
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        let e = t.register(reg("a@h"), 5, 0).unwrap();
+        assert!(t.unregister(&e.name, 5, 1));
+        let again = t.register_requesting(reg("a@h"), asked(5), 99, 2).unwrap();
+        assert_eq!((again.state, again.creation), (State::Up, 5));
+    }
+
+    #[test]
+    fn requested_creation_other_than_the_entrys_is_ignored() {
+        let mut r = restarted_with_a_at_5();
+        let e = r.register_requesting(reg("a@h"), asked(9), 99, 200).unwrap();
+        assert_eq!((e.state, e.creation), (State::Up, 6), "assigned as without a request");
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        t.register(reg("b@h"), 5, 0).unwrap();
+        t.unregister(&NodeName::parse("b@h").unwrap(), 5, 1);
+        assert_eq!(t.register_requesting(reg("b@h"), asked(4), 99, 2).unwrap().creation, 6);
+    }
+
+    #[test]
+    fn requested_creation_is_ignored_for_another_daemons_entry() {
+        let mut a = Table::new("a:1".into(), 1, limits());
+        let mut b = Table::new("b:1".into(), 1, limits());
+        let e = a.register(reg("x@h"), 5, 0).unwrap();
+        a.unregister(&e.name, 5, 1);
+        assert_eq!(b.apply_remote(a.get(&e.name).unwrap().clone(), 1), Applied::Stored);
+        // x@h left a's table down; registering it at b with a's old creation gets a new one.
+        let got = b.register_requesting(reg("x@h"), asked(5), 99, 2).unwrap();
+        assert_eq!((got.creation, got.owner.as_str()), (6, "b:1"));
+    }
+
+    #[test]
+    fn requested_creation_never_lets_a_live_duplicate_in() {
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        t.register(reg("a@h"), 5, 0).unwrap();
+        assert!(matches!(t.register_requesting(reg("a@h"), asked(5), 99, 1), Err(RegisterError::AlreadyRegistered(_))));
+        // Live at another daemon (up or unconfirmed there): refused as well.
+        let mut other = Table::new("o:1".into(), 1, limits());
+        let x = other.register(reg("x@h"), 3, 0).unwrap();
+        t.apply_remote(x.clone(), 0);
+        assert!(matches!(t.register_requesting(reg("x@h"), asked(3), 99, 1), Err(RegisterError::AlreadyRegistered(_))));
+        let entries: Vec<Entry> = other.entries().cloned().collect();
+        let restarted = Table::restore("o:1".into(), 1, vec![], entries, limits(), 5);
+        let unconfirmed = restarted.get(&x.name).unwrap().clone();
+        assert_eq!(t.apply_remote(unconfirmed, 5), Applied::Stored);
+        assert!(matches!(t.register_requesting(reg("x@h"), asked(3), 99, 6), Err(RegisterError::AlreadyRegistered(_))));
+    }
+
+    #[test]
+    fn requested_creation_does_not_bypass_the_table_limit() {
+        let mut t = Table::new("d1:1".into(), 1, limits());
+        for i in 0..4 {
+            t.register(reg(&format!("n{i}@h")), 1, 0).unwrap();
+        }
+        assert_eq!(t.register_requesting(reg("n9@h"), asked(3), 1, 0), Err(RegisterError::TableFull(4)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! buffers more than the limit.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 /// ALIVE2_REQ: register a node (connection stays open while the node lives).
 pub const ALIVE2_REQ: u8 = 120;
@@ -89,7 +90,8 @@ pub struct Alive2Req {
     pub low_version: u16,
     /// The name as sent: a short name (Erlang) or a full `name@host` (Snow).
     pub name: Vec<u8>,
-    /// Opaque extra bytes, returned verbatim in PORT2_RESP.
+    /// Extra bytes: opaque (returned verbatim in PORT2_RESP), unless they are a Snow registration
+    /// option (see [`parse_extra`]), which the daemon consumes instead of storing.
     pub extra: Vec<u8>,
 }
 
@@ -227,6 +229,7 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
             if !r.is_empty() {
                 return Err(malformed("bytes after the extra field"));
             }
+            parse_extra(&extra).map_err(|e| malformed(e.what()))?;
             Request::Alive2(Alive2Req { port, node_type, protocol, high_version, low_version, name, extra })
         }
         PORT_PLEASE2_REQ | STOP_REQ | SNOW_LOOKUP_REQ => {
@@ -290,6 +293,80 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
 fn tagged(body: &mut Vec<u8>, tag: u8, rest: &[u8]) {
     body.push(tag);
     body.extend_from_slice(rest);
+}
+
+/// First bytes of a Snow registration option in ALIVE2_REQ's Extra field. Erlang's nodes send an
+/// empty Extra and Erlang's epmd stores Extra without looking at it, so the option is invisible
+/// to Erlang's tools; Snow's daemon consumes it and stores no Extra for that registration.
+pub const SNOW_EXTRA_MAGIC: [u8; 4] = *b"SNOW";
+/// Snow Extra option kind: the client asks for a creation (`Creation u32`, nonzero, follows).
+pub const SNOW_EXTRA_REQUEST_CREATION: u8 = 1;
+/// Length of the only Snow Extra option defined: magic, kind, creation.
+pub const SNOW_EXTRA_LEN: usize = SNOW_EXTRA_MAGIC.len() + 1 + 4;
+
+/// ALIVE2_REQ's Extra field as Snow's daemon reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extra<'a> {
+    /// The creation the client asks for (a node registering again after the daemon dropped its
+    /// registration asks for the creation its pids carry). The daemon decides whether to honour it.
+    pub requested_creation: Option<NonZeroU32>,
+    /// Opaque bytes to store and return in PORT2_RESP (empty when the field was a Snow option).
+    pub opaque: &'a [u8],
+}
+
+/// Why an Extra field that starts with [`SNOW_EXTRA_MAGIC`] is not a valid Snow option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExtraError {
+    /// The magic is followed by an option kind this version does not know.
+    #[error("unknown Snow extra option {0}")]
+    UnknownOption(u8),
+    /// The option is shorter or longer than its layout.
+    #[error("Snow extra option has {0} bytes, expected 9")]
+    BadLength(usize),
+    /// The requested creation is 0 (creations are nonzero).
+    #[error("Snow extra option requests creation 0")]
+    ZeroCreation,
+}
+
+impl ExtraError {
+    /// A static description, for [`RequestError::Malformed`].
+    pub fn what(self) -> &'static str {
+        match self {
+            ExtraError::UnknownOption(_) => "unknown Snow option in the extra field",
+            ExtraError::BadLength(_) => "Snow option in the extra field has the wrong length",
+            ExtraError::ZeroCreation => "Snow option in the extra field requests creation 0",
+        }
+    }
+}
+
+/// Reads ALIVE2_REQ's Extra: a field that starts with [`SNOW_EXTRA_MAGIC`] must be exactly
+/// `"SNOW" | 1 | Creation u32 (nonzero)` (the magic is reserved, so a malformed option is an
+/// error rather than opaque bytes); anything else is opaque. Never panics.
+pub fn parse_extra(extra: &[u8]) -> Result<Extra<'_>, ExtraError> {
+    let Some(rest) = extra.strip_prefix(&SNOW_EXTRA_MAGIC[..]) else {
+        return Ok(Extra { requested_creation: None, opaque: extra });
+    };
+    match rest.first() {
+        Some(&SNOW_EXTRA_REQUEST_CREATION) => {}
+        Some(&other) => return Err(ExtraError::UnknownOption(other)),
+        None => return Err(ExtraError::BadLength(extra.len())),
+    }
+    if extra.len() != SNOW_EXTRA_LEN {
+        return Err(ExtraError::BadLength(extra.len()));
+    }
+    let mut r = Reader::new(&rest[1..]);
+    let creation = r.u32().map_err(|_| ExtraError::BadLength(extra.len()))?;
+    let creation = NonZeroU32::new(creation).ok_or(ExtraError::ZeroCreation)?;
+    Ok(Extra { requested_creation: Some(creation), opaque: &[] })
+}
+
+/// The Extra field with which a client asks for `creation` (see [`parse_extra`]).
+pub fn encode_creation_request(creation: NonZeroU32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SNOW_EXTRA_LEN);
+    out.extend_from_slice(&SNOW_EXTRA_MAGIC);
+    out.push(SNOW_EXTRA_REQUEST_CREATION);
+    out.extend_from_slice(&creation.get().to_be_bytes());
+    out
 }
 
 /// ALIVE2_X_RESP (or ALIVE2_RESP with a 2-byte creation for `old_client`). `result` 0 = ok.
@@ -589,6 +666,68 @@ mod tests {
         // Name over 255 bytes.
         let long = encode_request(&Request::Alive2(alive(&[b'a'; 256])));
         assert!(matches!(parse_all(&long), Err(RequestError::Malformed { .. })));
+    }
+
+    #[test]
+    fn creation_request_vector_and_round_trip() {
+        let c = NonZeroU32::new(0x01020304).unwrap();
+        let extra = encode_creation_request(c);
+        assert_eq!(extra, hex("534e4f570101020304"));
+        assert_eq!(parse_extra(&extra), Ok(Extra { requested_creation: Some(c), opaque: &[] }));
+        // The whole ALIVE2_REQ (PROTOCOL.md 5.6): name `abc`, extra = the option.
+        let mut a = alive(b"abc");
+        a.extra = extra;
+        let v = hex("00197812344d000006000500036162630009534e4f570101020304");
+        assert_eq!(encode_request(&Request::Alive2(a.clone())), v);
+        assert_eq!(parse_all(&v), Ok(Some(Request::Alive2(a))));
+    }
+
+    #[test]
+    fn other_extra_bytes_stay_opaque() {
+        for extra in [&b""[..], b"x", b"SNO", b"snow\x01\x00\x00\x00\x01", b"\x00SNOW\x01\x00\x00\x00\x01"] {
+            assert_eq!(parse_extra(extra), Ok(Extra { requested_creation: None, opaque: extra }), "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_snow_extra_is_rejected() {
+        let good = encode_creation_request(NonZeroU32::new(7).unwrap());
+        assert_eq!(parse_extra(b"SNOW"), Err(ExtraError::BadLength(4)));
+        for cut in 5..good.len() {
+            assert_eq!(parse_extra(&good[..cut]), Err(ExtraError::BadLength(cut)), "cut {cut}");
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert_eq!(parse_extra(&long), Err(ExtraError::BadLength(10)));
+        assert_eq!(parse_extra(b"SNOW\x02\x00\x00\x00\x07"), Err(ExtraError::UnknownOption(2)));
+        assert_eq!(parse_extra(b"SNOW\x01\x00\x00\x00\x00"), Err(ExtraError::ZeroCreation));
+        // Inside a request, the whole ALIVE2_REQ is malformed.
+        let mut a = alive(b"abc");
+        a.extra = b"SNOW\x01\x00\x00\x00\x00".to_vec();
+        assert_eq!(
+            parse_all(&encode_request(&Request::Alive2(a))),
+            Err(RequestError::Malformed { tag: ALIVE2_REQ, what: ExtraError::ZeroCreation.what() })
+        );
+    }
+
+    proptest::proptest! {
+        /// Any Extra, Snow-looking or not: no panic, and an accepted option round-trips.
+        #[test]
+        fn any_extra_is_parsed_or_refused_without_panic(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16), snow in proptest::prelude::any::<bool>()) {
+            let mut extra = if snow { SNOW_EXTRA_MAGIC.to_vec() } else { Vec::new() };
+            extra.extend_from_slice(&tail);
+            match parse_extra(&extra) {
+                Ok(Extra { requested_creation: Some(c), opaque }) => {
+                    proptest::prop_assert!(opaque.is_empty());
+                    proptest::prop_assert_eq!(encode_creation_request(c), extra);
+                }
+                Ok(Extra { requested_creation: None, opaque }) => {
+                    proptest::prop_assert!(!extra.starts_with(&SNOW_EXTRA_MAGIC));
+                    proptest::prop_assert_eq!(opaque, &extra[..]);
+                }
+                Err(_) => proptest::prop_assert!(extra.starts_with(&SNOW_EXTRA_MAGIC)),
+            }
+        }
     }
 
     #[test]
