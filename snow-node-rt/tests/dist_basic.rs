@@ -2,8 +2,14 @@
 
 mod dist_support;
 
+use std::time::{Duration, Instant};
+
+use async_std::channel::Receiver;
 use dist_support::*;
-use snow_node_rt::{Node, Term};
+use snow_epmd::client::lookup;
+use snow_node_rt::dist::DistError;
+use snow_node_rt::{Node, NodeName, Term};
+use snow_shared::epmd::table::State;
 
 #[async_std::test]
 async fn send_by_pid_and_by_name_across_nodes() {
@@ -63,25 +69,107 @@ async fn a_pid_passed_across_three_nodes_still_reaches_its_process() {
     }
 }
 
+/// A process on `node` subscribed to every node's ups and downs (`monitor_nodes`), forwarding
+/// them to the returned channel. Returns once the subscription is in place.
+async fn node_events(node: &Node) -> Receiver<Term> {
+    let (tx, rx) = async_std::channel::unbounded();
+    node.spawn(move |mut me| async move {
+        me.monitor_nodes(true);
+        let _ = tx.send(Term::atom("ready")).await;
+        loop {
+            let msg = me.receive().await;
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(next(&rx).await, Term::atom("ready"));
+    rx
+}
+
+fn node_event(kind: &str, node: &NodeName) -> Term {
+    Term::tuple([Term::atom(kind), Term::Atom(node.as_atom().clone())])
+}
+
+/// Everything already in `rx`, without waiting.
+fn drain(rx: &Receiver<Term>) -> Vec<Term> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+/// How long the simultaneous-connect test waits for a late second connection to show up (as a
+/// second nodeup, or a nodedown and nodeup for a replaced one). Loopback handshakes take
+/// milliseconds.
+const SETTLE: Duration = Duration::from_millis(500);
+
 #[async_std::test]
 async fn simultaneous_connects_leave_exactly_one_connection() {
     let epmd = epmd().await;
-    for round in 0..5 {
+    for round in 0..8 {
         let a = node(&epmd, &format!("a{round}")).await;
         let b = node(&epmd, &format!("b{round}")).await;
-        let (ra, rb) = futures_lite::future::zip(
-            a.connect(&format!("b{round}@127.0.0.1")),
-            b.connect(&format!("a{round}@127.0.0.1")),
-        )
-        .await;
+        let (events_a, events_b) = (node_events(&a).await, node_events(&b).await);
+        let (to_b, to_a) = (format!("b{round}@127.0.0.1"), format!("a{round}@127.0.0.1"));
+        // Alternate which connect is polled first.
+        let (ra, rb) = if round % 2 == 0 {
+            futures_lite::future::zip(a.connect(&to_b), b.connect(&to_a)).await
+        } else {
+            let (rb, ra) = futures_lite::future::zip(b.connect(&to_a), a.connect(&to_b)).await;
+            (ra, rb)
+        };
         ra.unwrap();
         rb.unwrap();
+        // Each side reports the other up once...
+        assert_eq!(next(&events_a).await, node_event("nodeup", &b.self_node()), "round {round}: a's first event");
+        assert_eq!(next(&events_b).await, node_event("nodeup", &a.self_node()), "round {round}: b's first event");
+        // ...and nothing else: a second connection kept would be a second nodeup, one replacing
+        // the other a nodedown then a nodeup.
+        async_std::task::sleep(SETTLE).await;
+        assert_eq!(drain(&events_a), [], "round {round}: a's further node events");
+        assert_eq!(drain(&events_b), [], "round {round}: b's further node events");
         assert_eq!(a.nodes(), vec![b.self_node()]);
         assert_eq!(b.nodes(), vec![a.self_node()]);
-        let (sink, rx) = collector(&b);
-        a.send(&sink, Term::Int(round));
-        assert_eq!(next(&rx).await, Term::Int(round));
+        // The connection left carries messages both ways.
+        let (on_b, rx_b) = collector(&b);
+        let (on_a, rx_a) = collector(&a);
+        a.send(&on_b, Term::Int(round));
+        b.send(&on_a, Term::Int(-round));
+        assert_eq!(next(&rx_b).await, Term::Int(round));
+        assert_eq!(next(&rx_a).await, Term::Int(-round));
+        assert_eq!(drain(&events_a), [], "round {round}: a's node events after the exchange");
+        assert_eq!(drain(&events_b), [], "round {round}: b's node events after the exchange");
         a.shutdown().await;
         b.shutdown().await;
     }
+}
+
+#[async_std::test]
+async fn shutdown_unregisters_from_snow_epmd() {
+    let epmd = epmd().await;
+    let at = epmd.local_addr().to_string();
+    let a = node(&epmd, "a").await;
+    let b = node(&epmd, "b").await;
+    let found = lookup(&at, &name("a")).await.unwrap().expect("a is registered while distributed");
+    assert_eq!(found.state, State::Up);
+    assert_eq!(found.port, a.listen_addr().unwrap().port());
+    assert_eq!(found.creation.max(1), a.creation());
+    a.connect("b@127.0.0.1").await.unwrap();
+    a.shutdown().await;
+    // The daemon sees the registration connection close; poll until it has marked `a` down.
+    let start = Instant::now();
+    loop {
+        match lookup(&at, &name("a")).await.unwrap() {
+            None => break,
+            Some(f) if f.state == State::Down => break,
+            Some(f) => {
+                assert!(start.elapsed() < WAIT, "a is still {:?} at snow-epmd {WAIT:?} after shutdown", f.state);
+                async_std::task::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    // Only `a` is gone, and other nodes can no longer reach it.
+    assert_eq!(lookup(&at, &name("b")).await.unwrap().map(|f| f.state), Some(State::Up));
+    eventually("b sees the connection to a closed", || b.nodes().is_empty()).await;
+    let err = b.connect("a@127.0.0.1").await.unwrap_err();
+    assert!(matches!(err, DistError::NodeDown(_) | DistError::NotRegistered(_)), "{err}");
+    b.shutdown().await;
 }

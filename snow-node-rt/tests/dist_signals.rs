@@ -82,6 +82,15 @@ async fn remote_exit_reaches_linked_and_monitoring_processes() {
     b.shutdown().await;
 }
 
+/// The creation `node` had before its current one (snow-epmd counts creations up, wrapping from
+/// `u32::MAX` to 1).
+fn previous_creation(node: &snow_node_rt::Node) -> u32 {
+    match node.creation() {
+        1 => u32::MAX,
+        c => c - 1,
+    }
+}
+
 #[async_std::test]
 async fn dead_and_stale_pids_give_noproc() {
     let epmd = epmd().await;
@@ -89,8 +98,11 @@ async fn dead_and_stale_pids_give_noproc() {
     let b = node(&epmd, "b").await;
     let dead = b.spawn(|_| async {}).pid().clone();
     eventually("process gone", || !b.is_alive(&dead)).await;
-    let stale = Pid::new(b.self_node(), idle(&b).id(), b.creation().wrapping_add(1).max(1));
-    for target in [dead, stale] {
+    // A live process on B, and a pid with its node and id but B's previous creation.
+    let (live, live_rx) = collector(&b);
+    let stale = Pid::new(b.self_node(), live.id(), previous_creation(&b));
+    assert_ne!(stale, live);
+    for target in [dead, stale.clone()] {
         let monitoring = watcher(&a, target.clone(), false);
         next(&monitoring).await;
         assert_eq!(reason_of(&next(&monitoring).await), Term::atom("noproc"), "monitor of {target}");
@@ -98,7 +110,87 @@ async fn dead_and_stale_pids_give_noproc() {
         next(&linked).await;
         assert_eq!(reason_of(&next(&linked).await), Term::atom("noproc"), "link to {target}");
     }
-    // Messages to the stale pid are dropped by B (the live process with that id gets nothing).
+    // A message to the stale pid is dropped by B: the live process with that id gets nothing. The
+    // marker follows it on the same path (same sender, same connection, so FIFO): had the stale
+    // message been delivered, the live process would have received it before the marker.
+    a.send(&stale, Term::atom("stale"));
+    a.send(&live, Term::atom("marker"));
+    assert_eq!(next(&live_rx).await, Term::atom("marker"));
+    async_std::task::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(live_rx.try_recv().is_err(), "the live process got more than the marker");
+    assert!(b.is_alive(&live));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A process on `node` that runs `setup`, reports what it returns, then forwards everything it
+/// receives. Returns once `setup` has run, with its result.
+async fn probe(
+    node: &snow_node_rt::Node,
+    setup: impl FnOnce(&snow_node_rt::Process) -> Term + Send + 'static,
+) -> (Pid, Term, async_std::channel::Receiver<Term>) {
+    let (tx, rx) = async_std::channel::unbounded();
+    let pid = node
+        .spawn(move |mut me| async move {
+            let _ = tx.send(setup(&me)).await;
+            loop {
+                let msg = me.receive().await;
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .pid()
+        .clone();
+    let result = next(&rx).await;
+    (pid, result, rx)
+}
+
+#[async_std::test]
+async fn demonitor_node_removes_one_watch() {
+    let epmd = epmd().await;
+    let a = node(&epmd, "a").await;
+    let b = node(&epmd, "b").await;
+    a.connect("b@127.0.0.1").await.unwrap();
+    let nodedown_b = Term::tuple([Term::atom("nodedown"), Term::Atom(name("b").as_atom().clone())]);
+    // Watches B, then removes the watch; a second removal finds none.
+    let (quiet, removed, quiet_rx) = probe(&a, |me| {
+        me.monitor_node(&name("b"));
+        Term::tuple([Term::Bool(me.demonitor_node(&name("b"))), Term::Bool(me.demonitor_node(&name("b")))])
+    })
+    .await;
+    assert_eq!(removed, Term::tuple([Term::Bool(true), Term::Bool(false)]));
+    // Watches B twice and removes one watch: one nodedown left.
+    let (twice, removed, twice_rx) = probe(&a, |me| {
+        me.monitor_node(&name("b"));
+        me.monitor_node(&name("b"));
+        Term::Bool(me.demonitor_node(&name("b")))
+    })
+    .await;
+    assert_eq!(removed, Term::Bool(true));
+    // Watches B and keeps the watch: proves the nodedown happened.
+    let (loud, _, loud_rx) = probe(&a, |me| {
+        me.monitor_node(&name("b"));
+        Term::atom("ready")
+    })
+    .await;
+    // Never having watched, a process has nothing to remove.
+    let (_, removed, _) = probe(&a, |me| Term::Bool(me.demonitor_node(&name("b")))).await;
+    assert_eq!(removed, Term::Bool(false));
+    assert_eq!(a.nodes(), vec![name("b")]);
+    // `disconnect` tells node watchers before it returns, so a marker sent afterwards lands behind
+    // any nodedown in each mailbox.
+    assert!(a.disconnect("b@127.0.0.1").unwrap());
+    for pid in [&quiet, &twice, &loud] {
+        a.send(pid, Term::atom("marker"));
+    }
+    assert_eq!(next(&loud_rx).await, nodedown_b);
+    assert_eq!(next(&loud_rx).await, Term::atom("marker"));
+    assert_eq!(next(&quiet_rx).await, Term::atom("marker"), "the removed watch gave no nodedown");
+    assert_eq!(next(&twice_rx).await, nodedown_b);
+    assert_eq!(next(&twice_rx).await, Term::atom("marker"), "one watch of two removed: one nodedown");
+    async_std::task::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(quiet_rx.try_recv().is_err() && twice_rx.try_recv().is_err() && loud_rx.try_recv().is_err());
     a.shutdown().await;
     b.shutdown().await;
 }
