@@ -481,7 +481,17 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
         if let Some(node) = dist.node() {
             loop {
                 match inbound.next_message() {
-                    Ok(Some(msg)) => dispatch(&dist, &node, &conn, msg),
+                    Ok(Some(msg)) => {
+                        // A peer speaks only for its own processes: a signal claiming a sender
+                        // on another node is forged (it could break links or fake exits of a
+                        // third node's processes), as Erlang's distribution also rules.
+                        if let Some(from) = msg.sender().filter(|from| from.node() != &conn.peer) {
+                            let e = format!("{} claims to come from {from}, a process of another node", msg.name());
+                            log::warn!("{}: closing connection to {}: {e}", dist.name, conn.peer);
+                            break 'conn format!("protocol error: {e}");
+                        }
+                        dispatch(&dist, &node, &conn, msg)
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         log::warn!("{}: closing connection to {}: {e}", dist.name, conn.peer);
