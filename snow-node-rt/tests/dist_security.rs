@@ -3,7 +3,7 @@
 
 mod dist_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_std::net::TcpStream;
 use dist_support::*;
@@ -74,13 +74,32 @@ async fn plain_tcp_and_garbage_get_a_close_and_nothing_else() {
     b.shutdown().await;
 }
 
+/// Handshake deadline of the node in the cap test: long, so that a connection closed soon after
+/// it was made can only have been closed by the cap, never by the deadline.
+const CAP_TEST_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(6);
+/// How soon a connection over the cap must be closed. The listener shuts it before TLS as soon as
+/// it accepts it (a few ms); 2 s leaves room for a loaded machine and is still far from the
+/// 6 s deadline, the only other way such a connection gets closed.
+const CAP_CLOSE_BOUND: Duration = Duration::from_secs(2);
+
+/// Whether the other end closes `stream` within `bound`.
+async fn closes_within(stream: &mut TcpStream, bound: Duration) -> bool {
+    use smol_timeout::TimeoutExt;
+    raw::closes(stream).timeout(bound).await.unwrap_or(false)
+}
+
 #[async_std::test]
 async fn stalled_handshakes_do_not_block_others_and_are_capped_and_timed_out() {
     let epmd = epmd().await;
-    let a =
-        builder(&epmd, "a").max_pending_handshakes(4).handshake_timeout(Duration::from_secs(2)).start().await.unwrap();
+    let a = builder(&epmd, "a")
+        .max_pending_handshakes(4)
+        .handshake_timeout(CAP_TEST_HANDSHAKE_TIMEOUT)
+        .start()
+        .await
+        .unwrap();
     let addr = a.listen_addr().unwrap();
     // Three peers connect and say nothing: they hold three of the four handshake slots.
+    let stalled_at = Instant::now();
     let mut stalled = Vec::new();
     for _ in 0..3 {
         stalled.push(TcpStream::connect(addr).await.unwrap());
@@ -89,22 +108,31 @@ async fn stalled_handshakes_do_not_block_others_and_are_capped_and_timed_out() {
     // A real node still gets through, concurrently with the stalled ones.
     let b = node(&epmd, "b").await;
     b.connect("a@127.0.0.1").await.unwrap();
-    // Over the cap, new connections are closed at once.
-    let mut extra = Vec::new();
+    // Over the cap, new connections are closed at once (the listener shuts them before TLS: the
+    // client reads EOF). The first extra one may take the fourth slot, or may not if B's
+    // handshake task has not released its slot yet: at least two of three are over the cap.
+    // Each must be closed within CAP_CLOSE_BOUND of being made, long before the deadline.
+    let mut checks = Vec::new();
     for _ in 0..3 {
-        extra.push(TcpStream::connect(addr).await.unwrap());
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        checks.push(async_std::task::spawn(async move { closes_within(&mut s, CAP_CLOSE_BOUND).await }));
     }
     let mut closed = 0;
-    for s in extra.iter_mut() {
-        if raw::closes(s).await {
+    for check in checks {
+        if check.await {
             closed += 1;
         }
     }
-    assert!(closed >= 2, "connections over the cap are closed ({closed} of 3)");
-    // The stalled ones are closed at the handshake deadline.
+    assert!(closed >= 2, "connections over the cap are closed at once ({closed} of 3 within {CAP_CLOSE_BOUND:?})");
+    // The stalled ones are closed at the handshake deadline, not before.
     for s in stalled.iter_mut() {
         assert!(raw::closes(s).await);
     }
+    let waited = stalled_at.elapsed();
+    assert!(
+        waited + Duration::from_millis(200) >= CAP_TEST_HANDSHAKE_TIMEOUT,
+        "stalled handshakes closed after {waited:?}, before the {CAP_TEST_HANDSHAKE_TIMEOUT:?} deadline"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -68,6 +68,40 @@ impl Node {
         dist_of(self).map(|d| d.listen_addr)
     }
 
+    /// For tests: the sizes of the distribution driver's tables, by name: `peers` (connected or
+    /// connecting), `connecting`, `queued_frames` (held for connecting nodes), `backoff` (nodes
+    /// whose last attempt failed), `pending_handshakes`, `node_watches` and `remote_spawns`.
+    /// Tests compare them before and after failures to show nothing is left behind. Empty when
+    /// local-only. Not a stable API.
+    #[doc(hidden)]
+    pub fn dist_table_sizes(&self) -> Vec<(&'static str, usize)> {
+        let Some(dist) = dist_of(self) else { return Vec::new() };
+        let (peers, connecting, queued_frames) = {
+            let peers = lock(&dist.peers);
+            let pending = peers.values().filter_map(|p| match p {
+                Peer::Connecting(pending) => Some(pending.queue.len()),
+                Peer::Up(_) => None,
+            });
+            let (connecting, queued) = pending.fold((0, 0), |(n, q), len| (n + 1, q + len));
+            (peers.len(), connecting, queued)
+        };
+        let backoff = lock(&dist.backoff).len();
+        let node_watches = {
+            let watch = lock(&dist.watch);
+            watch.once.values().map(Vec::len).sum::<usize>() + watch.all.len()
+        };
+        let remote_spawns = lock(&dist.spawns).len();
+        vec![
+            ("peers", peers),
+            ("connecting", connecting),
+            ("queued_frames", queued_frames),
+            ("backoff", backoff),
+            ("pending_handshakes", dist.pending_handshakes.load(std::sync::atomic::Ordering::Relaxed)),
+            ("node_watches", node_watches),
+            ("remote_spawns", remote_spawns),
+        ]
+    }
+
     /// Connects to `node` (`name@host`) now, waiting until the connection is up or has failed
     /// (Erlang's `net_kernel:connect_node/1`). Already connected: `Ok` at once. Connecting to this
     /// node itself is `Ok` too. Unlike on-demand connects, this dials even if the node is in its

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use async_std::channel::{Receiver, Sender};
 use rustls::{ClientConfig, ServerConfig};
-use snow_shared::dist::backoff::Backoff;
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
@@ -23,6 +22,7 @@ use snow_shared::{NodeName, Pid, Ref, Term};
 
 use super::connection::Conn;
 use super::error::DistError;
+use super::mesh::BackoffTable;
 use crate::node::{Node, NodeInner};
 use crate::seam::LocalProcesses;
 
@@ -162,7 +162,8 @@ pub(crate) struct Dist {
     pub opts: Options,
     pub listen_addr: SocketAddr,
     pub peers: Mutex<HashMap<NodeName, Peer>>,
-    pub backoff: Mutex<HashMap<NodeName, (Backoff, Instant)>>,
+    /// Nodes whose last connection attempt failed, and until when to hold off dialing them.
+    pub backoff: Mutex<BackoffTable>,
     pub watch: Mutex<NodeWatch>,
     pub spawns: Mutex<HashMap<Ref, SpawnWait>>,
     pub pending_handshakes: AtomicUsize,
@@ -224,7 +225,7 @@ impl Dist {
             opts,
             listen_addr,
             peers: Mutex::new(HashMap::new()),
-            backoff: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(BackoffTable::default()),
             watch: Mutex::new(NodeWatch::default()),
             spawns: Mutex::new(HashMap::new()),
             pending_handshakes: AtomicUsize::new(0),
