@@ -214,6 +214,12 @@ impl Node {
         self.inner.router.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Runs `f` on the router, if any, under the read lock: no reference count changes, for the
+    /// per-message paths. `f` must be short and must not install or clear the router.
+    pub(crate) fn with_router<T>(&self, f: impl FnOnce(&dyn RemoteRouter) -> T) -> Option<T> {
+        self.inner.router.read().unwrap_or_else(PoisonError::into_inner).as_deref().map(f)
+    }
+
     pub(crate) fn shard_of(&self, id: u64) -> &Shard {
         self.shard(id)
     }

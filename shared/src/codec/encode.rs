@@ -3,6 +3,7 @@
 use super::{tag, varint_len, write_varint, zigzag, SMALL_INT_MAX, WIRE_VERSION};
 use crate::atom::Atom;
 use crate::name::NodeName;
+use crate::pid::{Pid, Ref};
 use crate::term::Term;
 
 /// Encodes `term` with its version byte into a new buffer of exactly [`encoded_len`] bytes.
@@ -25,6 +26,31 @@ pub fn encode_into(term: &Term, out: &mut Vec<u8>) {
 pub fn encode_term_into(term: &Term, out: &mut Vec<u8>) {
     out.reserve(term_len(term));
     write_term(term, out);
+}
+
+/// Appends the version byte and `pid` as [`encode_into`] would for `Term::Pid(pid)`, without
+/// building that term (no reference-count traffic on the node name).
+pub fn encode_pid_into(pid: &Pid, out: &mut Vec<u8>) {
+    out.reserve(2 + node_len(pid.node()) + varint_len(pid.id()) + 4);
+    out.push(WIRE_VERSION);
+    out.push(tag::PID);
+    write_id(out, pid.node(), pid.id(), pid.creation());
+}
+
+/// Appends the version byte and `reference` as [`encode_into`] would for `Term::Ref`.
+pub fn encode_ref_into(reference: &Ref, out: &mut Vec<u8>) {
+    out.reserve(2 + node_len(reference.node()) + varint_len(reference.id()) + 4);
+    out.push(WIRE_VERSION);
+    out.push(tag::REF);
+    write_id(out, reference.node(), reference.id(), reference.creation());
+}
+
+/// Appends the version byte and `atom` as [`encode_into`] would for `Term::Atom`.
+pub fn encode_atom_into(atom: &Atom, out: &mut Vec<u8>) {
+    out.reserve(2 + bytes_len(atom.as_str().len()));
+    out.push(WIRE_VERSION);
+    out.push(tag::ATOM);
+    write_atom_body(out, atom);
 }
 
 /// Exact size of [`encode`]'s output, version byte included.

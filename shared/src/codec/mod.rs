@@ -19,7 +19,9 @@ mod decode;
 mod encode;
 
 pub use decode::{decode, decode_prefix, decode_with};
-pub use encode::{encode, encode_into, encode_term_into, encoded_len};
+pub use encode::{
+    encode, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, encode_term_into, encoded_len,
+};
 
 use crate::name::NameError;
 

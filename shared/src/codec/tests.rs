@@ -216,3 +216,27 @@ fn cached_atoms_compare_every_byte() {
         }
     }
 }
+
+#[test]
+fn borrowed_encoders_write_what_encode_into_writes() {
+    let node = NodeName::parse("bob@host2").unwrap();
+    for (id, creation) in [(0u64, 1u32), (300, 7), (u64::MAX, u32::MAX)] {
+        let p = Pid::new(node.clone(), id, creation);
+        let (mut fast, mut slow) = (vec![9], vec![9]);
+        encode_pid_into(&p, &mut fast);
+        encode_into(&Term::Pid(p), &mut slow);
+        assert_eq!(fast, slow);
+        let r = Ref::new(node.clone(), id, creation);
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        encode_ref_into(&r, &mut fast);
+        encode_into(&Term::Ref(r), &mut slow);
+        assert_eq!(fast, slow);
+    }
+    for name in ["a", "ok", &"x".repeat(300)] {
+        let atom = crate::atom::Atom::new(name);
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        encode_atom_into(&atom, &mut fast);
+        encode_into(&Term::Atom(atom), &mut slow);
+        assert_eq!(fast, slow);
+    }
+}

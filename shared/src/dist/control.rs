@@ -13,7 +13,9 @@
 //! bounded by [`DecodeLimits`]), so it can be fed arbitrary bytes.
 
 use crate::atom::Atom;
-use crate::codec::{decode_prefix, encode_into, DecodeError, DecodeLimits};
+use crate::codec::{
+    decode_prefix, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, DecodeError, DecodeLimits,
+};
 use crate::dist::Flags;
 use crate::name::NodeName;
 use crate::pid::{Pid, Ref};
@@ -273,18 +275,14 @@ impl Control {
     /// Appends the message (tag and fields, no frame header) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.tag());
-        let pid = |out: &mut Vec<u8>, p: &Pid| encode_into(&Term::Pid(p.clone()), out);
-        let reference = |out: &mut Vec<u8>, r: &Ref| encode_into(&Term::Ref(r.clone()), out);
-        let atom = |out: &mut Vec<u8>, a: &Atom| encode_into(&Term::Atom(a.clone()), out);
+        let pid = |out: &mut Vec<u8>, p: &Pid| encode_pid_into(p, out);
+        let reference = |out: &mut Vec<u8>, r: &Ref| encode_ref_into(r, out);
+        let atom = |out: &mut Vec<u8>, a: &Atom| encode_atom_into(a, out);
         let pids = |out: &mut Vec<u8>, ps: &[Pid]| encode_into(&pid_list(ps), out);
         match self {
             Control::Send { from, to, msg }
             | Control::Exit { from, to, reason: msg }
-            | Control::Exit2 { from, to, reason: msg } => {
-                pid(out, from);
-                pid(out, to);
-                encode_into(msg, out);
-            }
+            | Control::Exit2 { from, to, reason: msg } => encode_pids_and_term(from, to, msg, out),
             Control::RegSend { from, name, msg } => {
                 pid(out, from);
                 atom(out, name);
@@ -353,6 +351,15 @@ impl Control {
         }
     }
 
+    /// The bytes of `Control::Send { from, to, msg }.to_bytes()`, for a sender that holds the
+    /// parts by reference: the hot path of a remote send builds no `Control` (no pid clones).
+    pub fn send_to_bytes(from: &Pid, to: &Pid, msg: &Term) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + crate::codec::encoded_len(msg));
+        out.push(tag::SEND);
+        encode_pids_and_term(from, to, msg, &mut out);
+        out
+    }
+
     /// The encoded message as a new buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
         // Sized for the message term exactly and the pids and atoms around it generously, so the
@@ -373,6 +380,13 @@ impl Control {
 /// Bytes reserved for a control message's tag, pids, atoms and references besides its message
 /// term: two pids of typical node names take about 60.
 const CONTROL_HEAD_ROOM: usize = 128;
+
+/// The fields of SEND, EXIT and EXIT2: two pids and a term.
+fn encode_pids_and_term(from: &Pid, to: &Pid, term: &Term, out: &mut Vec<u8>) {
+    encode_pid_into(from, out);
+    encode_pid_into(to, out);
+    encode_into(term, out);
+}
 
 fn pid_list(pids: &[Pid]) -> Term {
     Term::List(pids.iter().cloned().map(Term::Pid).collect())

@@ -102,6 +102,12 @@ proptest! {
     }
 
     #[test]
+    fn send_to_bytes_is_the_encoding_of_send(from in arb_pid(), to in arb_pid(), msg in arb_term()) {
+        let bytes = Control::send_to_bytes(&from, &to, &msg);
+        prop_assert_eq!(&bytes, &Control::Send { from, to, msg }.to_bytes());
+    }
+
+    #[test]
     fn every_truncation_is_an_error(msg in arb_control()) {
         let bytes = msg.to_bytes();
         for cut in 0..bytes.len() {

@@ -13,7 +13,7 @@ use snow_shared::dist::control::{Control, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Term};
 
-use super::core::{lock, Dist, Peer, SpawnWait};
+use super::core::{lock, sender_lane, Dist, Peer, SpawnWait};
 use super::error::{DistError, RemoteSpawnError, TrySendError};
 use super::mesh;
 use super::router::Router;
@@ -23,8 +23,7 @@ use crate::seam::LocalProcesses;
 
 /// The driver state of a distributed node.
 fn dist_of(node: &Node) -> Option<Arc<Dist>> {
-    let router = node.router()?;
-    router.as_any()?.downcast_ref::<Router>().map(|r| r.0.clone())
+    node.with_router(|router| router.as_any()?.downcast_ref::<Router>().map(|r| r.0.clone()))?
 }
 
 fn parse(text: &str) -> Result<NodeName, DistError> {
@@ -182,19 +181,24 @@ impl Process {
         };
         let node = to.node();
         let (busy, up) = match lock(&dist.peers).get(node) {
-            Some(Peer::Up(conn)) => (!conn.has_room(), Some(conn.clone())),
+            Some(Peer::Up(conn)) => (false, Some(conn.clone())),
             Some(Peer::Connecting(p)) => (p.bytes >= dist.opts.byte_budget, None),
             None => (false, None),
         };
         if busy {
             return Err(TrySendError::Busy { node: node.clone(), msg });
         }
-        match up {
-            // The connection is in hand: queue on it, as `send` would after looking it up again.
-            Some(conn) => dist.send_on(&conn, &Control::Send { from: self.pid().clone(), to: to.clone(), msg }),
-            None => self.send(to, msg),
+        let Some(conn) = up else {
+            self.send(to, msg);
+            return Ok(());
+        };
+        // The connection is in hand: queue on it unless its queue is at the budget (one lock
+        // for the check and the push). A closed connection drops the frame, as `send` would.
+        let bytes = Control::send_to_bytes(self.pid(), to, &msg);
+        match conn.offer(sender_lane(self.pid()), bytes, dist.opts.byte_budget) {
+            Err(_) if !conn.is_closed() => Err(TrySendError::Busy { node: node.clone(), msg }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Sends `msg` to the process registered as `name` on `node` (Erlang's `{name, node} ! msg`);

@@ -78,10 +78,12 @@ fn take_over(conn: &Conn, previous: Option<Peer>) -> Vec<Sender<Result<(), DistE
 /// The output lane of a control message: its sender's (per-sender order), or the urgent lane for
 /// messages of the connection itself.
 fn lane_of(msg: &Control) -> Lane {
-    match msg.sender() {
-        Some(pid) => Lane::Sender(pid.id()),
-        None => Lane::Urgent,
-    }
+    msg.sender().map_or(Lane::Urgent, sender_lane)
+}
+
+/// The output lane of the messages of process `pid`: one lane per sender keeps its order.
+pub(crate) fn sender_lane(pid: &Pid) -> Lane {
+    Lane::Sender(pid.id())
 }
 
 /// Tells those who waited for a connection that it is up (after the peers lock is released).
