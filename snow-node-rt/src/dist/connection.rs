@@ -19,8 +19,10 @@
 //!   a write has been stalled that long. It then shuts the TCP socket, which ends the other tasks.
 //! - The **reader** reads up to [`READ_BUFFER`] bytes of TLS records per wake-up, decrypts them,
 //!   feeds the plaintext to [`Inbound`] (frames, fragment reassembly, decoding, all with limits) and
-//!   dispatches each control message to the local processes. Any protocol error closes this
-//!   connection only. When it ends, the node is reported down.
+//!   dispatches each control message to the local processes. After [`READS_PER_TURN`] reads that
+//!   found data waiting it yields, so the processes it woke run even while a bulk transfer keeps
+//!   the socket full. Any protocol error closes this connection only. When it ends, the node is
+//!   reported down.
 
 use std::io::{BufRead, IoSlice, Write};
 use std::pin::Pin;
@@ -54,6 +56,11 @@ pub(crate) const BATCH_BYTES: usize = 256 << 10;
 const BATCHES_PER_TURN: usize = 8;
 /// Ciphertext read from the socket per wake-up of the reader (many TLS records per syscall).
 const READ_BUFFER: usize = 256 << 10;
+/// Reads that found data waiting, in a row, after which the reader yields to other tasks. A busy
+/// connection always has data, so without this its reader would keep its thread for a whole
+/// transfer, and the processes it delivered to (queued behind it on that thread) would wait just
+/// as long. A read that has to wait ends the turn anyway, so quiet connections never yield.
+const READS_PER_TURN: u32 = 4;
 /// How long a connection must have been silent before a sender writes through to the socket
 /// itself. Shorter gaps mean a burst: queue, and let the writer coalesce.
 const QUIET: Duration = Duration::from_micros(20);
@@ -473,6 +480,7 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
     inbound.feed(&leftover);
     let mut buf = vec![0u8; READ_BUFFER];
     let mut len = 0;
+    let mut reads_this_turn = 0;
     let reason = 'conn: loop {
         // Also drains plaintext rustls decrypted during the handshake's last read.
         if let Err(e) = conn.decrypt(&buf[..len], &mut inbound) {
@@ -500,7 +508,19 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
                 }
             }
         }
-        len = match futures_lite::future::poll_fn(|cx| Pin::new(&mut &conn.tcp).poll_read(cx, &mut buf)).await {
+        if reads_this_turn >= READS_PER_TURN {
+            reads_this_turn = 0;
+            futures_lite::future::yield_now().await;
+        }
+        let mut waited = false;
+        let read = futures_lite::future::poll_fn(|cx| {
+            let poll = Pin::new(&mut &conn.tcp).poll_read(cx, &mut buf);
+            waited |= poll.is_pending();
+            poll
+        });
+        let result = read.await;
+        reads_this_turn = if waited { 0 } else { reads_this_turn + 1 };
+        len = match result {
             Ok(0) => break "closed".to_owned(),
             Ok(n) => {
                 lock(&conn.liveness).on_received(Instant::now());
