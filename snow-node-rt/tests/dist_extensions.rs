@@ -5,56 +5,27 @@
 
 mod dist_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_std::net::TcpStream;
 use dist_support::*;
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::io::AsyncWriteExt;
 use futures_rustls::client::TlsStream;
-use futures_rustls::TlsConnector;
 use smol_timeout::TimeoutExt;
 use snow_node_rt::{Node, Pid, Term};
-use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
 use snow_shared::dist::control::{tag, Control};
-use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeEvent, PeerInfo};
-use snow_shared::dist::{tls, Flags};
+use snow_shared::dist::handshake::PeerInfo;
+use snow_shared::dist::Flags;
 use snow_shared::frame::encode_frame;
 
 /// The creation the hand-driven peer claims.
 const CREATION: u32 = 7;
 
-/// Like `dist_support::raw::dial`, offering only `flags`: authenticates with `target` as
-/// `short@127.0.0.1` and returns the stream and what was negotiated.
+/// `raw::dial_offering` with a deadline: authenticates with `target` as `short@127.0.0.1`,
+/// offering only `flags`, and returns the stream and what was negotiated.
 async fn dial_offering(target: &Node, short: &str, flags: Flags) -> (TlsStream<TcpStream>, PeerInfo) {
-    let work = async {
-        let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
-        let config = tls::client_only_config().unwrap();
-        let mut stream = TlsConnector::from(config).connect(tls::server_name(false, "x"), tcp).await.unwrap();
-        let exporter = tls::exporter(stream.get_ref().1).unwrap();
-        let key = derive_key_with_iterations(&Cookie::from_bytes(COOKIE).unwrap(), KeyLabel::Distribution, ITERATIONS);
-        let mut config = HandshakeConfig::new(name(short), CREATION, key);
-        config.flags = flags;
-        let mut hs = Handshake::initiator(config, target.self_node(), exporter, rand::random(), Instant::now());
-        let mut buf = [0u8; 4096];
-        loop {
-            let out = hs.take_output();
-            stream.write_all(&out).await.unwrap();
-            stream.flush().await.unwrap();
-            while let Some(ev) = hs.poll_event() {
-                if let HandshakeEvent::Established(peer) = ev {
-                    return (stream, peer);
-                }
-            }
-            hs.result().unwrap();
-            let n = stream.read(&mut buf).await.unwrap_or(0);
-            if n == 0 {
-                hs.feed_eof().unwrap();
-            } else {
-                hs.feed(&buf[..n]).unwrap();
-            }
-        }
-    };
-    work.timeout(WAIT).await.expect("timed out authenticating the hand-driven peer")
+    let dial = raw::dial_offering(target, short, COOKIE, Some(flags));
+    dial.timeout(WAIT).await.expect("timed out authenticating the hand-driven peer").expect("the handshake")
 }
 
 /// Frames for: one message of each given extension tag (with a body the receiver cannot know the

@@ -129,19 +129,10 @@ async fn probe(
     node: &snow_node_rt::Node,
     setup: impl FnOnce(&snow_node_rt::Process) -> Term + Send + 'static,
 ) -> (Pid, Term, async_std::channel::Receiver<Term>) {
-    let (tx, rx) = async_std::channel::unbounded();
-    let pid = node
-        .spawn(move |mut me| async move {
-            let _ = tx.send(setup(&me)).await;
-            loop {
-                let msg = me.receive().await;
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        })
-        .pid()
-        .clone();
+    // The channel is unbounded: the send cannot fail while the receiver is alive.
+    let (pid, rx) = forwarder(node, move |me, tx| {
+        let _ = tx.try_send(setup(me));
+    });
     let result = next(&rx).await;
     (pid, result, rx)
 }

@@ -67,9 +67,19 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A process on `node` that forwards every message it receives to the returned channel.
 pub fn collector(node: &Node) -> (snow_node_rt::Pid, async_std::channel::Receiver<Term>) {
+    forwarder(node, |_, _| {})
+}
+
+/// A process on `node` that first runs `setup` (which may put terms on the channel itself), then
+/// forwards every message it receives to the returned channel.
+pub fn forwarder(
+    node: &Node,
+    setup: impl FnOnce(&snow_node_rt::Process, &async_std::channel::Sender<Term>) + Send + 'static,
+) -> (snow_node_rt::Pid, async_std::channel::Receiver<Term>) {
     let (tx, rx) = async_std::channel::unbounded();
     let pid = node
         .spawn(move |mut me| async move {
+            setup(&me, &tx);
             loop {
                 let msg = me.receive().await;
                 if tx.send(msg).await.is_err() {
@@ -99,17 +109,31 @@ pub mod raw {
     use futures_rustls::TlsConnector;
     use snow_node_rt::Node;
     use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
-    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent};
-    use snow_shared::dist::tls;
+    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, PeerInfo};
+    use snow_shared::dist::{tls, Flags};
 
     pub async fn dial(target: &Node, short: &str, cookie: &[u8]) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        dial_offering(target, short, cookie, None).await.map(|(stream, _)| stream)
+    }
+
+    /// [`dial`] offering `flags` (this build's defaults if `None`); also returns what the node
+    /// agreed to.
+    pub async fn dial_offering(
+        target: &Node,
+        short: &str,
+        cookie: &[u8],
+        flags: Option<Flags>,
+    ) -> Result<(TlsStream<TcpStream>, PeerInfo), HandshakeError> {
         let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
         let config = tls::client_only_config().unwrap();
         let mut stream = TlsConnector::from(config).connect(tls::server_name(false, "x"), tcp).await.unwrap();
         let exporter = tls::exporter(stream.get_ref().1).unwrap();
         let key =
             derive_key_with_iterations(&Cookie::from_bytes(cookie).unwrap(), KeyLabel::Distribution, super::ITERATIONS);
-        let config = HandshakeConfig::new(super::name(short), 7, key);
+        let mut config = HandshakeConfig::new(super::name(short), 7, key);
+        if let Some(flags) = flags {
+            config.flags = flags;
+        }
         let mut hs = Handshake::initiator(config, target.self_node(), exporter, rand::random(), Instant::now());
         let mut buf = [0u8; 4096];
         loop {
@@ -117,8 +141,8 @@ pub mod raw {
             stream.write_all(&out).await.unwrap();
             stream.flush().await.unwrap();
             while let Some(ev) = hs.poll_event() {
-                if let HandshakeEvent::Established(_) = ev {
-                    return Ok(stream);
+                if let HandshakeEvent::Established(peer) = ev {
+                    return Ok((stream, peer));
                 }
             }
             hs.result()?;
