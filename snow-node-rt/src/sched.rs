@@ -20,10 +20,12 @@
 //!   no worker is already searching for work; a searching worker that finds work and was the
 //!   last searcher wakes another if more work waits (the scheme of tokio's multi-thread
 //!   scheduler).
-//! - **Idle workers drive I/O**: a worker with nothing to run parks inside `async_io::block_on`,
-//!   so one of the parked workers waits in the async-io reactor (epoll) and, when a socket or
-//!   timer fires, runs the woken task itself (it lands in that worker's LIFO slot): a message
-//!   arriving over the network reaches its process without a hop between threads.
+//! - **Idle workers drive I/O**: each worker runs its whole loop inside one `async_io::block_on`,
+//!   and parking is that loop returning `Pending`, so one of the parked workers waits in the
+//!   async-io reactor (epoll) and, when a socket or timer fires, runs the woken task itself (it
+//!   lands in that worker's LIFO slot): a message arriving over the network reaches its process
+//!   without a hop between threads. Entering and leaving `block_on` for every park would wake
+//!   async-io's fallback thread each time, which then takes the reactor and keeps it.
 //! - **A short spin before sleeping**: the first worker to park polls for work and for I/O
 //!   without blocking for [`DEFAULT_SPIN`] (`SNOW_SCHED_SPIN_US`), as BEAM's schedulers
 //!   busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
@@ -417,6 +419,15 @@ struct Worker {
     tick: u32,
     lifo_streak: u32,
     rng: u32,
+    /// The park in progress, if the worker is parked.
+    park: Option<Park>,
+}
+
+/// A worker's park in progress.
+struct Park {
+    /// This worker is the spinner (see [`DEFAULT_SPIN`]).
+    spinning: bool,
+    spin_until: Instant,
 }
 
 fn worker_main(shared: Arc<Shared>, index: usize) {
@@ -435,13 +446,34 @@ fn worker_main(shared: Arc<Shared>, index: usize) {
         tick: 0,
         lifo_streak: 0,
         rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
+        park: None,
     };
     worker.run();
 }
 
 impl Worker {
+    /// The worker's whole life is one `async_io::block_on`: tasks run inside its poll, and a park
+    /// is that poll returning `Pending`. Leaving `block_on` between parks would wake async-io's
+    /// fallback thread each time, which then takes the reactor and keeps it in epoll: I/O would
+    /// reach a sleeping thread instead of a spinning worker (measured: a long round-trip tail).
     fn run(&mut self) {
-        while !self.shared.shutdown.load(SeqCst) {
+        async_io::block_on(std::future::poll_fn(|cx| self.poll_run(cx)));
+        self.drain();
+    }
+
+    /// Runs tasks until none is left, then parks: `Pending` until notified (or, while spinning,
+    /// woken at once so that `block_on` polls the reactor without blocking and polls this again).
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.park.is_some() {
+                if self.poll_park(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.end_park();
+            }
+            if self.shared.shutdown.load(SeqCst) {
+                return Poll::Ready(());
+            }
             if !self.searching {
                 if let Some(runnable) = self.next_local() {
                     self.run_task(runnable);
@@ -456,9 +488,8 @@ impl Worker {
                 self.run_task(runnable);
                 continue;
             }
-            self.park();
+            self.begin_park();
         }
-        self.drain();
     }
 
     fn run_task(&mut self, runnable: Runnable) {
@@ -549,8 +580,9 @@ impl Worker {
         }
     }
 
-    /// Parks until notified, without losing a wake-up. Returns with the worker searching.
-    fn park(&mut self) {
+    /// Starts a park without losing a wake-up: registers as a sleeper, then looks at every queue
+    /// once more. If that finds work, the park ends at once; else [`Worker::poll_park`] waits.
+    fn begin_park(&mut self) {
         let shared = &self.shared;
         let slot = &shared.workers[self.index];
         // Nobody can target this worker before it is a sleeper: an old notification is moot.
@@ -564,42 +596,56 @@ impl Worker {
         // Pairs with the fence in `Shared::notify`: a notifier that saw this worker still
         // searching (and so woke nobody) pushed its work before that; the look below sees it.
         fence(SeqCst);
-        if !shared.shutdown.load(SeqCst) && !shared.has_stealable_work() {
-            self.set_parked(true);
-            // One parked worker at a time spins first (see `DEFAULT_SPIN`).
-            let mut spinning =
-                !shared.spin.is_zero() && shared.spinner.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
-            let spin_until = Instant::now() + shared.spin;
-            let notified = std::future::poll_fn(|cx| {
-                if slot.notified.swap(false, SeqCst) {
-                    return Poll::Ready(());
-                }
-                if spinning {
-                    let work = shared.has_stealable_work() || shared.shutdown.load(SeqCst);
-                    if !work && Instant::now() < spin_until {
-                        // Woken at once: `block_on` polls the reactor without blocking and
-                        // polls this again.
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    spinning = false;
-                    shared.spinner.store(false, SeqCst);
-                    if work {
-                        return Poll::Ready(());
-                    }
-                }
-                *lock(&slot.park_waker) = Some(cx.waker().clone());
-                // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
-                if slot.notified.swap(false, SeqCst) {
-                    return Poll::Ready(());
-                }
-                Poll::Pending
-            });
-            async_io::block_on(notified);
-            if spinning {
+        if shared.shutdown.load(SeqCst) || shared.has_stealable_work() {
+            self.end_park();
+            return;
+        }
+        self.set_parked(true);
+        // One parked worker at a time spins first (see `DEFAULT_SPIN`).
+        let spinning = !shared.spin.is_zero() && shared.spinner.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
+        self.park = Some(Park { spinning, spin_until: Instant::now() + shared.spin });
+    }
+
+    /// Waits for the end of the park: a notification, or (while spinning) work found or the
+    /// spin's end.
+    fn poll_park(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &self.shared;
+        let slot = &shared.workers[self.index];
+        let Some(park) = self.park.as_mut() else { return Poll::Ready(()) };
+        if slot.notified.swap(false, SeqCst) {
+            return Poll::Ready(());
+        }
+        if park.spinning {
+            let work = shared.has_stealable_work() || shared.shutdown.load(SeqCst);
+            if !work && Instant::now() < park.spin_until {
+                // Woken at once: `block_on` polls the reactor without blocking and polls this
+                // again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            park.spinning = false;
+            shared.spinner.store(false, SeqCst);
+            if work {
+                return Poll::Ready(());
+            }
+        }
+        *lock(&slot.park_waker) = Some(cx.waker().clone());
+        // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
+        if slot.notified.swap(false, SeqCst) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Ends a park (or a park that found work before it began). Returns with the worker
+    /// searching.
+    fn end_park(&mut self) {
+        let shared = &self.shared;
+        if let Some(park) = self.park.take() {
+            if park.spinning {
                 shared.spinner.store(false, SeqCst);
             }
-            *lock(&slot.park_waker) = None;
+            *lock(&shared.workers[self.index].park_waker) = None;
             self.set_parked(false);
         }
         let mut sleepers = lock(&shared.sleepers);
@@ -611,6 +657,7 @@ impl Worker {
             shared.searching.fetch_add(1, SeqCst);
         }
         // Else a notifier took us out and already counted us as searching.
+        drop(sleepers);
         self.searching = true;
     }
 
