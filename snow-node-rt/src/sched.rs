@@ -29,6 +29,9 @@
 //! - **A short spin before sleeping**: the first worker to park polls for work and for I/O
 //!   without blocking for [`DEFAULT_SPIN`] (`SNOW_SCHED_SPIN_US`), as BEAM's schedulers
 //!   busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
+//!   The spinner must be the thread that sees the I/O: while one spins, the other parked
+//!   workers wait off the reactor (on their thread's park), and a worker that starts spinning
+//!   wakes one that was waiting in the reactor so that it moves off it.
 //! - **Parking cannot lose a wake-up**: a worker registers as sleeping, gives up its searching
 //!   state, then checks every queue once more before it parks; a waker pushes its task before it
 //!   looks for sleepers. Both sides order these steps with sequentially consistent fences, so at
@@ -205,6 +208,8 @@ struct WorkerSlot {
     notified: AtomicBool,
     /// The waker of the worker's park, while it is parked.
     park_waker: Mutex<Option<Waker>>,
+    /// The worker's thread, for a park that waits off the reactor (see [`Worker::poll_park`]).
+    thread: OnceLock<std::thread::Thread>,
 }
 
 impl WorkerSlot {
@@ -213,6 +218,9 @@ impl WorkerSlot {
         self.notified.store(true, SeqCst);
         if let Some(waker) = lock(&self.park_waker).take() {
             waker.wake();
+        }
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
         }
     }
 }
@@ -251,6 +259,7 @@ impl Pool {
                 queue: ConcurrentQueue::bounded(LOCAL_QUEUE),
                 notified: AtomicBool::new(false),
                 park_waker: Mutex::new(None),
+                thread: OnceLock::new(),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -431,6 +440,7 @@ struct Park {
 }
 
 fn worker_main(shared: Arc<Shared>, index: usize) {
+    let _ = shared.workers[index].thread.set(std::thread::current());
     let installed = WORKER.with(|cell| {
         cell.set(Local { shared: shared.clone(), index, lifo: Cell::new(None), parked: Cell::new(false) }).is_ok()
     });
@@ -603,6 +613,17 @@ impl Worker {
         self.set_parked(true);
         // One parked worker at a time spins first (see `DEFAULT_SPIN`).
         let spinning = !shared.spin.is_zero() && shared.spinner.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
+        if spinning {
+            // A worker that parked earlier may be waiting in the reactor; wake its park so that
+            // it moves off the reactor (see `poll_park`) and the spinner sees the I/O.
+            for (index, other) in shared.workers.iter().enumerate() {
+                if index != self.index {
+                    if let Some(waker) = lock(&other.park_waker).take() {
+                        waker.wake();
+                    }
+                }
+            }
+        }
         self.park = Some(Park { spinning, spin_until: Instant::now() + shared.spin });
     }
 
@@ -628,6 +649,18 @@ impl Worker {
             if work {
                 return Poll::Ready(());
             }
+        } else if shared.spinner.load(SeqCst) {
+            // Another parked worker spins and polls the reactor. Waiting in the reactor too
+            // would take I/O from it (one thread at a time holds the reactor, and a sleeping one
+            // wakes slowly), so wait off it, until notified. `unpark` sets the flag before it
+            // unparks the thread, and a wake-up before `park` is kept for it: none is lost.
+            while !slot.notified.swap(false, SeqCst) {
+                if shared.shutdown.load(SeqCst) {
+                    return Poll::Ready(());
+                }
+                std::thread::park();
+            }
+            return Poll::Ready(());
         }
         *lock(&slot.park_waker) = Some(cx.waker().clone());
         // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
