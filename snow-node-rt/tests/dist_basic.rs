@@ -62,8 +62,21 @@ async fn a_pid_passed_across_three_nodes_still_reaches_its_process() {
             me.send(target, payload.clone());
         }
     });
-    a.send(relay.pid(), Term::tuple([Term::atom("reach"), Term::Pid(on_b.clone()), Term::atom("hello_b")]));
-    assert_eq!(next(&rx_b).await, Term::atom("hello_b"));
+    // The payload carries a ref made on B and a pid of A: both come back to B intact, equal to
+    // the originals (node, id and creation survive two hops).
+    let (on_a, _rx_a) = collector(&a);
+    let made_on_b = b.make_ref();
+    let payload = Term::tuple([Term::atom("hello_b"), Term::Ref(made_on_b.clone()), Term::Pid(on_a.clone())]);
+    a.send(relay.pid(), Term::tuple([Term::atom("reach"), Term::Pid(on_b.clone()), payload.clone()]));
+    let got = next(&rx_b).await;
+    assert_eq!(got, payload);
+    match got.as_tuple() {
+        Some([_, Term::Ref(r), Term::Pid(p)]) => {
+            assert_eq!((r.node(), r.id(), r.creation()), (made_on_b.node(), made_on_b.id(), made_on_b.creation()));
+            assert_eq!((p.node(), p.id(), p.creation()), (on_a.node(), on_a.id(), on_a.creation()));
+        }
+        _ => panic!("unexpected payload {got}"),
+    }
     for n in [a, b, c] {
         n.shutdown().await;
     }

@@ -198,9 +198,17 @@ async fn a_silent_peer_is_declared_down_after_the_ticktime() {
     // Authenticates, then never sends a byte (not even ticks), while its socket stays open.
     let frozen = raw::dial(&a, "frozen", COOKIE).await.unwrap();
     let up = next(&rx).await;
+    let up_at = std::time::Instant::now();
     assert_eq!(up.to_string(), "{:nodeup, :\"frozen@127.0.0.1\"}");
     let down = next(&rx).await;
+    let silent_for = up_at.elapsed();
     assert_eq!(down.as_tuple().unwrap()[0], Term::atom("nodedown"));
+    // Declared down after a ticktime of silence (400 ms), not much later: the liveness check runs
+    // every ticktime/4, so ~500 ms; 2 s leaves room for a loaded machine.
+    assert!(
+        silent_for >= Duration::from_millis(300) && silent_for < Duration::from_secs(2),
+        "nodedown {silent_for:?} after nodeup"
+    );
     assert!(a.nodes().is_empty());
     drop(frozen);
     a.shutdown().await;

@@ -29,7 +29,28 @@ async fn start_up_validates_the_environment() {
     std::env::set_var("SNOW_EPMD", "127.0.0.1:1");
     let err = start_from_env().await.unwrap_err();
     assert!(matches!(err, StartError::Epmd(_)), "{err}");
-    for var in ["SNOW_NODE", "SNOW_COOKIE", "SNOW_DIST_PORT", "SNOW_EPMD"] {
+    // TLS files are read before anything is opened: a missing one is named, in one line.
+    let dir = std::env::temp_dir().join(format!("snow-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("no-such-cert.pem");
+    std::env::set_var("SNOW_TLS_CERT", &missing);
+    std::env::set_var("SNOW_TLS_KEY", dir.join("no-such-key.pem"));
+    std::env::set_var("SNOW_TLS_CA", dir.join("no-such-ca.pem"));
+    let err = start_from_env().await.unwrap_err();
+    assert!(matches!(err, StartError::ReadTlsFile { var: "SNOW_TLS_CERT", .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("SNOW_TLS_CERT") && text.contains("no-such-cert.pem") && !text.contains('\n'), "{text}");
+    // Files that are there but hold no certificate: a TLS error, not a panic.
+    for (var, name) in [("SNOW_TLS_CERT", "cert.pem"), ("SNOW_TLS_KEY", "key.pem"), ("SNOW_TLS_CA", "ca.pem")] {
+        std::fs::write(dir.join(name), b"not PEM at all").unwrap();
+        std::env::set_var(var, dir.join(name));
+    }
+    let err = start_from_env().await.unwrap_err();
+    assert!(matches!(err, StartError::Tls(_)), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    for var in
+        ["SNOW_NODE", "SNOW_COOKIE", "SNOW_DIST_PORT", "SNOW_EPMD", "SNOW_TLS_CERT", "SNOW_TLS_KEY", "SNOW_TLS_CA"]
+    {
         std::env::remove_var(var);
     }
 }
