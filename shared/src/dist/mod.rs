@@ -19,6 +19,7 @@
 //! values and randomness as bytes, so tests run with simulated time.
 
 pub mod backoff;
+pub mod backoff_table;
 pub mod control;
 pub mod handshake;
 pub mod inbound;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_std::channel::{Receiver, Sender};
 use rustls::{ClientConfig, ServerConfig};
+use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
@@ -22,7 +23,6 @@ use snow_shared::{NodeName, Pid, Ref, Term};
 
 use super::connection::Conn;
 use super::error::DistError;
-use super::mesh::BackoffTable;
 use crate::node::{Node, NodeInner};
 use crate::seam::LocalProcesses;
 

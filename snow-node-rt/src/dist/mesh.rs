@@ -8,9 +8,10 @@
 //! Explicit [`Node::connect`](crate::Node::connect) always dials.
 //!
 //! The backoff table forgets a node once its failure is no longer useful to remember (see
-//! [`BackoffTable`]), so connecting to many names that never answer leaves nothing behind.
+//! [`BackoffTable`](snow_shared::dist::backoff_table::BackoffTable)); a sweeper task runs while it holds entries, so connecting to many names
+//! that never answer leaves nothing behind.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -20,94 +21,6 @@ use snow_shared::NodeName;
 use super::core::{lock, Dist, Peer, Pending};
 use super::error::DistError;
 use super::session;
-
-/// Most nodes the backoff table remembers at once. Past it, the entry closest to being forgotten
-/// makes room, so a flood of failing names cannot grow the table without bound.
-const BACKOFF_MAX_ENTRIES: usize = 4096;
-/// Least time between two sweeps of the backoff table: entries are forgotten up to this late, and
-/// a table of many entries is not swept once per entry.
-const SWEEP_GRANULARITY: Duration = Duration::from_millis(100);
-/// How soon a forgettable entry is looked at again while an attempt to its node runs.
-const SWEEP_RECHECK: Duration = Duration::from_millis(500);
-
-/// One node's failed attempts.
-struct BackoffEntry {
-    backoff: Backoff,
-    /// Until then, on-demand connects to the node fail at once with [`DistError::Backoff`].
-    until: Instant,
-    /// From then on the entry is forgotten: `until` plus the same delay again. A failure before
-    /// then lengthens the next delay (exponential backoff); a node that fails again only later
-    /// starts from the shortest delay, as a node never seen.
-    forget: Instant,
-}
-
-/// The nodes whose last connection attempt failed (DESIGN.md 5), with their backoff state.
-///
-/// An entry is useful while its backoff period runs (it holds off on-demand dials) and for one
-/// delay after it (a failure then escalates the delay). After that it is removed by a sweeper
-/// task, unless an attempt to that node is running (its outcome refreshes or removes the entry).
-/// The sweeper runs only while the table is non-empty, and the table frees its memory when it
-/// empties. A successful connection removes the node's entry at once.
-#[derive(Default)]
-pub(crate) struct BackoffTable {
-    entries: HashMap<NodeName, BackoffEntry>,
-    /// Whether a sweeper task is running for this table.
-    sweeping: bool,
-}
-
-impl BackoffTable {
-    /// How long `node` is still in its backoff period at `now`; `None` if it is not.
-    pub fn retry_in(&self, node: &NodeName, now: Instant) -> Option<Duration> {
-        self.entries.get(node).map(|e| e.until).filter(|until| *until > now).map(|until| until - now)
-    }
-
-    /// Records a failed attempt to `node` at `now` (`random` jitters the delay) and starts its
-    /// backoff period. Returns whether the caller must start a sweeper (none is running).
-    pub fn failed(&mut self, node: &NodeName, now: Instant, random: u64) -> bool {
-        if !self.entries.contains_key(node) && self.entries.len() >= BACKOFF_MAX_ENTRIES {
-            self.entries.retain(|_, e| e.forget > now);
-            if self.entries.len() >= BACKOFF_MAX_ENTRIES {
-                let oldest = self.entries.iter().min_by_key(|(_, e)| e.forget).map(|(n, _)| n.clone());
-                if let Some(oldest) = oldest {
-                    self.entries.remove(&oldest);
-                }
-            }
-        }
-        let entry = self.entries.entry(node.clone()).or_insert_with(|| BackoffEntry {
-            backoff: Backoff::default(),
-            until: now,
-            forget: now,
-        });
-        let delay = entry.backoff.next_delay(random);
-        entry.until = now + delay;
-        entry.forget = entry.until + delay;
-        !std::mem::replace(&mut self.sweeping, true)
-    }
-
-    /// Forgets `node` (a connection to it came up).
-    pub fn remove(&mut self, node: &NodeName) {
-        self.entries.remove(node);
-    }
-
-    /// Number of nodes remembered.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Removes the entries forgettable at `now` whose node is not in `busy` (an attempt runs).
-    /// Returns when to sweep next, or `None` when the table is empty: the sweeper then stops, and
-    /// the next failure starts another.
-    fn sweep(&mut self, now: Instant, busy: &HashSet<NodeName>) -> Option<Instant> {
-        self.entries.retain(|node, e| e.forget > now || busy.contains(node));
-        if self.entries.is_empty() {
-            self.entries.shrink_to_fit();
-            self.sweeping = false;
-            return None;
-        }
-        let next = self.entries.values().map(|e| if e.forget > now { e.forget } else { now + SWEEP_RECHECK }).min();
-        next.map(|at| at.max(now + SWEEP_GRANULARITY))
-    }
-}
 
 /// Runs the backoff table's sweeper until the table is empty or the node is gone. It holds the
 /// driver state weakly, so it does not keep a stopped node's state alive.
