@@ -9,6 +9,7 @@ use crate::dist::control::{self, Control, ControlError, DecodeContext};
 use crate::dist::Flags;
 use crate::fragment::{is_fragment, FragmentError, Reassembler, ReassemblyLimits};
 use crate::frame::{FrameDecoder, FrameError};
+use crate::{NodeName, Pid};
 
 /// Why the received stream is unacceptable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +26,16 @@ pub enum InboundError {
     /// A whole message does not decode.
     #[error("bad control message from the peer: {0}")]
     Control(#[from] ControlError),
+    /// A message claims a sender that is not a process of the peer (see [`Inbound::only_from`]).
+    #[error(
+        "{message} claims to come from {from}, a process of another node; a peer speaks only for its own processes"
+    )]
+    ForeignSender {
+        /// The message's name.
+        message: &'static str,
+        /// The sender it claimed.
+        from: Pid,
+    },
 }
 
 /// Decodes one connection's incoming byte stream into [`Control`] messages, in arrival order of
@@ -33,12 +44,22 @@ pub struct Inbound {
     frames: FrameDecoder,
     reassembler: Reassembler,
     ctx: DecodeContext,
+    /// The node every sender must belong to, if checked.
+    peer: Option<NodeName>,
 }
 
 impl Inbound {
     /// A decoder for a connection negotiated as `ctx`, refusing frames over `max_frame` bytes.
     pub fn new(ctx: DecodeContext, max_frame: usize, limits: ReassemblyLimits) -> Inbound {
-        Inbound { frames: FrameDecoder::new(max_frame), reassembler: Reassembler::new(limits), ctx }
+        Inbound { frames: FrameDecoder::new(max_frame), reassembler: Reassembler::new(limits), ctx, peer: None }
+    }
+
+    /// Refuses messages whose sender is not a process of `peer` (the authenticated node on the
+    /// other end): a signal claiming a third node's process is forged, and could fake its exits
+    /// or links. Erlang's distribution rules the same.
+    pub fn only_from(mut self, peer: NodeName) -> Inbound {
+        self.peer = Some(peer);
+        self
     }
 
     /// Adds received bytes (e.g. the handshake's leftover, then each read).
@@ -61,7 +82,13 @@ impl Inbound {
             } else {
                 frame
             };
-            return Ok(Some(control::decode(&whole, &self.ctx)?));
+            let msg = control::decode(&whole, &self.ctx)?;
+            if let (Some(peer), Some(from)) = (&self.peer, msg.sender()) {
+                if from.node() != peer {
+                    return Err(InboundError::ForeignSender { message: msg.name(), from: from.clone() });
+                }
+            }
+            return Ok(Some(msg));
         }
         Ok(None)
     }
@@ -76,7 +103,7 @@ impl Inbound {
 mod tests {
     use super::*;
     use crate::dist::outbound::{Lane, Outbound, OutboundConfig};
-    use crate::{NodeName, Pid, Term};
+    use crate::Term;
 
     fn pid(id: u64) -> Pid {
         Pid::new(NodeName::parse("a@h").unwrap(), id, 1)
@@ -107,6 +134,24 @@ mod tests {
         }
         assert_eq!(got, [Control::Tick, small, big]);
         assert_eq!(rx.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_peer_speaks_only_for_its_own_processes() {
+        let other = Pid::new(NodeName::parse("c@h").unwrap(), 1, 1);
+        let mut rx = inbound(Flags::ALL).only_from(NodeName::parse("a@h").unwrap());
+        for msg in [
+            Control::Send { from: pid(1), to: pid(2), msg: Term::atom("own") },
+            Control::Tick,
+            Control::Exit { from: other.clone(), to: pid(2), reason: Term::atom("kill") },
+        ] {
+            let mut bytes = Vec::new();
+            crate::frame::encode_frame(&msg.to_bytes(), &mut bytes).unwrap();
+            rx.feed(&bytes);
+        }
+        assert!(matches!(rx.next_message(), Ok(Some(Control::Send { .. }))));
+        assert_eq!(rx.next_message(), Ok(Some(Control::Tick)), "node-level messages have no sender");
+        assert_eq!(rx.next_message(), Err(InboundError::ForeignSender { message: "EXIT", from: other }));
     }
 
     #[test]

@@ -412,7 +412,7 @@ async fn writer(dist: Arc<Dist>, conn: Arc<Conn>) {
         }
         match std::future::poll_fn(|cx| conn.pump(cx, &mut batch)).await {
             Err(e) => break Some(format!("write failed: {e}")),
-            Ok(Pump::More) => async_std::task::yield_now().await,
+            Ok(Pump::More) => futures_lite::future::yield_now().await,
             Ok(Pump::Idle) => {
                 // Woken by a new frame, a write-through the socket could not take, or close.
                 if conn.wake_rx.recv().await.is_err() {
@@ -476,7 +476,8 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
         snow_shared::dist::control::DecodeContext::new(conn.flags),
         DEFAULT_MAX_FRAME,
         ReassemblyLimits::default(),
-    );
+    )
+    .only_from(conn.peer.clone());
     inbound.feed(&leftover);
     let mut buf = vec![0u8; READ_BUFFER];
     let mut len = 0;
@@ -489,17 +490,7 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
         if let Some(node) = dist.node() {
             loop {
                 match inbound.next_message() {
-                    Ok(Some(msg)) => {
-                        // A peer speaks only for its own processes: a signal claiming a sender
-                        // on another node is forged (it could break links or fake exits of a
-                        // third node's processes), as Erlang's distribution also rules.
-                        if let Some(from) = msg.sender().filter(|from| from.node() != &conn.peer) {
-                            let e = format!("{} claims to come from {from}, a process of another node", msg.name());
-                            log::warn!("{}: closing connection to {}: {e}", dist.name, conn.peer);
-                            break 'conn format!("protocol error: {e}");
-                        }
-                        dispatch(&dist, &node, &conn, msg)
-                    }
+                    Ok(Some(msg)) => dispatch(&dist, &node, &conn, msg),
                     Ok(None) => break,
                     Err(e) => {
                         log::warn!("{}: closing connection to {}: {e}", dist.name, conn.peer);
