@@ -271,7 +271,12 @@ impl Dist {
     /// into the pending queue while it connects (starting an attempt if none runs). Over the hard
     /// cap the frame is dropped, as a send to a broken connection would be.
     pub fn route(self: &Arc<Self>, node: &NodeName, msg: &Control) {
-        let (lane, bytes) = (lane_of(msg), msg.to_bytes());
+        self.route_frame(node, lane_of(msg), msg.to_bytes());
+    }
+
+    /// [`Dist::route`] for a message already encoded for `lane` (the send path encodes SEND
+    /// straight from borrowed parts, [`Control::send_to_bytes`]).
+    pub fn route_frame(self: &Arc<Self>, node: &NodeName, lane: Lane, bytes: Vec<u8>) {
         let conn = {
             let mut peers = lock(&self.peers);
             match peers.get_mut(node) {

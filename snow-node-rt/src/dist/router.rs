@@ -7,7 +7,7 @@ use std::sync::Arc;
 use snow_shared::dist::control::{Control, MonitorTarget};
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use super::core::Dist;
+use super::core::{sender_lane, Dist};
 use crate::seam::RemoteRouter;
 
 /// The router: a handle on the driver state.
@@ -25,8 +25,16 @@ impl Router {
 
 impl RemoteRouter for Router {
     fn send(&self, from: Option<&Pid>, to: &Pid, msg: Term) {
-        let from = from.cloned().unwrap_or_else(|| self.runtime_pid());
-        self.queue(to.node(), Control::Send { from, to: to.clone(), msg });
+        // Encoded from the borrowed parts: no `Control`, no pid clones on the hot path.
+        let runtime;
+        let from = match from {
+            Some(pid) => pid,
+            None => {
+                runtime = self.runtime_pid();
+                &runtime
+            }
+        };
+        self.0.route_frame(to.node(), sender_lane(from), Control::send_to_bytes(from, to, &msg));
     }
 
     fn send_named(&self, from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) {
