@@ -649,22 +649,26 @@ impl Worker {
             if work {
                 return Poll::Ready(());
             }
-        } else if shared.spinner.load(SeqCst) {
+        }
+        *lock(&slot.park_waker) = Some(cx.waker().clone());
+        // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
+        if slot.notified.swap(false, SeqCst) {
+            return Poll::Ready(());
+        }
+        // Looked at after the waker is registered: a worker that starts spinning either sees the
+        // waker (and wakes it, so this runs again) or is seen here.
+        if shared.spinner.load(SeqCst) {
             // Another parked worker spins and polls the reactor. Waiting in the reactor too
             // would take I/O from it (one thread at a time holds the reactor, and a sleeping one
             // wakes slowly), so wait off it, until notified. `unpark` sets the flag before it
             // unparks the thread, and a wake-up before `park` is kept for it: none is lost.
+            lock(&slot.park_waker).take();
             while !slot.notified.swap(false, SeqCst) {
                 if shared.shutdown.load(SeqCst) {
                     return Poll::Ready(());
                 }
                 std::thread::park();
             }
-            return Poll::Ready(());
-        }
-        *lock(&slot.park_waker) = Some(cx.waker().clone());
-        // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
-        if slot.notified.swap(false, SeqCst) {
             return Poll::Ready(());
         }
         Poll::Pending
