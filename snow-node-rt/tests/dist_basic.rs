@@ -82,24 +82,6 @@ async fn a_pid_passed_across_three_nodes_still_reaches_its_process() {
     }
 }
 
-/// A process on `node` subscribed to every node's ups and downs (`monitor_nodes`), forwarding
-/// them to the returned channel. Returns once the subscription is in place.
-async fn node_events(node: &Node) -> Receiver<Term> {
-    let (tx, rx) = async_std::channel::unbounded();
-    node.spawn(move |mut me| async move {
-        me.monitor_nodes(true);
-        let _ = tx.send(Term::atom("ready")).await;
-        loop {
-            let msg = me.receive().await;
-            if tx.send(msg).await.is_err() {
-                return;
-            }
-        }
-    });
-    assert_eq!(next(&rx).await, Term::atom("ready"));
-    rx
-}
-
 fn node_event(kind: &str, node: &NodeName) -> Term {
     Term::tuple([Term::atom(kind), Term::Atom(node.as_atom().clone())])
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_std::channel::Receiver;
 use dist_support::*;
 use futures_lite::future;
+use smol_timeout::TimeoutExt;
 use snow_node_rt::dist::DistError;
 use snow_node_rt::Term;
 
@@ -51,25 +52,6 @@ async fn one_sender_s_100_000_messages_arrive_in_order() {
 /// the readers or the tickers waited for the big message, the peer would be declared down in the
 /// middle. 400 ms still leaves the tick interval (100 ms) plus 300 ms for scheduling delays.
 const BIG_TEST_TICKTIME: Duration = Duration::from_millis(400);
-
-/// A process on `node` that subscribes to node ups and downs and forwards them to the returned
-/// channel; returns once it is subscribed.
-async fn node_events(node: &snow_node_rt::Node) -> Receiver<Term> {
-    let (tx, rx) = async_std::channel::unbounded();
-    let (ready_tx, ready_rx) = async_std::channel::bounded(1);
-    node.spawn(move |mut me| async move {
-        me.monitor_nodes(true);
-        let _ = ready_tx.send(()).await;
-        loop {
-            let event = me.receive().await;
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
-    });
-    ready_rx.recv().await.unwrap();
-    rx
-}
 
 /// The next message at `rx` (within [`WAIT`]); fails at once if a node event arrives at one of
 /// `events` first (a nodedown while waiting means the connection was lost).
@@ -128,7 +110,7 @@ async fn a_100_mb_message_does_not_hold_back_a_small_one() {
         me.send(&big_to, Term::binary(vec![7u8; 100 << 20]));
         let _ = sent_tx.send(()).await;
     });
-    sent_rx.recv().await.unwrap();
+    sent_rx.recv().timeout(WAIT).await.expect("the 100 MB message is queued").unwrap();
     // Another process sends a small message after the big one was queued.
     let (small_latency, first) = timed_send(&a, &sink, Term::atom("small"), &rx, [&a_events, &b_events]).await;
     assert_eq!(first, Term::atom("small"), "the small message arrives first");

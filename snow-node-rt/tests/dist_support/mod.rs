@@ -92,6 +92,18 @@ pub fn forwarder(
     (pid, rx)
 }
 
+/// A process on `node` subscribed to every node's ups and downs (`monitor_nodes`), forwarding
+/// them to the returned channel. Returns once the subscription is in place.
+pub async fn node_events(node: &Node) -> async_std::channel::Receiver<Term> {
+    let (_, rx) = forwarder(node, |me, tx| {
+        me.monitor_nodes(true);
+        // The channel is unbounded: the send cannot fail while the receiver is alive.
+        let _ = tx.try_send(Term::atom("subscribed"));
+    });
+    assert_eq!(next(&rx).await, Term::atom("subscribed"));
+    rx
+}
+
 /// The next message from a collector, within [`WAIT`].
 pub async fn next(rx: &async_std::channel::Receiver<Term>) -> Term {
     use smol_timeout::TimeoutExt;
