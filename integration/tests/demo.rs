@@ -14,7 +14,7 @@ fn demo_runs_every_step() {
         "\"via gamma\"}",
         "{:square, 49}",
         "\"run_shell_command\", []) refused",
-        "{:down, #Ref<",
+        "{:DOWN, #Ref<",
         "{:nodedown, :\"gamma@127.0.0.1\"}",
         "[alpha] done",
         "beta@127.0.0.1",

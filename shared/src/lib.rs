@@ -15,6 +15,7 @@ pub mod dist;
 pub mod epmd;
 pub mod fragment;
 pub mod frame;
+pub mod log_limit;
 pub mod name;
 pub mod pid;
 pub mod term;

@@ -23,7 +23,7 @@
 //!
 //! async_std::task::block_on(async {
 //!     let node = Node::local();
-//!     let (done_tx, done_rx) = async_std::channel::bounded(1);
+//!     let (done_tx, done_rx) = async_channel::bounded(1);
 //!     node.spawn(move |mut me| async move {
 //!         // A worker that doubles numbers until told to stop.
 //!         let worker = me.spawn(|mut w| async move {
@@ -39,7 +39,7 @@
 //!         me.send(&worker, Term::tuple([Term::Pid(me.pid().clone()), Term::Int(21)]));
 //!         let answer = me.receive_timeout(Duration::from_secs(5)).await;
 //!         me.send(&worker, Term::atom("stop"));
-//!         // Selective receive: wait for this monitor's :down, leaving anything else queued.
+//!         // Selective receive: wait for this monitor's :DOWN, leaving anything else queued.
 //!         let down = me
 //!             .receive_match(|m| matches!(m.as_tuple(), Some([_, Term::Ref(r), ..]) if *r == watch))
 //!             .await;
@@ -73,7 +73,7 @@ mod timer;
 pub use error::{LinkError, RegisterError, SendError, SpawnError, UnregisterError};
 pub use mailbox::{Receive, ReceiveMatch};
 pub use node::{Node, Spawned};
-pub use process::Process;
+pub use process::{yield_now, Process};
 pub use reason::IntoExitReason;
 pub use seam::{LocalProcesses, RemoteRouter, Spawnable};
 pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};

@@ -5,6 +5,9 @@
 //! dry, so a burst of messages costs the receiver one lock, not one per message. Sends never
 //! block and allocate nothing beyond the queue's amortised growth.
 //!
+//! Every receive is a suspension point: a process that a congested connection asked to wait
+//! ([`Backpressure::Suspend`](crate::seam::Backpressure)) waits there until the congestion clears.
+//!
 //! Selective receive scans from the oldest message, takes the first one the predicate accepts and
 //! leaves the others in order. A parked selective receive remembers how far it scanned, so each
 //! message is tested once per receive (the predicate must not depend on anything but the message).
@@ -137,6 +140,9 @@ impl Future for Receive<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Term> {
         let p = &mut *self.get_mut().process;
+        if p.shared.poll_congestion(cx).is_pending() {
+            return Poll::Pending;
+        }
         loop {
             if !p.private.is_empty() {
                 if p.must_yield(cx) {
@@ -168,6 +174,9 @@ impl<P: FnMut(&Term) -> bool> Future for ReceiveMatch<'_, P> {
         // Every field is Unpin (a reference, a counter and the predicate, which is never pinned
         // in place), so the future can be taken apart by value.
         let this = Pin::into_inner(self);
+        if this.process.shared.poll_congestion(cx).is_pending() {
+            return Poll::Pending;
+        }
         loop {
             let p = &mut *this.process;
             let start = this.scanned.min(p.private.len());

@@ -37,6 +37,36 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Mints reference numbers: a counter (so every number is unique for the node's lifetime) passed
+/// through a keyed permutation of 64-bit values (so the numbers of one node look random to others
+/// and cannot be predicted from the ones they saw). The permutation is a four-round Feistel
+/// network whose round function is SipHash under a key drawn at random when the node starts.
+struct RefMint {
+    counter: AtomicU64,
+    key: std::collections::hash_map::RandomState,
+}
+
+impl RefMint {
+    fn new() -> RefMint {
+        RefMint { counter: AtomicU64::new(1), key: std::collections::hash_map::RandomState::new() }
+    }
+
+    fn next(&self) -> u64 {
+        self.permute(self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A bijection on `u64`: distinct counters give distinct numbers.
+    fn permute(&self, value: u64) -> u64 {
+        use std::hash::BuildHasher;
+        let (mut left, mut right) = ((value >> 32) as u32, value as u32);
+        for round in 0u32..4 {
+            let mixed = self.key.hash_one((round, right)) as u32;
+            (left, right) = (right, left ^ mixed);
+        }
+        (u64::from(left) << 32) | u64::from(right)
+    }
+}
+
 pub(crate) type Shard = RwLock<HashMap<u64, Arc<ProcShared>, BuildHasherDefault<IdHasher>>>;
 
 /// Where a pid lives, as far as this node can tell.
@@ -53,7 +83,7 @@ pub(crate) struct NodeInner {
     pub name: NodeName,
     pub creation: u32,
     next_id: AtomicU64,
-    next_ref: AtomicU64,
+    refs: RefMint,
     shards: Box<[Shard]>,
     live: AtomicUsize,
     pub registry: Mutex<HashMap<Atom, Pid>>,
@@ -71,7 +101,7 @@ pub(crate) struct NodeInner {
 /// use snow_node_rt::{Node, Term};
 ///
 /// let node = Node::local();
-/// let (tx, rx) = async_std::channel::bounded(1);
+/// let (tx, rx) = async_channel::bounded(1);
 /// node.spawn(move |mut me| async move {
 ///     let reply = me.receive().await;
 ///     let _ = tx.send(reply).await;
@@ -146,7 +176,7 @@ impl Node {
                 creation,
                 // Id 0 is the runtime itself (see `runtime_pid`), never a process.
                 next_id: AtomicU64::new(1),
-                next_ref: AtomicU64::new(1),
+                refs: RefMint::new(),
                 shards,
                 live: AtomicUsize::new(0),
                 registry: Mutex::new(HashMap::new()),
@@ -173,9 +203,11 @@ impl Node {
         Pid::new(self.inner.name.clone(), 0, self.inner.creation)
     }
 
-    /// A fresh reference, unique on this node for its lifetime.
+    /// A fresh reference (Erlang's `make_ref()`): unique on this node for its lifetime, and not
+    /// guessable by other nodes (see [`RefMint`]), so a peer cannot forge a reply or a `:DOWN` for
+    /// a request or monitor it was not told about.
     pub fn make_ref(&self) -> Ref {
-        Ref::new(self.inner.name.clone(), self.inner.next_ref.fetch_add(1, Ordering::Relaxed), self.inner.creation)
+        Ref::new(self.inner.name.clone(), self.inner.refs.next(), self.inner.creation)
     }
 
     /// Number of processes currently alive (or exiting) on this node.
@@ -192,6 +224,16 @@ impl Node {
             Route::Local(p) => p.lock().status == proc::Status::Running,
             Route::Dead | Route::Remote => false,
         }
+    }
+
+    /// For tests: how many links, monitors on it, and monitors it holds the live local process
+    /// `pid` has (`None` if it is not one). Tests use it to show that the relations of dead
+    /// processes on other nodes are freed. Not a stable API.
+    #[doc(hidden)]
+    pub fn relation_counts(&self, pid: &Pid) -> Option<(usize, usize, usize)> {
+        let Route::Local(p) = self.route(pid) else { return None };
+        let mut st = p.lock();
+        Some(st.rel_opt().map_or((0, 0, 0), |rel| (rel.links.len(), rel.watchers.len(), rel.monitoring.len())))
     }
 
     /// Whether `pid` belongs to this node and this creation.
@@ -282,13 +324,14 @@ impl Node {
     /// Sends `msg` to `pid` from outside any process (the sender is [`Node::runtime_pid`]).
     /// Never blocks; a dead pid makes it a no-op.
     pub fn send(&self, pid: &Pid, msg: Term) {
-        self.send_message(None, pid, msg);
+        // Sends from outside any process are never refused (README, "Guarantees").
+        let _ = self.send_message(None, pid, msg);
     }
 
     /// Sends an exit signal to `pid` from outside any process (the sender is
     /// [`Node::runtime_pid`]); see [`Process::send_exit`] for what the target does with it.
     pub fn exit(&self, pid: &Pid, reason: Term) {
-        self.exit_signal(&self.runtime_pid(), pid, reason, false);
+        let _ = self.exit_signal(&self.runtime_pid(), pid, reason, false);
     }
 
     /// The exit procedure, run by the process's own task: mark dead, free the name, fire links
@@ -304,14 +347,20 @@ impl Node {
             self.registry_forget(&name, pid);
         }
         let Some(rel) = relations else { return };
+        // A dying process is past every suspension point: backpressure no longer applies to it.
         for linked in rel.links {
-            self.exit_signal(pid, &linked, reason.clone(), true);
+            let _ = self.exit_signal(pid, &linked, reason.clone(), true);
         }
         for (reference, watcher) in rel.watchers {
             self.down(&watcher, &reference, pid, reason.clone());
         }
-        for (reference, target) in rel.monitoring {
-            self.forget_watcher(pid, &target, &reference);
+        for (reference, monitoring) in rel.monitoring {
+            let _ = self.forget_watcher(pid, &monitoring, &reference);
+        }
+        if rel.tell_router_on_exit {
+            if let Some(router) = self.router() {
+                router.process_exited(pid);
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! exit signal has made the process exit, the watcher completes, the body future is dropped (at
 //! whatever `.await` it was parked) and the task runs the exit procedure itself. Because only the
 //! process's own task ever acts for it, everything the process sent before it died is ordered
-//! before its exit signals and `:down` messages, as in BEAM.
+//! before its exit signals and `:DOWN` messages, as in BEAM.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,6 +21,7 @@ use snow_shared::{Atom, Pid, Ref, Term};
 
 use crate::node::Node;
 use crate::reason::{self, IntoExitReason};
+use crate::seam::{Backpressure, Congestion, Monitored};
 
 /// Where a process is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -42,9 +43,50 @@ pub(crate) struct Relations {
     pub links: HashSet<Pid>,
     /// Monitors on this process: (reference, watcher).
     pub watchers: Vec<(Ref, Pid)>,
-    /// Monitors this process holds: reference -> target. The source of truth for whether a
-    /// `:down` may still be delivered, which makes `demonitor` with flush exact.
-    pub monitoring: HashMap<Ref, Pid>,
+    /// Monitors this process holds. The source of truth for whether a `:DOWN` may still be
+    /// delivered, which makes `demonitor` with flush exact.
+    pub monitoring: HashMap<Ref, Monitoring>,
+    /// The distribution layer asked to be told when this process exits
+    /// ([`RemoteRouter::process_exited`](crate::seam::RemoteRouter::process_exited)).
+    pub tell_router_on_exit: bool,
+}
+
+/// One monitor a process holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Monitoring {
+    /// What it watches, as the `:DOWN` message will name it.
+    pub target: Monitored,
+    /// For a name on this node: the process the name resolved to, which holds the watcher entry.
+    pub resolved: Option<Pid>,
+}
+
+impl Monitoring {
+    /// A monitor of `target`, with no local resolution.
+    pub fn of(target: Monitored) -> Monitoring {
+        Monitoring { target, resolved: None }
+    }
+
+    /// Whether `reported` (the process or name a `:DOWN` report names) is what this monitor
+    /// watches: the same pid, or, for a name, any report from the name's node (the peer resolves
+    /// the name; a peer cannot speak for another node's processes).
+    pub fn accepts(&self, reported: &Monitored) -> bool {
+        match (&self.target, reported) {
+            (Monitored::Pid(mine), Monitored::Pid(theirs)) => mine == theirs,
+            (Monitored::Pid(_), Monitored::Name { .. }) => false,
+            (Monitored::Name { node, .. }, Monitored::Pid(pid)) => {
+                pid.node() == node && self.resolved.as_ref().map_or(true, |r| r == pid)
+            }
+            (Monitored::Name { .. }, Monitored::Name { .. }) => &self.target == reported,
+        }
+    }
+
+    /// The process that holds the watcher entry of this monitor, if known here.
+    pub fn holder(&self) -> Option<&Pid> {
+        match &self.target {
+            Monitored::Pid(pid) => Some(pid),
+            Monitored::Name { .. } => self.resolved.as_ref(),
+        }
+    }
 }
 
 /// The part of a process other processes touch, under one lock.
@@ -64,6 +106,9 @@ pub(crate) struct ProcState {
     /// The registered name, if any.
     pub name: Option<Atom>,
     relations: Option<Box<Relations>>,
+    /// The congested connection this process must wait for at its next `.await`, if any
+    /// ([`Backpressure::Suspend`](crate::seam::Backpressure)).
+    congestion: Option<Arc<dyn Congestion>>,
 }
 
 impl ProcState {
@@ -121,6 +166,9 @@ pub(crate) struct ProcShared {
     pub pid: Pid,
     /// Set once an exit was decided; lets the task check for fatal signals without locking.
     pub exiting: AtomicBool,
+    /// Set while `congestion` holds a connection to wait for; checked without locking at every
+    /// suspension point.
+    congested: AtomicBool,
     state: Mutex<ProcState>,
 }
 
@@ -129,6 +177,7 @@ impl ProcShared {
         ProcShared {
             pid,
             exiting: AtomicBool::new(false),
+            congested: AtomicBool::new(false),
             state: Mutex::new(ProcState {
                 inbox: VecDeque::new(),
                 waiting: false,
@@ -139,6 +188,7 @@ impl ProcShared {
                 trap_exit: false,
                 name: None,
                 relations: None,
+                congestion: None,
             }),
         }
     }
@@ -155,6 +205,47 @@ impl ProcShared {
         wake_all(wakers);
     }
 
+    /// Whether an exit has been decided for this process: what it sends from then on is not
+    /// sent (it died at that point, even if its body has not reached an `.await` yet).
+    pub fn is_exiting(&self) -> bool {
+        self.exiting.load(Ordering::Acquire)
+    }
+
+    /// Applies what the distribution layer asked after one of this process's sends.
+    pub fn backpressure(&self, verdict: Backpressure) {
+        match verdict {
+            Backpressure::Clear => {}
+            Backpressure::Suspend(congestion) => {
+                self.lock().congestion = Some(congestion);
+                self.congested.store(true, Ordering::Release);
+            }
+            Backpressure::Overflow(reason) => self.exit_with(reason),
+        }
+    }
+
+    /// `Pending` while this process must wait for a congested connection (registering `cx`'s
+    /// waker with it); `Ready` when it may run. Called at every suspension point: when the task
+    /// is polled, and by every receive.
+    pub fn poll_congestion(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.congested.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        let Some(congestion) = self.lock().congestion.clone() else {
+            self.congested.store(false, Ordering::Release);
+            return Poll::Ready(());
+        };
+        if congestion.poll_room(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let mut st = self.lock();
+        // A send made meanwhile may have installed another congestion: only clear this one.
+        if st.congestion.as_ref().is_some_and(|c| Arc::ptr_eq(c, &congestion)) {
+            st.congestion = None;
+            self.congested.store(false, Ordering::Release);
+        }
+        Poll::Ready(())
+    }
+
     /// Takes the state as it is at death: relations, name and mailbox contents.
     pub fn mark_dead(&self) -> (Option<Box<Relations>>, Option<Atom>, VecDeque<Term>) {
         let mut st = self.lock();
@@ -164,6 +255,7 @@ impl ProcShared {
         st.waiting = false;
         st.recv_waker = None;
         st.task_waker = None;
+        st.congestion = None;
         (st.relations.take(), st.name.take(), std::mem::take(&mut st.inbox))
     }
 }
@@ -218,7 +310,17 @@ where
                 }
             }
         };
-        KillWatch { shared: &shared, registered: false }.or(body).await
+        // A process suspended by a congested connection is not polled until the congestion
+        // clears (it may still be killed meanwhile: the kill watch comes first).
+        let mut body = std::pin::pin!(body);
+        let gated = std::future::poll_fn(|cx| match shared.poll_congestion(cx) {
+            Poll::Ready(()) => body.as_mut().poll(cx),
+            Poll::Pending => Poll::Pending,
+        });
+        KillWatch { shared: &shared, registered: false }.or(gated).await
     };
-    node.finish(&shared, reason);
+    // An exit decided while the body ran its last stretch (a signal, or a send refused at a
+    // connection's ceiling) wins over the body's own result: the process died at that point.
+    let decided = shared.lock().pending_exit.take();
+    node.finish(&shared, decided.unwrap_or(reason));
 }

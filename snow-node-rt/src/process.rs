@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use snow_shared::{Atom, Pid, Ref, Term};
+use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use crate::error::{LinkError, RegisterError, SendError};
 use crate::node::Node;
 use crate::proc::ProcShared;
 use crate::reason::{self, IntoExitReason};
+use crate::seam::Monitored;
 use crate::timer::TimerRef;
 
 /// A running process's view of itself: its mailbox, its pid, and the operations only a process
@@ -54,8 +55,17 @@ impl Process {
 
     /// Sends `msg` to `to`. Never blocks; sending to a dead pid does nothing (as in BEAM).
     /// Messages from one process to another arrive in the order they were sent.
+    ///
+    /// A message to another node is never dropped while the connection is up. If the connection's
+    /// queue is over its budget, this process is suspended at its next `.await` until the queue
+    /// has drained (as Erlang suspends a process sending to a busy distribution port); a process
+    /// that goes on sending without awaiting until the queue reaches its hard ceiling exits with
+    /// `{:send_queue_overflow, node}` (README, "Guarantees").
     pub fn send(&self, to: &Pid, msg: Term) {
-        self.node.send_message(Some(&self.shared.pid), to, msg);
+        if self.shared.is_exiting() {
+            return;
+        }
+        self.shared.backpressure(self.node.send_message(Some(&self.shared.pid), to, msg));
     }
 
     /// Sends `msg` to the process registered as `name` on this node.
@@ -69,12 +79,12 @@ impl Process {
     /// On this node it is [`send_named`](Process::send_named) with its error; for another node
     /// the message goes through the distribution layer and is dropped there if nobody has the
     /// name (as in Erlang), or here if this node is not distributed.
-    pub fn send_named_on(&self, node: &snow_shared::NodeName, name: &str, msg: Term) -> Result<(), SendError> {
+    pub fn send_named_on(&self, node: &NodeName, name: &str, msg: Term) -> Result<(), SendError> {
         if node == self.node.name() {
             return self.send_named(name, msg);
         }
-        if let Some(router) = self.node.router() {
-            router.send_named(Some(&self.shared.pid), node, &Atom::new(name), msg);
+        if let Some(router) = self.node.router().filter(|_| !self.shared.is_exiting()) {
+            self.shared.backpressure(router.send_named(Some(&self.shared.pid), node, &Atom::new(name), msg));
         }
         Ok(())
     }
@@ -84,7 +94,10 @@ impl Process {
     /// with `:killed`); `:normal` is ignored unless `to` is this process; a trapping target gets
     /// `{:EXIT, self, reason}`; any other reason makes it exit with that reason.
     pub fn send_exit(&self, to: &Pid, reason: Term) {
-        self.node.exit_signal(&self.shared.pid, to, reason, false);
+        if self.shared.is_exiting() {
+            return;
+        }
+        self.shared.backpressure(self.node.exit_signal(&self.shared.pid, to, reason, false));
     }
 
     /// Ends this process with `reason` (Erlang's `exit/1`). The returned future never completes:
@@ -132,21 +145,31 @@ impl Process {
         self.node.unlink_pids(&self.shared, to);
     }
 
-    /// Monitors `target`: when it exits this process gets `{:down, ref, target, reason}`. Each
+    /// Monitors `target`: when it exits this process gets `{:DOWN, ref, target, reason}`. Each
     /// call makes a new, independent monitor. A target that does not exist gives an immediate
-    /// `{:down, ref, target, :noproc}`.
+    /// `{:DOWN, ref, target, :noproc}`.
     pub fn monitor(&self, target: &Pid) -> Ref {
-        self.node.monitor_pid(&self.shared, target)
+        self.node.monitor_target(&self.shared, Monitored::Pid(target.clone()))
     }
 
-    /// Cancels a monitor. Returns `true` if it was still active (no `:down` was delivered).
-    /// With `flush`, a `:down` message of this monitor already in the mailbox is removed too,
+    /// Monitors the process registered as `name` on `node` (Erlang's
+    /// `monitor(process, {Name, Node})`; `node` may be this node). The name is resolved once, by
+    /// the node that holds it, when the monitor is set up; when that process exits this process
+    /// gets `{:DOWN, ref, {name, node}, reason}`. No process under that name gives an immediate
+    /// `{:DOWN, ref, {name, node}, :noproc}`, a lost connection `:noconnection`.
+    pub fn monitor_name(&self, name: &str, node: &NodeName) -> Ref {
+        let target = Monitored::Name { name: Atom::new(name), node: node.clone() };
+        self.node.monitor_target(&self.shared, target)
+    }
+
+    /// Cancels a monitor. Returns `true` if it was still active (no `:DOWN` was delivered).
+    /// With `flush`, a `:DOWN` message of this monitor already in the mailbox is removed too,
     /// so after `demonitor(r, true)` no message about `r` is ever seen.
     pub fn demonitor(&mut self, reference: &Ref, flush: bool) -> bool {
-        let target = self.shared.lock().rel_opt().and_then(|rel| rel.monitoring.remove(reference));
-        let active = match target {
-            Some(target) => {
-                self.node.forget_watcher(&self.shared.pid, &target, reference);
+        let monitoring = self.shared.lock().rel_opt().and_then(|rel| rel.monitoring.remove(reference));
+        let active = match monitoring {
+            Some(monitoring) => {
+                self.shared.backpressure(self.node.forget_watcher(&self.shared.pid, &monitoring, reference));
                 true
             }
             None => false,
@@ -207,7 +230,14 @@ impl Process {
     }
 }
 
-/// Whether `msg` is `{:down, reference, _, _}`.
+/// Lets the other processes of this scheduler thread run before this one goes on (Erlang's
+/// `erlang:yield/0`). Like every `.await` it is a suspension point: a process that a congested
+/// connection asked to wait waits here.
+pub async fn yield_now() {
+    futures_lite::future::yield_now().await
+}
+
+/// Whether `msg` is `{:DOWN, reference, _, _}`.
 fn is_down_for(msg: &Term, reference: &Ref) -> bool {
-    matches!(msg.as_tuple(), Some([tag, Term::Ref(r), _, _]) if r == reference && tag.is_atom("down"))
+    matches!(msg.as_tuple(), Some([tag, Term::Ref(r), _, _]) if r == reference && tag.is_atom("DOWN"))
 }

@@ -35,8 +35,8 @@ cached_atoms! {
     shutdown => "shutdown";
     /// The tag of trapped exit messages: `{:EXIT, from, reason}`.
     exit_tag => "EXIT";
-    /// The tag of monitor messages: `{:down, ref, pid, reason}`.
-    down_tag => "down";
+    /// The tag of monitor messages: `{:DOWN, ref, pid, reason}`.
+    down_tag => "DOWN";
     /// The tag of panic reasons: `{:panic, "message"}`.
     panic_tag => "panic";
 }
@@ -51,9 +51,23 @@ pub fn exit_message(from: &snow_shared::Pid, reason: Term) -> Term {
     Term::Tuple(vec![exit_tag(), Term::Pid(from.clone()), reason])
 }
 
-/// `{:down, ref, pid, reason}`, the message a monitor delivers.
-pub fn down_message(reference: &snow_shared::Ref, pid: &snow_shared::Pid, reason: Term) -> Term {
-    Term::Tuple(vec![down_tag(), Term::Ref(reference.clone()), Term::Pid(pid.clone()), reason])
+/// `{:DOWN, ref, item, reason}`, the message a monitor delivers; `item` is the monitored pid, or
+/// `{name, node}` for a monitor set up by registered name.
+pub fn down_message(reference: &snow_shared::Ref, item: Term, reason: Term) -> Term {
+    Term::Tuple(vec![down_tag(), Term::Ref(reference.clone()), item, reason])
+}
+
+/// `{:send_queue_overflow, node}`: the exit reason of a process that kept sending to a node whose
+/// connection queue was at its hard ceiling without ever awaiting (README, "Guarantees").
+pub fn send_queue_overflow(node: &snow_shared::NodeName) -> Term {
+    Term::tuple([Term::atom("send_queue_overflow"), Term::Atom(node.as_atom().clone())])
+}
+
+/// `:abandoned`: the exit reason a remote child spawned with a link gets when the process that
+/// asked for it stopped waiting for the reply (it timed out or exited), as Erlang's
+/// `spawn_request_abandon/1`.
+pub fn abandoned() -> Term {
+    Term::atom("abandoned")
 }
 
 /// Whether `reason` is one a `transient` child may end with without being restarted: `:normal`,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_std::channel::{bounded, unbounded};
+use async_channel::{bounded, unbounded};
 use smol_timeout::TimeoutExt;
 
 use super::*;

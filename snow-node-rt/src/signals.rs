@@ -18,12 +18,14 @@ use std::sync::Arc;
 use snow_shared::{Pid, Ref, Term};
 
 use crate::node::{Node, Route};
-use crate::proc::{wake_all, ProcShared, Status};
+use crate::proc::{wake_all, Monitoring, ProcShared, Status};
 use crate::reason;
+use crate::seam::{Backpressure, Monitored};
 
 impl Node {
-    /// Sends a message; never blocks, silently dropped if `to` is dead.
-    pub(crate) fn send_message(&self, from: Option<&Pid>, to: &Pid, msg: Term) {
+    /// Sends a message; never blocks, silently dropped if `to` is dead. A message to another node
+    /// may come back with backpressure for the sending process (`from`).
+    pub(crate) fn send_message(&self, from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure {
         // The hot path: delivered under the table's read lock, without cloning the process's
         // `Arc` (two atomic operations on a cache line the receiver also writes).
         if to.node() == self.name() {
@@ -33,30 +35,29 @@ impl Node {
                     deliver_message_local(p, msg);
                 }
             }
-            return;
+            return Backpressure::Clear;
         }
-        if let Some(router) = self.router() {
-            router.send(from, to, msg);
-        }
+        self.with_router(|router| router.send(from, to, msg)).unwrap_or(Backpressure::Clear)
     }
 
     /// Sends an exit signal from `from` to `to`; `linked` says it comes from a link breaking.
-    pub(crate) fn exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
+    pub(crate) fn exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure {
         match self.route(to) {
             Route::Local(p) => deliver_exit_local(&p, from, reason, linked),
             Route::Dead => {}
             Route::Remote => {
                 if let Some(router) = self.router() {
-                    router.exit(from, to, reason, linked);
+                    return router.exit(from, to, reason, linked);
                 }
             }
         }
+        Backpressure::Clear
     }
 
     /// Tells `watcher` that the process it monitors with `reference` ended.
     pub(crate) fn down(&self, watcher: &Pid, reference: &Ref, target: &Pid, reason: Term) {
         match self.route(watcher) {
-            Route::Local(p) => deliver_down_local(&p, reference, target, reason),
+            Route::Local(p) => deliver_down_local(&p, reference, &Monitored::Pid(target.clone()), reason),
             Route::Dead => {}
             Route::Remote => {
                 if let Some(router) = self.router() {
@@ -67,23 +68,22 @@ impl Node {
     }
 
     /// Removes the monitor `reference` that `watcher` holds on `target` from the target's side.
-    pub(crate) fn forget_watcher(&self, watcher: &Pid, target: &Pid, reference: &Ref) {
-        match self.route(target) {
-            Route::Local(p) => {
-                if let Some(rel) = p.lock().rel_opt() {
-                    rel.watchers.retain(|(r, _)| r != reference);
-                }
-            }
-            Route::Dead => {}
-            Route::Remote => {
-                if let Some(router) = self.router() {
-                    router.demonitor(watcher, target, reference);
-                }
+    pub(crate) fn forget_watcher(&self, watcher: &Pid, monitoring: &Monitoring, reference: &Ref) -> Backpressure {
+        if monitoring.target.node() != self.name() {
+            return match self.router() {
+                Some(router) => router.demonitor(watcher, &monitoring.target, reference),
+                None => Backpressure::Clear,
+            };
+        }
+        if let Some(Route::Local(p)) = monitoring.holder().map(|holder| self.route(holder)) {
+            if let Some(rel) = p.lock().rel_opt() {
+                rel.watchers.retain(|(r, _)| r != reference);
             }
         }
+        Backpressure::Clear
     }
 
-    /// Links `me` (a live local process) with `other`. `Ok(false)` when `other` does not exist.
+    /// Links `me` (a live local process) with `other`. `false` when `other` does not exist.
     pub(crate) fn link_pids(&self, me: &ProcShared, other: &Pid) -> bool {
         if other == &me.pid {
             return true;
@@ -109,7 +109,7 @@ impl Node {
             Route::Remote => match self.router() {
                 Some(router) => {
                     me.lock().rel().links.insert(other.clone());
-                    router.link(&me.pid, other);
+                    me.backpressure(router.link(&me.pid, other));
                     true
                 }
                 None => false,
@@ -130,41 +130,51 @@ impl Node {
             Route::Remote => {
                 if had {
                     if let Some(router) = self.router() {
-                        router.unlink(&me.pid, other);
+                        me.backpressure(router.unlink(&me.pid, other));
                     }
                 }
             }
         }
     }
 
-    /// Makes `me` monitor `target` with a fresh reference. A dead target gives an immediate
-    /// `{:down, ref, target, :noproc}`.
-    pub(crate) fn monitor_pid(&self, me: &ProcShared, target: &Pid) -> Ref {
+    /// Makes `me` monitor `target` with a fresh reference. A target that does not exist gives an
+    /// immediate `{:DOWN, ref, item, :noproc}`.
+    pub(crate) fn monitor_target(&self, me: &ProcShared, target: Monitored) -> Ref {
         let reference = self.make_ref();
-        // Record our side first: a `:down` is only delivered while the watcher still holds the
+        // A name on this node is resolved now, as Erlang does; the `:DOWN` still names it.
+        let resolved = match &target {
+            Monitored::Name { name, node } if node == self.name() => self.whereis(name.as_str()),
+            _ => None,
+        };
+        let monitoring = Monitoring { target, resolved };
+        // Record our side first: a `:DOWN` is only delivered while the watcher still holds the
         // monitor, so the target must never be able to fire before this entry exists.
-        me.lock().rel().monitoring.insert(reference.clone(), target.clone());
-        let attached = match self.route(target) {
-            Route::Local(p) => {
-                let mut st = p.lock();
-                if st.accepts_relations() {
-                    st.rel().watchers.push((reference.clone(), me.pid.clone()));
-                    true
-                } else {
-                    false
-                }
-            }
-            Route::Dead => false,
-            Route::Remote => match self.router() {
+        me.lock().rel().monitoring.insert(reference.clone(), monitoring.clone());
+        let attached = if monitoring.target.node() != self.name() {
+            match self.router() {
                 Some(router) => {
-                    router.monitor(&me.pid, target, &reference);
+                    me.backpressure(router.monitor(&me.pid, &monitoring.target, &reference));
                     true
                 }
                 None => false,
-            },
+            }
+        } else {
+            match monitoring.holder().map(|holder| self.route(holder)) {
+                Some(Route::Local(p)) => {
+                    let mut st = p.lock();
+                    if st.accepts_relations() {
+                        st.rel().watchers.push((reference.clone(), me.pid.clone()));
+                        true
+                    } else {
+                        false
+                    }
+                }
+                _ => false,
+            }
         };
         if !attached {
-            deliver_down_local(me, &reference, target, reason::noproc());
+            let reported = monitoring.holder().map_or_else(|| monitoring.target.clone(), |p| Monitored::Pid(p.clone()));
+            deliver_down_local(me, &reference, &reported, reason::noproc());
         }
         reference
     }
@@ -178,7 +188,7 @@ impl Node {
     /// Makes `parent` monitor a process that has not started yet (spawn_monitor).
     pub(crate) fn premonitor(&self, parent: &ProcShared, child: &ProcShared) -> Ref {
         let reference = self.make_ref();
-        parent.lock().rel().monitoring.insert(reference.clone(), child.pid.clone());
+        parent.lock().rel().monitoring.insert(reference.clone(), Monitoring::of(Monitored::Pid(child.pid.clone())));
         child.lock().rel().watchers.push((reference.clone(), parent.pid.clone()));
         reference
     }
@@ -224,17 +234,22 @@ pub(crate) fn deliver_exit_local(p: &Arc<ProcShared>, from: &Pid, reason: Term, 
     wake_all(wakers);
 }
 
-/// Delivers `{:down, ref, target, reason}` to a local watcher if it still holds the monitor.
-pub(crate) fn deliver_down_local(p: &ProcShared, reference: &Ref, target: &Pid, reason: Term) {
+/// Delivers `{:DOWN, ref, item, reason}` to a local watcher if it still holds the monitor and
+/// `reported` is what that monitor watches (see [`Monitoring::accepts`]); `item` is the pid or
+/// `{name, node}` the monitor was set up with.
+pub(crate) fn deliver_down_local(p: &ProcShared, reference: &Ref, reported: &Monitored, reason: Term) {
     let waker = {
         let mut st = p.lock();
         if st.status == Status::Dead {
             return;
         }
-        if !st.rel_opt().is_some_and(|rel| rel.monitoring.remove(reference).is_some()) {
-            return;
-        }
-        st.push(reason::down_message(reference, target, reason))
+        let Some(rel) = st.rel_opt() else { return };
+        let item = match rel.monitoring.get(reference) {
+            Some(monitoring) if monitoring.accepts(reported) => monitoring.target.to_term(),
+            _ => return,
+        };
+        rel.monitoring.remove(reference);
+        st.push(reason::down_message(reference, item, reason))
     };
     if let Some(w) = waker {
         w.wake();

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_std::channel::{Receiver, Sender};
+use async_channel::{Receiver, Sender};
 use smol_timeout::TimeoutExt;
 
 use snow_shared::{Pid, Term};
@@ -263,7 +263,7 @@ impl State {
     fn spawn_child(&self, spec: &ChildSpec, args: &Term) -> (Pid, Receiver<()>) {
         let body = spec.body.clone();
         let args = args.clone();
-        let (started, wait) = async_std::channel::bounded(1);
+        let (started, wait) = async_channel::bounded(1);
         let pid = self.me.spawn_link(move |p| FirstPoll { inner: body(p, args), started: Some(started) });
         (pid, wait)
     }
@@ -417,7 +417,7 @@ async fn call(caller: &mut Process, sup: &Pid, request: Term) -> Result<Term, Su
     caller.send(sup, Term::tuple([Term::atom(CALL), Term::Pid(caller.pid().clone()), Term::Ref(r.clone()), request]));
     let answer = caller
         .receive_match_timeout(
-            |m| matches!(m.as_tuple(), Some([t, Term::Ref(x), ..]) if *x == r && (t.is_atom(REPLY) || t.is_atom("down"))),
+            |m| matches!(m.as_tuple(), Some([t, Term::Ref(x), ..]) if *x == r && (t.is_atom(REPLY) || t.is_atom("DOWN"))),
             CALL_TIMEOUT,
         )
         .await;

@@ -21,7 +21,7 @@ const CANCELLED: u8 = 2;
 pub struct TimerRef {
     state: Arc<AtomicU8>,
     deadline: Instant,
-    cancel: async_std::channel::Sender<()>,
+    cancel: async_channel::Sender<()>,
 }
 
 impl TimerRef {
@@ -46,7 +46,7 @@ impl Node {
     /// `to` has exited by then the message goes nowhere.
     pub fn send_after(&self, to: &Pid, delay: Duration, msg: Term) -> TimerRef {
         let state = Arc::new(AtomicU8::new(PENDING));
-        let (cancel, cancelled) = async_std::channel::bounded(1);
+        let (cancel, cancelled) = async_channel::bounded(1);
         let timer = TimerRef { state: state.clone(), deadline: Instant::now() + delay, cancel };
         let node = self.clone();
         let to = to.clone();
@@ -65,7 +65,7 @@ impl Node {
             })
             .await;
             if expired && state.compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                node.send_message(None, &to, msg);
+                let _ = node.send_message(None, &to, msg);
             }
         }));
         timer

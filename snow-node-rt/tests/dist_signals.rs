@@ -58,7 +58,7 @@ async fn remote_link_and_monitor_fire_noconnection_on_disconnect() {
     assert_eq!(exit.as_tuple().unwrap()[0], Term::atom("EXIT"));
     assert_eq!(reason_of(&exit), Term::atom("noconnection"));
     let down = next(&monitoring).await;
-    assert_eq!(down.as_tuple().unwrap()[0], Term::atom("down"));
+    assert_eq!(down.as_tuple().unwrap()[0], Term::atom("DOWN"));
     assert_eq!(reason_of(&down), Term::atom("noconnection"));
     a.shutdown().await;
     b.shutdown().await;

@@ -236,7 +236,7 @@ fn monitors_are_unidirectional_many_per_target_and_noproc_for_dead() {
             .iter()
             .map(|(r, m)| {
                 let parts = m.as_tuple().unwrap();
-                assert!(parts[0].is_atom("down"));
+                assert!(parts[0].is_atom("DOWN"));
                 assert_eq!(&parts[1], &Term::Ref(r.clone()));
                 parts[3].clone()
             })
@@ -252,7 +252,7 @@ fn demonitor_with_flush_removes_a_down_that_already_arrived() {
         let (active, flushed_len, unflushed) = in_process(&node, |mut me| async move {
             let t = me.spawn(|_| async {});
             let r = me.monitor(&t);
-            // Wait until the :down is in the mailbox, behind an unrelated message.
+            // Wait until the :DOWN is in the mailbox, behind an unrelated message.
             let pid = me.pid().clone();
             me.send(&pid, Term::atom("other"));
             while me.mailbox_len() < 2 {
@@ -298,7 +298,7 @@ fn demonitor_before_exit_means_no_down() {
 #[test]
 fn race_monitor_and_link_while_target_is_dying() {
     // Hammer the window between "target decides to exit" and "target cleaned up": every monitor
-    // must produce exactly one :down (real reason or :noproc), every link exactly one exit.
+    // must produce exactly one :DOWN (real reason or :noproc), every link exactly one exit.
     run(async {
         let node = Node::local();
         for round in 0..200 {
@@ -317,7 +317,7 @@ fn race_monitor_and_link_while_target_is_dying() {
                 while downs + exits < 2 {
                     let m = within(me.receive()).await;
                     let parts = m.as_tuple().unwrap().to_vec();
-                    if parts[0].is_atom("down") {
+                    if parts[0].is_atom("DOWN") {
                         assert_eq!(parts[1], Term::Ref(r.clone()));
                         assert!(parts[3].is_atom("dying") || parts[3].is_atom("noproc"));
                         downs += 1;

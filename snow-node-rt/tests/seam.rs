@@ -6,6 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use snow_node_rt::seam::{Backpressure, Monitored};
 use snow_node_rt::{reason, Atom, LocalProcesses, Node, NodeName, Pid, Ref, RemoteRouter, SpawnError, Term};
 
 /// Delivers straight into the peer through its `LocalProcesses`; `cut` simulates a lost link.
@@ -22,44 +23,59 @@ impl Loopback {
 }
 
 impl RemoteRouter for Loopback {
-    fn send(&self, _from: Option<&Pid>, to: &Pid, msg: Term) {
+    fn send(&self, _from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure {
         if self.up() {
             self.peer.deliver_message(to, msg);
         }
+        Backpressure::Clear
     }
-    fn send_named(&self, _from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) {
+    fn send_named(&self, _from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) -> Backpressure {
         if self.up() && node == self.peer.name() {
             self.peer.deliver_named(name.as_str(), msg);
         }
+        Backpressure::Clear
     }
-    fn link(&self, from: &Pid, to: &Pid) {
+    fn link(&self, from: &Pid, to: &Pid) -> Backpressure {
         if !self.up() {
             self.me.deliver_exit(to, from, reason::noconnection(), true);
         } else if !self.peer.add_remote_link(to, from) {
             self.me.deliver_exit(to, from, reason::noproc(), true);
         }
+        Backpressure::Clear
     }
-    fn unlink(&self, from: &Pid, to: &Pid) {
+    fn unlink(&self, from: &Pid, to: &Pid) -> Backpressure {
         self.peer.remove_remote_link(to, from);
+        Backpressure::Clear
     }
-    fn exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
+    fn exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure {
         if self.up() {
             self.peer.deliver_exit(from, to, reason, linked);
         }
+        Backpressure::Clear
     }
-    fn monitor(&self, watcher: &Pid, target: &Pid, reference: &Ref) {
-        if !self.peer.add_remote_monitor(target, watcher, reference) {
-            self.me.deliver_down(watcher, reference, target, reason::noproc());
+    fn monitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure {
+        let resolved = match target {
+            Monitored::Pid(pid) => Some(pid.clone()),
+            Monitored::Name { name, .. } => self.peer.resolve_name(name.as_str()),
+        };
+        if !resolved.as_ref().is_some_and(|t| self.peer.add_remote_monitor(t, watcher, reference)) {
+            let reported = resolved.map_or_else(|| target.clone(), Monitored::Pid);
+            self.me.deliver_down(watcher, reference, &reported, reason::noproc());
         }
+        Backpressure::Clear
     }
-    fn demonitor(&self, _watcher: &Pid, target: &Pid, reference: &Ref) {
-        self.peer.remove_remote_monitor(target, reference);
+    fn demonitor(&self, _watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure {
+        if let Monitored::Pid(target) = target {
+            self.peer.remove_remote_monitor(target, reference);
+        }
+        Backpressure::Clear
     }
     fn down(&self, target: &Pid, watcher: &Pid, reference: &Ref, reason: Term) {
         if self.up() {
-            self.peer.deliver_down(watcher, reference, target, reason);
+            self.peer.deliver_down(watcher, reference, &Monitored::Pid(target.clone()), reason);
         }
     }
+    fn process_exited(&self, _pid: &Pid) {}
 }
 
 fn pair() -> (Node, Node, Arc<Loopback>, Arc<Loopback>) {
@@ -208,10 +224,10 @@ fn spawn_registered_runs_only_allow_listed_functions() {
         });
         let (me_pid, rx) = collector(&a);
         let args = Term::tuple([Term::Pid(me_pid.clone()), Term::Int(21)]);
-        let child = b.spawn_registered("double", args, None, &mut |_| {}).unwrap();
+        let child = b.spawn_registered("double", args, None, None, &mut |_| {}).unwrap();
         assert_eq!(child.node(), b.name());
         assert_eq!(next(&rx).await, Term::Int(42));
-        let err = b.spawn_registered("rm_rf", Term::Unit, None, &mut |_| {}).unwrap_err();
+        let err = b.spawn_registered("rm_rf", Term::Unit, None, None, &mut |_| {}).unwrap_err();
         assert_eq!(err, SpawnError::NotSpawnable("rm_rf".into()));
         assert!(err.to_string().contains("register_spawnable"));
         // spawn with link_to: the remote parent hears about the child's exit.
@@ -224,7 +240,7 @@ fn spawn_registered_runs_only_allow_listed_functions() {
             let parent = me.pid().clone();
             // What the requester's distribution does on SPAWN_REPLY: record its side of the link.
             let mut on_reply = |child: &Pid| assert!(a2.add_remote_link(&parent, child));
-            let child = b2.spawn_registered("double", args, Some(me.pid()), &mut on_reply).unwrap();
+            let child = b2.spawn_registered("double", args, Some(me.pid()), None, &mut on_reply).unwrap();
             let _two = me.receive().await;
             let exit = me.receive().await;
             let _ = parent_tx.send(exit == exit_msg(&child, reason::normal())).await;

@@ -337,7 +337,7 @@ async fn story(me: &mut Process) -> Result<(), String> {
     let worker: Pid = me.spawn_remote(&beta, "worker", vec![]).await.map_err(|e| e.to_string())?;
     let reference = me.monitor(&worker);
     me.send(&worker, Term::tuple([Term::atom("shutdown"), Term::string("demo over")]));
-    let down = expect(me, "down message", |m| m.as_tuple().is_some_and(|t| t[0].is_atom("down"))).await?;
+    let down = expect(me, "down message", |m| m.as_tuple().is_some_and(|t| t[0].is_atom("DOWN"))).await?;
     println!("monitor({worker}) = {reference}; worker told to exit  ->  {down}");
 
     // 6. Node monitoring: gamma is killed with SIGKILL by the orchestrator.

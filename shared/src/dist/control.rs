@@ -121,7 +121,7 @@ pub enum Control {
     Monitor { from: Pid, target: MonitorTarget, reference: Ref },
     /// `from` stops monitoring `target`.
     Demonitor { from: Pid, target: MonitorTarget, reference: Ref },
-    /// The monitored `from` is gone; `to` gets `{:down, reference, from, reason}`.
+    /// The monitored `from` is gone; `to` gets `{:DOWN, reference, from, reason}`.
     MonitorExit { from: MonitorTarget, to: Pid, reference: Ref, reason: Term },
     /// Spawn the receiver's spawnable function `function` with `args` for `from`.
     SpawnReq { reference: Ref, from: Pid, function: Atom, args: Vec<Term>, opts: SpawnOpts },

@@ -90,6 +90,8 @@ pub struct Outbound {
     /// Lanes with something to send, in turn order.
     ring: VecDeque<u64>,
     queued: usize,
+    /// The most bytes ever queued at once.
+    high_water: usize,
     next_seq: u64,
 }
 
@@ -103,6 +105,7 @@ impl Outbound {
             lanes: HashMap::new(),
             ring: VecDeque::new(),
             queued: 0,
+            high_water: 0,
             next_seq: 0,
         }
     }
@@ -121,6 +124,7 @@ impl Outbound {
     /// must never wait behind application data.
     pub fn push(&mut self, lane: Lane, payload: Vec<u8>) {
         self.queued += payload.len();
+        self.high_water = self.high_water.max(self.queued);
         match lane {
             Lane::Urgent => self.urgent.push_back(payload),
             Lane::Sender(key) => {
@@ -136,6 +140,11 @@ impl Outbound {
     /// Payload bytes queued and not yet popped.
     pub fn queued_bytes(&self) -> usize {
         self.queued
+    }
+
+    /// The most bytes that were ever queued at once: what the queue cost at its peak.
+    pub fn high_water(&self) -> usize {
+        self.high_water
     }
 
     /// Whether anything is waiting to be written.

@@ -11,9 +11,10 @@ use std::time::Duration;
 use smol_timeout::TimeoutExt;
 use snow_shared::dist::control::{Control, SpawnOpts};
 use snow_shared::dist::Flags;
-use snow_shared::{Atom, NodeName, Pid, Term};
+use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use super::core::{lock, sender_lane, Dist, Peer, SpawnWait};
+use super::connection::Pushed;
+use super::core::{lock, sender_lane, Dist, Origin, Peer, SpawnWait};
 use super::error::{DistError, RemoteSpawnError, TrySendError};
 use super::mesh;
 use super::router::Router;
@@ -101,9 +102,16 @@ impl Node {
         ]
     }
 
+    /// For tests and benchmarks: the most bytes the send queue of the connection to `node` ever
+    /// held, while that connection is up. Not a stable API.
+    #[doc(hidden)]
+    pub fn send_queue_high_water(&self, node: &NodeName) -> Option<usize> {
+        dist_of(self)?.conn(node).map(|conn| conn.queue_high_water())
+    }
+
     /// Connects to `node` (`name@host`) now, waiting until the connection is up or has failed
     /// (Erlang's `net_kernel:connect_node/1`). Already connected: `Ok` at once. Connecting to this
-    /// node itself is `Ok` too. Unlike on-demand connects, this dials even if the node is in its
+    /// node itself is `Ok` too, as `connect_node(node())` is `true` in Erlang. Unlike on-demand connects, this dials even if the node is in its
     /// backoff period.
     pub async fn connect(&self, node: &str) -> Result<(), DistError> {
         let node = parse(node)?;
@@ -150,22 +158,30 @@ impl Node {
 }
 
 impl Process {
-    /// Sends `msg` to `to`, waiting while the connection to `to`'s node is over its byte budget
-    /// (backpressure for bulk senders). For local pids it is [`Process::send`]. A message to a node
-    /// that cannot be reached is dropped, as with `send`.
+    /// Sends `msg` to `to`, waiting first while the connection to `to`'s node is over its byte
+    /// budget (backpressure for bulk senders). For local pids it is [`Process::send`]. A message
+    /// to a node that cannot be reached is dropped, as with `send`.
     ///
-    /// [`Process::send`] never waits: it queues even over the budget, up to twice the budget,
-    /// then drops (and logs) what does not fit, like a send on a broken connection. Use this
-    /// method, or [`Process::try_send`], where a sender may outpace the network.
+    /// [`Process::send`] never waits in the call: over the budget it still queues and suspends
+    /// the process at its next `.await`. This method waits before queueing, so the queue never
+    /// grows past the budget by more than one message, whatever the process does between sends.
     pub async fn send_async(&self, to: &Pid, msg: Term) {
         let mut msg = msg;
-        for _ in 0..1_000_000u32 {
+        loop {
             match self.try_send(to, msg) {
                 Ok(()) => return,
                 Err(TrySendError::Busy { msg: back, node }) => {
                     msg = back;
                     let Some(dist) = dist_of(&self.node) else { return };
-                    wait_for_room(&dist, &node).await;
+                    // Bounded: the writer drains the queue, or the ticker closes a connection
+                    // whose writes have stalled for a ticktime, which also ends the wait.
+                    let waited = std::future::poll_fn(|cx| dist.poll_room(&node, cx)).timeout(dist.opts.ticktime).await;
+                    if waited.is_none() {
+                        // Still busy after a whole ticktime: queue it anyway, with `send`'s
+                        // rules (suspension, and the ceiling).
+                        self.send(to, msg);
+                        return;
+                    }
                 }
             }
         }
@@ -195,9 +211,9 @@ impl Process {
         // The connection is in hand: queue on it unless its queue is at the budget (one lock
         // for the check and the push). A closed connection drops the frame, as `send` would.
         let bytes = Control::send_to_bytes(self.pid(), to, &msg);
-        match conn.offer(sender_lane(self.pid()), bytes, dist.opts.byte_budget) {
-            Err(_) if !conn.is_closed() => Err(TrySendError::Busy { node: node.clone(), msg }),
-            _ => Ok(()),
+        match conn.push(sender_lane(self.pid()), bytes, Some(dist.opts.byte_budget)) {
+            Pushed::AtCeiling(_) => Err(TrySendError::Busy { node: node.clone(), msg }),
+            Pushed::Clear | Pushed::OverBudget | Pushed::Closed => Ok(()),
         }
     }
 
@@ -214,13 +230,14 @@ impl Process {
 
     /// Watches `node` (Erlang's `monitor_node(Node, true)`): this process gets one
     /// `{:nodedown, node}` when the connection to it is lost, or at once if it cannot be connected
-    /// (the call starts a connection if there is none). Each call adds one watch.
+    /// (the call starts a connection if there is none). Each call adds one watch; the watches of a
+    /// process that exits are dropped.
     pub fn monitor_node(&self, node: &NodeName) {
         let Some(dist) = dist_of(&self.node) else {
             self.node.deliver_message(self.pid(), nodedown(node));
             return;
         };
-        if node == &dist.name {
+        if node == &dist.name || !self.node.notify_exit(self.pid()) {
             return;
         }
         lock(&dist.watch).once.entry(node.clone()).or_default().push(self.pid().clone());
@@ -241,16 +258,17 @@ impl Process {
     }
 
     /// Subscribes this process to every node's ups and downs (Erlang's
-    /// `net_kernel:monitor_nodes(true)`): `{:nodeup, node}` when a connection comes up,
-    /// `{:nodedown, node}` when one is lost, until called again with `false`.
+    /// `net_kernel:monitor_nodes(true)`): `{:nodeup, node}` when a connection comes up (before
+    /// anything that node sends on it), `{:nodedown, node}` when one is lost (after everything it
+    /// delivered), until called again with `false` or the process exits.
     pub fn monitor_nodes(&self, on: bool) {
         let Some(dist) = dist_of(&self.node) else { return };
-        let mut watch = lock(&dist.watch);
-        watch.all.retain(|p| self.node.is_alive(p));
         if on {
-            watch.all.insert(self.pid().clone());
+            if self.node.notify_exit(self.pid()) {
+                lock(&dist.watch).all.insert(self.pid().clone());
+            }
         } else {
-            watch.all.remove(self.pid());
+            lock(&dist.watch).all.remove(self.pid());
         }
     }
 
@@ -263,18 +281,33 @@ impl Process {
         function: &str,
         args: Vec<Term>,
     ) -> Result<Pid, RemoteSpawnError> {
-        self.spawn_remote_with(node, function, args, false).await
+        self.spawn_remote_with(node, function, args, SpawnOpts { link: false, monitor: false })
+            .await
+            .map(|(pid, _)| pid)
     }
 
     /// [`Process::spawn_remote`] with a link between this process and the new one, made before
-    /// the new process runs (Erlang's `spawn_link/4`).
+    /// the new process runs (Erlang's `spawn_link/4`): an exit of either reaches the other, also
+    /// one at the very start of the child.
     pub async fn spawn_link_remote(
         &self,
         node: &NodeName,
         function: &str,
         args: Vec<Term>,
     ) -> Result<Pid, RemoteSpawnError> {
-        self.spawn_remote_with(node, function, args, true).await
+        self.spawn_remote_with(node, function, args, SpawnOpts { link: true, monitor: false }).await.map(|(pid, _)| pid)
+    }
+
+    /// [`Process::spawn_remote`] with a monitor on the new process, set up before it runs
+    /// (Erlang's `spawn_monitor/4`): `{:DOWN, ref, pid, reason}` arrives when it exits, with its
+    /// real reason even if it exits at once, or `:noconnection` if its node is lost.
+    pub async fn spawn_monitor_remote(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+    ) -> Result<(Pid, Ref), RemoteSpawnError> {
+        self.spawn_remote_with(node, function, args, SpawnOpts { link: false, monitor: true }).await
     }
 
     async fn spawn_remote_with(
@@ -282,8 +315,8 @@ impl Process {
         node: &NodeName,
         function: &str,
         args: Vec<Term>,
-        link: bool,
-    ) -> Result<Pid, RemoteSpawnError> {
+        opts: SpawnOpts,
+    ) -> Result<(Pid, Ref), RemoteSpawnError> {
         let dist = dist_of(&self.node).ok_or(DistError::NotDistributed)?;
         self.node.connect(node.as_str()).await?;
         let flags = dist.conn(node).map(|c| c.flags).ok_or_else(|| DistError::ConnectionLost(node.clone()))?;
@@ -291,21 +324,37 @@ impl Process {
             return Err(RemoteSpawnError::Unsupported(node.clone()));
         }
         let reference = self.node.make_ref();
-        let (tx, rx) = async_std::channel::bounded(1);
-        lock(&dist.spawns).insert(reference.clone(), SpawnWait { node: node.clone(), link, reply: tx });
+        let (tx, rx) = async_channel::bounded(1);
+        if !self.node.notify_exit(self.pid()) {
+            return Err(DistError::ShuttingDown.into());
+        }
+        let wait = SpawnWait {
+            node: node.clone(),
+            requester: self.pid().clone(),
+            link: opts.link,
+            monitor: opts.monitor,
+            reply: tx,
+            abandoned: false,
+        };
+        lock(&dist.spawns).insert(reference.clone(), wait);
         let req = Control::SpawnReq {
             reference: reference.clone(),
             from: self.pid().clone(),
             function: Atom::new(function),
             args,
-            opts: SpawnOpts { link, monitor: false },
+            opts,
         };
-        dist.route(node, &req);
-        let wait = dist.opts.handshake_timeout + dist.opts.ticktime;
-        let outcome = rx.recv().timeout(wait).await;
-        lock(&dist.spawns).remove(&reference);
+        self.shared.backpressure(dist.route(node, &req, Origin::Signal { by_process: true }));
+        let deadline = dist.opts.handshake_timeout + dist.opts.ticktime;
+        let outcome = rx.recv().timeout(deadline).await;
+        if outcome.is_none() {
+            // A reply that comes later undoes the link or monitor it would have made.
+            if let Some(wait) = lock(&dist.spawns).get_mut(&reference) {
+                wait.abandoned = true;
+            }
+        }
         match outcome {
-            Some(Ok(Ok(pid))) => Ok(pid),
+            Some(Ok(Ok(pid))) => Ok((pid, reference)),
             Some(Ok(Err(reason))) if reason.is_atom("noconnection") => {
                 Err(DistError::ConnectionLost(node.clone()).into())
             }
@@ -315,32 +364,5 @@ impl Process {
             Some(Err(_)) => Err(DistError::ConnectionLost(node.clone()).into()),
             None => Err(DistError::Timeout(node.clone()).into()),
         }
-    }
-}
-
-/// Waits (bounded by the ticktime) until `node`'s queue has room, its connection attempt ended, or
-/// it has no entry (the next send starts an attempt).
-async fn wait_for_room(dist: &Dist, node: &NodeName) {
-    let deadline = dist.opts.ticktime;
-    let waiter = {
-        let mut peers = lock(&dist.peers);
-        match peers.get_mut(node) {
-            Some(Peer::Up(conn)) => Ok(conn.clone()),
-            Some(Peer::Connecting(p)) => {
-                let (tx, rx) = async_std::channel::bounded(1);
-                p.waiters.push(tx);
-                Err(Some(rx))
-            }
-            None => Err(None),
-        }
-    };
-    match waiter {
-        Ok(conn) => {
-            let _ = conn.wait_room().timeout(deadline).await;
-        }
-        Err(Some(rx)) => {
-            let _ = rx.recv().timeout(deadline).await;
-        }
-        Err(None) => {}
     }
 }

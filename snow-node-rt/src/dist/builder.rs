@@ -140,9 +140,20 @@ impl NodeBuilder {
         self
     }
 
-    /// Byte budget of each connection's send queue. Default 64 MiB.
+    /// Byte budget of each connection's send queue: past it a process that sends is suspended at
+    /// its next `.await` until the queue drains (`send_async` waits, `try_send` says busy).
+    /// Default 64 MiB.
     pub fn byte_budget(mut self, bytes: usize) -> NodeBuilder {
         self.opts.byte_budget = bytes.max(1);
+        self
+    }
+
+    /// Hard ceiling of each connection's send queue: a process whose message finds the queue at
+    /// it (it kept sending without awaiting) exits with `{:send_queue_overflow, node}`, and a
+    /// message from outside any process closes the connection. Signals are never refused.
+    /// Default twice the byte budget; never below it.
+    pub fn queue_ceiling(mut self, bytes: usize) -> NodeBuilder {
+        self.opts.queue_ceiling = Some(bytes);
         self
     }
 

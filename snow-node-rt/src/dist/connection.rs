@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_std::channel::{Receiver, Sender};
+use async_channel::{Receiver, Sender};
 use async_std::net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use smol_timeout::TimeoutExt;
@@ -45,10 +45,10 @@ use snow_shared::fragment::{ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 use snow_shared::frame::{frame_header, DEFAULT_MAX_FRAME};
 use snow_shared::{NodeName, Term};
 
-use super::core::{lock, Dist};
-use crate::node::{Node, Route};
+use super::core::{lock, Dist, Origin};
+use crate::node::Node;
 use crate::reason;
-use crate::seam::LocalProcesses;
+use crate::seam::{LocalProcesses, Monitored};
 
 /// Target size of one write: enough frames to fill several TLS records per syscall.
 pub(crate) const BATCH_BYTES: usize = 256 << 10;
@@ -82,6 +82,10 @@ pub(crate) struct Conn {
     stop_rx: Receiver<()>,
     room: Mutex<Vec<Waker>>,
     closed: AtomicBool,
+    /// Held by the reader while it delivers what it decoded; taken by whoever declares the
+    /// connection down, after closing it, so that nothing the peer sent is delivered after the
+    /// `{:nodedown, peer}` and `:noconnection` signals ([`Conn::quiesce`]).
+    dispatching: Mutex<()>,
     tcp: TcpStream,
     liveness: Mutex<Liveness>,
     /// Time origin of the two clocks below.
@@ -91,6 +95,18 @@ pub(crate) struct Conn {
     last_write: AtomicU64,
     /// Nanoseconds after `born` since which a write has been waiting for the socket; 0 if none.
     stalled_since: AtomicU64,
+}
+
+/// What [`Conn::push`] did with a frame.
+pub(crate) enum Pushed {
+    /// Queued (or written), and the queue is under its budget.
+    Clear,
+    /// Queued, and the queue is now over its budget: the sender should wait for it to drain.
+    OverBudget,
+    /// Not queued: the queue is at the ceiling given. The frame is handed back.
+    AtCeiling(Vec<u8>),
+    /// Not queued: the connection is closed (its loss is reported to links and monitors).
+    Closed,
 }
 
 /// What one turn of the writer achieved.
@@ -109,8 +125,8 @@ impl Conn {
             fragments: info.flags.contains(Flags::FRAGMENTS),
             ..OutboundConfig::default()
         };
-        let (wake_tx, wake_rx) = async_std::channel::bounded(1);
-        let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+        let (wake_tx, wake_rx) = async_channel::bounded(1);
+        let (stop_tx, stop_rx) = async_channel::bounded(1);
         let now = Instant::now();
         Arc::new(Conn {
             peer: info.name.clone(),
@@ -124,6 +140,7 @@ impl Conn {
             stop_rx,
             room: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            dispatching: Mutex::new(()),
             tcp,
             liveness: Mutex::new(Liveness::new(dist.opts.ticktime, now)),
             born: now,
@@ -136,17 +153,16 @@ impl Conn {
         u64::try_from(at.saturating_duration_since(self.born).as_nanos()).unwrap_or(u64::MAX).max(1)
     }
 
-    /// Sends a frame unless the queue holds `cap` bytes or more (then it is dropped: `false`).
-    /// On a quiet connection the frame is written through by the calling task (module docs).
-    pub fn enqueue(&self, lane: Lane, bytes: Vec<u8>, cap: usize) -> bool {
-        self.offer(lane, bytes, cap).is_ok()
-    }
-
-    /// [`Conn::enqueue`] that hands the frame back when the queue is at `cap` or closed.
-    pub fn offer(&self, lane: Lane, bytes: Vec<u8>, cap: usize) -> Result<(), Vec<u8>> {
+    /// Sends a frame: refused only when `ceiling` is given and the queue holds that many bytes or
+    /// more, or when the connection is closed. On a quiet connection the frame is written through
+    /// by the calling task (module docs).
+    pub fn push(&self, lane: Lane, bytes: Vec<u8>, ceiling: Option<usize>) -> Pushed {
         let mut out = lock(&self.out);
-        if self.is_closed() || out.queued_bytes() >= cap {
-            return Err(bytes);
+        if self.is_closed() {
+            return Pushed::Closed;
+        }
+        if ceiling.is_some_and(|ceiling| out.queued_bytes() >= ceiling) {
+            return Pushed::AtCeiling(bytes);
         }
         if out.is_empty() && bytes.len() <= WRITE_THROUGH_MAX {
             let now = Instant::now();
@@ -158,7 +174,7 @@ impl Conn {
                             // to be encrypted, so this frame is next in every sender's order.
                             drop(out);
                             self.write_through(tls, &bytes, now);
-                            return Ok(());
+                            return Pushed::Clear;
                         }
                         _ => {}
                     },
@@ -170,11 +186,16 @@ impl Conn {
         // added to a non-empty queue will be found without a wake-up.
         let was_empty = out.is_empty();
         out.push(lane, bytes);
+        let over_budget = !out.has_room();
         drop(out);
         if was_empty {
             let _ = self.wake_tx.try_send(());
         }
-        Ok(())
+        if over_budget {
+            Pushed::OverBudget
+        } else {
+            Pushed::Clear
+        }
     }
 
     /// Encrypts one whole frame and writes what the socket takes now; the writer finishes the rest.
@@ -230,26 +251,36 @@ impl Conn {
         let _ = self.wake_tx.try_send(());
     }
 
+    /// The most bytes the queue ever held.
+    pub fn queue_high_water(&self) -> usize {
+        lock(&self.out).high_water()
+    }
+
     /// Whether the queue is under its byte budget.
     pub fn has_room(&self) -> bool {
         lock(&self.out).has_room()
     }
 
-    /// Waits until the queue is under its budget or the connection closed.
-    pub async fn wait_room(&self) {
-        std::future::poll_fn(|cx| {
-            if self.is_closed() || self.has_room() {
-                return Poll::Ready(());
-            }
-            lock(&self.room).push(cx.waker().clone());
-            // Re-check: the writer may have drained between the test and the registration.
-            if self.is_closed() || self.has_room() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
+    /// `Ready` once the queue is under its budget or the connection closed; else registers
+    /// `cx`'s waker to be woken when the writer drains it below the budget.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_closed() || self.has_room() {
+            return Poll::Ready(());
+        }
+        lock(&self.room).push(cx.waker().clone());
+        // Re-check: the writer may have drained between the test and the registration.
+        if self.is_closed() || self.has_room() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until the reader has finished delivering what it is delivering now. Called after
+    /// [`Conn::close`], which stops it from delivering more: from then on nothing from this
+    /// connection reaches a local process.
+    pub fn quiesce(&self) {
+        drop(lock(&self.dispatching));
     }
 
     fn wake_room(&self) {
@@ -488,7 +519,13 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
             break e;
         }
         if let Some(node) = dist.node() {
+            // Nothing is delivered once the connection is closed: whoever closed it waits for
+            // this gate before reporting the node down (`Conn::quiesce`).
+            let _gate = lock(&conn.dispatching);
             loop {
+                if conn.is_closed() {
+                    break 'conn "closed".to_owned();
+                }
                 match inbound.next_message() {
                     Ok(Some(msg)) => dispatch(&dist, &node, &conn, msg),
                     Ok(None) => break,
@@ -525,7 +562,11 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
     dist.connection_down(&conn, &reason);
 }
 
-/// Acts on one control message from the peer.
+/// A signal the reader sends back to the peer (never refused).
+const REPLY: Origin = Origin::Signal { by_process: false };
+
+/// Acts on one control message from the peer. The peer speaks only for its own processes
+/// (`Inbound::only_from`), so every `from` here is a pid of `conn.peer`.
 fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
     let ours = |pid: &snow_shared::Pid| pid.node() == &dist.name;
     match msg {
@@ -539,7 +580,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
         }
         Control::Link { from, to } => {
             if !node.add_remote_link(&to, &from) {
-                dist.send_on(conn, &Control::Exit { from: to, to: from, reason: reason::noproc() });
+                let _ = dist.send_on(conn, &Control::Exit { from: to, to: from, reason: reason::noproc() }, REPLY);
             }
         }
         Control::Unlink { from, to } => node.remove_remote_link(&to, &from),
@@ -554,41 +595,40 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
             if !attached {
                 let from_target = target_pid.map(MonitorTarget::Pid).unwrap_or(target);
                 let down = Control::MonitorExit { from: from_target, to: from, reference, reason: reason::noproc() };
-                dist.send_on(conn, &down);
+                let _ = dist.send_on(conn, &down, REPLY);
             }
         }
-        Control::Demonitor { target: MonitorTarget::Pid(target), reference, .. } => {
-            node.remove_remote_monitor(&target, &reference)
+        Control::Demonitor { target, reference, .. } => {
+            let target = match target {
+                MonitorTarget::Pid(pid) => Some(pid),
+                MonitorTarget::Name(name) => node.resolve_name(name.as_str()),
+            };
+            if let Some(target) = target {
+                node.remove_remote_monitor(&target, &reference);
+            }
         }
-        Control::Demonitor { .. } => {}
-        Control::MonitorExit { from: MonitorTarget::Pid(target), to, reference, reason } => {
-            node.deliver_down(&to, &reference, &target, reason)
+        Control::MonitorExit { from, to, reference, reason } => {
+            // Accepted only for a monitor `to` holds on a process of this peer (checked by the
+            // local layer against what the monitor watches).
+            let reported = match from {
+                MonitorTarget::Pid(pid) => Monitored::Pid(pid),
+                MonitorTarget::Name(name) => Monitored::Name { name, node: conn.peer.clone() },
+            };
+            node.deliver_down(&to, &reference, &reported, reason)
         }
-        Control::MonitorExit { .. } => {}
         Control::SpawnReq { reference, from, function, args, opts } => {
             let mut reply = |pid: &snow_shared::Pid| {
                 let ok =
                     Control::SpawnReply { reference: reference.clone(), to: from.clone(), result: Ok(pid.clone()) };
-                dist.send_on(conn, &ok);
+                let _ = dist.send_on(conn, &ok, REPLY);
             };
             let link_to = opts.link.then_some(&from);
-            match node.spawn_registered(function.as_str(), Term::List(args), link_to, &mut reply) {
-                Ok(pid) => {
-                    if opts.monitor && !node.add_remote_monitor(&pid, &from, &reference) {
-                        let down = Control::MonitorExit {
-                            from: MonitorTarget::Pid(pid),
-                            to: from,
-                            reference,
-                            reason: reason::noproc(),
-                        };
-                        dist.send_on(conn, &down);
-                    }
-                }
-                Err(e) => {
-                    log::info!("{}: refused a remote spawn from {}: {e}", dist.name, conn.peer);
-                    let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
-                    dist.send_on(conn, &Control::SpawnReply { reference, to: from, result: Err(why) });
-                }
+            let monitor_by = opts.monitor.then_some((&from, &reference));
+            if let Err(e) = node.spawn_registered(function.as_str(), Term::List(args), link_to, monitor_by, &mut reply)
+            {
+                dist.warn_limited("spawn-refused", || format!("refused a remote spawn from {}: {e}", conn.peer));
+                let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
+                let _ = dist.send_on(conn, &Control::SpawnReply { reference, to: from, result: Err(why) }, REPLY);
             }
         }
         Control::SpawnReply { reference, to, result } => spawn_reply(dist, node, conn, reference, to, result),
@@ -601,37 +641,62 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
     }
 }
 
-/// The answer to one of our remote spawns: record the link (for spawn_link) before anything the
-/// new process sends can be processed, then wake the requester.
+/// The answer to one of our remote spawns. Accepted only from the node that was asked, for a
+/// request that is still waited for, addressed to the process that asked (references are not
+/// guessable, so a peer cannot answer a request it was not sent). The requester's side of the
+/// link or monitor is recorded before anything the new process sends can be processed (it comes
+/// after this reply on the same connection); then the requester is woken.
 fn spawn_reply(
-    dist: &Dist,
+    dist: &Arc<Dist>,
     node: &Node,
     conn: &Conn,
     reference: snow_shared::Ref,
     to: snow_shared::Pid,
     result: Result<snow_shared::Pid, Term>,
 ) {
-    let Some(wait) = lock(&dist.spawns).remove(&reference) else {
-        if let Ok(pid) = result {
-            log::debug!("{}: late spawn reply for {pid} from {}", dist.name, conn.peer);
+    let wait = {
+        let mut spawns = lock(&dist.spawns);
+        match spawns.get(&reference) {
+            Some(wait) if wait.node == conn.peer && wait.requester == to => spawns.remove(&reference),
+            Some(_) => None,
+            None => None,
         }
+    };
+    let Some(wait) = wait else {
+        dist.warn_limited("spawn-reply-unknown", || {
+            format!("ignored a spawn reply from {} for no request of ours to that node", conn.peer)
+        });
         return;
     };
-    if let (true, Ok(child)) = (wait.link, &result) {
-        let linked = match node.route(&to) {
-            Route::Local(p) => {
-                let mut st = p.lock();
-                if st.accepts_relations() {
-                    st.rel().links.insert(child.clone());
-                    true
-                } else {
-                    false
-                }
+    if wait.abandoned {
+        // Nobody waits any more (the requester timed out or exited): a child linked or monitored
+        // on its behalf must not live on unseen, as with Erlang's spawn_request_abandon.
+        if let Ok(child) = result {
+            log::debug!("{}: late spawn reply for {child} from {}; abandoning it", dist.name, conn.peer);
+            if wait.link {
+                let abandon = Control::Exit { from: to.clone(), to: child.clone(), reason: reason::abandoned() };
+                let _ = dist.send_on(conn, &abandon, REPLY);
             }
-            Route::Dead | Route::Remote => false,
-        };
-        if !linked {
-            dist.send_on(conn, &Control::Exit { from: to, to: child.clone(), reason: reason::noproc() });
+            if wait.monitor {
+                let demonitor = Control::Demonitor { from: to, target: MonitorTarget::Pid(child), reference };
+                let _ = dist.send_on(conn, &demonitor, REPLY);
+            }
+        }
+        return;
+    }
+    if let Ok(child) = &result {
+        if wait.link && !node.add_remote_link(&to, child) {
+            // The requester is gone: its exit would have reached the child through the link.
+            let exit = Control::Exit { from: to.clone(), to: child.clone(), reason: reason::noproc() };
+            let _ = dist.send_on(conn, &exit, REPLY);
+        }
+        if wait.monitor && !node.add_monitor(&to, &reference, Monitored::Pid(child.clone())) {
+            let demonitor = Control::Demonitor {
+                from: to.clone(),
+                target: MonitorTarget::Pid(child.clone()),
+                reference: reference.clone(),
+            };
+            let _ = dist.send_on(conn, &demonitor, REPLY);
         }
     }
     let _ = wait.reply.try_send(result);

@@ -10,21 +10,23 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_std::channel::{Receiver, Sender};
+use async_channel::{Receiver, Sender};
 use rustls::{ClientConfig, ServerConfig};
 use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::Flags;
+use snow_shared::log_limit::{suppressed_note, LogLimit};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
-use super::connection::Conn;
+use super::connection::{Conn, Pushed};
 use super::error::DistError;
 use crate::node::{Node, NodeInner};
-use crate::seam::LocalProcesses;
+use crate::seam::{Backpressure, Congestion, LocalProcesses};
 
 /// Tunables of the driver (the builder sets them; defaults in [`Options::default`]).
 #[derive(Clone, Debug)]
@@ -34,6 +36,8 @@ pub(crate) struct Options {
     pub connect_timeout: Duration,
     pub max_pending_handshakes: usize,
     pub byte_budget: usize,
+    /// `None`: twice the byte budget.
+    pub queue_ceiling: Option<usize>,
     pub transitive: bool,
     pub auth_failures_per_minute: u32,
     pub connect_attempts: u32,
@@ -47,6 +51,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(5),
             max_pending_handshakes: 64,
             byte_budget: snow_shared::dist::outbound::DEFAULT_BYTE_BUDGET,
+            queue_ceiling: None,
             transitive: true,
             auth_failures_per_minute: 10,
             connect_attempts: 3,
@@ -60,6 +65,16 @@ pub(crate) struct Pending {
     pub queue: Vec<(Lane, Vec<u8>)>,
     pub bytes: usize,
     pub waiters: Vec<Sender<Result<(), DistError>>>,
+    /// Senders suspended because `bytes` reached the budget: woken when the queue moves onto the
+    /// connection (they then wait on it if it is still over budget) or the attempt ends.
+    pub room: Vec<Waker>,
+}
+
+/// Wakes the senders suspended on a pending queue.
+fn wake_room(room: Vec<Waker>) {
+    for waker in room {
+        waker.wake();
+    }
 }
 
 /// Moves what was queued while connecting onto `conn`, and returns who waited for it. The caller
@@ -69,6 +84,7 @@ fn take_over(conn: &Conn, previous: Option<Peer>) -> Vec<Sender<Result<(), DistE
     match previous {
         Some(Peer::Connecting(pending)) => {
             conn.enqueue_all(pending.queue);
+            wake_room(pending.room);
             pending.waiters
         }
         _ => Vec::new(),
@@ -90,6 +106,22 @@ pub(crate) fn sender_lane(pid: &Pid) -> Lane {
 fn wake_waiters(waiters: Vec<Sender<Result<(), DistError>>>) {
     for w in waiters {
         let _ = w.try_send(Ok(()));
+    }
+}
+
+/// The congestion of one node's queue, as a suspended sender waits for it. Holds the driver
+/// state weakly: a stopped node releases its suspended senders.
+struct PeerCongestion {
+    dist: std::sync::Weak<Dist>,
+    node: NodeName,
+}
+
+impl Congestion for PeerCongestion {
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.dist.upgrade() {
+            Some(dist) => dist.poll_room(&self.node, cx),
+            None => Poll::Ready(()),
+        }
     }
 }
 
@@ -145,9 +177,30 @@ impl AuthLimiter {
 
 /// A remote spawn waiting for its SPAWN_REPLY.
 pub(crate) struct SpawnWait {
+    /// The node asked: a reply from any other is ignored.
     pub node: NodeName,
+    /// The process that asked.
+    pub requester: Pid,
     pub link: bool,
+    pub monitor: bool,
     pub reply: Sender<Result<Pid, Term>>,
+    /// The requester stopped waiting (it timed out or exited): a reply that still comes is
+    /// answered by undoing the link or monitor made for it.
+    pub abandoned: bool,
+}
+
+/// Who a frame comes from, for the rules of [`Dist::route_frame`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Origin {
+    /// A message sent by a process: suspended over the budget, stopped at the ceiling.
+    Process,
+    /// A message sent from outside any process ([`Node::send`]): never refused; at the ceiling
+    /// the connection is closed instead (so the loss is seen by every link and monitor across it).
+    Runtime,
+    /// A signal (link, exit, monitor, `:DOWN`, spawn request or reply, node list): never refused,
+    /// never counted against the ceiling. A process that sends one over the budget is still
+    /// suspended at its next `.await`.
+    Signal { by_process: bool },
 }
 
 /// One distributed node's driver state. Shared by its tasks through `Arc`; it refers to the
@@ -168,6 +221,8 @@ pub(crate) struct Dist {
     pub backoff: Mutex<BackoffTable>,
     pub watch: Mutex<NodeWatch>,
     pub spawns: Mutex<HashMap<Ref, SpawnWait>>,
+    /// Warnings that could repeat per message or per request, rate-limited.
+    pub log_limit: Mutex<LogLimit<&'static str>>,
     pub pending_handshakes: AtomicUsize,
     pub auth: Mutex<AuthLimiter>,
     pub closing: AtomicBool,
@@ -214,7 +269,7 @@ impl Dist {
         opts: Options,
         listen_addr: SocketAddr,
     ) -> Dist {
-        let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+        let (stop_tx, stop_rx) = async_channel::bounded(1);
         Dist {
             node: Arc::downgrade(&node.inner),
             name: node.name().clone(),
@@ -230,6 +285,7 @@ impl Dist {
             backoff: Mutex::new(BackoffTable::default()),
             watch: Mutex::new(NodeWatch::default()),
             spawns: Mutex::new(HashMap::new()),
+            log_limit: Mutex::new(LogLimit::default()),
             pending_handshakes: AtomicUsize::new(0),
             auth: Mutex::new(AuthLimiter::default()),
             closing: AtomicBool::new(false),
@@ -244,10 +300,18 @@ impl Dist {
         self.node.upgrade().map(|inner| Node { inner })
     }
 
-    /// The largest number of bytes held for one node: its queue budget, plus the same again for
-    /// the synchronous path (which cannot wait) before frames are dropped.
-    pub fn hard_cap(&self) -> usize {
-        self.opts.byte_budget.saturating_mul(2)
+    /// The hard ceiling of one node's queue (README, "Guarantees"): a process whose message finds
+    /// the queue at it exits instead of queueing more.
+    pub fn ceiling(&self) -> usize {
+        self.opts.queue_ceiling.unwrap_or(self.opts.byte_budget.saturating_mul(2)).max(self.opts.byte_budget)
+    }
+
+    /// Logs a warning of `kind` unless one was logged within the last minute; the next line says
+    /// how many were suppressed.
+    pub fn warn_limited(&self, kind: &'static str, line: impl FnOnce() -> String) {
+        if let Some(suppressed) = lock(&self.log_limit).check(&kind, Instant::now()) {
+            log::warn!("{}: {}{}", self.name, line(), suppressed_note(suppressed));
+        }
     }
 
     /// The nodes with a connection up.
@@ -267,59 +331,115 @@ impl Dist {
         }
     }
 
-    /// Queues a control message for `node` from the synchronous path: onto its connection, or
-    /// into the pending queue while it connects (starting an attempt if none runs). Over the hard
-    /// cap the frame is dropped, as a send to a broken connection would be.
-    pub fn route(self: &Arc<Self>, node: &NodeName, msg: &Control) {
-        self.route_frame(node, lane_of(msg), msg.to_bytes());
+    /// Queues a control message for `node` (see [`Dist::route_frame`]).
+    pub fn route(self: &Arc<Self>, node: &NodeName, msg: &Control, origin: Origin) -> Backpressure {
+        self.route_frame(node, lane_of(msg), msg.to_bytes(), origin)
     }
 
-    /// [`Dist::route`] for a message already encoded for `lane` (the send path encodes SEND
-    /// straight from borrowed parts, [`Control::send_to_bytes`]).
-    pub fn route_frame(self: &Arc<Self>, node: &NodeName, lane: Lane, bytes: Vec<u8>) {
+    /// Queues a frame for `node`: onto its connection, or into the pending queue while it
+    /// connects (starting an attempt if none runs). Nothing is dropped while the node is
+    /// connected or connecting; what the sender must do is returned:
+    /// - over the byte budget, a process is suspended at its next `.await`
+    ///   ([`Backpressure::Suspend`]) until the queue drains;
+    /// - at the ceiling, a message of a process is refused and the process exits
+    ///   ([`Backpressure::Overflow`]); a message from outside any process closes the connection.
+    pub fn route_frame(self: &Arc<Self>, node: &NodeName, lane: Lane, bytes: Vec<u8>, origin: Origin) -> Backpressure {
         let conn = {
             let mut peers = lock(&self.peers);
             match peers.get_mut(node) {
                 Some(Peer::Up(c)) => c.clone(),
                 Some(Peer::Connecting(p)) => {
-                    if p.bytes < self.hard_cap() {
-                        p.bytes += bytes.len();
-                        p.queue.push((lane, bytes));
-                    } else {
-                        log::warn!("{}: dropped a frame for {node}: its pending queue is full", self.name);
+                    if origin == Origin::Process && p.bytes >= self.ceiling() {
+                        drop(peers);
+                        return self.overflow(node);
                     }
-                    return;
+                    p.bytes += bytes.len();
+                    p.queue.push((lane, bytes));
+                    return if p.bytes >= self.opts.byte_budget {
+                        self.suspend(node, origin)
+                    } else {
+                        Backpressure::Clear
+                    };
                 }
                 None => {
                     if self.closing.load(Ordering::Relaxed) || node == &self.name {
-                        return;
+                        return Backpressure::Clear;
                     }
-                    let pending = Pending { bytes: bytes.len(), queue: vec![(lane, bytes)], waiters: Vec::new() };
+                    let pending = Pending { bytes: bytes.len(), queue: vec![(lane, bytes)], ..Pending::default() };
                     peers.insert(node.clone(), Peer::Connecting(pending));
                     drop(peers);
                     super::mesh::spawn_attempt(self.clone(), node.clone(), true);
-                    return;
+                    return Backpressure::Clear;
                 }
             }
         };
-        self.enqueue_on(&conn, lane, bytes);
+        self.push_on(&conn, lane, bytes, origin)
     }
 
-    /// Queues a control message on an established connection (a reply from its reader, or a send
-    /// whose caller already holds the connection), dropping it with a log line if the
-    /// connection's queue is over twice its budget.
-    pub fn send_on(&self, conn: &Conn, msg: &Control) {
-        self.enqueue_on(conn, lane_of(msg), msg.to_bytes());
+    /// Queues a control message on an established connection (a reply from its reader, or a
+    /// send whose caller already holds the connection). Signals are never refused.
+    pub fn send_on(self: &Arc<Self>, conn: &Conn, msg: &Control, origin: Origin) -> Backpressure {
+        self.push_on(conn, lane_of(msg), msg.to_bytes(), origin)
     }
 
-    fn enqueue_on(&self, conn: &Conn, lane: Lane, bytes: Vec<u8>) {
-        if !conn.enqueue(lane, bytes, self.hard_cap()) {
-            log::warn!(
-                "{}: dropped a frame for {}: the connection's send queue is over twice its budget",
-                self.name,
-                conn.peer
-            );
+    fn push_on(self: &Arc<Self>, conn: &Conn, lane: Lane, bytes: Vec<u8>, origin: Origin) -> Backpressure {
+        let ceiling = match origin {
+            Origin::Process | Origin::Runtime => Some(self.ceiling()),
+            Origin::Signal { .. } => None,
+        };
+        match conn.push(lane, bytes, ceiling) {
+            Pushed::Clear | Pushed::Closed => Backpressure::Clear,
+            Pushed::OverBudget => self.suspend(&conn.peer, origin),
+            Pushed::AtCeiling(_) if origin == Origin::Process => self.overflow(&conn.peer),
+            Pushed::AtCeiling(bytes) => {
+                self.warn_limited("ceiling-runtime", || {
+                    format!(
+                        "closing the connection to {}: a message sent from outside any process found its send queue at its ceiling ({} bytes); links and monitors across it fire :noconnection",
+                        conn.peer,
+                        self.ceiling()
+                    )
+                });
+                drop(bytes);
+                conn.close();
+                Backpressure::Clear
+            }
         }
+    }
+
+    /// The backpressure for a sender that found `node`'s queue over its budget.
+    fn suspend(self: &Arc<Self>, node: &NodeName, origin: Origin) -> Backpressure {
+        match origin {
+            Origin::Process | Origin::Signal { by_process: true } => {
+                Backpressure::Suspend(Arc::new(PeerCongestion { dist: Arc::downgrade(self), node: node.clone() }))
+            }
+            Origin::Runtime | Origin::Signal { by_process: false } => Backpressure::Clear,
+        }
+    }
+
+    /// A process's message found `node`'s queue at the ceiling: it was not queued, the process
+    /// exits.
+    fn overflow(&self, node: &NodeName) -> Backpressure {
+        self.warn_limited("ceiling-process", || {
+            format!(
+                "a process sent to {node} without awaiting until the connection's send queue reached its ceiling ({} bytes); it exits with {{:send_queue_overflow, {node}}}",
+                self.ceiling()
+            )
+        });
+        Backpressure::Overflow(crate::reason::send_queue_overflow(node))
+    }
+
+    /// Whether a sender to `node` may go on now; if not, registers `cx`'s waker to be woken when
+    /// the queue drains, moves onto a connection, or the node is gone.
+    pub fn poll_room(&self, node: &NodeName, cx: &mut Context<'_>) -> Poll<()> {
+        let conn = match lock(&self.peers).get_mut(node) {
+            Some(Peer::Up(conn)) => conn.clone(),
+            Some(Peer::Connecting(p)) if p.bytes >= self.opts.byte_budget => {
+                p.room.push(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Some(Peer::Connecting(_)) | None => return Poll::Ready(()),
+        };
+        conn.poll_room(cx)
     }
 
     /// Acceptor side, after the initiator proved the cookie: keep this connection or not
@@ -357,8 +477,10 @@ impl Dist {
         }
     }
 
-    /// A connection came up: log, reset backoff, tell node watchers, share our node list.
-    pub fn connection_up(&self, conn: &Conn, addr: &str) {
+    /// A connection came up: log, reset backoff, tell node watchers, share our node list. Called
+    /// before the connection's reader starts, so every `{:nodeup, node}` is in its subscriber's
+    /// mailbox before anything that node sends on this connection is delivered.
+    pub fn connection_up(self: &Arc<Self>, conn: &Conn, addr: &str) {
         lock(&self.backoff).remove(&conn.peer);
         log::info!(
             "{}: connection to {} up ({addr}, creation {}, flags {:?})",
@@ -376,7 +498,7 @@ impl Dist {
         }
         if conn.flags.contains(Flags::MESH) {
             let nodes: Vec<NodeName> = self.connected().into_iter().filter(|n| n != &conn.peer).collect();
-            self.send_on(conn, &Control::NodeList { nodes });
+            let _ = self.send_on(conn, &Control::NodeList { nodes }, Origin::Signal { by_process: false });
         }
     }
 
@@ -385,6 +507,7 @@ impl Dist {
     /// remote spawns waiting on it fail.
     pub fn connection_down(&self, conn: &Arc<Conn>, reason: &str) {
         conn.close();
+        conn.quiesce();
         let current = {
             let mut peers = lock(&self.peers);
             match peers.get(&conn.peer) {
@@ -407,6 +530,7 @@ impl Dist {
     /// incarnation's links and monitors fire as for a lost connection.
     pub fn connection_replaced(&self, old: &Arc<Conn>) {
         old.close();
+        old.quiesce();
         log::info!("{}: {} restarted (creation {}); old connection closed", self.name, old.peer, old.creation);
         self.node_gone(&old.peer, true);
     }
@@ -425,6 +549,7 @@ impl Dist {
             }
         };
         let Some(pending) = pending else { return };
+        wake_room(pending.room);
         log::warn!("{}: cannot connect to {node}: {err} ({} queued frames dropped)", self.name, pending.queue.len());
         for w in pending.waiters {
             let _ = w.try_send(Err(err.clone()));
@@ -432,7 +557,27 @@ impl Dist {
         self.node_gone(node, false);
     }
 
-    /// Everything that follows from `node` being unreachable.
+    /// The local `pid` exited: forget its node watches, and mark its remote spawns in flight as
+    /// abandoned (their replies are answered by undoing the link or monitor).
+    pub fn process_exited(&self, pid: &Pid) {
+        {
+            let mut watch = lock(&self.watch);
+            watch.all.remove(pid);
+            watch.once.retain(|_, watchers| {
+                watchers.retain(|w| w != pid);
+                !watchers.is_empty()
+            });
+        }
+        for wait in lock(&self.spawns).values_mut() {
+            if &wait.requester == pid {
+                wait.abandoned = true;
+            }
+        }
+    }
+
+    /// Everything that follows from `node` being unreachable. Callers have quiesced the
+    /// connection (if there was one), so every message and signal it delivered comes before
+    /// the `{:nodedown, node}` and the `:noconnection` signals.
     fn node_gone(&self, node: &NodeName, was_up: bool) {
         let (once, all) = {
             let mut watch = lock(&self.watch);
@@ -467,10 +612,12 @@ impl Dist {
             match peer {
                 Peer::Up(conn) => {
                     conn.close();
+                    conn.quiesce();
                     log::info!("{}: connection to {node} closed (shutdown)", self.name);
                     self.node_gone(&node, true);
                 }
                 Peer::Connecting(p) => {
+                    wake_room(p.room);
                     for w in p.waiters {
                         let _ = w.try_send(Err(DistError::ShuttingDown));
                     }

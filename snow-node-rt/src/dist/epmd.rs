@@ -29,7 +29,7 @@ fn reregister_backoff() -> Backoff {
 }
 
 /// Runs `work` until it finishes (`false`) or the node stops first (`true`).
-async fn stopped_during(stop: &async_std::channel::Receiver<()>, work: impl std::future::Future<Output = ()>) -> bool {
+async fn stopped_during(stop: &async_channel::Receiver<()>, work: impl std::future::Future<Output = ()>) -> bool {
     future::or(
         async {
             work.await;

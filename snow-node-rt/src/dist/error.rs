@@ -57,9 +57,6 @@ pub enum DistError {
         /// Why it is not a name.
         source: NameError,
     },
-    /// A node cannot connect to itself.
-    #[error("{0} is this node; there is nothing to connect to")]
-    SelfConnect(NodeName),
     /// snow-epmd does not know the node.
     #[error("{0} is not registered with snow-epmd; is it running, and do both nodes use snow-epmd daemons that gossip with each other?")]
     NotRegistered(NodeName),

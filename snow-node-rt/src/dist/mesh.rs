@@ -66,8 +66,8 @@ pub(crate) fn ensure(
     node: &NodeName,
     respect_backoff: bool,
     wait: bool,
-) -> Option<async_std::channel::Receiver<Result<(), DistError>>> {
-    let (tx, rx) = async_std::channel::bounded(1);
+) -> Option<async_channel::Receiver<Result<(), DistError>>> {
+    let (tx, rx) = async_channel::bounded(1);
     let mut peers = lock(&dist.peers);
     match peers.get_mut(node) {
         Some(Peer::Up(_)) => {

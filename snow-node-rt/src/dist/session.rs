@@ -138,9 +138,10 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
             if let Some(old) = dist.install(&conn) {
                 dist.connection_replaced(&old);
             }
+            // Nodeup first: every subscriber hears of the node before its reader delivers anything.
+            dist.connection_up(&conn, &addr);
             let (_, tls) = stream.into_inner();
             connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
-            dist.connection_up(&conn, &addr);
             Ok(())
         }
         Err(SessionError::Handshake(HandshakeError::Duplicate)) => {
@@ -158,7 +159,7 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
 
 /// After a `Duplicate` verdict: the peer's own connection to us is on its way; wait for it.
 async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistError> {
-    let (tx, rx) = async_std::channel::bounded(1);
+    let (tx, rx) = async_channel::bounded(1);
     match lock(&dist.peers).get_mut(node) {
         Some(Peer::Up(_)) => return Ok(()),
         Some(Peer::Connecting(p)) => p.waiters.push(tx),
@@ -207,9 +208,9 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
             if let Some(old) = replaced {
                 dist.connection_replaced(&old);
             }
+            dist.connection_up(&conn, &addr.to_string());
             let (_, tls) = stream.into_inner();
             connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
-            dist.connection_up(&conn, &addr.to_string());
         }
         (Err(e), Some((conn, _))) => {
             // Accepted, but the verdict could not be delivered.

@@ -38,7 +38,7 @@ where
     within(rx.recv()).await.expect("probe process died before answering")
 }
 
-/// Starts a process that monitors `target` and reports the `:down` reason on the channel.
+/// Starts a process that monitors `target` and reports the `:DOWN` reason on the channel.
 /// Returns once the monitor is in place.
 pub async fn watch(node: &Node, target: &Pid) -> Receiver<Term> {
     let (ready_tx, ready_rx) = bounded(1);
