@@ -17,6 +17,7 @@ fn workload() -> Workload {
         *n = ((*n as f64 * scale) as u64).max(k * 5);
     }
     w.round_trips = ((w.round_trips as f64 * scale) as u64).max(100);
+    w.flood = ((w.flood as f64 * scale) as u64).max(1000);
     // Per-size message counts, e.g. for profiling one payload size: SNOW_BENCH_MESSAGES=2000000,0,0
     // (0 means the minimum: five batches).
     if let Ok(list) = std::env::var("SNOW_BENCH_MESSAGES") {

@@ -98,6 +98,7 @@ impl ErlangBaseline {
             client_cmd.args([n.to_string(), k.to_string()]);
         }
         client_cmd.arg(work.round_trips.to_string());
+        client_cmd.arg(work.flood.to_string());
         let mut client =
             ChildProc::spawn("erlang a@127.0.0.1", client_cmd).map_err(|e| format!("cannot start erl: {e}"))?;
         let (lines, status) = client.finish(Duration::from_secs(600));

@@ -18,12 +18,38 @@ pub struct Workload {
     pub batch: [u64; 3],
     /// Timed round trips.
     pub round_trips: u64,
+    /// Messages of the flood: 1 KiB binaries sent with plain `send` (no acknowledgement window),
+    /// acknowledged once at the end.
+    pub flood: u64,
 }
 
 impl Workload {
     /// The benchmark's default amounts (a few seconds per side and transport).
     pub const DEFAULT: Workload =
-        Workload { messages: [300_000, 100_000, 3_000], batch: [1000, 500, 16], round_trips: 10_000 };
+        Workload { messages: [300_000, 100_000, 3_000], batch: [1000, 500, 16], round_trips: 10_000, flood: 1_000_000 };
+}
+
+/// Payload bytes of each flood message.
+pub const FLOOD_SIZE: usize = 1024;
+
+/// The flood: one process sending without flow control of its own to a process on the other node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Flood {
+    /// Messages sent (all delivered: the receiver acknowledges the last one).
+    pub messages: u64,
+    /// From the first send to the acknowledgement of the last.
+    pub elapsed: Duration,
+    /// The sending node's resident memory before the flood, in KiB.
+    pub rss_before_kib: u64,
+    /// The sending node's peak resident memory (VmHWM) after the flood, in KiB.
+    pub peak_kib: u64,
+}
+
+impl Flood {
+    /// Messages per second.
+    pub fn msgs_per_s(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 /// Throughput of one payload size.
@@ -62,6 +88,8 @@ pub struct Figures {
     pub rtt_median: Duration,
     /// 99th percentile round trip.
     pub rtt_p99: Duration,
+    /// The flood.
+    pub flood: Flood,
 }
 
 impl Figures {
@@ -97,8 +125,21 @@ impl Figures {
             throughput,
             rtt_median: ns("rtt_median_ns")?,
             rtt_p99: ns("rtt_p99_ns")?,
+            flood: Flood {
+                messages: get("flood_msgs")?,
+                elapsed: ns("flood_ns")?,
+                rss_before_kib: get("flood_rss_before_kib")?,
+                peak_kib: get("flood_peak_kib")?,
+            },
         })
     }
+}
+
+/// Reads a `kB` field (`VmRSS`, `VmHWM`) of this process's `/proc/self/status`, in KiB.
+pub fn own_memory_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    line[field.len() + 1..].split_whitespace().next()?.parse().ok()
 }
 
 /// The `RESULT` lines for a measured throughput (what the Snow bench node prints).
@@ -162,6 +203,27 @@ pub fn table(snow: &Figures, erlang_tls: Option<&Figures>, erlang_tcp: Option<&F
             erlang_tcp.map(|f| fmt(get(f))).unwrap_or_else(|| "-".into()),
         )
     };
+    let flood_cell = |f: Option<&Figures>| {
+        f.map(|f| {
+            format!(
+                "{:.0} msg/s, peak RSS {:.1} MiB (+{:.1} MiB)",
+                f.flood.msgs_per_s(),
+                f.flood.peak_kib as f64 / 1024.0,
+                f.flood.peak_kib.saturating_sub(f.flood.rss_before_kib) as f64 / 1024.0
+            )
+        })
+        .unwrap_or_else(|| "-".into())
+    };
+    out.push_str(&format!(
+        "| flood: {} x 1 KiB, plain send | {} | {} | {} | {} | all delivered, memory bounded |\n",
+        snow.flood.messages,
+        flood_cell(Some(snow)),
+        flood_cell(erlang_tls),
+        flood_cell(erlang_tcp),
+        erlang_tls
+            .map(|e| format!("{:.2}x", snow.flood.msgs_per_s() / e.flood.msgs_per_s().max(1e-9)))
+            .unwrap_or_else(|| "-".into()),
+    ));
     out.push_str(&lat("round trip median", |f| f.rtt_median, us, "≤ Erlang TCP"));
     out.push_str(&lat("round trip p99", |f| f.rtt_p99, us, "≤ Erlang TCP"));
     out.push_str(&lat("first connection", |f| f.connect_first, ms, "< 5 ms"));
@@ -187,6 +249,10 @@ mod tests {
             "RESULT tput_65536_ns 1000",
             "RESULT rtt_median_ns 50000",
             "RESULT rtt_p99_ns 90000",
+            "RESULT flood_msgs 1000",
+            "RESULT flood_ns 1000000000",
+            "RESULT flood_rss_before_kib 10240",
+            "RESULT flood_peak_kib 20480",
         ];
         let f = Figures::parse(&lines).unwrap();
         assert_eq!(f.throughput[0].msgs_per_s(), 1000.0);
@@ -196,6 +262,7 @@ mod tests {
         assert!(err.contains("tput_64_ns"), "{err}");
         let t = table(&f, Some(&f), None);
         assert!(t.contains("| send 64 B | 1000 msg/s, 0.1 MB/s | 1000 msg/s, 0.1 MB/s | - | 1.00x |"), "{t}");
+        assert!(t.contains("| 1000 msg/s, peak RSS 20.0 MiB (+10.0 MiB) |"), "{t}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use snow_node_rt::{dist, Node, Pid, Process, Term};
 
 use crate::child::ChildProc;
 use crate::cluster::node_env;
-use crate::figures::{percentile, throughput_lines, Figures, Throughput, Workload, SIZES};
+use crate::figures::{own_memory_kib, percentile, throughput_lines, Figures, Throughput, Workload, FLOOD_SIZE, SIZES};
 use crate::tmp::{random_cookie, write_secret, TempDir};
 
 /// Environment variable that makes the bench binary act as a node.
@@ -133,10 +133,13 @@ async fn echo(mut me: Process) {
 fn parse_work(text: &str) -> Result<Workload, String> {
     let n: Vec<u64> = text.split(',').map(|v| v.parse::<u64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     match n.as_slice() {
-        [n64, k64, n1k, k1k, n64k, k64k, rtts] => {
-            Ok(Workload { messages: [*n64, *n1k, *n64k], batch: [*k64, *k1k, *k64k], round_trips: *rtts })
-        }
-        _ => Err(format!("{WORK_ENV}={text:?}: expected 7 comma-separated numbers")),
+        [n64, k64, n1k, k1k, n64k, k64k, rtts, flood] => Ok(Workload {
+            messages: [*n64, *n1k, *n64k],
+            batch: [*k64, *k1k, *k64k],
+            round_trips: *rtts,
+            flood: *flood,
+        }),
+        _ => Err(format!("{WORK_ENV}={text:?}: expected 8 comma-separated numbers")),
     }
 }
 
@@ -147,6 +150,7 @@ fn format_work(w: &Workload) -> String {
         parts.push(k.to_string());
     }
     parts.push(w.round_trips.to_string());
+    parts.push(w.flood.to_string());
     parts.join(",")
 }
 
@@ -208,7 +212,8 @@ async fn whois(me: &mut Process, name: &str, tag: &str) -> Result<Pid, String> {
 async fn workloads(mut me: Process, work: Workload) -> Result<Vec<String>, String> {
     let sink = whois(&mut me, "bench_sink", "sink").await?;
     let echo = whois(&mut me, "bench_echo", "echo").await?;
-    let mut lines = Vec::new();
+    // The flood first, so that the peak memory it reports is its own.
+    let mut lines = flood(&mut me, &sink, work.flood).await?;
     for (i, size) in SIZES.iter().enumerate() {
         let (total, k) = (work.messages[i], work.batch[i].max(1));
         let payload = vec![7u8; *size];
@@ -231,6 +236,35 @@ async fn workloads(mut me: Process, work: Workload) -> Result<Vec<String>, Strin
     lines.push(format!("RESULT rtt_p99_ns {}", percentile(&samples, 99).as_nanos()));
     Ok(lines)
 }
+
+/// Sends `total` 1 KiB binaries with plain `send`, no acknowledgement window: only the
+/// connection's backpressure (the sender is suspended at its next `.await` while the queue is over
+/// its budget) bounds what is buffered. The loop yields every [`FLOOD_SENDS_PER_YIELD`] sends,
+/// standing in for the preemption a compiled Snow program gets from its scheduler (BEAM preempts
+/// a process every few thousand reductions).
+async fn flood(me: &mut Process, sink: &Pid, total: u64) -> Result<Vec<String>, String> {
+    let payload = vec![7u8; FLOOD_SIZE];
+    me.send(sink, tagged("start", [Term::Pid(me.pid().clone()), Term::Int(total as i64)]));
+    let rss_before = own_memory_kib("VmRSS").unwrap_or(0);
+    let t0 = Instant::now();
+    for sent in 1..=total {
+        me.send(sink, Term::Binary(payload.clone()));
+        if sent % FLOOD_SENDS_PER_YIELD == 0 {
+            snow_node_rt::yield_now().await;
+        }
+    }
+    wait_ack(me, total).await?;
+    let elapsed = t0.elapsed();
+    Ok(vec![
+        format!("RESULT flood_msgs {total}"),
+        format!("RESULT flood_ns {}", elapsed.as_nanos()),
+        format!("RESULT flood_rss_before_kib {rss_before}"),
+        format!("RESULT flood_peak_kib {}", own_memory_kib("VmHWM").unwrap_or(0)),
+    ])
+}
+
+/// See [`flood`].
+const FLOOD_SENDS_PER_YIELD: u64 = 64;
 
 async fn send_batch(me: &mut Process, sink: &Pid, payload: &[u8], total: u64, k: u64) -> Result<(), String> {
     me.send(sink, tagged("start", [Term::Pid(me.pid().clone()), Term::Int(k as i64)]));
@@ -308,7 +342,10 @@ mod tests {
     fn workload_round_trips_through_the_environment() {
         let w = Workload::DEFAULT;
         let back = parse_work(&format_work(&w)).unwrap();
-        assert_eq!((back.messages, back.batch, back.round_trips), (w.messages, w.batch, w.round_trips));
+        assert_eq!(
+            (back.messages, back.batch, back.round_trips, back.flood),
+            (w.messages, w.batch, w.round_trips, w.flood)
+        );
         assert!(parse_work("1,2").is_err());
     }
 }

@@ -6,7 +6,7 @@
 %%   server node: erl -name b@127.0.0.1 ... -s dist_bench server
 %%       registers `bench_sink' (counts messages, acknowledges every K) and `bench_echo'
 %%       (answers every {From, Seq} with Seq), prints READY.
-%%   client node: erl -name a@127.0.0.1 ... -s dist_bench client b@127.0.0.1 N64 K64 N1k K1k N64k K64k Rtts
+%%   client node: erl -name a@127.0.0.1 ... -s dist_bench client b@127.0.0.1 N64 K64 N1k K1k N64k K64k Rtts Flood
 %%       connects (timed), runs the workloads and prints one `RESULT key value' line per figure,
 %%       then halts (exit 0; exit 1 with an `ERROR' line on failure). The client runs -hidden, so
 %%       that `global' does not re-open a connection the reconnect measurement just closed.
@@ -75,13 +75,14 @@ client([Peer | Counts]) ->
             halt(1)
     end.
 
-run(Peer, [N64, K64, N1k, K1k, N64k, K64k, Rtts]) ->
+run(Peer, [N64, K64, N1k, K1k, N64k, K64k, Rtts, Flood]) ->
     T0 = erlang:monotonic_time(nanosecond),
     true = net_kernel:connect_node(Peer),
     T1 = erlang:monotonic_time(nanosecond),
     result(connect_first_ns, T1 - T0),
     Sink = whois(bench_sink, Peer, sink),
     Echo = whois(bench_echo, Peer, echo),
+    flood(Sink, Flood),
     throughput(Sink, 64, N64, K64),
     throughput(Sink, 1024, N1k, K1k),
     throughput(Sink, 65536, N64k, K64k),
@@ -97,6 +98,42 @@ whois(Name, Peer, Tag) ->
 
 result(Key, Value) ->
     io:format("RESULT ~s ~p~n", [Key, Value]).
+
+%% The flood: Total binaries of 1 KiB sent with plain `!', no acknowledgement window (the
+%% distribution port's busy limit suspends the sender), acknowledged once at the end; with the
+%% node's resident memory before and its peak (VmHWM) after.
+flood(Sink, Total) ->
+    Bin = binary:copy(<<7>>, 1024),
+    Sink ! {start, self(), Total},
+    Before = vm_kib("VmRSS"),
+    T0 = erlang:monotonic_time(nanosecond),
+    flood_loop(Sink, Bin, Total),
+    wait_ack(Total),
+    T1 = erlang:monotonic_time(nanosecond),
+    result(flood_msgs, Total),
+    result(flood_ns, T1 - T0),
+    result(flood_rss_before_kib, Before),
+    result(flood_peak_kib, vm_kib("VmHWM")).
+
+flood_loop(_Sink, _Bin, 0) -> ok;
+flood_loop(Sink, Bin, N) ->
+    Sink ! Bin,
+    flood_loop(Sink, Bin, N - 1).
+
+%% A `kB' field of /proc/self/status, in KiB (0 if unreadable).
+vm_kib(Field) ->
+    case file:read_file("/proc/self/status") of
+        {ok, Status} ->
+            Lines = string:split(binary_to_list(Status), "\n", all),
+            Prefix = Field ++ ":",
+            case [L || L <- Lines, lists:prefix(Prefix, L)] of
+                [Line | _] ->
+                    [Kib | _] = string:lexemes(lists:nthtail(length(Prefix), Line), " \t"),
+                    list_to_integer(Kib);
+                [] -> 0
+            end;
+        _ -> 0
+    end.
 
 %% Sends Total binaries of Size bytes, K per acknowledged batch; first a warm-up of a tenth.
 throughput(Sink, Size, Total, K) ->

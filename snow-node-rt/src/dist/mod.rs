@@ -23,7 +23,9 @@
 //! [`monitor_node`](Process::monitor_node) / [`demonitor_node`](Process::demonitor_node) (one
 //! `{:nodedown, node}`, like Erlang's `monitor_node/2`), [`monitor_nodes`](Process::monitor_nodes)
 //! (`{:nodeup, node}` and `{:nodedown, node}` for every node, like `net_kernel:monitor_nodes/1`),
-//! [`spawn_remote`](Process::spawn_remote) / [`spawn_link_remote`](Process::spawn_link_remote).
+//! [`spawn_remote`](Process::spawn_remote) / [`spawn_link_remote`](Process::spawn_link_remote) /
+//! [`spawn_monitor_remote`](Process::spawn_monitor_remote), and from the local layer
+//! [`monitor_name`](Process::monitor_name) for `{name, node}`.
 //!
 //! Errors: [`StartError`], [`DistError`], [`TrySendError`], [`RemoteSpawnError`].
 //!
@@ -33,9 +35,13 @@
 //! # Guarantees
 //! - Messages and signals from one process to another arrive in the order sent, including those
 //!   queued while the connection was being set up.
-//! - [`Process::send`] never blocks. A connection's queue is bounded: over its byte budget,
-//!   [`Process::send_async`] waits and [`Process::try_send`] says busy; the non-waiting `send` keeps
-//!   queueing up to twice the budget and then drops (logged), as on a broken connection.
+//! - Nothing is dropped while a connection is up. [`Process::send`] never blocks: over the
+//!   connection's byte budget it still queues and suspends the sender at its next `.await` until
+//!   the queue drains; [`Process::send_async`] waits before queueing and [`Process::try_send`]
+//!   says busy. A process that sends on without awaiting until the queue reaches its ceiling is
+//!   stopped with `{:send_queue_overflow, node}`. Signals are never refused (README, "Guarantees").
+//! - `{:nodeup, node}` reaches subscribers before anything that node sends on the connection, and
+//!   `{:nodedown, node}` after it.
 //! - Sends to a node that cannot be reached are dropped; links and monitors across a lost or
 //!   failed connection fire `:noconnection`; a pid of a dead process or an older creation gives
 //!   `:noproc` (the receiving node checks the creation).
