@@ -46,7 +46,7 @@ fn tagged(tag: &str, rest: impl IntoIterator<Item = Term>) -> Term {
 pub fn role_main() -> Option<i32> {
     let role = std::env::var(ROLE_ENV).ok()?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let result = async_std::task::block_on(async {
+    let result = snow_node_rt::block_on(async {
         match role.as_str() {
             "server" => server().await,
             "client" => client().await,
@@ -64,7 +64,7 @@ pub fn role_main() -> Option<i32> {
 
 async fn server() -> Result<(), String> {
     let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
-    let (tx, rx) = async_std::channel::bounded::<Result<(), String>>(2);
+    let (tx, rx) = async_channel::bounded::<Result<(), String>>(2);
     for (name, body) in [("bench_sink", true), ("bench_echo", false)] {
         let tx = tx.clone();
         node.spawn(move |me| async move {
@@ -160,7 +160,7 @@ async fn client() -> Result<(), String> {
     let t0 = Instant::now();
     node.connect(SERVER).await.map_err(|e| format!("connect to {SERVER}: {e}"))?;
     println!("RESULT connect_first_ns {}", t0.elapsed().as_nanos());
-    let (tx, rx) = async_std::channel::bounded(1);
+    let (tx, rx) = async_channel::bounded(1);
     node.spawn(move |me| async move {
         let _ = tx.send(workloads(me, work).await).await;
     });
@@ -308,7 +308,7 @@ pub fn run(exe: &Path, work: &Workload) -> Result<Figures, String> {
     let cookie = dir.join("cookie");
     write_secret(&cookie, random_cookie().as_bytes()).map_err(|e| format!("cannot write the cookie: {e}"))?;
     let config = snow_epmd::Config::new(([127, 0, 0, 1], 0).into(), dir.join("epmd"));
-    let epmd = async_std::task::block_on(snow_epmd::serve(config)).map_err(|e| format!("snow-epmd: {e}"))?;
+    let epmd = snow_node_rt::block_on(snow_epmd::serve(config)).map_err(|e| format!("snow-epmd: {e}"))?;
     let addr = epmd.local_addr().to_string();
     let node = |role: &str, name: &str| {
         let mut cmd = Command::new(exe);
@@ -330,7 +330,7 @@ pub fn run(exe: &Path, work: &Workload) -> Result<Figures, String> {
         }
         Figures::parse(&lines)
     })();
-    let _ = async_std::task::block_on(epmd.shutdown());
+    let _ = snow_node_rt::block_on(epmd.shutdown());
     result
 }
 

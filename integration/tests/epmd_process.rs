@@ -83,7 +83,7 @@ fn cli_exit_codes_and_kill_9_restart() {
     let port = free_port();
     let epmd = format!("127.0.0.1:{port}");
     let mut d = daemon(port, &dir, &["--grace", "20"]);
-    let reg = async_std::task::block_on(snow_epmd::client::register(
+    let reg = snow_node_rt::block_on(snow_epmd::client::register(
         &epmd,
         &snow_shared::NodeName::parse("p@127.0.0.1").unwrap(),
         7100,
@@ -108,7 +108,7 @@ fn cli_exit_codes_and_kill_9_restart() {
     let _d = daemon(port, &dir, &["--grace", "20"]);
     let (_, out, _) = cli(&["list", "--json", "--epmd", &epmd]);
     assert!(out.contains("\"state\":\"unconfirmed\""), "{out}");
-    let _reg = async_std::task::block_on(snow_epmd::client::register(
+    let _reg = snow_node_rt::block_on(snow_epmd::client::register(
         &epmd,
         &snow_shared::NodeName::parse("p@127.0.0.1").unwrap(),
         7101,
@@ -137,7 +137,7 @@ fn erlang_epmd_names_and_erl_sname_work_against_snow_epmd() {
     let port = free_port();
     let epmd = format!("127.0.0.1:{port}");
     let _d = daemon(port, &dir, &[]);
-    let _reg = async_std::task::block_on(snow_epmd::client::register(
+    let _reg = snow_node_rt::block_on(snow_epmd::client::register(
         &epmd,
         &snow_shared::NodeName::parse("snowy@testhost").unwrap(),
         7200,
@@ -173,7 +173,7 @@ fn erlang_epmd_names_and_erl_sname_work_against_snow_epmd() {
         .unwrap();
     let erl_addr = format!("127.0.0.1:{erl_port}");
     wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(&erl_addr).is_ok());
-    let session = async_std::task::block_on(snow_epmd::client::LookupSession::open(&erl_addr));
+    let session = snow_node_rt::block_on(snow_epmd::client::LookupSession::open(&erl_addr));
     let _ = erl_epmd.kill();
     let _ = erl_epmd.wait();
     assert!(matches!(session, Err(snow_epmd::client::ClientError::NoSession(_))), "{session:?}");
@@ -197,7 +197,7 @@ fn three_daemons_gossip_through_one_seed() {
     let with_seed = |i: usize| daemon(ports[i], &dir, &[&gossip[..], &["--peer", &addr(0)]].concat());
     let (_d1, _d2) = (with_seed(1), with_seed(2));
     let register = |i: usize, name: &str, port: u16| {
-        async_std::task::block_on(snow_epmd::client::register(
+        snow_node_rt::block_on(snow_epmd::client::register(
             &addr(i),
             &snow_shared::NodeName::parse(name).unwrap(),
             port,
@@ -233,8 +233,8 @@ fn lookup_sessions_against_the_real_binary() {
     let epmd = format!("127.0.0.1:{port}");
     let _d = daemon(port, &dir, &[]);
     let name = snow_shared::NodeName::parse("s@127.0.0.1").unwrap();
-    let _reg = async_std::task::block_on(snow_epmd::client::register(&epmd, &name, 7400)).unwrap();
-    let found = async_std::task::block_on(async {
+    let _reg = snow_node_rt::block_on(snow_epmd::client::register(&epmd, &name, 7400)).unwrap();
+    let found = snow_node_rt::block_on(async {
         let mut session = snow_epmd::client::LookupSession::open(&epmd).await?;
         let names = vec![name.clone(); 100];
         session.lookup_many(&names).await

@@ -36,7 +36,7 @@ fn stderr(out: &Output) -> String {
 /// Registers `name` at `port` with the daemon for as long as the returned handle lives.
 fn register(epmd: &Epmd, name: &str, port: u16) -> snow_epmd::client::Registration {
     let name = NodeName::parse(name).unwrap();
-    async_std::task::block_on(snow_epmd::client::register(&epmd.addr, &name, port)).unwrap()
+    snow_node_rt::block_on(snow_epmd::client::register(&epmd.addr, &name, port)).unwrap()
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub mod log_limit;
 pub mod name;
 pub mod pid;
 pub mod term;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use atom::Atom;
 pub use convert::ConversionError;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use async_std::channel::bounded;
+use async_channel::bounded;
 use snow_node_rt::{Node, Process, Term};
 
 fn scale(n: u64) -> u64 {
@@ -32,7 +32,7 @@ where
             let _ = tx.send(fut.await).await;
         }
     });
-    async_std::task::block_on(async {
+    snow_node_rt::block_on(async {
         smol_timeout::TimeoutExt::timeout(rx.recv(), Duration::from_secs(600))
             .await
             .expect("benchmark did not finish within 10 minutes")

@@ -6,7 +6,7 @@ use snow_node_rt::{dist, Term};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let node = match async_std::task::block_on(dist::start_from_env()) {
+    let node = match snow_node_rt::block_on(dist::start_from_env()) {
         Ok(node) => node,
         Err(e) => {
             eprintln!("echo: {e}");

@@ -21,7 +21,7 @@
 //! use std::time::Duration;
 //! use snow_node_rt::{reason, Node, Term};
 //!
-//! async_std::task::block_on(async {
+//! snow_node_rt::block_on(async {
 //!     let node = Node::local();
 //!     let (done_tx, done_rx) = async_channel::bounded(1);
 //!     node.spawn(move |mut me| async move {
@@ -75,6 +75,7 @@ pub use mailbox::{Receive, ReceiveMatch};
 pub use node::{Node, Spawned};
 pub use process::{yield_now, Process};
 pub use reason::IntoExitReason;
+pub use sched::{block_on, spawn as spawn_task, JoinHandle};
 pub use seam::{LocalProcesses, RemoteRouter, Spawnable};
 pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 pub use timer::{sleep, TimerRef};

@@ -107,7 +107,7 @@ pub(crate) struct NodeInner {
 ///     let _ = tx.send(reply).await;
 /// })
 /// .and_then_send(Term::atom("hello"));
-/// assert_eq!(async_std::task::block_on(rx.recv()).unwrap(), Term::atom("hello"));
+/// assert_eq!(snow_node_rt::block_on(rx.recv()).unwrap(), Term::atom("hello"));
 /// ```
 #[derive(Clone)]
 pub struct Node {

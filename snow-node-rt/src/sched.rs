@@ -141,9 +141,17 @@ fn global() -> &'static Pool {
     })
 }
 
-/// Runs `future` on the process-wide pool. Dropping the handle detaches the task (it runs on);
-/// awaiting it gives the output, or `None` if the task panicked.
-pub(crate) fn spawn<F>(future: F) -> JoinHandle<F::Output>
+/// Runs `future` to completion on the calling thread (which must not be one of the scheduler's
+/// threads), driving sockets and timers meanwhile: the entry point for code outside processes,
+/// such as `main` or a test. Processes themselves run on the scheduler's threads.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    async_io::block_on(future)
+}
+
+/// Runs `future` as a plain task (not a process: no mailbox, no pid) on the scheduler threads
+/// that run the processes. Dropping the handle detaches the task (it runs on); awaiting it gives
+/// the output, or `None` if the task panicked.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -152,9 +160,20 @@ where
 }
 
 /// The handle of a task spawned with [`spawn`]: a future of its output (`None` if the task
-/// panicked). Dropping it lets the task run on, detached, as async-std's handles do.
-pub(crate) struct JoinHandle<T> {
+/// panicked). Dropping it lets the task run on, detached.
+pub struct JoinHandle<T> {
     task: Option<FallibleTask<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Stops the task at its next `.await` and waits until it is dropped; gives its output if it
+    /// had already finished.
+    pub async fn cancel(mut self) -> Option<T> {
+        match self.task.take() {
+            Some(task) => task.cancel().await,
+            None => None,
+        }
+    }
 }
 
 impl<T> Future for JoinHandle<T> {

@@ -12,7 +12,7 @@ use super::*;
 
 /// Waits for a task's handle, failing the test after `secs` seconds.
 fn wait<T>(handle: JoinHandle<T>, secs: u64) -> Option<T> {
-    async_std::task::block_on(handle.timeout(Duration::from_secs(secs))).expect("task did not finish in time")
+    crate::block_on(handle.timeout(Duration::from_secs(secs))).expect("task did not finish in time")
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn wakes_from_plain_threads_reach_parked_tasks() {
     });
     let sender = std::thread::spawn(move || {
         for n in 1..=1000 {
-            async_std::task::block_on(tx.send(n)).unwrap();
+            crate::block_on(tx.send(n)).unwrap();
             if n % 100 == 0 {
                 // Let the pool go idle so the next wake must unpark a worker.
                 std::thread::sleep(Duration::from_millis(2));
@@ -130,7 +130,7 @@ fn many_cross_thread_wakes(spin: Duration) {
         .map(|(t, relay)| {
             let targets = targets.clone();
             std::thread::spawn(move || {
-                async_std::task::block_on(async {
+                crate::block_on(async {
                     for round in 0..ROUNDS / 4 {
                         for (i, tx) in targets.iter().enumerate() {
                             // A lost wake-up shows as a send that never completes.
@@ -222,9 +222,8 @@ fn a_ping_pong_pair_does_not_starve_a_third_task_on_one_worker() {
             exchanges2.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    let seen = async_std::task::block_on(done_rx.recv().timeout(Duration::from_secs(10)))
-        .expect("the third task was starved")
-        .unwrap();
+    let seen =
+        crate::block_on(done_rx.recv().timeout(Duration::from_secs(10))).expect("the third task was starved").unwrap();
     assert!(stop.load(Ordering::SeqCst));
     assert!(seen <= LIFO_CAP as usize, "third task ran after {seen} exchanges");
 }
@@ -234,7 +233,7 @@ fn a_panicking_task_ends_alone_and_the_worker_goes_on() {
     let pool = Pool::new(1, "t-panic");
     for _ in 0..5 {
         let panicked = pool.spawn(async {
-            async_std::task::yield_now().await;
+            futures_lite::future::yield_now().await;
             panic!("boom");
         });
         assert_eq!(wait(panicked, 10), None::<()>);
@@ -247,7 +246,7 @@ fn timers_fire_for_tasks_on_the_pool() {
     let pool = Pool::new(1, "t-timer");
     let t = Instant::now();
     let slept = pool.spawn(async {
-        async_std::task::sleep(Duration::from_millis(30)).await;
+        crate::sleep(Duration::from_millis(30)).await;
         Instant::now()
     });
     let timed_out =

@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn run<T>(f: impl Future<Output = T>) -> T {
-        async_std::task::block_on(f)
+        crate::block_on(f)
     }
 
     #[test]

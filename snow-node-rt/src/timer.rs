@@ -52,7 +52,7 @@ impl Node {
         let to = to.clone();
         drop(crate::sched::spawn(async move {
             let expired = async {
-                async_std::task::sleep(delay).await;
+                sleep(delay).await;
                 true
             }
             .or(async {
@@ -74,5 +74,5 @@ impl Node {
 
 /// Suspends the calling process (or any async code) for `duration`.
 pub async fn sleep(duration: Duration) {
-    async_std::task::sleep(duration).await
+    async_io::Timer::after(duration).await;
 }

@@ -4,13 +4,11 @@
 //! refused; `{:nodeup, n}` reaches subscribers before anything from `n` and `{:nodedown, n}`
 //! after it.
 
-mod dist_support;
+mod support;
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_channel::Receiver;
-use dist_support::*;
 use futures_lite::io::AsyncReadExt;
 use smol_timeout::TimeoutExt;
 use snow_node_rt::{reason, Node, Pid, Term};
@@ -18,18 +16,7 @@ use snow_shared::dist::control::{Control, DecodeContext};
 use snow_shared::dist::inbound::Inbound;
 use snow_shared::fragment::ReassemblyLimits;
 use snow_shared::frame::DEFAULT_MAX_FRAME;
-
-/// Bound of a whole test (the reconnect test makes 1,000 connections, the flood moves 1,000,000
-/// messages).
-const TEST_DEADLINE: Duration = Duration::from_secs(180);
-
-fn run<T>(body: impl Future<Output = T>) -> T {
-    async_io::block_on(async { body.timeout(TEST_DEADLINE).await.expect("test timed out") })
-}
-
-async fn recv(rx: &Receiver<Term>) -> Term {
-    rx.recv().timeout(WAIT).await.expect("timed out waiting for a message").expect("sender gone")
-}
+use support::*;
 
 /// A process on `node` that checks it receives `0, 1, 2, ...` and reports how many it got in
 /// order, or the first gap, once it has `expected` or gets `:done`.
@@ -153,7 +140,7 @@ fn a_sender_that_never_awaits_stops_at_the_ceiling_and_loses_nothing_before() {
 
 /// A hand-driven peer that reads control messages from a node (after the cookie handshake).
 struct Peer {
-    stream: futures_rustls::client::TlsStream<async_std::net::TcpStream>,
+    stream: futures_rustls::client::TlsStream<async_net::TcpStream>,
     inbound: Inbound,
     buf: Vec<u8>,
 }
@@ -275,7 +262,7 @@ fn nodeup_comes_before_anything_from_a_node_over_1000_reconnects() {
             })
             .pid()
             .clone();
-        assert_eq!(recv(&mailbox).await, Term::atom("subscribed"));
+        assert_eq!(next(&mailbox).await, Term::atom("subscribed"));
         let nodeup = Term::tuple([Term::atom("nodeup"), Term::Atom(b.self_node().as_atom().clone())]);
         let nodedown = Term::tuple([Term::atom("nodedown"), Term::Atom(b.self_node().as_atom().clone())]);
         for round in 0..1000 {
@@ -283,10 +270,10 @@ fn nodeup_comes_before_anything_from_a_node_over_1000_reconnects() {
             // first frame on the new connection.
             let to = inbox.clone();
             b.spawn(move |me| async move { me.send(&to, Term::Int(round)) });
-            assert_eq!(recv(&mailbox).await, nodeup, "round {round}: nodeup first");
-            assert_eq!(recv(&mailbox).await, Term::Int(round), "round {round}: then the message");
+            assert_eq!(next(&mailbox).await, nodeup, "round {round}: nodeup first");
+            assert_eq!(next(&mailbox).await, Term::Int(round), "round {round}: then the message");
             a.disconnect(b.self_node().as_str()).unwrap();
-            assert_eq!(recv(&mailbox).await, nodedown, "round {round}: nodedown after it");
+            assert_eq!(next(&mailbox).await, nodedown, "round {round}: nodedown after it");
             eventually("b saw the connection go", || b.nodes().is_empty()).await;
         }
         a.shutdown().await;

@@ -3,12 +3,11 @@
 //! EXTENSIONS, and is a protocol error that closes the connection otherwise. The peer is driven by
 //! hand (TLS and the cookie handshake, then raw frames), as in dist_security.rs.
 
-mod dist_support;
+mod support;
 
 use std::time::Duration;
 
-use async_std::net::TcpStream;
-use dist_support::*;
+use async_net::TcpStream;
 use futures_lite::io::AsyncWriteExt;
 use futures_rustls::client::TlsStream;
 use smol_timeout::TimeoutExt;
@@ -17,6 +16,7 @@ use snow_shared::dist::control::{tag, Control};
 use snow_shared::dist::handshake::PeerInfo;
 use snow_shared::dist::Flags;
 use snow_shared::frame::encode_frame;
+use support::*;
 
 /// The creation the hand-driven peer claims.
 const CREATION: u32 = 7;
@@ -40,48 +40,52 @@ fn extensions_then_send(short: &str, tags: &[u8], to: &Pid, msg: Term) -> Vec<u8
     out
 }
 
-#[async_std::test]
-async fn negotiated_unknown_extension_messages_are_skipped() {
-    let epmd = epmd().await;
-    let a = node(&epmd, "a").await;
-    let (sink, rx) = collector(&a);
-    let (mut x, peer) = dial_offering(&a, "x", Flags::ALL).await;
-    assert!(peer.flags.contains(Flags::EXTENSIONS), "negotiated {:?}", peer.flags);
-    eventually("x connected", || a.nodes() == vec![name("x")]).await;
-    // The range's ends and a tag inside it, then a message in the same write: the reader stops at
-    // the first frame it cannot accept, so the message arrives only if all three were skipped.
-    let frames =
-        extensions_then_send("x", &[tag::EXTENSION_FIRST, 0xa5, tag::EXTENSION_LAST], &sink, Term::atom("first"));
-    x.write_all(&frames).await.unwrap();
-    x.flush().await.unwrap();
-    assert_eq!(next(&rx).await, Term::atom("first"));
-    // Later, in a write of its own: the connection is still up and still reads.
-    let frames = extensions_then_send("x", &[0x90], &sink, Term::atom("second"));
-    x.write_all(&frames).await.unwrap();
-    x.flush().await.unwrap();
-    assert_eq!(next(&rx).await, Term::atom("second"));
-    async_std::task::sleep(Duration::from_millis(100)).await;
-    assert_eq!(a.nodes(), vec![name("x")], "the connection stays up");
-    assert!(rx.try_recv().is_err());
-    drop(x);
-    a.shutdown().await;
+#[test]
+fn negotiated_unknown_extension_messages_are_skipped() {
+    run(async {
+        let epmd = epmd().await;
+        let a = node(&epmd, "a").await;
+        let (sink, rx) = collector(&a);
+        let (mut x, peer) = dial_offering(&a, "x", Flags::ALL).await;
+        assert!(peer.flags.contains(Flags::EXTENSIONS), "negotiated {:?}", peer.flags);
+        eventually("x connected", || a.nodes() == vec![name("x")]).await;
+        // The range's ends and a tag inside it, then a message in the same write: the reader stops at
+        // the first frame it cannot accept, so the message arrives only if all three were skipped.
+        let frames =
+            extensions_then_send("x", &[tag::EXTENSION_FIRST, 0xa5, tag::EXTENSION_LAST], &sink, Term::atom("first"));
+        x.write_all(&frames).await.unwrap();
+        x.flush().await.unwrap();
+        assert_eq!(next(&rx).await, Term::atom("first"));
+        // Later, in a write of its own: the connection is still up and still reads.
+        let frames = extensions_then_send("x", &[0x90], &sink, Term::atom("second"));
+        x.write_all(&frames).await.unwrap();
+        x.flush().await.unwrap();
+        assert_eq!(next(&rx).await, Term::atom("second"));
+        snow_node_rt::sleep(Duration::from_millis(100)).await;
+        assert_eq!(a.nodes(), vec![name("x")], "the connection stays up");
+        assert!(rx.try_recv().is_err());
+        drop(x);
+        a.shutdown().await;
+    });
 }
 
 /// The control case: the same frames on a connection without EXTENSIONS close it, so the test
 /// above shows the frames being skipped, not never reaching the decoder.
-#[async_std::test]
-async fn unknown_extension_messages_without_the_flag_close_the_connection() {
-    let epmd = epmd().await;
-    let a = node(&epmd, "a").await;
-    let (sink, rx) = collector(&a);
-    let (mut x, peer) = dial_offering(&a, "x", Flags::ALL.without(Flags::EXTENSIONS)).await;
-    assert!(!peer.flags.contains(Flags::EXTENSIONS), "negotiated {:?}", peer.flags);
-    eventually("x connected", || a.nodes() == vec![name("x")]).await;
-    let frames = extensions_then_send("x", &[0x90], &sink, Term::atom("never"));
-    x.write_all(&frames).await.unwrap();
-    x.flush().await.unwrap();
-    assert!(raw::closes(&mut x).await, "a closes the connection");
-    eventually("x gone", || a.nodes().is_empty()).await;
-    assert!(rx.try_recv().is_err(), "nothing after the bad frame is delivered");
-    a.shutdown().await;
+#[test]
+fn unknown_extension_messages_without_the_flag_close_the_connection() {
+    run(async {
+        let epmd = epmd().await;
+        let a = node(&epmd, "a").await;
+        let (sink, rx) = collector(&a);
+        let (mut x, peer) = dial_offering(&a, "x", Flags::ALL.without(Flags::EXTENSIONS)).await;
+        assert!(!peer.flags.contains(Flags::EXTENSIONS), "negotiated {:?}", peer.flags);
+        eventually("x connected", || a.nodes() == vec![name("x")]).await;
+        let frames = extensions_then_send("x", &[0x90], &sink, Term::atom("never"));
+        x.write_all(&frames).await.unwrap();
+        x.flush().await.unwrap();
+        assert!(raw::closes(&mut x).await, "a closes the connection");
+        eventually("x gone", || a.nodes().is_empty()).await;
+        assert!(rx.try_recv().is_err(), "nothing after the bad frame is delivered");
+        a.shutdown().await;
+    });
 }

@@ -3,34 +3,14 @@
 //! of registered names, remote `spawn_monitor`, and no table entry left behind by a process that
 //! exited.
 
-mod dist_support;
+mod support;
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_channel::Receiver;
-use dist_support::*;
 use smol_timeout::TimeoutExt;
 use snow_node_rt::{reason, Node, NodeName, Pid, Process, Ref, Term};
-
-/// Bound of a whole test.
-const TEST_DEADLINE: Duration = Duration::from_secs(60);
-
-fn run<T>(body: impl Future<Output = T>) -> T {
-    async_io::block_on(async { body.timeout(TEST_DEADLINE).await.expect("test timed out") })
-}
-
-/// The next term on `rx`, within [`WAIT`].
-async fn recv(rx: &Receiver<Term>) -> Term {
-    rx.recv().timeout(WAIT).await.expect("timed out waiting for a message").expect("sender gone")
-}
-
-/// Nothing arrives on `rx` for 300 ms (many loopback round trips).
-async fn quiet(rx: &Receiver<Term>, what: &str) {
-    if let Some(Ok(msg)) = rx.recv().timeout(Duration::from_millis(300)).await {
-        panic!("{what}: got {msg}");
-    }
-}
+use support::*;
 
 /// A process on `node` that traps exits if told, runs `setup`, reports `:ready`, then forwards
 /// everything it receives, and exits with `reason` on `{:exit, reason}`.
@@ -117,7 +97,7 @@ fn spawn_link_remote_propagates_an_exit_both_ways() {
         for child_exits_first in [true, false] {
             // The child reports to `inbox`; the requester (trapping) forwards to `parent_rx`.
             let (inbox, child_rx) = reporter(&a, false, |_| {});
-            assert_eq!(recv(&child_rx).await, Term::atom("ready"));
+            assert_eq!(next(&child_rx).await, Term::atom("ready"));
             let (tx, parent_rx) = async_channel::unbounded();
             let b_name = b.self_node();
             let requester = a
@@ -135,14 +115,14 @@ fn spawn_link_remote_propagates_an_exit_both_ways() {
                 })
                 .pid()
                 .clone();
-            let Term::Pid(child) = recv(&parent_rx).await else { panic!("no child pid") };
-            assert_eq!(recv(&child_rx).await, Term::atom("ready"));
+            let Term::Pid(child) = next(&parent_rx).await else { panic!("no child pid") };
+            assert_eq!(next(&child_rx).await, Term::atom("ready"));
             if child_exits_first {
                 a.send(&child, exit_command(Term::atom("child_crash")));
-                assert_eq!(recv(&parent_rx).await, reason::exit_message(&child, Term::atom("child_crash")));
+                assert_eq!(next(&parent_rx).await, reason::exit_message(&child, Term::atom("child_crash")));
             } else {
                 a.send(&requester, exit_command(Term::atom("parent_crash")));
-                assert_eq!(recv(&child_rx).await, reason::exit_message(&requester, Term::atom("parent_crash")));
+                assert_eq!(next(&child_rx).await, reason::exit_message(&requester, Term::atom("parent_crash")));
             }
         }
         a.shutdown().await;
@@ -158,13 +138,13 @@ fn a_remote_unlink_then_an_exit_leaves_the_other_side_alive() {
         // Both directions: the side that unlinks exits, and the side that was unlinked exits.
         for unlinker_exits in [true, false] {
             let (remote, remote_rx) = reporter(&b, false, |_| {});
-            assert_eq!(recv(&remote_rx).await, Term::atom("ready"));
+            assert_eq!(next(&remote_rx).await, Term::atom("ready"));
             let target = remote.clone();
             let (local, local_rx) = reporter(&a, false, move |me| {
                 me.link(&target).unwrap();
                 me.unlink(&target);
             });
-            assert_eq!(recv(&local_rx).await, Term::atom("ready"));
+            assert_eq!(next(&local_rx).await, Term::atom("ready"));
             // Watch both from a third process on each node.
             let (_, watch_a) = reporter(&a, false, {
                 let local = local.clone();
@@ -178,19 +158,19 @@ fn a_remote_unlink_then_an_exit_leaves_the_other_side_alive() {
                     me.monitor(&remote);
                 }
             });
-            assert_eq!(recv(&watch_a).await, Term::atom("ready"));
-            assert_eq!(recv(&watch_b).await, Term::atom("ready"));
+            assert_eq!(next(&watch_a).await, Term::atom("ready"));
+            assert_eq!(next(&watch_b).await, Term::atom("ready"));
             let (dies, dies_watch, lives, lives_watch) = if unlinker_exits {
                 (&local, &watch_a, &remote, &watch_b)
             } else {
                 (&remote, &watch_b, &local, &watch_a)
             };
             a.send(dies, exit_command(Term::atom("crash")));
-            assert_eq!(reason_of(&recv(dies_watch).await), Term::atom("crash"));
+            assert_eq!(reason_of(&next(dies_watch).await), Term::atom("crash"));
             quiet(lives_watch, "the unlinked process must stay alive").await;
             a.send(lives, Term::atom("still_here"));
             let lives_rx = if unlinker_exits { &remote_rx } else { &local_rx };
-            assert_eq!(recv(lives_rx).await, Term::atom("still_here"));
+            assert_eq!(next(lives_rx).await, Term::atom("still_here"));
             a.send(lives, exit_command(reason::normal()));
         }
         a.shutdown().await;
@@ -215,29 +195,29 @@ fn send_exit_across_nodes_follows_erlangs_rules() {
         ];
         for (sent, trap, dies_with) in cases {
             let (target, target_rx) = reporter(&b, trap, |_| {});
-            assert_eq!(recv(&target_rx).await, Term::atom("ready"));
+            assert_eq!(next(&target_rx).await, Term::atom("ready"));
             let (_, watch) = reporter(&b, false, {
                 let target = target.clone();
                 move |me| {
                     me.monitor(&target);
                 }
             });
-            assert_eq!(recv(&watch).await, Term::atom("ready"));
+            assert_eq!(next(&watch).await, Term::atom("ready"));
             let (sender, sender_rx) = reporter(&a, false, {
                 let (target, sent) = (target.clone(), sent.clone());
                 move |me| me.send_exit(&target, sent)
             });
-            assert_eq!(recv(&sender_rx).await, Term::atom("ready"));
+            assert_eq!(next(&sender_rx).await, Term::atom("ready"));
             let case = format!("exit/2 with {sent} to a {} process", if trap { "trapping" } else { "non-trapping" });
             match dies_with {
-                Some(reason) => assert_eq!(reason_of(&recv(&watch).await), reason, "{case}"),
+                Some(reason) => assert_eq!(reason_of(&next(&watch).await), reason, "{case}"),
                 None => {
                     if trap {
-                        assert_eq!(recv(&target_rx).await, reason::exit_message(&sender, sent), "{case}");
+                        assert_eq!(next(&target_rx).await, reason::exit_message(&sender, sent), "{case}");
                     }
                     quiet(&watch, &case).await;
                     b.send(&target, exit_command(reason::normal()));
-                    assert_eq!(reason_of(&recv(&watch).await), reason::normal(), "{case}");
+                    assert_eq!(reason_of(&next(&watch).await), reason::normal(), "{case}");
                 }
             }
         }
@@ -271,7 +251,7 @@ fn a_remote_demonitor_with_flush_leaves_no_message() {
                 let left = me.receive_timeout(Duration::from_millis(300)).await;
                 let _ = tx.send(left.unwrap_or(Term::atom("nothing"))).await;
             });
-            assert_eq!(recv(&rx).await, Term::atom("nothing"), "fired before demonitor: {fired_before}");
+            assert_eq!(next(&rx).await, Term::atom("nothing"), "fired before demonitor: {fired_before}");
         }
         a.shutdown().await;
         b.shutdown().await;
@@ -294,12 +274,12 @@ fn a_registered_name_on_another_node_can_be_monitored() {
                 me.monitor_name("nobody", &b_name);
             }
         });
-        assert_eq!(recv(&rx).await, Term::atom("ready"));
-        let noproc = recv(&rx).await;
+        assert_eq!(next(&rx).await, Term::atom("ready"));
+        let noproc = next(&rx).await;
         assert_eq!(noproc.as_tuple().unwrap()[2], item("nobody"));
         assert_eq!(reason_of(&noproc), reason::noproc());
         b.send(&service, exit_command(Term::atom("gone")));
-        let down = recv(&rx).await;
+        let down = next(&rx).await;
         assert!(down.as_tuple().unwrap()[0].is_atom("DOWN"));
         assert_eq!(down.as_tuple().unwrap()[2], item("service"), "named by {{name, node}}, as in Erlang");
         assert_eq!(reason_of(&down), Term::atom("gone"));
@@ -320,8 +300,8 @@ fn a_registered_name_on_another_node_can_be_monitored() {
                 let _ = tx.try_send(Term::Ref(kept));
             }
         });
-        assert_eq!(recv(&rx).await, Term::atom("ready"));
-        let Term::Ref(kept) = recv(&refs).await else { panic!() };
+        assert_eq!(next(&rx).await, Term::atom("ready"));
+        let Term::Ref(kept) = next(&refs).await else { panic!() };
         // The demonitor reached b before this message: the entry on `second` is gone.
         eventually("the cancelled name monitor is removed on b", || {
             b.relation_counts(&second).is_some_and(|(_, watchers, _)| watchers == 0)
@@ -329,7 +309,7 @@ fn a_registered_name_on_another_node_can_be_monitored() {
         .await;
         b.send(&second, exit_command(Term::atom("unseen")));
         a.disconnect(b_name.as_str()).unwrap();
-        let down = recv(&rx).await;
+        let down = next(&rx).await;
         assert_eq!(down.as_tuple().unwrap()[1], Term::Ref(kept));
         assert_eq!(down.as_tuple().unwrap()[2], item("other"));
         assert_eq!(reason_of(&down), reason::noconnection());
@@ -346,7 +326,7 @@ fn remote_spawn_monitor_reports_the_real_reason_even_for_an_instant_exit() {
         let epmd = epmd().await;
         let (a, b) = (node(&epmd, "a").await, spawn_host(&epmd, "b").await);
         let (inbox, inbox_rx) = reporter(&a, false, |_| {});
-        assert_eq!(recv(&inbox_rx).await, Term::atom("ready"));
+        assert_eq!(next(&inbox_rx).await, Term::atom("ready"));
         let (tx, rx) = async_channel::unbounded();
         let b_name = b.self_node();
         a.spawn(move |mut me| async move {
@@ -360,9 +340,9 @@ fn remote_spawn_monitor_reports_the_real_reason_even_for_an_instant_exit() {
                 let _ = tx.send(reason_of(&down)).await;
             }
         });
-        assert_eq!(recv(&rx).await, Term::atom("boom"), "not :noproc: the monitor existed before the child ran");
-        assert_eq!(recv(&inbox_rx).await, Term::atom("ready"));
-        assert_eq!(recv(&rx).await, Term::atom("asked_to"));
+        assert_eq!(next(&rx).await, Term::atom("boom"), "not :noproc: the monitor existed before the child ran");
+        assert_eq!(next(&inbox_rx).await, Term::atom("ready"));
+        assert_eq!(next(&rx).await, Term::atom("asked_to"));
         a.shutdown().await;
         b.shutdown().await;
     });
@@ -429,12 +409,12 @@ fn a_name_monitor_on_this_node_names_the_name() {
                 me.monitor_name("absent", &me_node);
             }
         });
-        assert_eq!(recv(&rx).await, Term::atom("ready"));
+        assert_eq!(next(&rx).await, Term::atom("ready"));
         let item = |n: &str| Term::tuple([Term::atom(n), Term::Atom(me_node.as_atom().clone())]);
-        let noproc = recv(&rx).await;
+        let noproc = next(&rx).await;
         assert_eq!((noproc.as_tuple().unwrap()[2].clone(), reason_of(&noproc)), (item("absent"), reason::noproc()));
         node.send(&service, exit_command(Term::atom("stopped")));
-        let down = recv(&rx).await;
+        let down = next(&rx).await;
         assert_eq!((down.as_tuple().unwrap()[2].clone(), reason_of(&down)), (item("service"), Term::atom("stopped")));
     });
 }

@@ -1,11 +1,11 @@
 //! Links, exit signals, trap_exit and monitors, including their races.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use snow_node_rt::{reason, LinkError, Node, Term};
+use support::*;
 
 #[test]
 fn a_crash_kills_linked_processes_but_normal_does_not() {
@@ -14,7 +14,7 @@ fn a_crash_kills_linked_processes_but_normal_does_not() {
         for (reason_in, survives) in [(reason::normal(), true), (Term::atom("crash"), false)] {
             let partner = idle(&node);
             let rx = watch(&node, &partner).await;
-            let (go, gate) = async_std::channel::bounded::<()>(1);
+            let (go, gate) = async_channel::bounded::<()>(1);
             let partner2 = partner.clone();
             let r = reason_in.clone();
             let linked = in_process(&node, move |me| async move {
@@ -26,7 +26,7 @@ fn a_crash_kills_linked_processes_but_normal_does_not() {
             })
             .await;
             // Wait until the link exists: the linker is parked on the gate after linking.
-            async_std::task::sleep(Duration::from_millis(20)).await;
+            snow_node_rt::sleep(Duration::from_millis(20)).await;
             go.send(()).await.unwrap();
             let _ = linked;
             if survives {
@@ -71,7 +71,7 @@ fn trap_exit_turns_signals_into_messages_but_kill_is_untrappable() {
         assert_eq!(asked, exit_msg(&sender, Term::atom("please")));
 
         // :kill kills a trapping process with :killed, and its links see :killed.
-        let (ready_tx, ready_rx) = async_std::channel::bounded(1);
+        let (ready_tx, ready_rx) = async_channel::bounded(1);
         let trapper = node
             .spawn(move |mut me| async move {
                 me.trap_exit(true);
@@ -98,7 +98,7 @@ fn trap_exit_turns_signals_into_messages_but_kill_is_untrappable() {
         })
         .await;
         let link_rx = watch(&node, &linked_watcher).await;
-        async_std::task::sleep(Duration::from_millis(20)).await;
+        snow_node_rt::sleep(Duration::from_millis(20)).await;
         node.exit(&trapper, reason::kill());
         assert!(!node.is_alive(&trapper), "a killed process is not alive as soon as exit returns");
         assert_eq!(next(&rx).await, reason::killed());
@@ -113,7 +113,7 @@ fn exit_signal_normal_is_ignored_unless_sent_to_self() {
         let node = Node::local();
         let p = idle(&node);
         node.exit(&p, reason::normal());
-        async_std::task::sleep(Duration::from_millis(20)).await;
+        snow_node_rt::sleep(Duration::from_millis(20)).await;
         assert!(node.is_alive(&p));
         let rx = watch(&node, &p).await;
         node.exit(&p, Term::atom("go_away"));
@@ -337,7 +337,7 @@ fn race_monitor_and_link_while_target_is_dying() {
 }
 
 async fn futures_lite_yield() {
-    async_std::task::yield_now().await
+    snow_node_rt::yield_now().await
 }
 
 #[test]
@@ -380,7 +380,7 @@ fn race_exit_signals_crossing_between_linked_processes() {
         // Nobody is left behind (the probe process may still be finishing its exit).
         within(async {
             while node.process_count() > 0 {
-                async_std::task::sleep(Duration::from_millis(1)).await;
+                snow_node_rt::sleep(Duration::from_millis(1)).await;
             }
         })
         .await;

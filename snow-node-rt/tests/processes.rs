@@ -1,17 +1,17 @@
 //! Processes and mailboxes: spawning, exiting, receiving.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use snow_node_rt::{reason, Node, Term};
+use support::*;
 
 #[test]
 fn self_pid_is_the_spawned_pid_and_local() {
     run(async {
         let node = Node::local();
-        let (tx, rx) = async_std::channel::bounded(1);
+        let (tx, rx) = async_channel::bounded(1);
         let pid = node.spawn(move |me| async move {
             let _ = tx.send(me.pid().clone()).await;
         });
@@ -27,7 +27,7 @@ fn exit_normal_with_reason_and_by_panic() {
     run(async {
         let node = Node::local();
         let blocker = |node: &Node| {
-            let (go_tx, go_rx) = async_std::channel::bounded::<()>(1);
+            let (go_tx, go_rx) = async_channel::bounded::<()>(1);
             (go_tx, go_rx, node.clone())
         };
         // Normal return.
@@ -49,7 +49,7 @@ fn exit_normal_with_reason_and_by_panic() {
         assert_eq!(next(&rx).await.to_string(), "{:bad, 7}");
         // exit/1 stops the body at the await.
         let (go, gate, _) = blocker(&node);
-        let (after_tx, after_rx) = async_std::channel::bounded::<()>(1);
+        let (after_tx, after_rx) = async_channel::bounded::<()>(1);
         let p = node.spawn(move |me| async move {
             let _ = gate.recv().await;
             me.exit(Term::atom("quit")).await;
@@ -181,7 +181,7 @@ fn sending_to_a_dead_pid_is_a_silent_no_op() {
 fn exiting_with_messages_in_the_mailbox_drops_them_and_still_notifies() {
     run(async {
         let node = Node::local();
-        let (go, gate) = async_std::channel::bounded::<()>(1);
+        let (go, gate) = async_channel::bounded::<()>(1);
         let p = node.spawn(move |_| async move {
             let _ = gate.recv().await;
             Term::atom("done")

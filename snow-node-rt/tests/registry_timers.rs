@@ -1,11 +1,11 @@
 //! The name registry and timers.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use snow_node_rt::{reason, Node, RegisterError, SendError, Term, UnregisterError};
+use support::*;
 
 #[test]
 fn register_whereis_send_by_name_and_errors() {

@@ -3,13 +3,13 @@
 //!
 //! This binary holds one test only: it sets the variable before anything starts the pool.
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use snow_node_rt::{Node, Term};
+use support::*;
 
 fn scheduler_threads() -> usize {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
@@ -24,7 +24,7 @@ fn one_worker_runs_a_third_process_beside_a_ping_pong_pair() {
     std::env::set_var("SNOW_SCHEDULERS", "1");
     let node = Node::local();
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = async_std::channel::bounded(1);
+    let (tx, rx) = async_channel::bounded(1);
     let stop_pair = stop.clone();
     node.spawn(move |mut me| async move {
         let parent = me.pid().clone();

@@ -1,17 +1,17 @@
 //! Processes on the scheduler pool: wake-ups from outside the pool, timers, panics, stress, and
 //! several nodes sharing the pool.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use snow_node_rt::{reason, Node, Term};
+use support::*;
 
 #[test]
 fn sends_from_plain_threads_wake_parked_processes() {
     let node = Node::local();
-    let (tx, rx) = async_std::channel::bounded(16);
+    let (tx, rx) = async_channel::bounded(16);
     // 16 processes, each expecting 500 messages from 4 plain OS threads (125 each).
     let pids: Vec<_> = (0..16)
         .map(|i| {
@@ -95,7 +95,7 @@ fn panicking_processes_leave_the_others_running() {
         });
         let answer = in_process(&node, move |mut me| async move {
             me.send(survivor.pid(), Term::tuple([Term::Pid(me.pid().clone()), Term::Unit]));
-            me.receive_timeout(DEADLINE).await
+            me.receive_timeout(WAIT).await
         })
         .await;
         assert_eq!(answer, Some(Term::atom("alive")));
@@ -115,7 +115,7 @@ fn panicking_processes_leave_the_others_running() {
 fn many_pairs_ping_pong_to_completion() {
     run(async {
         let node = Node::local();
-        let (tx, rx) = async_std::channel::bounded(64);
+        let (tx, rx) = async_channel::bounded(64);
         for _ in 0..64 {
             let tx = tx.clone();
             node.spawn(move |mut me| async move {
@@ -148,7 +148,7 @@ fn several_nodes_share_the_pool() {
         let a = Node::local();
         let b = Node::local();
         let from_a = in_process(&a, |me| async move { me.pid().clone() }).await;
-        let (tx, rx) = async_std::channel::bounded(1);
+        let (tx, rx) = async_channel::bounded(1);
         let bp = b.spawn(move |mut me| async move {
             let _ = tx.send(me.receive().await).await;
         });

@@ -1,13 +1,13 @@
 //! The seam: two nodes in one OS process joined by a loopback router that uses only the
 //! `LocalProcesses` / `RemoteRouter` traits, as the distribution layer does.
 
-mod common;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use snow_node_rt::seam::{Backpressure, Monitored};
 use snow_node_rt::{reason, Atom, LocalProcesses, Node, NodeName, Pid, Ref, RemoteRouter, SpawnError, Term};
+use support::*;
 
 /// Delivers straight into the peer through its `LocalProcesses`; `cut` simulates a lost link.
 struct Loopback {
@@ -185,9 +185,9 @@ fn connection_loss_fires_noconnection_on_both_links_and_monitors() {
     run(async {
         let (a, b, ab, _) = pair();
         let remote = idle(&b);
-        let (ready_tx, ready_rx) = async_std::channel::bounded(1);
+        let (ready_tx, ready_rx) = async_channel::bounded(1);
         let r2 = remote.clone();
-        let (tx, rx) = async_std::channel::bounded(1);
+        let (tx, rx) = async_channel::bounded(1);
         a.spawn(move |mut me| async move {
             me.trap_exit(true);
             me.link(&r2).unwrap();
@@ -231,7 +231,7 @@ fn spawn_registered_runs_only_allow_listed_functions() {
         assert_eq!(err, SpawnError::NotSpawnable("rm_rf".into()));
         assert!(err.to_string().contains("register_spawnable"));
         // spawn with link_to: the remote parent hears about the child's exit.
-        let (parent_tx, parent_rx) = async_std::channel::bounded(1);
+        let (parent_tx, parent_rx) = async_channel::bounded(1);
         let b2 = b.clone();
         let a2 = a.clone();
         a.spawn(move |mut me| async move {

@@ -1,13 +1,13 @@
 //! Supervisors: strategies, restart types, intensity, ordered start and shutdown.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use async_std::channel::Receiver;
-use common::*;
+use async_channel::Receiver;
 use snow_node_rt::supervisor::{self, ChildSpec, Restart, Shutdown, Strategy, Supervisor};
 use snow_node_rt::{reason, Node, Pid, Process, Term};
+use support::*;
 
 /// A child that reports `{:started, id}` / `{:stopped, id}` to `log`, crashes on `:crash`, ends
 /// normally on `:quit`, and stops on its supervisor's `:shutdown`.

@@ -185,7 +185,7 @@ fn wait_for_line(lines: &mpsc::Receiver<(String, String)>, who: &str, marker: &s
 
 fn run_epmd(dir: &Path) -> Result<(), String> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    async_std::task::block_on(async {
+    snow_node_rt::block_on(async {
         let config = snow_epmd::Config::new(([127, 0, 0, 1], 0).into(), dir.to_path_buf());
         let server = snow_epmd::serve(config).await.map_err(|e| e.to_string())?;
         println!("snow-epmd listening on {}", server.local_addr());
@@ -200,7 +200,7 @@ fn run_epmd(dir: &Path) -> Result<(), String> {
 
 fn run_node() -> Result<(), String> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    async_std::task::block_on(async {
+    snow_node_rt::block_on(async {
         let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
         offer_services(&node)?;
         let me = node.self_node();
@@ -268,7 +268,7 @@ fn offer_services(node: &Node) -> Result<(), String> {
 
 /// Alpha's walk through the features. Prints `FAILED: ...` and returns an error on any failure.
 async fn tell_the_story(node: &Node) -> Result<(), String> {
-    let (tx, rx) = async_std::channel::bounded(1);
+    let (tx, rx) = async_channel::bounded(1);
     node.spawn(move |mut me| async move {
         let outcome = story(&mut me).await;
         let _ = tx.send(outcome).await;
@@ -300,7 +300,7 @@ async fn story(me: &mut Process) -> Result<(), String> {
         if start.elapsed() > STEP {
             return Err("the mesh did not reach gamma through beta".to_owned());
         }
-        async_std::task::sleep(Duration::from_millis(20)).await;
+        snow_node_rt::sleep(Duration::from_millis(20)).await;
     }
     let nodes: Vec<String> = node.nodes().iter().map(ToString::to_string).collect();
     println!("connected to beta only; nodes() = {nodes:?} (gamma joined through beta)");

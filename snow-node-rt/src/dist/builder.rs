@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::net::TcpListener;
+use async_net::TcpListener;
 use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel, PBKDF2_ITERATIONS};
 use snow_shared::dist::handshake::HandshakeConfig;
 use snow_shared::dist::tls::{self, TlsMaterial};
@@ -198,10 +198,17 @@ impl NodeBuilder {
         let tls_client = tls::client_config(&material)?;
         let tls_server = tls::server_config(&material)?;
         let iterations = self.iterations;
-        let key = async_std::task::spawn_blocking(move || {
-            derive_key_with_iterations(&cookie, KeyLabel::Distribution, iterations)
-        })
-        .await;
+        // The derivation takes a fraction of a second on purpose: off the scheduler's threads.
+        let (key_tx, key_rx) = async_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("snow-key-derivation".into())
+            .spawn(move || {
+                let _ = key_tx.send_blocking(derive_key_with_iterations(&cookie, KeyLabel::Distribution, iterations));
+            })
+            .map_err(StartError::KeyDerivation)?;
+        let key = key_rx.recv().await.map_err(|_| {
+            StartError::KeyDerivation(std::io::Error::other("the key derivation thread ended without a key"))
+        })?;
         let bind = SocketAddr::new(self.listen_ip, self.listen_port);
         let listener =
             TcpListener::bind(bind).await.map_err(|source| StartError::Listen { port: self.listen_port, source })?;

@@ -32,7 +32,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use async_std::net::TcpStream;
+use async_io::Async;
+use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use smol_timeout::TimeoutExt;
 use snow_shared::dist::control::{Control, MonitorTarget};
@@ -86,7 +87,8 @@ pub(crate) struct Conn {
     /// connection down, after closing it, so that nothing the peer sent is delivered after the
     /// `{:nodedown, peer}` and `:noconnection` signals ([`Conn::quiesce`]).
     dispatching: Mutex<()>,
-    tcp: TcpStream,
+    /// The socket, read and written without blocking through its reactor registration.
+    tcp: Arc<Async<std::net::TcpStream>>,
     liveness: Mutex<Liveness>,
     /// Time origin of the two clocks below.
     born: Instant,
@@ -141,7 +143,7 @@ impl Conn {
             room: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             dispatching: Mutex::new(()),
-            tcp,
+            tcp: tcp.into(),
             liveness: Mutex::new(Liveness::new(dist.opts.ticktime, now)),
             born: now,
             last_write: AtomicU64::new(0),
@@ -298,7 +300,7 @@ impl Conn {
     /// Closes the connection: the socket is shut (ending the tasks) and waiters are released.
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            let _ = self.tcp.shutdown(std::net::Shutdown::Both);
+            let _ = self.tcp.get_ref().shutdown(std::net::Shutdown::Both);
             let _ = self.wake_tx.try_send(());
             self.stop_tx.close();
             self.wake_room();
@@ -385,7 +387,11 @@ fn noop_waker() -> &'static Waker {
 
 /// Writes rustls's pending output to the socket without blocking: `Pending` when the socket is
 /// full (the waker in `cx` is registered for writability).
-fn flush_tls(tls: &mut rustls::Connection, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+fn flush_tls(
+    tls: &mut rustls::Connection,
+    tcp: &Async<std::net::TcpStream>,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<()>> {
     while tls.wants_write() {
         match tls.write_tls(&mut SocketWriter { tcp, cx }) {
             Ok(_) => {}
@@ -399,7 +405,7 @@ fn flush_tls(tls: &mut rustls::Connection, tcp: &TcpStream, cx: &mut Context<'_>
 /// The socket as a non-blocking `std::io::Write` for rustls: a write the socket cannot take now
 /// is `WouldBlock`, with the task in `cx` registered to be woken when it can.
 struct SocketWriter<'a, 'b> {
-    tcp: &'a TcpStream,
+    tcp: &'a Async<std::net::TcpStream>,
     cx: &'a mut Context<'b>,
 }
 
@@ -542,7 +548,7 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
         }
         let mut waited = false;
         let read = futures_lite::future::poll_fn(|cx| {
-            let poll = Pin::new(&mut &conn.tcp).poll_read(cx, &mut buf);
+            let poll = Pin::new(&mut &*conn.tcp).poll_read(cx, &mut buf);
             waited |= poll.is_pending();
             poll
         });

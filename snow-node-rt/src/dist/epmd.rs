@@ -78,7 +78,7 @@ pub(crate) async fn keep_registered(dist: Arc<Dist>, mut reg: Registration, port
                 Err(e) => {
                     let delay = backoff.next_delay(rand::random());
                     log::warn!("{}: cannot re-register with snow-epmd: {e}; retrying in {delay:?}", dist.name);
-                    if stopped_during(&stop, async_std::task::sleep(delay)).await {
+                    if stopped_during(&stop, crate::sleep(delay)).await {
                         return;
                     }
                 }

@@ -37,6 +37,9 @@ pub enum StartError {
     /// snow-epmd refused the registration or could not be reached.
     #[error("cannot register with snow-epmd: {0}")]
     Epmd(#[from] snow_epmd::client::ClientError),
+    /// The thread that derives the key from the cookie could not run.
+    #[error("cannot derive the distribution key from the cookie: {0}")]
+    KeyDerivation(std::io::Error),
     /// The builder was not given a cookie.
     #[error("a distributed node needs a cookie: set SNOW_COOKIE or SNOW_COOKIE_FILE (create one with `snow-epmd gen-cookie`), or call NodeBuilder::cookie")]
     NoCookie,

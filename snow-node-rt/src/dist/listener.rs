@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_std::net::TcpListener;
+use async_net::TcpListener;
 use futures_lite::future;
 
 use super::core::{lock, Dist};
@@ -28,7 +28,7 @@ pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
             Some(Err(e)) => {
                 // Out of file descriptors and the like: pause instead of spinning.
                 log::warn!("{}: accept failed: {e}", dist.name);
-                async_std::task::sleep(std::time::Duration::from_millis(50)).await;
+                crate::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };

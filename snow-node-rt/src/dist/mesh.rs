@@ -28,7 +28,7 @@ fn start_sweeper(dist: &Arc<Dist>) {
     let dist = Arc::downgrade(dist);
     drop(crate::sched::spawn(async move {
         while let Some(at) = sweep_once(&dist) {
-            async_std::task::sleep(at.saturating_duration_since(Instant::now())).await;
+            crate::sleep(at.saturating_duration_since(Instant::now())).await;
         }
     }));
 }
@@ -107,7 +107,7 @@ async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Re
             Err(failure) if failure.retriable && tries < dist.opts.connect_attempts => {
                 log::debug!("{}: attempt {tries} to reach {node} failed: {}; retrying", dist.name, failure.error);
                 tries += 1;
-                async_std::task::sleep(retry.next_delay(rand::random())).await;
+                crate::sleep(retry.next_delay(rand::random())).await;
                 // An incoming connection from that node may have made the retry unnecessary.
                 if !matches!(lock(&dist.peers).get(node), Some(Peer::Connecting(_))) {
                     return Ok(());

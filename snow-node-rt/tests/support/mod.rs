@@ -1,0 +1,265 @@
+//! Helpers for snow-node-rt's tests, one module for all of them: one deadline policy ([`WAIT`]
+//! for every single wait, [`TEST_DEADLINE`] for a whole test), one way to see what a process
+//! receives ([`collector`] / [`forwarder`]), and for distribution tests an in-process snow-epmd
+//! on an ephemeral port with a data dir that is removed afterwards, nodes that derive their key
+//! quickly, and a hand-driven peer ([`raw`]).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use smol_timeout::TimeoutExt;
+use snow_epmd::{serve, Config, ServerHandle};
+use snow_node_rt::dist::NodeBuilder;
+use snow_node_rt::{Node, NodeName, Pid, Process, Term};
+use snow_shared::cookie::Cookie;
+use snow_shared::test_support::TempDir;
+
+/// Bound on every single wait of a test (a message, a condition, a connection).
+pub const WAIT: Duration = Duration::from_secs(20);
+/// Bound on a whole test.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(180);
+
+pub const COOKIE: &[u8] = b"test-cookie-0123456789-abcdefgh";
+/// Every node in these tests derives its key with this many iterations (the same on all nodes),
+/// instead of the production count that takes a fifth of a second.
+pub const ITERATIONS: u32 = 1_000;
+
+/// Runs a test body to completion on this thread, failing the test after [`TEST_DEADLINE`].
+pub fn run<T>(body: impl Future<Output = T>) -> T {
+    init_log();
+    snow_node_rt::block_on(async { body.timeout(TEST_DEADLINE).await.expect("test timed out") })
+}
+
+pub fn init_log() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// Awaits `fut`, failing the test after [`WAIT`].
+pub async fn within<T>(fut: impl Future<Output = T>) -> T {
+    fut.timeout(WAIT).await.expect("timed out waiting")
+}
+
+/// The next item of a channel, within [`WAIT`].
+pub async fn next<T>(rx: &Receiver<T>) -> T {
+    within(rx.recv()).await.expect("channel closed")
+}
+
+/// Nothing arrives on `rx` for 300 ms (many loopback round trips): for checks that something
+/// does *not* happen.
+pub async fn quiet<T: std::fmt::Debug>(rx: &Receiver<T>, what: &str) {
+    if let Some(Ok(item)) = rx.recv().timeout(Duration::from_millis(300)).await {
+        panic!("{what}: got {item:?}");
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; fails after [`WAIT`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        snow_node_rt::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `body` as a process on `node` and returns what it produces.
+pub async fn in_process<T, F, Fut>(node: &Node, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(Process) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = async_channel::bounded(1);
+    node.spawn(move |p| {
+        let fut = body(p);
+        async move {
+            let _ = tx.send(fut.await).await;
+        }
+    });
+    within(rx.recv()).await.expect("probe process died before answering")
+}
+
+/// A process on `node` that forwards every message it receives to the returned channel.
+pub fn collector(node: &Node) -> (Pid, Receiver<Term>) {
+    forwarder(node, |_, _| {})
+}
+
+/// A process on `node` that first runs `setup` (which may put terms on the channel itself), then
+/// forwards every message it receives to the returned channel.
+pub fn forwarder(node: &Node, setup: impl FnOnce(&Process, &Sender<Term>) + Send + 'static) -> (Pid, Receiver<Term>) {
+    let (tx, rx) = async_channel::unbounded();
+    let pid = node
+        .spawn(move |mut me| async move {
+            setup(&me, &tx);
+            loop {
+                let msg = me.receive().await;
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .pid()
+        .clone();
+    (pid, rx)
+}
+
+/// Starts a process that monitors `target` and reports the reason of its `:DOWN` on the returned
+/// channel. Returns once the monitor is in place.
+pub async fn watch(node: &Node, target: &Pid) -> Receiver<Term> {
+    let (ready_tx, ready_rx) = async_channel::bounded(1);
+    let (tx, rx) = async_channel::bounded(1);
+    let target = target.clone();
+    node.spawn(move |mut me| async move {
+        let r = me.monitor(&target);
+        let _ = ready_tx.send(()).await;
+        let down = me.receive_match(|m| matches!(m.as_tuple(), Some([_, Term::Ref(x), ..]) if *x == r)).await;
+        let _ = tx.send(down.as_tuple().unwrap()[3].clone()).await;
+    });
+    within(ready_rx.recv()).await.unwrap();
+    rx
+}
+
+/// `{:EXIT, from, reason}`.
+pub fn exit_msg(from: &Pid, reason: Term) -> Term {
+    Term::tuple([Term::atom("EXIT"), Term::Pid(from.clone()), reason])
+}
+
+/// A process that waits until killed or sent `:stop`.
+pub fn idle(node: &Node) -> Pid {
+    node.spawn(|mut me| async move {
+        loop {
+            if me.receive().await.is_atom("stop") {
+                return;
+            }
+        }
+    })
+    .pid()
+    .clone()
+}
+
+/// A process on `node` subscribed to every node's ups and downs (`monitor_nodes`), forwarding
+/// them to the returned channel. Returns once the subscription is in place.
+pub async fn node_events(node: &Node) -> Receiver<Term> {
+    let (_, rx) = forwarder(node, |me, tx| {
+        me.monitor_nodes(true);
+        // The channel is unbounded: the send cannot fail while the receiver is alive.
+        let _ = tx.try_send(Term::atom("subscribed"));
+    });
+    assert_eq!(next(&rx).await, Term::atom("subscribed"));
+    rx
+}
+
+/// A snow-epmd daemon on 127.0.0.1 with an ephemeral port; its data directory is removed when
+/// this value is dropped.
+pub struct Epmd {
+    handle: ServerHandle,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for Epmd {
+    type Target = ServerHandle;
+
+    fn deref(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+/// Starts a snow-epmd daemon for one test.
+pub async fn epmd() -> Epmd {
+    init_log();
+    let dir = TempDir::new("node-rt-test").expect("a temp dir");
+    let handle = serve(Config::new("127.0.0.1:0".parse().unwrap(), dir.join("epmd"))).await.expect("snow-epmd starts");
+    Epmd { handle, _dir: dir }
+}
+
+pub fn name(short: &str) -> NodeName {
+    NodeName::parse(&format!("{short}@127.0.0.1")).unwrap()
+}
+
+/// A builder for `short@127.0.0.1` registered with `epmd`, listening on loopback.
+pub fn builder(epmd: &ServerHandle, short: &str) -> NodeBuilder {
+    NodeBuilder::new(name(short))
+        .cookie(Cookie::from_bytes(COOKIE).unwrap())
+        .epmd(&epmd.local_addr().to_string())
+        .listen_ip("127.0.0.1".parse().unwrap())
+        .key_derivation_iterations(ITERATIONS)
+}
+
+pub async fn node(epmd: &ServerHandle, short: &str) -> Node {
+    builder(epmd, short).start().await.unwrap()
+}
+
+/// A hand-driven peer: TLS and the cookie handshake with `target` as node `short@127.0.0.1`,
+/// then raw access to the stream, for tests that misbehave after authenticating.
+pub mod raw {
+    use std::time::Instant;
+
+    use async_net::TcpStream;
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use futures_rustls::client::TlsStream;
+    use futures_rustls::TlsConnector;
+    use smol_timeout::TimeoutExt;
+    use snow_node_rt::Node;
+    use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
+    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, PeerInfo};
+    use snow_shared::dist::{tls, Flags};
+
+    pub async fn dial(target: &Node, short: &str, cookie: &[u8]) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        dial_offering(target, short, cookie, None).await.map(|(stream, _)| stream)
+    }
+
+    /// [`dial`] offering `flags` (this build's defaults if `None`); also returns what the node
+    /// agreed to.
+    pub async fn dial_offering(
+        target: &Node,
+        short: &str,
+        cookie: &[u8],
+        flags: Option<Flags>,
+    ) -> Result<(TlsStream<TcpStream>, PeerInfo), HandshakeError> {
+        let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
+        let config = tls::client_only_config().unwrap();
+        let mut stream = TlsConnector::from(config).connect(tls::server_name(false, "x"), tcp).await.unwrap();
+        let exporter = tls::exporter(stream.get_ref().1).unwrap();
+        let key =
+            derive_key_with_iterations(&Cookie::from_bytes(cookie).unwrap(), KeyLabel::Distribution, super::ITERATIONS);
+        let mut config = HandshakeConfig::new(super::name(short), 7, key);
+        if let Some(flags) = flags {
+            config.flags = flags;
+        }
+        let mut hs = Handshake::initiator(config, target.self_node(), exporter, rand::random(), Instant::now());
+        let mut buf = [0u8; 4096];
+        loop {
+            let out = hs.take_output();
+            stream.write_all(&out).await.unwrap();
+            stream.flush().await.unwrap();
+            while let Some(ev) = hs.poll_event() {
+                if let HandshakeEvent::Established(peer) = ev {
+                    return Ok((stream, peer));
+                }
+            }
+            hs.result()?;
+            let n = stream.read(&mut buf).timeout(super::WAIT).await.expect("the node answers").unwrap_or(0);
+            if n == 0 {
+                hs.feed_eof()?;
+            } else {
+                hs.feed(&buf[..n])?;
+            }
+        }
+    }
+
+    /// Whether the other end closes `stream` (EOF or error) within [`super::WAIT`], reading and
+    /// discarding anything it sends first.
+    pub async fn closes<S: futures_lite::io::AsyncRead + Unpin>(stream: &mut S) -> bool {
+        let mut buf = vec![0u8; 64 << 10];
+        let work = async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {}
+                }
+            }
+        };
+        work.timeout(super::WAIT).await.unwrap_or(false)
+    }
+}
