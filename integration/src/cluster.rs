@@ -262,11 +262,71 @@ impl TestNode {
         self.command(&format!("sink {name}"), &format!("SINK {name} "), Duration::from_secs(10))
     }
 
+    /// Starts a counted burst: `count` messages `{:seq, tag, N}` to `pid`, with backpressure;
+    /// [`TestNode::await_sent`] waits for its end.
+    pub fn send_seq(&mut self, tag: &str, count: u64, pid: &str) -> Result<(), String> {
+        self.command(&format!("send_seq {tag} {count} {pid}"), &format!("SENDING {tag}"), Duration::from_secs(10))
+            .map(|_| ())
+    }
+
+    /// Waits until the burst `tag` has sent everything; how long it took, by the node's clock.
+    pub fn await_sent(&mut self, tag: &str, timeout: Duration) -> Result<Duration, String> {
+        let prefix = format!("SENT {tag} ");
+        let (line, _) = self.proc.expect_out_since(0, timeout, |l| l.starts_with(&prefix))?;
+        let ms = line.rsplit(' ').next().and_then(|ms| ms.parse().ok()).ok_or_else(|| format!("bad line {line:?}"))?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// Starts a stream `tag` to `pid`: one message every `every` until stopped or until its
+    /// monitor of `pid` fires.
+    pub fn stream(&mut self, tag: &str, pid: &str, every: Duration) -> Result<(), String> {
+        let line = format!("stream {tag} {pid} {}", every.as_millis());
+        self.command(&line, &format!("STREAMING {tag}"), Duration::from_secs(10)).map(|_| ())
+    }
+
+    /// Stops stream `tag` and returns how it ended (it may have ended earlier, by its monitor).
+    pub fn stop_stream(&mut self, tag: &str) -> Result<StreamEnd, String> {
+        self.proc.send_line(&format!("stop_stream {tag}")).map_err(|e| e.to_string())?;
+        self.stream_end(tag, Duration::from_secs(10))
+    }
+
+    /// Waits for stream `tag` to end (stopped, or its monitor fired), looking at every line seen.
+    pub fn stream_end(&mut self, tag: &str, timeout: Duration) -> Result<StreamEnd, String> {
+        let (stopped, down) = (format!("STREAM_STOPPED {tag} sent="), format!("STREAM_DOWN {tag} sent="));
+        let (line, at) = self.proc.expect_out_since(0, timeout, |l| l.starts_with(&stopped) || l.starts_with(&down))?;
+        let bad = || format!("{}: bad line {line:?}", self.name);
+        if let Some(rest) = line.strip_prefix(&stopped) {
+            return Ok(StreamEnd::Stopped { sent: rest.parse().map_err(|_| bad())? });
+        }
+        let rest = line.strip_prefix(&down).ok_or_else(bad)?;
+        let (sent, reason) = rest.split_once(' ').ok_or_else(bad)?;
+        Ok(StreamEnd::Down { sent: sent.parse().map_err(|_| bad())?, reason: reason.to_owned(), at })
+    }
+
     /// What sink `name` received so far.
     pub fn report(&mut self, name: &str) -> Result<SinkReport, String> {
         let rest = self.command(&format!("report {name}"), &format!("REPORT {name} "), Duration::from_secs(30))?;
         SinkReport::parse(&rest).ok_or_else(|| format!("{}: bad report {rest:?}", self.name))
     }
+}
+
+/// How a stream of the test node ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Stopped on command after sending `sent` messages.
+    Stopped {
+        /// Messages sent.
+        sent: u64,
+    },
+    /// Its monitor of the receiver fired after `sent` messages.
+    Down {
+        /// Messages sent.
+        sent: u64,
+        /// The monitor's reason (e.g. `:noconnection`).
+        reason: String,
+        /// When the line was read.
+        at: Instant,
+    },
 }
 
 /// What a sink of the test node received: messages per sender tag, and order errors.

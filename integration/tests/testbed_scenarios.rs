@@ -217,3 +217,324 @@ fn c_a_frozen_host_is_declared_down_within_ticktime_and_rejoins_when_thawed() {
         thawed.elapsed()
     );
 }
+
+/// The creation host `n`'s daemon lists for `name`, with its state.
+fn listed(tb: &Testbed, n: usize, name: &str) -> Option<(u32, String)> {
+    tb.list(n).ok()?.into_iter().find(|r| r.name == name).map(|r| (r.creation, r.state))
+}
+
+/// How soon a node registers again after its snow-epmd is back: snow-node-rt retries at most 1 s
+/// apart (README, snow-epmd's guarantees).
+const REREGISTER_WITHIN: Duration = Duration::from_secs(2);
+
+/// Scenario d. Three hosts; nodes on hosts 1 and 2 exchange two streams (one message every 5 ms
+/// each way) when host 2's snow-epmd is killed with SIGKILL. A third node on host 2 registered
+/// just before (its registration acknowledged) is frozen so that it cannot register again by
+/// itself. Expected: during the outage the existing connection keeps carrying both streams, and
+/// only a new connection from host 2 (which needs a lookup there) fails; restarted on the same
+/// data directory, the daemon lists the frozen node's entry with its creation (`unconfirmed`,
+/// from disk) and, once thawed, `up` with the same creation; the running node is `up` again with
+/// its creation within 2 s (+3 s slack); a lookup from host 2 works again; both streams arrive
+/// complete and in order, and no node saw a nodedown.
+#[test]
+fn d_kill_9_of_a_daemon_mid_traffic_loses_no_registration_and_keeps_connections() {
+    let mut tb = testbed("epmdkill", 3, TICK);
+    tb.start_all_epmds().unwrap();
+    let n1 = tb.start_node(1, "n").unwrap();
+    let n2 = tb.start_node(2, "n").unwrap();
+    let n3 = tb.start_node(3, "n").unwrap();
+    connect_retrying(&mut tb, &n2, &n1, Duration::from_secs(20));
+    let s1 = tb.node(&n1).sink("s").unwrap();
+    let s2 = tb.node(&n2).sink("s").unwrap();
+    tb.node(&n2).stream("d21", &s1, Duration::from_millis(5)).unwrap();
+    tb.node(&n1).stream("d12", &s2, Duration::from_millis(5)).unwrap();
+    let fresh = tb.start_node(2, "fresh").unwrap();
+    let creations: Vec<u32> = [&n2, &fresh]
+        .iter()
+        .map(|name| match listed(&tb, 2, name) {
+            Some((creation, state)) if state == "up" => creation,
+            other => panic!("{name} is not listed up before the kill: {other:?}"),
+        })
+        .collect();
+    let marks = [tb.node(&n1).mark(), tb.node(&n2).mark()];
+    tb.node(&fresh).proc.signal("STOP").unwrap();
+
+    tb.kill_epmd(2);
+    let killed = Instant::now();
+    let during = tb.node(&n1).report("s").unwrap().count("d21");
+    std::thread::sleep(Duration::from_secs(1));
+    let later = tb.node(&n1).report("s").unwrap().count("d21");
+    assert!(later > during, "the stream from host 2 stopped during the outage ({during} then {later})");
+    assert!(tb.node(&n2).ping(&n1).unwrap(), "the existing connection works without the daemon");
+    assert!(tb.node(&n2).connect(&n3).is_err(), "a new connection from host 2 needs its daemon");
+
+    tb.start_epmd(2, &[]).unwrap();
+    let back = Instant::now();
+    let from_disk = listed(&tb, 2, &fresh);
+    assert_eq!(from_disk, Some((creations[1], "unconfirmed".to_owned())), "the frozen node's entry after the restart");
+    let reregistered = testbed::wait_until("the running node up again", REREGISTER_WITHIN + SLACK, || {
+        Ok(listed(&tb, 2, &n2) == Some((creations[0], "up".to_owned())))
+    })
+    .unwrap();
+    tb.node(&fresh).proc.signal("CONT").unwrap();
+    testbed::wait_until("the thawed node up again", REREGISTER_WITHIN + SLACK, || {
+        Ok(listed(&tb, 2, &fresh) == Some((creations[1], "up".to_owned())))
+    })
+    .unwrap();
+    connect_retrying(&mut tb, &n2, &n3, Duration::from_secs(5));
+    let lookup = tb.epmd_cli(2, &["lookup", &n1]).unwrap();
+    assert!(lookup.status.success(), "lookup on host 2: {lookup:?}");
+
+    let sent_21 = match tb.node(&n2).stop_stream("d21").unwrap() {
+        snow_integration::cluster::StreamEnd::Stopped { sent } => sent,
+        other => panic!("stream d21 ended {other:?}"),
+    };
+    let sent_12 = match tb.node(&n1).stop_stream("d12").unwrap() {
+        snow_integration::cluster::StreamEnd::Stopped { sent } => sent,
+        other => panic!("stream d12 ended {other:?}"),
+    };
+    testbed::wait_until("both streams delivered", Duration::from_secs(10), || {
+        let r1 = tb.node(&n1).report("s")?;
+        let r2 = tb.node(&n2).report("s")?;
+        assert_eq!((r1.errors, r2.errors), (0, 0), "order errors: {r1:?} {r2:?}");
+        Ok(r1.count("d21") == sent_21 && r2.count("d12") == sent_12)
+    })
+    .unwrap();
+    assert!(!tb.node(&n1).saw_nodedown(&n2) && !tb.node(&n2).saw_nodedown(&n1));
+    for (node, mark) in [(&n1, marks[0]), (&n2, marks[1])] {
+        let t = tb.node(node);
+        assert!(
+            t.proc.expect_out_since(mark, Duration::ZERO, |l| l.starts_with("NODEDOWN")).is_err(),
+            "{node} saw a nodedown"
+        );
+    }
+    eprintln!(
+        "scenario d: daemon down for {:?}; running node up again {reregistered:?} after the restart (bound \
+         {REREGISTER_WITHIN:?}); streams complete: {sent_21} and {sent_12} messages",
+        back.duration_since(killed)
+    );
+}
+
+/// Scenario e. Three hosts; host 3's node is killed with SIGKILL and started again under the
+/// same name. Expected: a link (host 1) and monitors (hosts 1 and 2) on a process of the old node
+/// fire (`:noconnection`) within ticktime + 3 s; the new node has another creation, in
+/// `snow-epmd list` on every host and in its pids; a message to the old pid is dropped on hosts 1
+/// and 2 (no answer within 1 s, although the new node's process has the same number), while the
+/// new pid answers; linking to or monitoring the old pid afterwards fires `:noproc` at once.
+#[test]
+fn e_a_restarted_node_gets_a_new_creation_and_its_old_pids_are_dead_everywhere() {
+    let mut tb = testbed("restart", 3, TICK);
+    tb.start_all_epmds().unwrap();
+    let names = meshed_nodes(&mut tb, 3);
+    let (n1, n2, n3) = (names[0].clone(), names[1].clone(), names[2].clone());
+    let old_creation = listed(&tb, 3, &n3).unwrap().0;
+    let old = tb.node(&n3).spawn_holder("p").unwrap();
+    tb.node(&n1).spawn_holder("l").unwrap();
+    tb.node(&n1).link("l", &old).unwrap();
+    tb.node(&n1).spawn_holder("m").unwrap();
+    tb.node(&n1).monitor("m", &old).unwrap();
+    tb.node(&n2).spawn_holder("m").unwrap();
+    tb.node(&n2).monitor("m", &old).unwrap();
+    let marks = [tb.node(&n1).mark(), tb.node(&n2).mark()];
+
+    let killed = Instant::now();
+    tb.kill_node(&n3);
+    let within = Duration::from_secs(TICK) + SLACK;
+    let link = seen_after(&mut tb, &n1, marks[0], &format!("EXIT l {old} :noconnection"), killed, within);
+    let mon_1 = seen_after(&mut tb, &n1, marks[0], &format!("DOWN m {old} :noconnection"), killed, within);
+    let mon_2 = seen_after(&mut tb, &n2, marks[1], &format!("DOWN m {old} :noconnection"), killed, within);
+
+    tb.start_node(3, "n").unwrap();
+    let new = tb.node(&n3).spawn_holder("p").unwrap();
+    let new_creation =
+        testbed::wait_until("every daemon lists the new creation", Duration::from_secs(5) + SLACK, || {
+            Ok((1..=3).all(|h| listed(&tb, h, &n3).is_some_and(|(c, s)| c != old_creation && s == "up")))
+        })
+        .map(|_| listed(&tb, 3, &n3).unwrap().0)
+        .unwrap();
+    assert!(new.ends_with(&format!(".{new_creation}>")), "the new pid {new} carries creation {new_creation}");
+    assert_eq!(
+        old.trim_end_matches(|c: char| c != '.'),
+        new.trim_end_matches(|c: char| c != '.'),
+        "the new process has the old one's number: only the creation tells them apart"
+    );
+    for node in [&n1, &n2] {
+        assert!(!tb.node(node).ping_pid(&old, Duration::from_secs(1)).unwrap(), "{node}: the old pid answered");
+        assert!(tb.node(node).ping_pid(&new, Duration::from_secs(5)).unwrap(), "{node}: the new pid is silent");
+        let mark = tb.node(node).mark();
+        tb.node(node).spawn_holder("late").unwrap();
+        tb.node(node).link("late", &old).unwrap();
+        tb.node(node).await_since(mark, &format!("EXIT late {old} :noproc"), Duration::from_secs(5)).unwrap();
+        tb.node(node).monitor("late", &old).unwrap();
+        tb.node(node).await_since(mark, &format!("DOWN late {old} :noproc"), Duration::from_secs(5)).unwrap();
+    }
+    eprintln!(
+        "scenario e: link fired after {link:?}, monitors after {mon_1:?} and {mon_2:?} (bound {within:?}); \
+         creation {old_creation} -> {new_creation}"
+    );
+}
+
+/// Messages per sender in scenario f (fixed by the scenario).
+const BULK_MESSAGES: u64 = 250_000;
+
+/// Scenario f. Three hosts; every frame between any two of them is delayed 5 ms, 1% are dropped
+/// and 10% are held 5 ms longer (so later frames overtake them). Two senders on host 1 and two on
+/// host 2 each send 250,000 sequence-numbered messages to one receiver on host 3, with
+/// backpressure. Expected: all 1,000,000 arrive, each sender's in the order sent (TCP repairs loss
+/// and reordering; nothing above it may lose or reorder), and the switch's counters show that it
+/// really dropped, delayed and reordered frames. Bounded at 10 minutes; the measured time and
+/// rate are printed.
+#[test]
+fn f_a_million_messages_arrive_complete_and_in_order_under_loss_latency_and_reordering() {
+    let mut tb = testbed("lossy", 3, 20);
+    tb.start_all_epmds().unwrap();
+    let senders = [tb.start_node(1, "n").unwrap(), tb.start_node(2, "n").unwrap()];
+    let receiver = tb.start_node(3, "n").unwrap();
+    for sender in &senders {
+        connect_retrying(&mut tb, sender, &receiver, Duration::from_secs(20));
+    }
+    let sink = tb.node(&receiver).sink("bulk").unwrap();
+    tb.switch("set * * delay_ms=5 loss=0.01 reorder=0.1").unwrap();
+    let before = tb.switch_stats().unwrap();
+    let start = Instant::now();
+    let tags = ["a1", "a2", "b1", "b2"];
+    for (i, tag) in tags.iter().enumerate() {
+        tb.node(&senders[i / 2]).send_seq(tag, BULK_MESSAGES, &sink).unwrap();
+    }
+    let limit = Duration::from_secs(600);
+    for (i, tag) in tags.iter().enumerate() {
+        tb.node(&senders[i / 2]).await_sent(tag, limit).unwrap();
+    }
+    let sent = start.elapsed();
+    let mut report = Default::default();
+    testbed::wait_until("every message received", Duration::from_secs(60), || {
+        report = tb.node(&receiver).report("bulk")?;
+        Ok(tags.iter().all(|t| report.count(t) == BULK_MESSAGES) || report.errors > 0)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {report:?}"));
+    let took = start.elapsed();
+    assert_eq!(report.errors, 0, "messages out of order or missing: {report:?}");
+    let after = tb.switch_stats().unwrap();
+    let delta = |k: &str| after[k] - before[k];
+    eprintln!(
+        "scenario f: 4 x {BULK_MESSAGES} messages sent in {sent:?}, all received in order after {took:?} \
+         ({:.0} msg/s); switch: {} frames forwarded, {} lost, {} delayed, {} reordered",
+        (4 * BULK_MESSAGES) as f64 / took.as_secs_f64(),
+        delta("forwarded"),
+        delta("lost"),
+        delta("delayed"),
+        delta("reordered"),
+    );
+    assert!(
+        delta("lost") > 0 && delta("delayed") > 0 && delta("reordered") > 0,
+        "the switch shaped nothing: {after:?}"
+    );
+    assert_eq!(after["send_errors"], 0, "the switch failed to forward frames: {after:?}");
+}
+
+/// A stream of scenario g: from host `from`'s node to host `to`'s sink.
+struct Flow {
+    tag: String,
+    from: usize,
+    to: usize,
+}
+
+/// Starts a stream from host `from` to host `to`'s current sink.
+fn start_flow(
+    tb: &mut Testbed,
+    names: &[String],
+    sinks: &[String],
+    counter: &mut usize,
+    from: usize,
+    to: usize,
+) -> Flow {
+    *counter += 1;
+    let tag = format!("f{counter}h{from}to{to}");
+    tb.node(&names[from - 1]).stream(&tag, &sinks[to - 1], Duration::from_millis(10)).unwrap();
+    Flow { tag, from, to }
+}
+
+/// Stops `flow` and waits until its sink received everything it sent, in order; how many.
+fn stop_and_check_flow(tb: &mut Testbed, names: &[String], flow: &Flow) -> u64 {
+    let sent = match tb.node(&names[flow.from - 1]).stop_stream(&flow.tag).unwrap() {
+        snow_integration::cluster::StreamEnd::Stopped { sent } => sent,
+        other => panic!("stream {} to a node that stayed up ended {other:?}", flow.tag),
+    };
+    let sink_node = names[flow.to - 1].clone();
+    testbed::wait_until(&format!("{} delivered to {sink_node}", flow.tag), Duration::from_secs(10), || {
+        let report = tb.node(&sink_node).report("s")?;
+        assert_eq!(report.errors, 0, "order errors at {sink_node}: {report:?}");
+        Ok(report.count(&flow.tag) == sent)
+    })
+    .unwrap();
+    sent
+}
+
+/// Scenario g. Five hosts restarted one at a time (stop the node, kill and restart the daemon,
+/// start the node again under its name) while every node streams to every other (one message every
+/// 10 ms per pair, each stream monitoring its receiver). Before a host goes, its own streams are
+/// stopped and must have arrived in full at the four nodes that stay up. Expected: every message
+/// sent to a node that stayed up arrives, in order; every stream to the node being restarted ends
+/// by its monitor firing (so each loss is reported) within ticktime + 3 s; the restarted node
+/// rejoins the full mesh within 10 s; at the end every stream still running arrives in full.
+#[test]
+fn g_a_rolling_restart_loses_only_messages_to_restarted_nodes_and_monitors_report_them() {
+    let hosts = 5;
+    let mut tb = testbed("rolling", hosts, TICK);
+    tb.start_all_epmds().unwrap();
+    let names = meshed_nodes(&mut tb, hosts);
+    let mut sinks: Vec<String> = names.iter().map(|n| tb.node(n).sink("s").unwrap()).collect();
+    let mut counter = 0;
+    let mut flows = Vec::new();
+    for from in 1..=hosts {
+        for to in (1..=hosts).filter(|&to| to != from) {
+            flows.push(start_flow(&mut tb, &names, &sinks, &mut counter, from, to));
+        }
+    }
+    let (mut delivered, mut reported, mut worst_report, mut worst_rejoin) = (0, 0, Duration::ZERO, Duration::ZERO);
+    for k in 1..=hosts {
+        std::thread::sleep(Duration::from_millis(300));
+        let (outgoing, rest): (Vec<Flow>, Vec<Flow>) = flows.into_iter().partition(|f| f.from == k);
+        for flow in &outgoing {
+            delivered += stop_and_check_flow(&mut tb, &names, flow);
+        }
+        let (incoming, others): (Vec<Flow>, Vec<Flow>) = rest.into_iter().partition(|f| f.to == k);
+        let stopped = Instant::now();
+        tb.stop_node(&names[k - 1]).unwrap();
+        for flow in &incoming {
+            match tb.node(&names[flow.from - 1]).stream_end(&flow.tag, Duration::from_secs(TICK) + SLACK).unwrap() {
+                snow_integration::cluster::StreamEnd::Down { at, reason, .. } => {
+                    assert_eq!(reason, ":noconnection", "{}", flow.tag);
+                    worst_report = worst_report.max(at.saturating_duration_since(stopped));
+                    reported += 1;
+                }
+                other => panic!("stream {} to the restarted node ended {other:?}", flow.tag),
+            }
+        }
+        tb.kill_epmd(k);
+        tb.start_epmd(k, &[]).unwrap();
+        let restarted = Instant::now();
+        tb.start_node(k, "n").unwrap();
+        let seed = if k == 1 { 2 } else { 1 };
+        connect_retrying(&mut tb, &names[k - 1], &names[seed - 1], Duration::from_secs(10));
+        await_full_mesh(&mut tb, &names, Duration::from_secs(10)).unwrap();
+        worst_rejoin = worst_rejoin.max(restarted.elapsed());
+        sinks[k - 1] = tb.node(&names[k - 1]).sink("s").unwrap();
+        flows = others;
+        for other in (1..=hosts).filter(|&o| o != k) {
+            flows.push(start_flow(&mut tb, &names, &sinks, &mut counter, k, other));
+            flows.push(start_flow(&mut tb, &names, &sinks, &mut counter, other, k));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for flow in &flows {
+        delivered += stop_and_check_flow(&mut tb, &names, flow);
+    }
+    eprintln!(
+        "scenario g: {delivered} messages to nodes that stayed up all arrived in order; {reported} streams to \
+         restarted nodes ended by their monitor, at most {worst_report:?} after the stop (bound {:?}); restarted \
+         hosts rejoined the full mesh at most {worst_rejoin:?} after their daemon restarted",
+        Duration::from_secs(TICK) + SLACK
+    );
+    assert_eq!(reported, hosts * (hosts - 1), "every stream into each restarted node was reported down");
+}
