@@ -126,14 +126,3 @@ impl Drop for EtcOverlay {
         }
     }
 }
-
-/// Links `a` and `b` with a veth pair named `dev` on both sides, addresses `a_addr` and `b_addr`
-/// (CIDR, e.g. `10.231.7.1/24`), both up. The pair lives only inside the two namespaces and
-/// disappears with them.
-pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str, dev: &str) -> Result<(), String> {
-    ip(&["link", "add", dev, "netns", a.name(), "type", "veth", "peer", "name", dev, "netns", b.name()])?;
-    a.ip(&["addr", "add", a_addr, "dev", dev])?;
-    b.ip(&["addr", "add", b_addr, "dev", dev])?;
-    a.ip(&["link", "set", dev, "up"])?;
-    b.ip(&["link", "set", dev, "up"])
-}

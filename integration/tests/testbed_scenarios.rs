@@ -538,3 +538,154 @@ fn g_a_rolling_restart_loses_only_messages_to_restarted_nodes_and_monitors_repor
     );
     assert_eq!(reported, hosts * (hosts - 1), "every stream into each restarted node was reported down");
 }
+
+/// README.md, whose "A cluster on several hosts" scenario h follows.
+const README: &str = include_str!("../../README.md");
+
+/// The commands scenario h runs, as README's "A cluster on several hosts" writes them (hosts,
+/// paths and programs substituted); the test fails if README no longer says them.
+const README_COOKIE: &str = "snow-epmd gen-cookie > cookie && chmod 600 cookie";
+const README_DAEMON: &str = "snow-epmd --listen 4369 --peer db1.example.com:4369 --cookie-file /etc/snow/cookie";
+const README_NODE: &str = "SNOW_NODE=app SNOW_COOKIE_FILE=/etc/snow/cookie ./my-snow-program";
+const README_PING: &str = "snow-epmd ping app@db1.example.com --cookie-file /etc/snow/cookie";
+
+/// README's openssl recipe (the `sh` block of step 5): the CA part, and the per-host part
+/// written for `db1.example.com`.
+fn readme_openssl_recipe() -> (String, String) {
+    let section = README.split("## A cluster on several hosts").nth(1).expect("README has the section");
+    let block = section.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("step 5's sh block");
+    let block: String = block.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    let at = block.find("openssl req -newkey").expect("the per-host part of the recipe");
+    (block[..at].to_owned(), block[at..].to_owned())
+}
+
+/// Runs `script` with `sh -e` in `dir` on host `n`.
+fn sh(tb: &Testbed, n: usize, dir: &std::path::Path, script: &str) {
+    let mut cmd = tb.command(n, "sh");
+    cmd.args(["-e", "-c", script]).current_dir(dir);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Scenario h. README's "A cluster on several hosts", step by step, on three hosts named
+/// `host1`..`host3` (they resolve through each host's /etc/hosts): one cookie made with
+/// `gen-cookie` and `chmod 600`; on every host the daemon exactly as step 2 writes it, seeded
+/// with one other host, its data in the default place (`XDG_STATE_HOME`, per host); a node
+/// started as step 3 writes it (`SNOW_NODE=app`, which means `app@<hostname>`); then step 6's
+/// checks. Expected: `snow-epmd list` on every host shows the three `app` nodes up within
+/// 25 gossip rounds (5 s); `snow-epmd ping` from every host answers `pong` from every node.
+/// CA-verified variant (step 5): certificates made with README's openssl recipe, one per host;
+/// nodes started with `SNOW_TLS_*` answer a ping that presents a certificate of the CA and refuse
+/// one without (`TLS with NAME failed`), and connect to each other.
+#[test]
+fn h_readme_cluster_steps_work_as_written_with_and_without_a_ca() {
+    for text in [README_COOKIE, README_DAEMON, README_NODE, README_PING] {
+        assert!(README.contains(text), "README no longer says `{text}`: update scenario h");
+    }
+    let mut tb = testbed("readme", 3, 20);
+    let etc = tb.dir.join("etc-snow");
+    std::fs::create_dir_all(&etc).unwrap();
+    let epmd = tb.programs().epmd.clone();
+    let cookie_cmd = README_COOKIE.replace("snow-epmd", &epmd.to_string_lossy());
+    sh(&tb, 1, &etc, &cookie_cmd);
+    let cookie = etc.join("cookie");
+    let mut daemons = Vec::new();
+    for n in 1..=3 {
+        let seed = if n == 1 { "host2" } else { "host1" };
+        let line =
+            README_DAEMON.replace("db1.example.com", seed).replace("/etc/snow/cookie", &cookie.to_string_lossy());
+        let mut cmd = tb.command(n, &epmd);
+        cmd.args(line.split_whitespace().skip(1)).env("XDG_STATE_HOME", tb.dir.join(&format!("state-host{n}")));
+        cmd.env("RUST_LOG", "info")
+            .env_remove("SNOW_COOKIE")
+            .env_remove("SNOW_COOKIE_FILE")
+            .env_remove("SNOW_EPMD_PEERS");
+        let mut proc = snow_integration::child::ChildProc::spawn(format!("README daemon on host{n}"), cmd).unwrap();
+        proc.expect_err(Duration::from_secs(20), |l| l.contains("listening on ")).unwrap();
+        daemons.push(proc);
+    }
+    let start_node = |tb: &mut Testbed, n: usize, short: &str, tls: Option<&std::path::Path>| {
+        let mut cmd = tb.command(n, &tb.programs().node);
+        for var in [
+            "SNOW_EPMD",
+            "SNOW_COOKIE",
+            "SNOW_DIST_PORT",
+            "SNOW_TICKTIME",
+            "SNOW_TLS_CERT",
+            "SNOW_TLS_KEY",
+            "SNOW_TLS_CA",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("SNOW_NODE", short).env("SNOW_COOKIE_FILE", &cookie);
+        if let Some(dir) = tls {
+            cmd.env("SNOW_TLS_CERT", dir.join(format!("host{n}.pem")))
+                .env("SNOW_TLS_KEY", dir.join(format!("host{n}.key")))
+                .env("SNOW_TLS_CA", dir.join("ca.pem"));
+        }
+        tb.start_node_with(n, short, cmd).unwrap()
+    };
+    let apps: Vec<String> = (1..=3).map(|n| start_node(&mut tb, n, "app", None)).collect();
+    assert_eq!(apps, ["app@host1", "app@host2", "app@host3"], "`app` alone means app@<hostname>");
+    let listed = testbed::wait_until("every host lists the three app nodes up", GOSSIP_INTERVAL * 25 + SLACK, || {
+        Ok((1..=3).all(|n| lists_all_up(&tb, n, &apps).unwrap_or(false)))
+    })
+    .unwrap();
+    let ping = |tb: &Testbed, from: usize, target: &str, extra: &[String]| {
+        let line =
+            README_PING.replace("app@db1.example.com", target).replace("/etc/snow/cookie", &cookie.to_string_lossy());
+        let mut args: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+        args.extend_from_slice(extra);
+        tb.epmd_cli(from, &args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap()
+    };
+    for from in 1..=3 {
+        for app in &apps {
+            let out = ping(&tb, from, app, &[]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && stdout.starts_with(&format!("pong from {app} in ")), "host{from}: {out:?}");
+        }
+    }
+
+    // Step 5: the CA-verified variant, certificates from README's own recipe.
+    let pki = tb.dir.join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let (ca_part, host_part) = readme_openssl_recipe();
+    sh(&tb, 1, &pki, &ca_part);
+    for n in 1..=3 {
+        sh(
+            &tb,
+            1,
+            &pki,
+            &host_part.replace("db1.example.com", &format!("host{n}")).replace("db1", &format!("host{n}")),
+        );
+    }
+    let secure: Vec<String> = (1..=3).map(|n| start_node(&mut tb, n, "secure", Some(&pki))).collect();
+    testbed::wait_until("every host lists the secure nodes up", GOSSIP_INTERVAL * 25 + SLACK, || {
+        Ok((1..=3).all(|n| lists_all_up(&tb, n, &secure).unwrap_or(false)))
+    })
+    .unwrap();
+    for from in 1..=3 {
+        let certs: Vec<String> = [
+            ("--tls-cert", format!("host{from}.pem")),
+            ("--tls-key", format!("host{from}.key")),
+            ("--tls-ca", "ca.pem".into()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, file)| [flag.to_owned(), pki.join(file).to_string_lossy().into_owned()])
+        .collect();
+        for node in &secure {
+            let out = ping(&tb, from, node, &certs);
+            assert!(out.status.success(), "host{from} pings {node} with a certificate: {out:?}");
+            let refused = ping(&tb, from, node, &[]);
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(!refused.status.success() && stderr.contains(&format!("TLS with {node} failed")), "{refused:?}");
+        }
+    }
+    connect_retrying(&mut tb, &secure[1], &secure[0], Duration::from_secs(10));
+    connect_retrying(&mut tb, &secure[2], &secure[0], Duration::from_secs(10));
+    await_full_mesh(&mut tb, &secure, Duration::from_secs(10)).unwrap();
+    eprintln!(
+        "scenario h: README's cluster listed everywhere {listed:?} after the last node started; every ping answered"
+    );
+    drop(daemons);
+}
