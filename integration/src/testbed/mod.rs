@@ -218,16 +218,6 @@ impl Testbed {
         self.hosts.is_empty()
     }
 
-    /// Host `n` (1-based).
-    pub fn host(&self, n: usize) -> &Host {
-        &self.hosts[n - 1]
-    }
-
-    /// The name of host `n`'s namespace (for `ip netns exec`).
-    pub fn namespace(&self, n: usize) -> &str {
-        self.namespaces[n].name()
-    }
-
     /// The programs the testbed was built with.
     pub fn programs(&self) -> &Programs {
         &self.programs
@@ -240,28 +230,6 @@ impl Testbed {
             .arg(&self.hosts[n - 1].name)
             .arg(program);
         cmd
-    }
-
-    /// Runs `program args` on host `n` to completion (at most `timeout`): its stdout, or an
-    /// error with its exit status and output.
-    pub fn run(
-        &self,
-        n: usize,
-        program: impl AsRef<std::ffi::OsStr>,
-        args: &[&str],
-        timeout: Duration,
-    ) -> Result<String, String> {
-        let mut cmd = self.command(n, program);
-        cmd.args(args);
-        let what = format!("{} on host{n}", args.join(" "));
-        let mut proc = ChildProc::spawn(what.clone(), cmd).map_err(|e| format!("{what}: cannot run: {e}"))?;
-        let (out, status) = proc.finish(timeout);
-        let stdout = out.join("\n") + "\n";
-        match status {
-            Some(s) if s.success() => Ok(stdout),
-            Some(s) => Err(format!("{what}: {s}; output:\n{}", proc.transcript())),
-            None => Err(format!("{what}: did not finish within {timeout:?}; output:\n{}", proc.transcript())),
-        }
     }
 
     /// `snow-epmd ARGS` on host `n` (exit status and output, whatever they are).
@@ -413,6 +381,12 @@ impl Testbed {
         self.switch(&format!("cut {n} *")).map(|_| Instant::now())
     }
 
+    /// Cuts the link between hosts `a` and `b` only (both directions); each still reaches the
+    /// others.
+    pub fn cut_pair(&mut self, a: usize, b: usize) -> Result<Instant, String> {
+        self.switch(&format!("cut {a} {b}")).map(|_| Instant::now())
+    }
+
     /// Restores every cut link (other shaping stays).
     pub fn heal_all(&mut self) -> Result<Instant, String> {
         self.switch("heal * *").map(|_| Instant::now())
@@ -423,18 +397,6 @@ impl Testbed {
     pub fn switch_stats(&mut self) -> Result<BTreeMap<String, u64>, String> {
         let line = self.switch("stats")?;
         Ok(switch::parse_stats(&line)?.into_iter().collect())
-    }
-}
-
-impl Host {
-    /// Whether this host's snow-epmd is running (started and not killed).
-    pub fn epmd_running(&self) -> bool {
-        self.epmd.is_some()
-    }
-
-    /// The names of the nodes running on this host.
-    pub fn node_names(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
     }
 }
 
