@@ -22,9 +22,12 @@ pub struct ChildProc {
     pub label: String,
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<Line>,
+    lines: Receiver<(Line, Instant)>,
     /// Every line seen so far, for failure messages.
     pub seen: Vec<Line>,
+    /// When each line of [`ChildProc::seen`] was read from the child (by the reader thread, so
+    /// independent of when the test looked).
+    pub seen_at: Vec<Instant>,
 }
 
 impl ChildProc {
@@ -39,7 +42,7 @@ impl ChildProc {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(Line::Out(line)).is_err() {
+                    if tx.send((Line::Out(line), Instant::now())).is_err() {
                         break;
                     }
                 }
@@ -48,14 +51,14 @@ impl ChildProc {
         if let Some(err) = child.stderr.take() {
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    if tx.send(Line::Err(line)).is_err() {
+                    if tx.send((Line::Err(line), Instant::now())).is_err() {
                         break;
                     }
                 }
             });
         }
         let stdin = child.stdin.take();
-        Ok(ChildProc { label, child, stdin, lines, seen: Vec::new() })
+        Ok(ChildProc { label, child, stdin, lines, seen: Vec::new(), seen_at: Vec::new() })
     }
 
     /// The child's pid.
@@ -82,8 +85,8 @@ impl ChildProc {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
+                Ok((line, at)) => {
+                    self.record(line.clone(), at);
                     if pred(&line) {
                         return Ok(line);
                     }
@@ -98,6 +101,39 @@ impl ChildProc {
                 }
             }
         }
+    }
+
+    fn record(&mut self, line: Line, at: Instant) {
+        self.seen.push(line);
+        self.seen_at.push(at);
+    }
+
+    /// Moves every line the child printed so far into [`ChildProc::seen`], without waiting.
+    pub fn drain(&mut self) {
+        while let Ok((line, at)) = self.lines.try_recv() {
+            self.record(line, at);
+        }
+    }
+
+    /// Waits until a stdout line printed after the first `from` lines of [`ChildProc::seen`]
+    /// satisfies `pred` (looking first at lines already seen); returns the line and when it was
+    /// read.
+    pub fn expect_out_since(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Result<(String, Instant), String> {
+        self.drain();
+        let old = self.seen.iter().zip(&self.seen_at).skip(from).find_map(|(l, at)| match l {
+            Line::Out(t) if pred(t) => Some((t.clone(), *at)),
+            _ => None,
+        });
+        if let Some(found) = old {
+            return Ok(found);
+        }
+        let line = self.expect_out(timeout, &mut pred)?;
+        Ok((line, *self.seen_at.last().unwrap_or(&Instant::now())))
     }
 
     /// Waits until a stdout line satisfies `pred` and returns it (see [`ChildProc::expect`]).
@@ -127,8 +163,8 @@ impl ChildProc {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
+                Ok((line, at)) => {
+                    self.record(line.clone(), at);
                     if let Line::Out(text) = line {
                         out.push(text);
                     }
@@ -168,9 +204,7 @@ impl ChildProc {
 
     /// Everything seen so far, one line each, stderr lines marked.
     pub fn transcript(&mut self) -> String {
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
-        }
+        self.drain();
         self.seen
             .iter()
             .map(|l| match l {

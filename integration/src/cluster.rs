@@ -188,4 +188,182 @@ impl TestNode {
     pub fn saw_nodedown(&mut self, peer: &str) -> bool {
         self.saw(&format!("NODEDOWN {peer}"))
     }
+
+    /// How many output lines were seen so far: pass it to [`TestNode::await_since`] to wait only
+    /// for events printed after this point.
+    pub fn mark(&mut self) -> usize {
+        self.proc.drain();
+        self.proc.seen.len()
+    }
+
+    /// Waits for a stdout line equal to `want` printed after `mark`; returns when it was read.
+    pub fn await_since(&mut self, mark: usize, want: &str, timeout: Duration) -> Result<Instant, String> {
+        self.proc.expect_out_since(mark, timeout, |l| l == want).map(|(_, at)| at)
+    }
+
+    /// Waits for a stdout line starting with `prefix` printed after `mark`; returns the line and
+    /// when it was read.
+    pub fn await_prefix_since(
+        &mut self,
+        mark: usize,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<(String, Instant), String> {
+        self.proc.expect_out_since(mark, timeout, |l| l.starts_with(prefix))
+    }
+
+    /// Sends a command line and waits for the answer starting with `answer` (a `BAD_COMMAND`
+    /// answer is an error); returns the rest of the answer line.
+    pub fn command(&mut self, line: &str, answer: &str, timeout: Duration) -> Result<String, String> {
+        self.proc.send_line(line).map_err(|e| format!("{}: cannot send {line:?}: {e}", self.name))?;
+        let got = self.proc.expect_out(timeout, |l| l.starts_with(answer) || l.starts_with("BAD_COMMAND"))?;
+        match got.strip_prefix(answer) {
+            Some(rest) => Ok(rest.trim().to_owned()),
+            None => Err(format!("{}: {got}", self.name)),
+        }
+    }
+
+    /// Starts a holder process labelled `label` (see the test node's `spawn`); returns its pid.
+    pub fn spawn_holder(&mut self, label: &str) -> Result<String, String> {
+        self.command(&format!("spawn {label}"), &format!("SPAWNED {label} "), Duration::from_secs(10))
+    }
+
+    /// Holder `label` links to `pid`.
+    pub fn link(&mut self, label: &str, pid: &str) -> Result<(), String> {
+        let rest = self.command(&format!("link {label} {pid}"), "LINK", Duration::from_secs(10))?;
+        if rest == format!("ED {label} {pid}") {
+            Ok(())
+        } else {
+            Err(format!("{}: LINK{rest}", self.name))
+        }
+    }
+
+    /// Holder `label` monitors `pid`.
+    pub fn monitor(&mut self, label: &str, pid: &str) -> Result<(), String> {
+        self.command(&format!("monitor {label} {pid}"), &format!("MONITORING {label} {pid}"), Duration::from_secs(10))
+            .map(|_| ())
+    }
+
+    /// Sends `{self, :ping}` to `pid` and waits up to `wait` for the answer.
+    pub fn ping_pid(&mut self, pid: &str, wait: Duration) -> Result<bool, String> {
+        self.proc.send_line(&format!("ping_pid {pid} {}", wait.as_millis())).map_err(|e| e.to_string())?;
+        let line = self.proc.expect_out(wait + Duration::from_secs(10), |l| {
+            l == format!("PONG_PID {pid}") || l == format!("PANG_PID {pid}") || l.starts_with("BAD_COMMAND")
+        })?;
+        match line.split_whitespace().next() {
+            Some("PONG_PID") => Ok(true),
+            Some("PANG_PID") => Ok(false),
+            _ => Err(format!("{}: {line}", self.name)),
+        }
+    }
+
+    /// Starts a sink registered as `name`; returns its pid.
+    pub fn sink(&mut self, name: &str) -> Result<String, String> {
+        self.command(&format!("sink {name}"), &format!("SINK {name} "), Duration::from_secs(10))
+    }
+
+    /// Starts a counted burst: `count` messages `{:seq, tag, N}` to `pid`, with backpressure;
+    /// [`TestNode::await_sent`] waits for its end.
+    pub fn send_seq(&mut self, tag: &str, count: u64, pid: &str) -> Result<(), String> {
+        self.command(&format!("send_seq {tag} {count} {pid}"), &format!("SENDING {tag}"), Duration::from_secs(10))
+            .map(|_| ())
+    }
+
+    /// Waits until the burst `tag` has sent everything; how long it took, by the node's clock.
+    pub fn await_sent(&mut self, tag: &str, timeout: Duration) -> Result<Duration, String> {
+        let prefix = format!("SENT {tag} ");
+        let (line, _) = self.proc.expect_out_since(0, timeout, |l| l.starts_with(&prefix))?;
+        let ms = line.rsplit(' ').next().and_then(|ms| ms.parse().ok()).ok_or_else(|| format!("bad line {line:?}"))?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// Starts a stream `tag` to `pid`: one message every `every` until stopped or until its
+    /// monitor of `pid` fires.
+    pub fn stream(&mut self, tag: &str, pid: &str, every: Duration) -> Result<(), String> {
+        let line = format!("stream {tag} {pid} {}", every.as_millis());
+        self.command(&line, &format!("STREAMING {tag}"), Duration::from_secs(10)).map(|_| ())
+    }
+
+    /// Stops stream `tag` and returns how it ended (it may have ended earlier, by its monitor).
+    pub fn stop_stream(&mut self, tag: &str) -> Result<StreamEnd, String> {
+        self.proc.send_line(&format!("stop_stream {tag}")).map_err(|e| e.to_string())?;
+        self.stream_end(tag, Duration::from_secs(10))
+    }
+
+    /// Waits for stream `tag` to end (stopped, or its monitor fired), looking at every line seen.
+    pub fn stream_end(&mut self, tag: &str, timeout: Duration) -> Result<StreamEnd, String> {
+        let (stopped, down) = (format!("STREAM_STOPPED {tag} sent="), format!("STREAM_DOWN {tag} sent="));
+        let (line, at) = self.proc.expect_out_since(0, timeout, |l| l.starts_with(&stopped) || l.starts_with(&down))?;
+        let bad = || format!("{}: bad line {line:?}", self.name);
+        if let Some(rest) = line.strip_prefix(&stopped) {
+            return Ok(StreamEnd::Stopped { sent: rest.parse().map_err(|_| bad())? });
+        }
+        let rest = line.strip_prefix(&down).ok_or_else(bad)?;
+        let (sent, reason) = rest.split_once(' ').ok_or_else(bad)?;
+        Ok(StreamEnd::Down { sent: sent.parse().map_err(|_| bad())?, reason: reason.to_owned(), at })
+    }
+
+    /// What sink `name` received so far.
+    pub fn report(&mut self, name: &str) -> Result<SinkReport, String> {
+        let rest = self.command(&format!("report {name}"), &format!("REPORT {name} "), Duration::from_secs(30))?;
+        SinkReport::parse(&rest).ok_or_else(|| format!("{}: bad report {rest:?}", self.name))
+    }
+}
+
+/// How a stream of the test node ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Stopped on command after sending `sent` messages.
+    Stopped {
+        /// Messages sent.
+        sent: u64,
+    },
+    /// Its monitor of the receiver fired after `sent` messages.
+    Down {
+        /// Messages sent.
+        sent: u64,
+        /// The monitor's reason (e.g. `:noconnection`).
+        reason: String,
+        /// When the line was read.
+        at: Instant,
+    },
+}
+
+/// What a sink of the test node received: messages per sender tag, and order errors.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// Messages out of order, repeated or missing before a later one (0 when every tag's
+    /// sequence numbers arrived as 1, 2, 3, ...).
+    pub errors: u64,
+    /// Messages received per tag.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// The first order error (`TAG:expected_N_got_M`), if any.
+    pub first_error: Option<String>,
+}
+
+impl SinkReport {
+    /// Parses `errors=E tags=T:C,... first=WHAT`.
+    pub fn parse(text: &str) -> Option<SinkReport> {
+        let mut report = SinkReport::default();
+        for field in text.split_whitespace() {
+            let (key, value) = field.split_once('=')?;
+            match key {
+                "errors" => report.errors = value.parse().ok()?,
+                "tags" => {
+                    for pair in value.split(',').filter(|p| !p.is_empty()) {
+                        let (tag, count) = pair.rsplit_once(':')?;
+                        report.counts.insert(tag.to_owned(), count.parse().ok()?);
+                    }
+                }
+                "first" => report.first_error = (value != "none").then(|| value.to_owned()),
+                _ => return None,
+            }
+        }
+        Some(report)
+    }
+
+    /// Messages received from `tag` (0 if none).
+    pub fn count(&self, tag: &str) -> u64 {
+        self.counts.get(tag).copied().unwrap_or(0)
+    }
 }

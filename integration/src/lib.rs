@@ -7,9 +7,12 @@
 //! - [`erlang`]: the Erlang/OTP baseline (two `erl` nodes, plain TCP or TLS distribution).
 //! - [`snow_bench`]: the Snow half of the benchmark (two Snow node processes).
 //! - [`netns`]: network namespaces and veth links for multi-host tests (root only).
+//! - [`testbed`]: the fault-injection testbed: hosts as namespaces behind a user-space switch
+//!   that cuts, delays, drops and reorders frames.
 //!
-//! The binaries `snow-test-node` (a node driven over stdin/stdout) and `snow-epmd-it` (the
-//! snow-epmd command line) are what the tests in `tests/` start.
+//! The binaries `snow-test-node` (a node driven over stdin/stdout), `snow-epmd-it` (the
+//! snow-epmd command line) and `snow-testbed-switch` (the testbed's switch) are what the tests in
+//! `tests/` start.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,4 +22,5 @@ pub mod erlang;
 pub mod figures;
 pub mod netns;
 pub mod snow_bench;
+pub mod testbed;
 pub mod tmp;

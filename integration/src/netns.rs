@@ -1,8 +1,7 @@
-//! Network namespaces for multi-host tests (DESIGN.md 6): each namespace is a "host" with its own
-//! network stack; a veth pair links two of them with addresses chosen by the test. Everything is
-//! created inside namespaces the test owns (names carry the pid), and removed when the guards drop,
-//! also when a test fails. Needs root and `ip netns`; [`unavailable`] says why not, so a test can
-//! print a clear skip message.
+//! Network namespaces for multi-host tests: each namespace is a "host" with its own network stack;
+//! veth pairs link them. Everything is created inside namespaces the test owns (names carry the
+//! pid), and removed when the guards drop, also when a test fails or panics. Needs root, `ip netns`
+//! and `unshare`; [`unavailable`] says why not, so a test can fail with a clear message.
 
 use std::process::Command;
 
@@ -13,9 +12,13 @@ pub fn unavailable() -> Option<String> {
         return Some(format!("not running as root (uid {})", uid.unwrap_or_else(|| "unknown".into())));
     }
     match Command::new("ip").args(["netns", "list"]).output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => return Some(format!("`ip netns list` failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => return Some(format!("cannot run `ip`: {e}")),
+    }
+    match Command::new("unshare").arg("--version").output() {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!("`ip netns list` failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => Some(format!("cannot run `ip`: {e}")),
+        _ => Some("cannot run `unshare` (util-linux)".to_owned()),
     }
 }
 
@@ -72,13 +75,54 @@ impl Drop for Netns {
     }
 }
 
-/// Links `a` and `b` with a veth pair named `dev` on both sides, addresses `a_addr` and `b_addr`
-/// (CIDR, e.g. `10.231.7.1/24`), both up. The pair lives only inside the two namespaces and
+/// Links `a` and `b` with a veth pair named `a_dev` in `a` and `b_dev` in `b`, without addresses
+/// and down. The pair is created directly inside the two namespaces (never in the caller's) and
 /// disappears with them.
-pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str, dev: &str) -> Result<(), String> {
-    ip(&["link", "add", dev, "netns", a.name(), "type", "veth", "peer", "name", dev, "netns", b.name()])?;
-    a.ip(&["addr", "add", a_addr, "dev", dev])?;
-    b.ip(&["addr", "add", b_addr, "dev", dev])?;
-    a.ip(&["link", "set", dev, "up"])?;
-    b.ip(&["link", "set", dev, "up"])
+pub fn veth_pair(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> Result<(), String> {
+    ip(&["link", "add", a_dev, "netns", a.name(), "type", "veth", "peer", "name", b_dev, "netns", b.name()])
+}
+
+/// Files that `ip netns exec NAME` lays over `/etc` inside namespace NAME (it bind-mounts each
+/// file of `/etc/netns/NAME/`), such as a `hosts` file naming the testbed's hosts. The directory
+/// is removed on drop.
+#[derive(Debug)]
+pub struct EtcOverlay {
+    dir: std::path::PathBuf,
+}
+
+/// Serialises creating and removing `/etc/netns` itself among this process's overlays; `true`
+/// while this process created it (and so removes it when its last overlay goes).
+static ETC_NETNS: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+const ETC_NETNS_DIR: &str = "/etc/netns";
+
+impl EtcOverlay {
+    /// Writes `/etc/netns/NAME/FILE` for each `(FILE, contents)`.
+    pub fn create(ns: &Netns, files: &[(&str, String)]) -> Result<EtcOverlay, String> {
+        let dir = std::path::Path::new(ETC_NETNS_DIR).join(ns.name());
+        let mut created = ETC_NETNS.lock().unwrap_or_else(|e| e.into_inner());
+        if !std::path::Path::new(ETC_NETNS_DIR).exists() {
+            *created = true;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let overlay = EtcOverlay { dir };
+        for (file, contents) in files {
+            let path = overlay.dir.join(file);
+            std::fs::write(&path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        Ok(overlay)
+    }
+}
+
+impl Drop for EtcOverlay {
+    fn drop(&mut self) {
+        let mut created = ETC_NETNS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("cleanup: cannot remove {}: {e}", self.dir.display());
+        }
+        // `/etc/netns` itself goes too if this process made it, once empty (removing a directory
+        // that is not empty fails, which leaves other namespaces' files alone).
+        if *created && std::fs::remove_dir(ETC_NETNS_DIR).is_ok() {
+            *created = false;
+        }
+    }
 }

@@ -117,7 +117,9 @@ pub enum Command {
     },
     /// Print `host:port` of a node; exit 1 if unknown.
     Lookup {
-        /// The node's full name.
+        /// The node's full name (default: SNOW_NODE, as a node's own environment has it, so a
+        /// probe run beside the node needs no argument).
+        #[arg(env = "SNOW_NODE")]
         name: String,
         /// The daemon to ask.
         #[arg(long, env = "SNOW_EPMD", value_name = "HOST:PORT", default_value = "127.0.0.1:4369")]
@@ -129,7 +131,8 @@ pub enum Command {
     /// Connect to a node (TLS and cookie handshake) and print `pong from NAME@HOST in X ms`, or
     /// what failed (not registered, unreachable, TLS, cookie rejected) with exit code 1.
     Ping {
-        /// The node's full name.
+        /// The node's full name (default: SNOW_NODE).
+        #[arg(env = "SNOW_NODE")]
         name: String,
         /// The daemon to ask for the node's address.
         #[arg(long, env = "SNOW_EPMD", value_name = "HOST:PORT", default_value = "127.0.0.1:4369")]
