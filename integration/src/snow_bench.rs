@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use snow_node_rt::{dist, Node, Pid, Process, Term};
+use snow_node_rt::{dist, Node, NodeName, Pid, Process, Term};
 
 use crate::child::ChildProc;
 use crate::cluster::node_env;
@@ -29,6 +29,11 @@ pub const ROLE_ENV: &str = "SNOW_BENCH_ROLE";
 const WORK_ENV: &str = "SNOW_BENCH_WORK";
 /// The server node's name.
 const SERVER: &str = "b@127.0.0.1";
+/// [`SERVER`] as a node name.
+fn server_name() -> Result<NodeName, String> {
+    SERVER.parse().map_err(|e| format!("{SERVER}: {e}"))
+}
+
 /// Batches of K messages the sender may have unacknowledged.
 const WINDOW: u64 = 4;
 /// Fresh connections timed after disconnecting.
@@ -158,7 +163,8 @@ async fn client() -> Result<(), String> {
     let work = parse_work(&std::env::var(WORK_ENV).map_err(|_| format!("{WORK_ENV} is not set"))?)?;
     let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    node.connect(SERVER).await.map_err(|e| format!("connect to {SERVER}: {e}"))?;
+    let server = server_name()?;
+    node.connect(&server).await.map_err(|e| format!("connect to {SERVER}: {e}"))?;
     println!("RESULT connect_first_ns {}", t0.elapsed().as_nanos());
     let (tx, rx) = async_channel::bounded(1);
     node.spawn(move |me| async move {
@@ -179,7 +185,8 @@ async fn client() -> Result<(), String> {
 }
 
 async fn reconnect(node: &Node) -> Result<Duration, String> {
-    node.disconnect(SERVER).map_err(|e| e.to_string())?;
+    let server = server_name()?;
+    node.disconnect(&server).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while node.nodes().iter().any(|n| n.as_str() == SERVER) {
         if Instant::now() > deadline {
@@ -190,12 +197,13 @@ async fn reconnect(node: &Node) -> Result<Duration, String> {
     // Give the peer the same time as the Erlang run to notice the close.
     snow_node_rt::sleep(Duration::from_millis(70)).await;
     let t0 = Instant::now();
-    node.connect(SERVER).await.map_err(|e| format!("reconnect to {SERVER}: {e}"))?;
+    node.connect(&server).await.map_err(|e| format!("reconnect to {SERVER}: {e}"))?;
     Ok(t0.elapsed())
 }
 
 async fn whois(me: &mut Process, name: &str, tag: &str) -> Result<Pid, String> {
-    me.send_to(name, SERVER, tagged("whois", [Term::Pid(me.pid().clone())])).map_err(|e| e.to_string())?;
+    me.send_named_on(name, &server_name()?, tagged("whois", [Term::Pid(me.pid().clone())]))
+        .map_err(|e| e.to_string())?;
     let reply = me
         .receive_match_timeout(
             |m| matches!(m.as_tuple(), Some([t, Term::Pid(_)]) if t.is_atom(tag)),

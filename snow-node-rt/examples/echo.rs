@@ -23,15 +23,15 @@ fn main() {
             }
         }
     });
-    if let Err(e) = node.register("echo", echo.pid()) {
+    if let Err(e) = node.register("echo", &echo) {
         eprintln!("echo: {e}");
         std::process::exit(1);
     }
     println!(
         "echo: {} is up (distributed: {}); process `echo` is {}",
-        node.self_node(),
+        node.name().clone(),
         node.is_distributed(),
-        echo.pid()
+        &echo
     );
     // Stay up until killed.
     loop {

@@ -50,32 +50,25 @@
 //!     assert_eq!(down.as_tuple().unwrap()[3], reason::normal());
 //! });
 //! ```
-// `deny`, not `forbid`: the one exception is `heap::apply` (a call to glibc's `mallopt`).
+// `deny`, not `forbid`: the one exception is `sched::heap::apply` (a call to glibc's `mallopt`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dist;
 pub mod error;
-mod heap;
-mod mailbox;
-mod node;
-mod proc;
-mod process;
+mod local;
 pub mod reason;
-mod registry;
 mod sched;
 pub mod seam;
-pub mod signals;
-pub mod supervisor;
-mod timeouts;
-mod timer;
+mod timers;
 
-pub use error::{LinkError, RegisterError, SendError, SpawnError, UnregisterError};
-pub use mailbox::{Receive, ReceiveMatch};
-pub use node::{Node, Spawned};
-pub use process::{yield_now, Process};
+pub use error::{
+    DistError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError, TrySendError, UnregisterError,
+};
+pub use local::supervisor;
+pub use local::{yield_now, Node, Process, Receive, ReceiveMatch, Spawnable};
 pub use reason::IntoExitReason;
 pub use sched::{block_on, spawn as spawn_task, JoinHandle};
-pub use seam::{LocalProcesses, RemoteRouter, Spawnable};
+pub use seam::{Backpressure, Congestion, Distribution, Host, Monitored, Runtime};
 pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
-pub use timer::{sleep, TimerRef};
+pub use timers::{sleep, TimerRef};

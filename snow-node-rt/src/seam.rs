@@ -1,34 +1,39 @@
-//! The seam between local processes and distribution (DESIGN.md 3.3).
+//! The seam between a host of processes and the distribution layer (ARCHITECTURE.md, "The
+//! seam"). Three traits, and the few types they exchange:
 //!
-//! Two small traits, one per direction:
+//! * [`Host`]: what the distribution layer needs from whoever runs the processes of a node. It
+//!   delivers what arrives from other nodes (messages, exit signals, `:DOWN`s), records remote
+//!   links and monitors on local processes, resolves registered names, spawns allow-listed
+//!   functions, and hears of a lost connection. [`Node`](crate::Node), this crate's local
+//!   process layer, implements it; a language runtime with its own scheduler (Snow's) implements
+//!   it instead, and the distribution layer does not notice.
+//! * [`Distribution`]: what a host needs from the distribution layer. Every operation on a pid of
+//!   another node goes through it, including what happens when a local process with remote links
+//!   or monitors exits ([`Distribution::exit`] with `linked = true`, [`Distribution::down`]), and
+//!   the node-level operations a host offers its programs (connect, node monitors, remote spawn).
+//! * [`Runtime`]: what the distribution layer needs from an executor: run a task, wait until an
+//!   instant, read the clock (like quinn's `Runtime`). Sockets are async-io's, whose reactor runs
+//!   on its own when no executor drives it.
 //!
-//! * [`LocalProcesses`]: what a distribution layer asks of the local runtime. It delivers what
-//!   arrives from other nodes (messages, exit signals, `:DOWN`s), records remote links and
-//!   monitors on local processes, resolves registered names, spawns allow-listed functions, and
-//!   reports a lost connection. [`Node`] implements it; a language runtime with its own
-//!   scheduler can implement it instead, and the distribution layer does not notice.
-//! * [`RemoteRouter`]: what the local runtime hands to the distribution layer. Every operation on a
-//!   pid of another node goes through it, including what happens when a local process with remote
-//!   links or monitors exits ([`RemoteRouter::exit`] with `linked = true`, [`RemoteRouter::DOWN`]):
-//!   that is how distribution learns of local exits.
-//!
-//! Without a router (a node that is not distributed), remote pids behave like dead ones: sends are
-//! dropped, links fail with `:noproc`, monitors fire `:noproc` at once. (BEAM would report
-//! `:noconnection` for a node it cannot reach; a node that is not distributed has no connection to
-//! lose, so we report the pid as non-existent.)
+//! The distribution layer holds a `Weak<dyn Host>` and an `Arc<dyn Runtime>`; it never names this
+//! crate's `Node`, `Process` or scheduler. Without a [`Distribution`] (a node that is not
+//! distributed), remote pids behave like dead ones: sends are dropped, links fail with `:noproc`,
+//! monitors fire `:noproc` at once. (BEAM would report `:noconnection` for a node it cannot reach;
+//! a node that is not distributed has no connection to lose, so the pid is reported non-existent.)
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use crate::error::SpawnError;
-use crate::node::{Node, Route};
-use crate::proc::{Monitoring, Status};
-use crate::process::Process;
-use crate::reason;
-use crate::signals::{deliver_down_local, deliver_exit_local, deliver_message_local};
+use crate::error::{DistError, RemoteSpawnError, SpawnError, TrySendError};
+
+/// A boxed future that can move between threads, as the traits of the seam pass them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// What a monitor watches: a process, or whatever process is registered under a name on a node
 /// (Erlang's `monitor(process, {Name, Node})`).
@@ -70,7 +75,7 @@ impl Monitored {
 pub trait Congestion: Send + Sync {
     /// `Ready` once the process may go on: the connection's queue is back under its budget, or the
     /// connection is gone. `Pending` registers `cx`'s waker to be woken when that happens.
-    fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()>;
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
 /// What the distribution layer asks of a process after it sent a message or a signal.
@@ -91,103 +96,59 @@ pub enum Backpressure {
     Overflow(Term),
 }
 
-/// Operations on pids of other nodes, provided by the distribution layer.
+/// What the distribution layer needs from the host of a node's processes.
 ///
-/// Called from any thread, often while a process is in the middle of a send: implementations must
-/// not block (queue the frame and return). Per sender-receiver order must be kept: calls made for
-/// the same `from` to the same `to` must reach the peer in call order. Signals (everything but
-/// messages) are never refused; messages from a process are refused only with
-/// [`Backpressure::Overflow`], and messages from outside any process (`from == None`) never are.
-pub trait RemoteRouter: Send + Sync {
-    /// A message from `from` (`None`: code outside any process) to the remote `to`.
-    fn send(&self, from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure;
-    /// A message to the process registered as `name` on `node`.
-    fn send_named(&self, from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) -> Backpressure;
-    /// The local `from` linked itself to the remote `to`. If `to` turns out not to exist, deliver
-    /// `deliver_exit(to, from, :noproc, true)`; if the connection fails, the same with
-    /// `:noconnection`.
-    fn link(&self, from: &Pid, to: &Pid) -> Backpressure;
-    /// The local `from` removed its link to the remote `to`.
-    fn unlink(&self, from: &Pid, to: &Pid) -> Backpressure;
-    /// An exit signal from the local `from` to the remote `to`. `linked` is true when `from`
-    /// exited and `to` was linked to it (the exit notification), false for `exit/2`.
-    fn exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure;
-    /// The local `watcher` monitors `target` on another node with `reference`. If the target does
-    /// not exist, deliver `deliver_down(watcher, reference, target, :noproc)`; on connection loss,
-    /// the same with `:noconnection` (or call [`LocalProcesses::connection_lost`]).
-    fn monitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure;
-    /// The local `watcher` cancelled its monitor `reference` on the remote `target`.
-    fn demonitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure;
-    /// The local `target`, monitored by the remote `watcher` with `reference`, exited.
-    fn down(&self, target: &Pid, watcher: &Pid, reference: &Ref, reason: Term);
-    /// The local `pid`, which had asked the distribution layer for something that outlives a call
-    /// (node monitors, a remote spawn in flight), exited: forget it.
-    fn process_exited(&self, pid: &Pid);
-    /// The router as `Any`, so the layer that installed it can find its own state from a [`Node`]
-    /// (`None` unless the implementation opts in; the distribution driver does).
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        None
-    }
-}
-
-/// A function other nodes may spawn by name: it gets the new process and the spawn arguments.
-pub type Spawnable =
-    Arc<dyn Fn(Process, Term) -> Pin<Box<dyn Future<Output = Term> + Send + 'static>> + Send + Sync + 'static>;
-
-/// What a distribution layer needs from the processes of its node.
-///
-/// Every method is non-blocking and may be called from any thread. Pids passed as "local" that
-/// are dead, unknown or of an older creation are treated as dead processes, never as errors.
-pub trait LocalProcesses: Send + Sync {
+/// Every method is non-blocking and may be called from any thread (a connection's reader calls
+/// them as messages arrive). Pids passed as "local" that are dead, unknown or of an older creation
+/// are treated as dead processes, never as errors.
+pub trait Host: Send + Sync {
     /// The name of the node these processes belong to.
     fn node_name(&self) -> &NodeName;
     /// The node's creation.
     fn creation(&self) -> u32;
+    /// A fresh reference of this node, unique and not guessable by other nodes.
+    fn make_ref(&self) -> Ref;
     /// Delivers a message that arrived for the local `to`; dropped if `to` is dead.
     fn deliver_message(&self, to: &Pid, msg: Term);
     /// Delivers a message to the local process registered as `name`; `false` if none is.
-    fn deliver_named(&self, name: &str, msg: Term) -> bool;
-    /// Delivers an exit signal from the remote `from` to the local `to`, with BEAM's rules
-    /// (see [`crate::signals`]); `linked` says it reports the end of a link.
+    fn deliver_named(&self, name: &Atom, msg: Term) -> bool;
+    /// Delivers an exit signal from the remote `from` to the local `to`, with Erlang's rules;
+    /// `linked` says it reports the end of a link.
     fn deliver_exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool);
     /// Delivers `{:DOWN, reference, item, reason}` to the local `watcher`, if it still holds that
     /// monitor and `reported` is what it monitors (`item` is the pid or `{name, node}` the
     /// monitor was set up with). A report about another process, or from another node than the
     /// monitored one, is ignored: a peer cannot fire a monitor it does not hold.
     fn deliver_down(&self, watcher: &Pid, reference: &Ref, reported: &Monitored, reason: Term);
-    /// Records that the remote `remote` linked itself to the local `local`. `false` if `local`
+    /// Records a link between the local `local` and `remote` on the local side. `false` if `local`
     /// does not exist: answer the peer with an exit signal `:noproc`.
     fn add_remote_link(&self, local: &Pid, remote: &Pid) -> bool;
-    /// The remote `remote` removed its link to the local `local`.
+    /// Removes the link between the local `local` and `remote` on the local side.
     fn remove_remote_link(&self, local: &Pid, remote: &Pid);
     /// Records that the remote `watcher` monitors the local `target` with `reference`. `false` if
     /// `target` does not exist: answer the peer with a `:DOWN` carrying `:noproc`.
     fn add_remote_monitor(&self, target: &Pid, watcher: &Pid, reference: &Ref) -> bool;
+    /// The remote watcher cancelled its monitor `reference` on the local `target`.
+    fn remove_remote_monitor(&self, target: &Pid, reference: &Ref);
     /// Records that the local `watcher` holds the monitor `reference` on `target` (of another
     /// node), so that a `:DOWN` for it is accepted; used when the monitor is set up by a remote
     /// spawn. `false` if `watcher` does not exist.
     fn add_monitor(&self, watcher: &Pid, reference: &Ref, target: Monitored) -> bool;
-    /// Removes a monitor the local `watcher` holds, without any `:DOWN` (the remote spawn that
-    /// would have set it up failed). Returns whether it was held.
-    fn remove_monitor(&self, watcher: &Pid, reference: &Ref) -> bool;
-    /// Asks to be told, through [`RemoteRouter::process_exited`], when the local `pid` exits.
+    /// Asks to be told, through [`Distribution::process_exited`], when the local `pid` exits.
     /// `false` if it does not exist (it will never be told: forget it now).
     fn notify_exit(&self, pid: &Pid) -> bool;
-    /// The remote watcher cancelled its monitor `reference` on the local `target`.
-    fn remove_remote_monitor(&self, target: &Pid, reference: &Ref);
     /// The live local process registered as `name`.
-    fn resolve_name(&self, name: &str) -> Option<Pid>;
+    fn resolve_name(&self, name: &Atom) -> Option<Pid>;
     /// Spawns the allow-listed function `function` with `args`. With `link_to`, the new process is
     /// linked to that (remote) pid before it runs (remote `spawn_link`); with `monitor_by`, that
     /// (remote) watcher monitors it with that reference before it runs (remote `spawn_monitor`),
     /// so even a child that exits at once reports its real exit reason.
     ///
     /// `before_start` gets the new pid before the process runs: queue the spawn reply there, so
-    /// that it reaches the requester before anything the new process sends or its exit signal
-    /// (the requester's node records its side of the link when the reply arrives).
+    /// that it reaches the requester before anything the new process sends or its exit signal.
     fn spawn_registered(
         &self,
-        function: &str,
+        function: &Atom,
         args: Term,
         link_to: Option<&Pid>,
         monitor_by: Option<(&Pid, &Ref)>,
@@ -199,178 +160,98 @@ pub trait LocalProcesses: Send + Sync {
     fn connection_lost(&self, node: &NodeName);
 }
 
-impl Node {
-    /// Allows other nodes to spawn `function` by `name` (remote spawn runs only allow-listed
-    /// functions; closures never cross the wire). Registering a name again replaces it.
-    pub fn register_spawnable<F, Fut>(&self, name: &str, function: F)
-    where
-        F: Fn(Process, Term) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Term> + Send + 'static,
-    {
-        let boxed: Spawnable = Arc::new(move |p, args| Box::pin(function(p, args)));
-        self.inner.spawnables.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), boxed);
+/// What the distribution layer needs from an executor.
+pub trait Runtime: Send + Sync {
+    /// Runs `task` to completion in the background.
+    fn spawn(&self, task: BoxFuture<()>);
+    /// A future that completes at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+    /// The current time.
+    fn now(&self) -> Instant {
+        Instant::now()
     }
 }
 
-impl LocalProcesses for Node {
-    fn node_name(&self) -> &NodeName {
-        self.name()
-    }
+/// What a host needs from the distribution layer: every operation on a pid of another node, and
+/// the node-level operations it offers its programs.
+///
+/// The per-process operations are called from any thread, often in the middle of a send: they
+/// never block (they queue and return). Calls for the same `from` to the same `to` reach the peer
+/// in call order. Signals (everything but messages) are never refused; messages from a process
+/// are refused only with [`Backpressure::Overflow`], and messages from outside any process
+/// (`from == None`) never are.
+pub trait Distribution: Send + Sync {
+    /// A message from `from` (`None`: code outside any process) to the remote `to`.
+    fn send(&self, from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure;
+    /// A message to the process registered as `name` on `node`.
+    fn send_named(&self, from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) -> Backpressure;
+    /// [`Distribution::send`] unless the connection is over its budget: then the message comes
+    /// back in [`TrySendError::Busy`].
+    fn try_send(&self, from: &Pid, to: &Pid, msg: Term) -> Result<(), TrySendError>;
+    /// `Ready` once a sender to `node` may go on (its queue is under the budget, or the node is
+    /// gone); else registers `cx`'s waker.
+    fn poll_room(&self, node: &NodeName, cx: &mut Context<'_>) -> Poll<()>;
+    /// The local `from` linked itself to the remote `to`. If `to` turns out not to exist, the
+    /// host gets `deliver_exit(to, from, :noproc, true)`; if the connection fails, the same with
+    /// `:noconnection`.
+    fn link(&self, from: &Pid, to: &Pid) -> Backpressure;
+    /// The local `from` removed its link to the remote `to`.
+    fn unlink(&self, from: &Pid, to: &Pid) -> Backpressure;
+    /// An exit signal from the local `from` to the remote `to`. `linked` is true when `from`
+    /// exited and `to` was linked to it (the exit notification), false for `exit/2`.
+    fn exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure;
+    /// The local `watcher` monitors `target` on another node with `reference`. If the target does
+    /// not exist, the host gets `deliver_down(watcher, reference, target, :noproc)`; on connection
+    /// loss, the same with `:noconnection` (or [`Host::connection_lost`]).
+    fn monitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure;
+    /// The local `watcher` cancelled its monitor `reference` on the remote `target`.
+    fn demonitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure;
+    /// The local `target`, monitored by the remote `watcher` with `reference`, exited.
+    fn down(&self, target: &Pid, watcher: &Pid, reference: &Ref, reason: Term);
+    /// The local `pid`, which asked for something that outlives a call (node monitors, a remote
+    /// spawn in flight), exited: forget it.
+    fn process_exited(&self, pid: &Pid);
 
-    fn creation(&self) -> u32 {
-        Node::creation(self)
-    }
-
-    fn deliver_message(&self, to: &Pid, msg: Term) {
-        if let Route::Local(p) = self.route(to) {
-            deliver_message_local(&p, msg);
-        }
-    }
-
-    fn deliver_named(&self, name: &str, msg: Term) -> bool {
-        match self.whereis(name) {
-            Some(pid) => {
-                self.deliver_message(&pid, msg);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn deliver_exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
-        if let Route::Local(p) = self.route(to) {
-            deliver_exit_local(&p, from, reason, linked);
-        }
-    }
-
-    fn deliver_down(&self, watcher: &Pid, reference: &Ref, reported: &Monitored, reason: Term) {
-        if let Route::Local(p) = self.route(watcher) {
-            deliver_down_local(&p, reference, reported, reason);
-        }
-    }
-
-    fn add_remote_link(&self, local: &Pid, remote: &Pid) -> bool {
-        let Route::Local(p) = self.route(local) else { return false };
-        let mut st = p.lock();
-        if !st.accepts_relations() {
-            return false;
-        }
-        st.rel().links.insert(remote.clone());
-        true
-    }
-
-    fn remove_remote_link(&self, local: &Pid, remote: &Pid) {
-        if let Route::Local(p) = self.route(local) {
-            if let Some(rel) = p.lock().rel_opt() {
-                rel.links.remove(remote);
-            }
-        }
-    }
-
-    fn add_remote_monitor(&self, target: &Pid, watcher: &Pid, reference: &Ref) -> bool {
-        let Route::Local(p) = self.route(target) else { return false };
-        let mut st = p.lock();
-        if !st.accepts_relations() {
-            return false;
-        }
-        st.rel().watchers.push((reference.clone(), watcher.clone()));
-        true
-    }
-
-    fn remove_remote_monitor(&self, target: &Pid, reference: &Ref) {
-        if let Route::Local(p) = self.route(target) {
-            if let Some(rel) = p.lock().rel_opt() {
-                rel.watchers.retain(|(r, _)| r != reference);
-            }
-        }
-    }
-
-    fn add_monitor(&self, watcher: &Pid, reference: &Ref, target: Monitored) -> bool {
-        let Route::Local(p) = self.route(watcher) else { return false };
-        let mut st = p.lock();
-        if st.status != Status::Running {
-            return false;
-        }
-        st.rel().monitoring.insert(reference.clone(), Monitoring::of(target));
-        true
-    }
-
-    fn remove_monitor(&self, watcher: &Pid, reference: &Ref) -> bool {
-        let Route::Local(p) = self.route(watcher) else { return false };
-        let mut st = p.lock();
-        st.rel_opt().is_some_and(|rel| rel.monitoring.remove(reference).is_some())
-    }
-
-    fn notify_exit(&self, pid: &Pid) -> bool {
-        let Route::Local(p) = self.route(pid) else { return false };
-        let mut st = p.lock();
-        if !st.accepts_relations() {
-            return false;
-        }
-        st.rel().tell_router_on_exit = true;
-        true
-    }
-
-    fn resolve_name(&self, name: &str) -> Option<Pid> {
-        self.whereis(name)
-    }
-
-    fn spawn_registered(
+    /// Whether distribution is running (Erlang's `is_alive()`).
+    fn is_alive(&self) -> bool;
+    /// The nodes with a connection up, sorted.
+    fn nodes(&self) -> Vec<NodeName>;
+    /// The address the distribution listener is bound to.
+    fn listen_addr(&self) -> SocketAddr;
+    /// The silence after which a peer is declared down: the longest a congested sender waits.
+    fn ticktime(&self) -> Duration;
+    /// Connects to `node`, completing when the connection is up or has failed.
+    fn connect(&self, node: &NodeName) -> BoxFuture<Result<(), DistError>>;
+    /// Closes the connection to `node`; whether there was one.
+    fn disconnect(&self, node: &NodeName) -> bool;
+    /// Stops distribution: no new connections, every connection closed, unregistered from
+    /// snow-epmd. Completes when its tasks have stopped.
+    fn shutdown(&self) -> BoxFuture<()>;
+    /// The local `watcher` gets one `{:nodedown, node}` when the connection to `node` is lost, or
+    /// at once if it cannot be made (Erlang's `monitor_node/2`).
+    fn monitor_node(&self, watcher: &Pid, node: &NodeName);
+    /// Removes one watch of `watcher` on `node`; whether there was one.
+    fn demonitor_node(&self, watcher: &Pid, node: &NodeName) -> bool;
+    /// Subscribes (or unsubscribes) `watcher` to every `{:nodeup, node}` and `{:nodedown, node}`.
+    fn monitor_nodes(&self, watcher: &Pid, on: bool);
+    /// Spawns `function` (allow-listed there) on `node` for the local `from`, linked to it and/or
+    /// monitored by it (the reference of the monitor is returned with the pid).
+    fn spawn_request(
         &self,
-        function: &str,
-        args: Term,
-        link_to: Option<&Pid>,
-        monitor_by: Option<(&Pid, &Ref)>,
-        before_start: &mut dyn FnMut(&Pid),
-    ) -> Result<Pid, SpawnError> {
-        let body = self
-            .inner
-            .spawnables
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(function)
-            .cloned()
-            .ok_or_else(|| SpawnError::NotSpawnable(function.to_owned()))?;
-        let child = self.prepare();
-        {
-            let mut st = child.lock();
-            if let Some(remote) = link_to {
-                st.rel().links.insert(remote.clone());
-            }
-            if let Some((watcher, reference)) = monitor_by {
-                st.rel().watchers.push((reference.clone(), watcher.clone()));
-            }
-        }
-        before_start(&child.pid);
-        Ok(self.start(child, move |p| body(p, args)))
+        from: &Pid,
+        node: &NodeName,
+        function: &Atom,
+        args: Vec<Term>,
+        link: bool,
+        monitor: bool,
+    ) -> BoxFuture<Result<(Pid, Ref), RemoteSpawnError>>;
+    /// For tests: the sizes of the driver's tables, by name. Not a stable API.
+    fn table_sizes(&self) -> Vec<(&'static str, usize)> {
+        Vec::new()
     }
-
-    fn connection_lost(&self, node: &NodeName) {
-        let reason = reason::noconnection();
-        for p in self.all_processes() {
-            let (links, downs) = {
-                let mut st = p.lock();
-                if st.status == Status::Dead {
-                    continue;
-                }
-                let Some(rel) = st.rel_opt() else { continue };
-                rel.watchers.retain(|(_, watcher)| watcher.node() != node);
-                let links: Vec<Pid> = rel.links.iter().filter(|l| l.node() == node).cloned().collect();
-                let downs: Vec<(Ref, Monitored)> = rel
-                    .monitoring
-                    .iter()
-                    .filter(|(_, m)| m.target.node() == node)
-                    .map(|(r, m)| (r.clone(), m.target.clone()))
-                    .collect();
-                (links, downs)
-            };
-            for (reference, target) in downs {
-                deliver_down_local(&p, &reference, &target, reason.clone());
-            }
-            for remote in links {
-                deliver_exit_local(&p, &remote, reason.clone(), true);
-            }
-        }
-        log::info!("{}: connection to {node} lost; links and monitors fired with :noconnection", self.name());
+    /// For tests and benchmarks: the most bytes the send queue to `node` ever held, while its
+    /// connection is up. Not a stable API.
+    fn send_queue_high_water(&self, _node: &NodeName) -> Option<usize> {
+        None
     }
 }

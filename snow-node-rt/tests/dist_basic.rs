@@ -24,11 +24,11 @@ fn send_by_pid_and_by_name_across_nodes() {
         // First send connects on demand.
         a.send(&sink, Term::atom("by_pid"));
         assert_eq!(next(&rx).await, Term::atom("by_pid"));
-        assert_eq!(a.nodes(), vec![b.self_node()]);
-        assert_eq!(b.nodes(), vec![a.self_node()]);
-        a.spawn(|me| async move { me.send_to("sink", "b@127.0.0.1", Term::atom("by_name")).unwrap() });
+        assert_eq!(a.nodes(), vec![b.name().clone()]);
+        assert_eq!(b.nodes(), vec![a.name().clone()]);
+        a.spawn(|me| async move { me.send_named_on("sink", &name("b"), Term::atom("by_name")).unwrap() });
         assert_eq!(next(&rx).await, Term::atom("by_name"));
-        assert_eq!(Node::node_of(&sink), b.self_node());
+        assert_eq!(Node::node_of(&sink), b.name().clone());
         a.shutdown().await;
         b.shutdown().await;
         assert!(!a.is_distributed());
@@ -42,10 +42,10 @@ fn three_nodes_form_a_full_mesh_from_one_connect() {
         let a = node(&epmd, "a").await;
         let b = node(&epmd, "b").await;
         let c = node(&epmd, "c").await;
-        b.connect("c@127.0.0.1").await.unwrap();
-        a.connect("b@127.0.0.1").await.unwrap();
+        b.connect(&name("c")).await.unwrap();
+        a.connect(&name("b")).await.unwrap();
         eventually("a full mesh", || a.nodes().len() == 2 && b.nodes().len() == 2 && c.nodes().len() == 2).await;
-        assert_eq!(c.nodes(), vec![a.self_node(), b.self_node()]);
+        assert_eq!(c.nodes(), vec![a.name().clone(), b.name().clone()]);
         for n in [a, b, c] {
             n.shutdown().await;
         }
@@ -72,7 +72,7 @@ fn a_pid_passed_across_three_nodes_still_reaches_its_process() {
         let (on_a, _rx_a) = collector(&a);
         let made_on_b = b.make_ref();
         let payload = Term::tuple([Term::atom("hello_b"), Term::Ref(made_on_b.clone()), Term::Pid(on_a.clone())]);
-        a.send(relay.pid(), Term::tuple([Term::atom("reach"), Term::Pid(on_b.clone()), payload.clone()]));
+        a.send(&relay, Term::tuple([Term::atom("reach"), Term::Pid(on_b.clone()), payload.clone()]));
         let got = next(&rx_b).await;
         assert_eq!(got, payload);
         match got.as_tuple() {
@@ -110,7 +110,7 @@ fn simultaneous_connects_leave_exactly_one_connection() {
             let a = node(&epmd, &format!("a{round}")).await;
             let b = node(&epmd, &format!("b{round}")).await;
             let (events_a, events_b) = (node_events(&a).await, node_events(&b).await);
-            let (to_b, to_a) = (format!("b{round}@127.0.0.1"), format!("a{round}@127.0.0.1"));
+            let (to_b, to_a) = (name(&format!("b{round}")), name(&format!("a{round}")));
             // Alternate which connect is polled first.
             let (ra, rb) = if round % 2 == 0 {
                 futures_lite::future::zip(a.connect(&to_b), b.connect(&to_a)).await
@@ -121,15 +121,15 @@ fn simultaneous_connects_leave_exactly_one_connection() {
             ra.unwrap();
             rb.unwrap();
             // Each side reports the other up once...
-            assert_eq!(next(&events_a).await, node_event("nodeup", &b.self_node()), "round {round}: a's first event");
-            assert_eq!(next(&events_b).await, node_event("nodeup", &a.self_node()), "round {round}: b's first event");
+            assert_eq!(next(&events_a).await, node_event("nodeup", b.name()), "round {round}: a's first event");
+            assert_eq!(next(&events_b).await, node_event("nodeup", a.name()), "round {round}: b's first event");
             // ...and nothing else: a second connection kept would be a second nodeup, one replacing
             // the other a nodedown then a nodeup.
             snow_node_rt::sleep(SETTLE).await;
             assert_eq!(drain(&events_a), [], "round {round}: a's further node events");
             assert_eq!(drain(&events_b), [], "round {round}: b's further node events");
-            assert_eq!(a.nodes(), vec![b.self_node()]);
-            assert_eq!(b.nodes(), vec![a.self_node()]);
+            assert_eq!(a.nodes(), vec![b.name().clone()]);
+            assert_eq!(b.nodes(), vec![a.name().clone()]);
             // The connection left carries messages both ways.
             let (on_b, rx_b) = collector(&b);
             let (on_a, rx_a) = collector(&a);
@@ -156,7 +156,7 @@ fn shutdown_unregisters_from_snow_epmd() {
         assert_eq!(found.state, State::Up);
         assert_eq!(found.port, a.listen_addr().unwrap().port());
         assert_eq!(found.creation.max(1), a.creation());
-        a.connect("b@127.0.0.1").await.unwrap();
+        a.connect(&name("b")).await.unwrap();
         a.shutdown().await;
         // The daemon sees the registration connection close; poll until it has marked `a` down.
         let start = Instant::now();
@@ -173,7 +173,7 @@ fn shutdown_unregisters_from_snow_epmd() {
         // Only `a` is gone, and other nodes can no longer reach it.
         assert_eq!(lookup(&at, &name("b")).await.unwrap().map(|f| f.state), Some(State::Up));
         eventually("b sees the connection to a closed", || b.nodes().is_empty()).await;
-        let err = b.connect("a@127.0.0.1").await.unwrap_err();
+        let err = b.connect(&name("a")).await.unwrap_err();
         assert!(matches!(err, DistError::NodeDown(_) | DistError::NotRegistered(_)), "{err}");
         b.shutdown().await;
     });

@@ -22,23 +22,20 @@ use support::*;
 /// order, or the first gap, once it has `expected` or gets `:done`.
 fn sequence_checker(node: &Node, expected: i64) -> (Pid, Receiver<Result<i64, String>>) {
     let (tx, rx) = async_channel::bounded(1);
-    let pid = node
-        .spawn(move |mut me| async move {
-            let mut next = 0;
-            while next < expected {
-                match me.receive().await {
-                    Term::Tuple(parts) if parts.first() == Some(&Term::Int(next)) => next += 1,
-                    Term::Atom(a) if a.as_str() == "done" => break,
-                    other => {
-                        let _ = tx.send(Err(format!("expected {next}, got {other}"))).await;
-                        return;
-                    }
+    let pid = node.spawn(move |mut me| async move {
+        let mut next = 0;
+        while next < expected {
+            match me.receive().await {
+                Term::Tuple(parts) if parts.first() == Some(&Term::Int(next)) => next += 1,
+                Term::Atom(a) if a.as_str() == "done" => break,
+                other => {
+                    let _ = tx.send(Err(format!("expected {next}, got {other}"))).await;
+                    return;
                 }
             }
-            let _ = tx.send(Ok(next)).await;
-        })
-        .pid()
-        .clone();
+        }
+        let _ = tx.send(Ok(next)).await;
+    });
     (pid, rx)
 }
 
@@ -80,7 +77,7 @@ fn a_flood_of_a_million_plain_sends_loses_nothing_keeps_order_and_bounds_the_que
         sent.recv().timeout(TEST_DEADLINE).await.expect("the sender finished").unwrap();
         let got = result.recv().timeout(TEST_DEADLINE).await.expect("the receiver finished").unwrap();
         assert_eq!(got, Ok(FLOOD_MESSAGES), "every message arrived, in order");
-        let high_water = a.send_queue_high_water(&b.self_node()).expect("still connected");
+        let high_water = a.send_queue_high_water(b.name()).expect("still connected");
         eprintln!("flood: send queue high water {high_water} bytes (bound {})", flood_queue_bound());
         assert!(high_water > FLOOD_BUDGET, "the connection was congested ({high_water} bytes at most)");
         assert!(high_water <= flood_queue_bound(), "the queue grew to {high_water} bytes");
@@ -98,18 +95,15 @@ fn a_sender_that_never_awaits_stops_at_the_ceiling_and_loses_nothing_before() {
         let b = node(&epmd, "b").await;
         // b forwards the sequence numbers it gets, in arrival order.
         let (seq_tx, seqs) = async_channel::unbounded();
-        let checker = b
-            .spawn(move |mut me| async move {
-                loop {
-                    let msg = me.receive().await;
-                    let seq = msg.as_tuple().and_then(|t| t[0].as_int()).unwrap_or(-1);
-                    if seq_tx.send(seq).await.is_err() {
-                        return;
-                    }
+        let checker = b.spawn(move |mut me| async move {
+            loop {
+                let msg = me.receive().await;
+                let seq = msg.as_tuple().and_then(|t| t[0].as_int()).unwrap_or(-1);
+                if seq_tx.send(seq).await.is_err() {
+                    return;
                 }
-            })
-            .pid()
-            .clone();
+            }
+        });
         let (tx, ended) = async_channel::bounded(1);
         a.spawn(move |mut me| async move {
             // 64 KiB messages, never an `.await`: the ceiling (512 KiB) is reached long before
@@ -123,7 +117,7 @@ fn a_sender_that_never_awaits_stops_at_the_ceiling_and_loses_nothing_before() {
         });
         let down = ended.recv().timeout(WAIT).await.expect("the flooder ended").unwrap();
         let reason = down.as_tuple().unwrap()[3].clone();
-        assert_eq!(reason, reason::send_queue_overflow(&b.self_node()), "the flooder is stopped, visibly");
+        assert_eq!(reason, reason::send_queue_overflow(b.name()), "the flooder is stopped, visibly");
         // Everything it queued before the refused message arrives, in order, with no gap; then
         // nothing (it sent nothing after it was stopped).
         let mut arrived = Vec::new();
@@ -249,22 +243,19 @@ fn nodeup_comes_before_anything_from_a_node_over_1000_reconnects() {
         let b = node(&epmd, "b").await;
         // One process gets its node events and b's messages in one mailbox, in mailbox order.
         let (tx, mailbox) = async_channel::unbounded();
-        let inbox = a
-            .spawn(move |mut me| async move {
-                me.monitor_nodes(true);
-                let _ = tx.send(Term::atom("subscribed")).await;
-                loop {
-                    let msg = me.receive().await;
-                    if tx.send(msg).await.is_err() {
-                        return;
-                    }
+        let inbox = a.spawn(move |mut me| async move {
+            me.monitor_nodes(true);
+            let _ = tx.send(Term::atom("subscribed")).await;
+            loop {
+                let msg = me.receive().await;
+                if tx.send(msg).await.is_err() {
+                    return;
                 }
-            })
-            .pid()
-            .clone();
+            }
+        });
         assert_eq!(next(&mailbox).await, Term::atom("subscribed"));
-        let nodeup = Term::tuple([Term::atom("nodeup"), Term::Atom(b.self_node().as_atom().clone())]);
-        let nodedown = Term::tuple([Term::atom("nodedown"), Term::Atom(b.self_node().as_atom().clone())]);
+        let nodeup = Term::tuple([Term::atom("nodeup"), Term::Atom(b.name().clone().as_atom().clone())]);
+        let nodedown = Term::tuple([Term::atom("nodedown"), Term::Atom(b.name().clone().as_atom().clone())]);
         for round in 0..1000 {
             // b sends as soon as it connects: the message is queued while connecting and is the
             // first frame on the new connection.
@@ -272,7 +263,7 @@ fn nodeup_comes_before_anything_from_a_node_over_1000_reconnects() {
             b.spawn(move |me| async move { me.send(&to, Term::Int(round)) });
             assert_eq!(next(&mailbox).await, nodeup, "round {round}: nodeup first");
             assert_eq!(next(&mailbox).await, Term::Int(round), "round {round}: then the message");
-            a.disconnect(b.self_node().as_str()).unwrap();
+            a.disconnect(b.name()).unwrap();
             assert_eq!(next(&mailbox).await, nodedown, "round {round}: nodedown after it");
             eventually("b saw the connection go", || b.nodes().is_empty()).await;
         }

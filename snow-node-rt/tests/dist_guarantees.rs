@@ -16,23 +16,20 @@ use support::*;
 /// everything it receives, and exits with `reason` on `{:exit, reason}`.
 fn reporter(node: &Node, trap: bool, setup: impl FnOnce(&mut Process) + Send + 'static) -> (Pid, Receiver<Term>) {
     let (tx, rx) = async_channel::unbounded();
-    let pid = node
-        .spawn(move |mut me| async move {
-            me.trap_exit(trap);
-            setup(&mut me);
-            let _ = tx.send(Term::atom("ready")).await;
-            loop {
-                let msg = me.receive().await;
-                if let Some(reason) = exit_command_reason(&msg) {
-                    return reason;
-                }
-                if tx.send(msg).await.is_err() {
-                    return reason::normal();
-                }
+    let pid = node.spawn(move |mut me| async move {
+        me.trap_exit(trap);
+        setup(&mut me);
+        let _ = tx.send(Term::atom("ready")).await;
+        loop {
+            let msg = me.receive().await;
+            if let Some(reason) = exit_command_reason(&msg) {
+                return reason;
             }
-        })
-        .pid()
-        .clone();
+            if tx.send(msg).await.is_err() {
+                return reason::normal();
+            }
+        }
+    });
     (pid, rx)
 }
 
@@ -99,22 +96,19 @@ fn spawn_link_remote_propagates_an_exit_both_ways() {
             let (inbox, child_rx) = reporter(&a, false, |_| {});
             assert_eq!(next(&child_rx).await, Term::atom("ready"));
             let (tx, parent_rx) = async_channel::unbounded();
-            let b_name = b.self_node();
-            let requester = a
-                .spawn(move |mut me| async move {
-                    me.trap_exit(true);
-                    let child = me.spawn_link_remote(&b_name, "reporter", vec![Term::Pid(inbox)]).await.unwrap();
-                    let _ = tx.send(Term::Pid(child)).await;
-                    loop {
-                        let msg = me.receive().await;
-                        if let Some(reason) = exit_command_reason(&msg) {
-                            return reason;
-                        }
-                        let _ = tx.send(msg).await;
+            let b_name = b.name().clone();
+            let requester = a.spawn(move |mut me| async move {
+                me.trap_exit(true);
+                let child = me.spawn_link_remote(&b_name, "reporter", vec![Term::Pid(inbox)]).await.unwrap();
+                let _ = tx.send(Term::Pid(child)).await;
+                loop {
+                    let msg = me.receive().await;
+                    if let Some(reason) = exit_command_reason(&msg) {
+                        return reason;
                     }
-                })
-                .pid()
-                .clone();
+                    let _ = tx.send(msg).await;
+                }
+            });
             let Term::Pid(child) = next(&parent_rx).await else { panic!("no child pid") };
             assert_eq!(next(&child_rx).await, Term::atom("ready"));
             if child_exits_first {
@@ -233,7 +227,7 @@ fn a_remote_demonitor_with_flush_leaves_no_message() {
         let (a, b) = (node(&epmd, "a").await, node(&epmd, "b").await);
         let (tx, rx) = async_channel::unbounded();
         for fired_before in [false, true] {
-            let target = b.spawn(exits_when_told).pid().clone();
+            let target = b.spawn(exits_when_told);
             let (t, tx) = (target.clone(), tx.clone());
             a.spawn(move |mut me| async move {
                 let reference = me.monitor(&t);
@@ -263,9 +257,9 @@ fn a_registered_name_on_another_node_can_be_monitored() {
     run(async {
         let epmd = epmd().await;
         let (a, b) = (node(&epmd, "a").await, node(&epmd, "b").await);
-        let b_name = b.self_node();
+        let b_name = b.name().clone();
         let item = |name: &str| Term::tuple([Term::atom(name), Term::Atom(b_name.as_atom().clone())]);
-        let service = b.spawn(exits_when_told).pid().clone();
+        let service = b.spawn(exits_when_told);
         b.register("service", &service).unwrap();
         let (watcher, rx) = reporter(&a, false, {
             let b_name = b_name.clone();
@@ -286,9 +280,9 @@ fn a_registered_name_on_another_node_can_be_monitored() {
 
         // Demonitor of a name monitor: no :DOWN when the process later exits; and a name
         // monitor fires :noconnection when the connection goes.
-        let second = b.spawn(exits_when_told).pid().clone();
+        let second = b.spawn(exits_when_told);
         b.register("service", &second).unwrap();
-        let third = b.spawn(exits_when_told).pid().clone();
+        let third = b.spawn(exits_when_told);
         b.register("other", &third).unwrap();
         let (tx, refs) = async_channel::unbounded();
         let (_, rx) = reporter(&a, false, {
@@ -308,7 +302,7 @@ fn a_registered_name_on_another_node_can_be_monitored() {
         })
         .await;
         b.send(&second, exit_command(Term::atom("unseen")));
-        a.disconnect(b_name.as_str()).unwrap();
+        a.disconnect(&b_name).unwrap();
         let down = next(&rx).await;
         assert_eq!(down.as_tuple().unwrap()[1], Term::Ref(kept));
         assert_eq!(down.as_tuple().unwrap()[2], item("other"));
@@ -328,7 +322,7 @@ fn remote_spawn_monitor_reports_the_real_reason_even_for_an_instant_exit() {
         let (inbox, inbox_rx) = reporter(&a, false, |_| {});
         assert_eq!(next(&inbox_rx).await, Term::atom("ready"));
         let (tx, rx) = async_channel::unbounded();
-        let b_name = b.self_node();
+        let b_name = b.name().clone();
         a.spawn(move |mut me| async move {
             let (quick, quick_ref) = me.spawn_monitor_remote(&b_name, "exit_at_once", vec![]).await.unwrap();
             let (slow, slow_ref) = me.spawn_monitor_remote(&b_name, "reporter", vec![Term::Pid(inbox)]).await.unwrap();
@@ -353,13 +347,13 @@ fn tables_of_processes_that_exited_return_to_their_size() {
     run(async {
         let epmd = epmd().await;
         let (a, b) = (node(&epmd, "a").await, node(&epmd, "b").await);
-        a.connect(b.self_node().as_str()).await.unwrap();
+        a.connect(b.name()).await.unwrap();
         let baseline = a.dist_table_sizes();
-        let target = b.spawn(exits_when_told).pid().clone();
+        let target = b.spawn(exits_when_told);
         for round in 0..2 {
             let (tx, rx) = async_channel::unbounded();
             for _ in 0..50 {
-                let (b_name, target, tx) = (b.self_node(), target.clone(), tx.clone());
+                let (b_name, target, tx) = (b.name().clone(), target.clone(), tx.clone());
                 a.spawn(move |me| async move {
                     me.monitor_node(&b_name);
                     me.monitor_node(&b_name);
@@ -399,8 +393,8 @@ fn references_are_unique_and_not_sequential() {
 fn a_name_monitor_on_this_node_names_the_name() {
     run(async {
         let node = Node::local();
-        let me_node: NodeName = node.self_node();
-        let service = node.spawn(exits_when_told).pid().clone();
+        let me_node: NodeName = node.name().clone();
+        let service = node.spawn(exits_when_told);
         node.register("service", &service).unwrap();
         let (_, rx) = reporter(&node, false, {
             let me_node = me_node.clone();

@@ -22,8 +22,8 @@ async fn join_through_b(transitive: bool) -> Vec<snow_node_rt::Node> {
     let a = builder(&epmd, "a").transitive(transitive).start().await.unwrap();
     let b = node(&epmd, "b").await;
     let c = node(&epmd, "c").await;
-    b.connect("c@127.0.0.1").await.unwrap();
-    a.connect("b@127.0.0.1").await.unwrap();
+    b.connect(&name("c")).await.unwrap();
+    a.connect(&name("b")).await.unwrap();
     vec![a, b, c]
 }
 
@@ -39,13 +39,13 @@ fn a_non_transitive_node_connects_only_where_it_is_told() {
         let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
         // Give A several times what the control took to make a transitive connection.
         snow_node_rt::sleep((control_mesh_time * 3).max(Duration::from_millis(300))).await;
-        assert_eq!(a.nodes(), vec![b.self_node()]);
-        assert_eq!(c.nodes(), vec![b.self_node()]);
+        assert_eq!(a.nodes(), vec![b.name().clone()]);
+        assert_eq!(c.nodes(), vec![b.name().clone()]);
         // A still reaches C when a message needs it (on-demand connects are not transitive ones).
         let (on_c, rx) = collector(c);
         a.send(&on_c, Term::atom("direct"));
         assert_eq!(next(&rx).await, Term::atom("direct"));
-        assert!(a.nodes().contains(&c.self_node()));
+        assert!(a.nodes().contains(c.name()));
         for n in nodes.iter().chain(&control) {
             n.shutdown().await;
         }
@@ -96,7 +96,7 @@ fn sends_to_an_unreachable_node_dial_once_per_backoff_period() {
         eventually("a dial after the backoff", || dials.load(Ordering::SeqCst) > after_flood).await;
         // An explicit connect ignores the backoff and reports the failure.
         let before = dials.load(Ordering::SeqCst);
-        assert!(a.connect("ghost@127.0.0.1").await.is_err());
+        assert!(a.connect(&name("ghost")).await.is_err());
         assert!(dials.load(Ordering::SeqCst) > before);
         assert!(a.nodes().is_empty());
         a.shutdown().await;
@@ -184,15 +184,15 @@ fn a_ca_verified_cluster_admits_only_certificates_of_its_ca() {
         let (on_b, rx) = collector(&b);
         a.send(&on_b, Term::atom("verified"));
         assert_eq!(next(&rx).await, Term::atom("verified"));
-        assert_eq!(b.nodes(), vec![a.self_node()]);
+        assert_eq!(b.nodes(), vec![a.name().clone()]);
         // The right cookie is not enough: a certificate from another CA is refused both ways.
         let outsider = with_ca("outsider", leaf_for_localhost(&TestCa::new())).start().await.unwrap();
-        assert!(outsider.connect("b@127.0.0.1").await.is_err());
-        assert!(b.connect("outsider@127.0.0.1").await.is_err());
+        assert!(outsider.connect(&name("b")).await.is_err());
+        assert!(b.connect(&name("outsider")).await.is_err());
         // So is a node with the default self-signed certificate.
         let plain = builder(&epmd, "plain").connect_attempts(1).start().await.unwrap();
-        assert!(plain.connect("b@127.0.0.1").await.is_err());
-        assert_eq!(b.nodes(), vec![a.self_node()]);
+        assert!(plain.connect(&name("b")).await.is_err());
+        assert_eq!(b.nodes(), vec![a.name().clone()]);
         for n in [a, b, outsider, plain] {
             n.shutdown().await;
         }

@@ -24,11 +24,11 @@ fn wrong_cookie_is_rejected_on_both_sides() {
             .await
             .unwrap();
         // B dials A: A rejects B's proof; B reports it.
-        let err = b.connect("a@127.0.0.1").await.unwrap_err();
+        let err = b.connect(&name("a")).await.unwrap_err();
         assert!(matches!(err, DistError::Connect { .. }), "{err}");
         assert!(err.to_string().contains("proof"), "{err}");
         // A dials B: B rejects A's proof.
-        let err = a.connect("b@127.0.0.1").await.unwrap_err();
+        let err = a.connect(&name("b")).await.unwrap_err();
         assert!(matches!(err, DistError::Connect { .. }), "{err}");
         assert!(!err.to_string().contains("another-cookie"), "the cookie never appears in errors");
         assert!(a.nodes().is_empty() && b.nodes().is_empty());
@@ -53,7 +53,7 @@ fn failed_authentications_are_rate_limited_per_address() {
         }
         // Now even the right cookie from this address gets only a close, without a handshake.
         let b = node(&epmd, "b").await;
-        let err = b.connect("a@127.0.0.1").await.unwrap_err();
+        let err = b.connect(&name("a")).await.unwrap_err();
         assert!(matches!(err, DistError::Connect { .. }), "{err}");
         assert!(a.nodes().is_empty());
         a.shutdown().await;
@@ -77,7 +77,7 @@ fn plain_tcp_and_garbage_get_a_close_and_nothing_else() {
         assert!(raw::closes(&mut junk).await);
         // The node still works.
         let b = node(&epmd, "b").await;
-        b.connect("a@127.0.0.1").await.unwrap();
+        b.connect(&name("a")).await.unwrap();
         a.shutdown().await;
         b.shutdown().await;
     });
@@ -117,7 +117,7 @@ fn stalled_handshakes_do_not_block_others_and_are_capped_and_timed_out() {
         snow_node_rt::sleep(Duration::from_millis(100)).await;
         // A real node still gets through, concurrently with the stalled ones.
         let b = node(&epmd, "b").await;
-        b.connect("a@127.0.0.1").await.unwrap();
+        b.connect(&name("a")).await.unwrap();
         // Over the cap, new connections are closed at once (the listener shuts them before TLS: the
         // client reads EOF). The first extra one may take the fourth slot, or may not if B's
         // handshake task has not released its slot yet: at least two of three are over the cap.
@@ -154,7 +154,7 @@ fn malformed_frames_close_that_connection_only() {
         let epmd = epmd().await;
         let a = node(&epmd, "a").await;
         let b = node(&epmd, "b").await;
-        b.connect("a@127.0.0.1").await.unwrap();
+        b.connect(&name("a")).await.unwrap();
         // An authenticated peer sends an oversized frame header.
         let mut bad = raw::dial(&a, "x", COOKIE).await.unwrap();
         eventually("x connected", || a.nodes().len() == 2).await;
@@ -177,7 +177,7 @@ fn malformed_frames_close_that_connection_only() {
         bad.write_all(&start).await.unwrap();
         bad.flush().await.unwrap();
         drop(bad);
-        eventually("bad peers gone", || a.nodes() == vec![b.self_node()]).await;
+        eventually("bad peers gone", || a.nodes() == vec![b.name().clone()]).await;
         // B's connection was not affected.
         let (on_a, rx) = collector(&a);
         b.send(&on_a, Term::atom("still_fine"));

@@ -32,8 +32,6 @@ fn idle(node: &snow_node_rt::Node) -> Pid {
     node.spawn(|mut me| async move {
         let _ = me.receive().await;
     })
-    .pid()
-    .clone()
 }
 
 fn reason_of(msg: &Term) -> Term {
@@ -54,7 +52,7 @@ fn remote_link_and_monitor_fire_noconnection_on_disconnect() {
         eventually("connected", || a.nodes().len() == 1).await;
         // Let the LINK and MONITOR reach B before cutting.
         snow_node_rt::sleep(std::time::Duration::from_millis(100)).await;
-        assert!(a.disconnect("b@127.0.0.1").unwrap());
+        assert!(a.disconnect(&name("b")).unwrap());
         let exit = next(&linked).await;
         assert_eq!(exit.as_tuple().unwrap()[0], Term::atom("EXIT"));
         assert_eq!(reason_of(&exit), Term::atom("noconnection"));
@@ -101,11 +99,11 @@ fn dead_and_stale_pids_give_noproc() {
         let epmd = epmd().await;
         let a = node(&epmd, "a").await;
         let b = node(&epmd, "b").await;
-        let dead = b.spawn(|_| async {}).pid().clone();
+        let dead = b.spawn(|_| async {});
         eventually("process gone", || !b.is_alive(&dead)).await;
         // A live process on B, and a pid with its node and id but B's previous creation.
         let (live, live_rx) = collector(&b);
-        let stale = Pid::new(b.self_node(), live.id(), previous_creation(&b));
+        let stale = Pid::new(b.name().clone(), live.id(), previous_creation(&b));
         assert_ne!(stale, live);
         for target in [dead, stale.clone()] {
             let monitoring = watcher(&a, target.clone(), false);
@@ -149,7 +147,7 @@ fn demonitor_node_removes_one_watch() {
         let epmd = epmd().await;
         let a = node(&epmd, "a").await;
         let b = node(&epmd, "b").await;
-        a.connect("b@127.0.0.1").await.unwrap();
+        a.connect(&name("b")).await.unwrap();
         let nodedown_b = Term::tuple([Term::atom("nodedown"), Term::Atom(name("b").as_atom().clone())]);
         // Watches B, then removes the watch; a second removal finds none.
         let (quiet, removed, quiet_rx) = probe(&a, |me| {
@@ -178,7 +176,7 @@ fn demonitor_node_removes_one_watch() {
         assert_eq!(a.nodes(), vec![name("b")]);
         // `disconnect` tells node watchers before it returns, so a marker sent afterwards lands behind
         // any nodedown in each mailbox.
-        assert!(a.disconnect("b@127.0.0.1").unwrap());
+        assert!(a.disconnect(&name("b")).unwrap());
         for pid in [&quiet, &twice, &loud] {
             a.send(pid, Term::atom("marker"));
         }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::run;
+use support::{name, run};
 
 use snow_node_rt::dist::{start_from_env, ConfigError, StartError};
 use snow_shared::cookie::CookieError;
@@ -15,7 +15,7 @@ fn start_up_validates_the_environment() {
         let local = start_from_env().await.unwrap();
         assert!(!local.is_distributed());
         assert!(local.nodes().is_empty());
-        assert!(local.connect("x@127.0.0.1").await.is_err());
+        assert!(local.connect(&name("x")).await.is_err());
         // A cookie under 16 bytes is refused, naming the problem; nothing starts.
         std::env::set_var("SNOW_NODE", "short@127.0.0.1");
         std::env::set_var("SNOW_COOKIE", "tiny");

@@ -80,7 +80,7 @@ fn the_echo_example_answers_over_the_network() {
         let (tx, rx) = async_channel::bounded(1);
         me.spawn(move |mut p| async move {
             let hello = Term::tuple([Term::Pid(p.pid().clone()), Term::String("hello".into())]);
-            p.send_to("echo", "echo@127.0.0.1", hello).unwrap();
+            p.send_named_on("echo", &name("echo"), hello).unwrap();
             let _ = tx.send(p.receive_timeout(Duration::from_secs(10)).await).await;
         });
         let reply = rx.recv().timeout(WAIT).await.expect("the test process reports").unwrap();

@@ -72,18 +72,15 @@ fn trap_exit_turns_signals_into_messages_but_kill_is_untrappable() {
 
         // :kill kills a trapping process with :killed, and its links see :killed.
         let (ready_tx, ready_rx) = async_channel::bounded(1);
-        let trapper = node
-            .spawn(move |mut me| async move {
-                me.trap_exit(true);
-                let _ = ready_tx.send(()).await;
-                loop {
-                    me.receive().await;
-                }
-                #[allow(unreachable_code)]
-                ()
-            })
-            .pid()
-            .clone();
+        let trapper = node.spawn(move |mut me| async move {
+            me.trap_exit(true);
+            let _ = ready_tx.send(()).await;
+            loop {
+                me.receive().await;
+            }
+            #[allow(unreachable_code)]
+            ()
+        });
         next(&ready_rx).await;
         let rx = watch(&node, &trapper).await;
         let linked_watcher = in_process(&node, {
@@ -165,7 +162,7 @@ fn a_link_through_which_kill_arrives_is_trappable_and_kills_with_kill() {
 fn linking_to_a_dead_pid_gives_noproc() {
     run(async {
         let node = Node::local();
-        let dead = node.spawn(|_| async {}).pid().clone();
+        let dead = node.spawn(|_| async {});
         next(&watch(&node, &dead).await).await;
         let (plain, trapped, msg) = in_process(&node, move |mut me| async move {
             let plain = me.link(&dead);

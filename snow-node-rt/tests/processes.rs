@@ -16,7 +16,7 @@ fn self_pid_is_the_spawned_pid_and_local() {
             let _ = tx.send(me.pid().clone()).await;
         });
         let inside = next(&rx).await;
-        assert_eq!(&inside, pid.pid());
+        assert_eq!(&inside, &pid);
         assert!(node.is_local(&inside));
         assert_eq!(inside.to_string(), format!("<0.{}.0>", inside.id()));
     });
@@ -35,7 +35,7 @@ fn exit_normal_with_reason_and_by_panic() {
         let p = node.spawn(move |_| async move {
             let _ = gate.recv().await;
         });
-        let rx = watch(&node, p.pid()).await;
+        let rx = watch(&node, &p).await;
         go.send(()).await.unwrap();
         assert_eq!(next(&rx).await, reason::normal());
         // A returned reason.
@@ -44,7 +44,7 @@ fn exit_normal_with_reason_and_by_panic() {
             let _ = gate.recv().await;
             Term::tuple([Term::atom("bad"), Term::Int(7)])
         });
-        let rx = watch(&node, p.pid()).await;
+        let rx = watch(&node, &p).await;
         go.send(()).await.unwrap();
         assert_eq!(next(&rx).await.to_string(), "{:bad, 7}");
         // exit/1 stops the body at the await.
@@ -55,7 +55,7 @@ fn exit_normal_with_reason_and_by_panic() {
             me.exit(Term::atom("quit")).await;
             let _ = after_tx.send(()).await;
         });
-        let rx = watch(&node, p.pid()).await;
+        let rx = watch(&node, &p).await;
         go.send(()).await.unwrap();
         assert_eq!(next(&rx).await, Term::atom("quit"));
         assert!(after_rx.recv().await.is_err(), "code after exit().await must not run");
@@ -67,12 +67,12 @@ fn exit_normal_with_reason_and_by_panic() {
                 panic!("boom {}", 42);
             }
         });
-        let rx = watch(&node, p.pid()).await;
+        let rx = watch(&node, &p).await;
         go.send(()).await.unwrap();
         assert_eq!(next(&rx).await, reason::panic("boom 42"));
         let answer = in_process(&node, |_| async { 5 }).await;
         assert_eq!(answer, 5);
-        assert!(!node.is_alive(p.pid()));
+        assert!(!node.is_alive(&p));
     });
 }
 
@@ -159,11 +159,11 @@ fn sending_to_a_dead_pid_is_a_silent_no_op() {
     run(async {
         let node = Node::local();
         let p = node.spawn(|_| async {});
-        let rx = watch(&node, p.pid()).await;
+        let rx = watch(&node, &p).await;
         next(&rx).await;
-        node.send(p.pid(), Term::Int(1));
+        node.send(&p, Term::Int(1));
         let answer = in_process(&node, {
-            let dead = p.pid().clone();
+            let dead = p.clone();
             move |me| async move {
                 me.send(&dead, Term::Int(2));
                 "still here"
@@ -187,13 +187,13 @@ fn exiting_with_messages_in_the_mailbox_drops_them_and_still_notifies() {
             Term::atom("done")
         });
         for i in 0..100 {
-            node.send(p.pid(), Term::Int(i));
+            node.send(&p, Term::Int(i));
         }
-        let rx = watch(&node, p.pid()).await;
+        let rx = watch(&node, &p).await;
         go.send(()).await.unwrap();
         assert_eq!(next(&rx).await, Term::atom("done"));
-        node.send(p.pid(), Term::Int(1));
-        assert!(!node.is_alive(p.pid()));
+        node.send(&p, Term::Int(1));
+        assert!(!node.is_alive(&p));
     });
 }
 

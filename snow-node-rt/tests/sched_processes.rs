@@ -23,8 +23,6 @@ fn sends_from_plain_threads_wake_parked_processes() {
                 }
                 let _ = tx.send((i, sum)).await;
             })
-            .pid()
-            .clone()
         })
         .collect();
     let threads: Vec<_> = (0..4)
@@ -94,7 +92,7 @@ fn panicking_processes_leave_the_others_running() {
             }
         });
         let answer = in_process(&node, move |mut me| async move {
-            me.send(survivor.pid(), Term::tuple([Term::Pid(me.pid().clone()), Term::Unit]));
+            me.send(&survivor, Term::tuple([Term::Pid(me.pid().clone()), Term::Unit]));
             me.receive_timeout(WAIT).await
         })
         .await;
@@ -104,8 +102,8 @@ fn panicking_processes_leave_the_others_running() {
             me.receive().await;
             die("watched").await;
         });
-        let down = watch(&node, watched.pid()).await;
-        node.send(watched.pid(), Term::Unit);
+        let down = watch(&node, &watched).await;
+        node.send(&watched, Term::Unit);
         let reason = within(down.recv()).await.unwrap();
         assert_eq!(reason, reason::panic("watched".to_owned()));
     });
@@ -152,7 +150,7 @@ fn several_nodes_share_the_pool() {
         let bp = b.spawn(move |mut me| async move {
             let _ = tx.send(me.receive().await).await;
         });
-        b.send(bp.pid(), Term::Pid(from_a));
+        b.send(&bp, Term::Pid(from_a));
         assert!(matches!(within(rx.recv()).await.unwrap(), Term::Pid(_)));
     });
 }

@@ -203,7 +203,7 @@ fn run_node() -> Result<(), String> {
     snow_node_rt::block_on(async {
         let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
         offer_services(&node)?;
-        let me = node.self_node();
+        let me = node.name().clone();
         let listen = node.listen_addr().map(|a| a.to_string()).unwrap_or_default();
         println!("up as {me}, distribution listener on {listen}");
         match me.name() {
@@ -214,7 +214,7 @@ fn run_node() -> Result<(), String> {
             }
             "gamma" => {
                 // gamma joins beta, so that alpha later meets gamma through beta (transitive mesh).
-                node.connect("beta@127.0.0.1").await.map_err(|e| e.to_string())?;
+                node.connect(&node_name("beta@127.0.0.1")?).await.map_err(|e| e.to_string())?;
                 std::future::pending::<Result<(), String>>().await
             }
             _ => std::future::pending::<Result<(), String>>().await,
@@ -232,12 +232,12 @@ fn offer_services(node: &Node) -> Result<(), String> {
                 return;
             }
             if let Some([Term::Pid(from), body]) = msg.as_tuple() {
-                let here = Term::string(me.node().self_node().as_str());
+                let here = Term::string(me.node().name().as_str());
                 me.send(from, Term::tuple([Term::atom("echo"), Term::Pid(me.pid().clone()), here, body.clone()]));
             }
         }
     });
-    node.register("greeter", greeter.pid()).map_err(|e| e.to_string())?;
+    node.register("greeter", &greeter).map_err(|e| e.to_string())?;
     let relay = node.spawn(|mut me| async move {
         loop {
             let msg = me.receive().await;
@@ -251,7 +251,7 @@ fn offer_services(node: &Node) -> Result<(), String> {
             }
         }
     });
-    node.register("relay", relay.pid()).map_err(|e| e.to_string())?;
+    node.register("relay", &relay).map_err(|e| e.to_string())?;
     // `square`: args [n, reply_to]; replies {:square, n*n} and exits normally.
     node.register_spawnable("square", |me, args| async move {
         if let Term::List(items) = &args {
@@ -294,7 +294,7 @@ async fn story(me: &mut Process) -> Result<(), String> {
     let (beta, gamma) = (node_name("beta@127.0.0.1")?, node_name("gamma@127.0.0.1")?);
 
     // 1. One connect, full mesh: beta tells alpha about gamma.
-    node.connect(beta.as_str()).await.map_err(|e| e.to_string())?;
+    node.connect(&beta).await.map_err(|e| e.to_string())?;
     let start = Instant::now();
     while !node.nodes().contains(&gamma) {
         if start.elapsed() > STEP {
@@ -307,7 +307,7 @@ async fn story(me: &mut Process) -> Result<(), String> {
 
     // 2. Send by registered name on another node, and get an answer back by pid.
     let hello = Term::tuple([Term::Pid(me.pid().clone()), Term::string("hello")]);
-    me.send_to("greeter", beta.as_str(), hello).map_err(|e| e.to_string())?;
+    me.send_named_on("greeter", &beta, hello).map_err(|e| e.to_string())?;
     let reply = expect(me, "echo from beta", |m| m.as_tuple().is_some_and(|t| t.len() == 4)).await?;
     println!("{{greeter, beta}} ! {{self(), \"hello\"}}  ->  {reply}");
     let beta_greeter = reply.as_tuple().and_then(|t| t[1].as_pid().cloned()).ok_or("reply without a pid")?;
@@ -316,7 +316,7 @@ async fn story(me: &mut Process) -> Result<(), String> {
     //    answers alpha.
     let inner = Term::tuple([Term::Pid(me.pid().clone()), Term::string("via gamma")]);
     let relayed = Term::tuple([Term::atom("relay"), Term::Pid(beta_greeter.clone()), inner]);
-    me.send_to("relay", gamma.as_str(), relayed).map_err(|e| e.to_string())?;
+    me.send_named_on("relay", &gamma, relayed).map_err(|e| e.to_string())?;
     let reply = expect(me, "echo relayed by gamma", |m| {
         m.as_tuple().is_some_and(|t| t.len() == 4 && t[3].as_str() == Some("via gamma"))
     })

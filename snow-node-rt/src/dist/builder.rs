@@ -19,10 +19,10 @@ use snow_shared::dist::tls::{self, TlsMaterial};
 use snow_shared::NodeName;
 
 use super::config::{DistConfig, TlsSource, DEFAULT_EPMD};
-use super::core::{lock, offered_flags, Dist, Options};
+use super::core::{offered_flags, Dist, Options};
 use super::error::StartError;
-use super::router::Router;
-use crate::node::Node;
+use super::service::Service;
+use crate::Node;
 
 /// Where the TLS identity comes from.
 #[derive(Clone, Debug)]
@@ -220,11 +220,13 @@ impl NodeBuilder {
         hs.flags = offered_flags(self.opts.transitive);
         hs.timeout = self.opts.handshake_timeout;
         let ca_verified = material.is_ca_verified();
-        let dist = Arc::new(Dist::new(&node, hs, tls_client, tls_server, ca_verified, self.epmd, self.opts, local));
-        node.set_router(Arc::new(Router(dist.clone())));
-        let listen_task = crate::sched::spawn(super::listener::run(dist.clone(), listener));
-        let epmd_task = crate::sched::spawn(super::epmd::keep_registered(dist.clone(), registration, local.port()));
-        lock(&dist.tasks).extend([listen_task, epmd_task]);
+        let runtime = Arc::new(crate::sched::PoolRuntime);
+        let dist =
+            Dist::new(node.as_host(), runtime, hs, tls_client, tls_server, ca_verified, self.epmd, self.opts, local);
+        let dist = Arc::new(dist);
+        node.set_distribution(Arc::new(Service(dist.clone())));
+        dist.spawn(super::listener::run(dist.clone(), listener));
+        dist.spawn(super::epmd::keep_registered(dist.clone(), registration, local.port()));
         log::info!(
             "{}: distribution up on {local} (creation {creation}, TLS {}, snow-epmd {})",
             dist.name,

@@ -35,7 +35,6 @@ use async_channel::{Receiver, Sender};
 use async_io::Async;
 use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use smol_timeout::TimeoutExt;
 use snow_shared::dist::control::{Control, MonitorTarget};
 use snow_shared::dist::handshake::PeerInfo;
 use snow_shared::dist::inbound::Inbound;
@@ -47,9 +46,8 @@ use snow_shared::frame::{frame_header, DEFAULT_MAX_FRAME};
 use snow_shared::{NodeName, Term};
 
 use super::core::{lock, Dist, Origin};
-use crate::node::Node;
 use crate::reason;
-use crate::seam::{LocalProcesses, Monitored};
+use crate::seam::{Host, Monitored};
 
 /// Target size of one write: enough frames to fill several TLS records per syscall.
 pub(crate) const BATCH_BYTES: usize = 256 << 10;
@@ -436,9 +434,9 @@ pub(crate) fn start(dist: Arc<Dist>, conn: Arc<Conn>, mut tls: rustls::Connectio
     tls.set_buffer_limit(None);
     *lock(&conn.tls) = Some(tls);
     let _ = conn.wake_tx.try_send(());
-    drop(crate::sched::spawn(writer(dist.clone(), conn.clone())));
-    drop(crate::sched::spawn(ticker(dist.clone(), conn.clone())));
-    drop(crate::sched::spawn(reader(dist, conn, leftover)));
+    dist.spawn(writer(dist.clone(), conn.clone()));
+    dist.spawn(ticker(dist.clone(), conn.clone()));
+    dist.spawn(reader(dist.clone(), conn, leftover));
 }
 
 async fn writer(dist: Arc<Dist>, conn: Arc<Conn>) {
@@ -498,7 +496,7 @@ async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
             deadline = deadline.min(conn.born + Duration::from_nanos(stalled) + ticktime);
         }
         let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        if let Some(Err(_)) = conn.stop_rx.recv().timeout(wait).await {
+        if let Some(Err(_)) = dist.within(wait, conn.stop_rx.recv()).await {
             break None;
         }
     };
@@ -524,7 +522,7 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
         if let Err(e) = conn.decrypt(&buf[..len], &mut inbound) {
             break e;
         }
-        if let Some(node) = dist.node() {
+        if let Some(host) = dist.host() {
             // Nothing is delivered once the connection is closed: whoever closed it waits for
             // this gate before reporting the node down (`Conn::quiesce`).
             let _gate = lock(&conn.dispatching);
@@ -533,7 +531,7 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
                     break 'conn "closed".to_owned();
                 }
                 match inbound.next_message() {
-                    Ok(Some(msg)) => dispatch(&dist, &node, &conn, msg),
+                    Ok(Some(msg)) => dispatch(&dist, &*host, &conn, msg),
                     Ok(None) => break,
                     Err(e) => {
                         log::warn!("{}: closing connection to {}: {e}", dist.name, conn.peer);
@@ -573,7 +571,7 @@ const REPLY: Origin = Origin::Signal { by_process: false };
 
 /// Acts on one control message from the peer. The peer speaks only for its own processes
 /// (`Inbound::only_from`), so every `from` here is a pid of `conn.peer`.
-fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
+fn dispatch(dist: &Arc<Dist>, node: &dyn Host, conn: &Conn, msg: Control) {
     let ours = |pid: &snow_shared::Pid| pid.node() == &dist.name;
     match msg {
         Control::Send { to, msg, .. } => {
@@ -582,7 +580,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
             }
         }
         Control::RegSend { name, msg, .. } => {
-            node.deliver_named(name.as_str(), msg);
+            node.deliver_named(&name, msg);
         }
         Control::Link { from, to } => {
             if !node.add_remote_link(&to, &from) {
@@ -595,7 +593,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
         Control::Monitor { from, target, reference } => {
             let target_pid = match &target {
                 MonitorTarget::Pid(p) => Some(p.clone()),
-                MonitorTarget::Name(name) => node.resolve_name(name.as_str()),
+                MonitorTarget::Name(name) => node.resolve_name(name),
             };
             let attached = target_pid.as_ref().is_some_and(|t| node.add_remote_monitor(t, &from, &reference));
             if !attached {
@@ -607,7 +605,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
         Control::Demonitor { target, reference, .. } => {
             let target = match target {
                 MonitorTarget::Pid(pid) => Some(pid),
-                MonitorTarget::Name(name) => node.resolve_name(name.as_str()),
+                MonitorTarget::Name(name) => node.resolve_name(&name),
             };
             if let Some(target) = target {
                 node.remove_remote_monitor(&target, &reference);
@@ -630,8 +628,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
             };
             let link_to = opts.link.then_some(&from);
             let monitor_by = opts.monitor.then_some((&from, &reference));
-            if let Err(e) = node.spawn_registered(function.as_str(), Term::List(args), link_to, monitor_by, &mut reply)
-            {
+            if let Err(e) = node.spawn_registered(&function, Term::List(args), link_to, monitor_by, &mut reply) {
                 dist.warn_limited("spawn-refused", || format!("refused a remote spawn from {}: {e}", conn.peer));
                 let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
                 let _ = dist.send_on(conn, &Control::SpawnReply { reference, to: from, result: Err(why) }, REPLY);
@@ -654,7 +651,7 @@ fn dispatch(dist: &Arc<Dist>, node: &Node, conn: &Conn, msg: Control) {
 /// after this reply on the same connection); then the requester is woken.
 fn spawn_reply(
     dist: &Arc<Dist>,
-    node: &Node,
+    node: &dyn Host,
     conn: &Conn,
     reference: snow_shared::Ref,
     to: snow_shared::Pid,

@@ -25,8 +25,7 @@ use snow_shared::{NodeName, Pid, Ref, Term};
 
 use super::connection::{Conn, Pushed};
 use super::error::DistError;
-use crate::node::{Node, NodeInner};
-use crate::seam::{Backpressure, Congestion, LocalProcesses};
+use crate::seam::{Backpressure, Congestion, Host, Runtime};
 
 /// Tunables of the driver (the builder sets them; defaults in [`Options::default`]).
 #[derive(Clone, Debug)]
@@ -194,7 +193,7 @@ pub(crate) struct SpawnWait {
 pub(crate) enum Origin {
     /// A message sent by a process: suspended over the budget, stopped at the ceiling.
     Process,
-    /// A message sent from outside any process ([`Node::send`]): never refused; at the ceiling
+    /// A message sent from outside any process (`Node::send`): never refused; at the ceiling
     /// the connection is closed instead (so the loss is seen by every link and monitor across it).
     Runtime,
     /// A signal (link, exit, monitor, `:DOWN`, spawn request or reply, node list): never refused,
@@ -203,10 +202,13 @@ pub(crate) enum Origin {
     Signal { by_process: bool },
 }
 
-/// One distributed node's driver state. Shared by its tasks through `Arc`; it refers to the
-/// [`Node`] weakly, so the node's router (which holds this) does not keep the node alive.
+/// One distributed node's driver state. Shared by its tasks through `Arc`; it refers to its host
+/// weakly, so the host (which holds this through its [`Distribution`](crate::seam::Distribution))
+/// does not keep itself alive.
 pub(crate) struct Dist {
-    node: Weak<NodeInner>,
+    host: Weak<dyn Host>,
+    /// Runs the driver's tasks and keeps its time.
+    pub runtime: Arc<dyn Runtime>,
     pub name: NodeName,
     pub creation: u32,
     pub hs: HandshakeConfig,
@@ -229,8 +231,8 @@ pub(crate) struct Dist {
     /// Closed at shutdown: the listener and the snow-epmd keeper stop when `recv` fails.
     pub stop_tx: Sender<()>,
     pub stop_rx: Receiver<()>,
-    /// The listener and snow-epmd keeper tasks, awaited at shutdown.
-    pub tasks: Mutex<Vec<crate::sched::JoinHandle<()>>>,
+    /// Ended by the listener and the snow-epmd keeper when they stop: shutdown waits for both.
+    pub tasks_done: (Sender<()>, Receiver<()>),
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -260,7 +262,8 @@ pub(crate) enum Decision {
 impl Dist {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        node: &Node,
+        host: Weak<dyn Host>,
+        runtime: Arc<dyn Runtime>,
         hs: HandshakeConfig,
         tls_client: Arc<ClientConfig>,
         tls_server: Arc<ServerConfig>,
@@ -271,9 +274,10 @@ impl Dist {
     ) -> Dist {
         let (stop_tx, stop_rx) = async_channel::bounded(1);
         Dist {
-            node: Arc::downgrade(&node.inner),
-            name: node.name().clone(),
-            creation: node.creation(),
+            host,
+            runtime,
+            name: hs.local.clone(),
+            creation: hs.creation,
             hs,
             tls_client,
             tls_server,
@@ -291,13 +295,34 @@ impl Dist {
             closing: AtomicBool::new(false),
             stop_tx,
             stop_rx,
-            tasks: Mutex::new(Vec::new()),
+            tasks_done: async_channel::bounded(2),
         }
     }
 
-    /// The node, while it exists.
-    pub fn node(&self) -> Option<Node> {
-        self.node.upgrade().map(|inner| Node { inner })
+    /// The host of this node's processes, while it exists.
+    pub fn host(&self) -> Option<Arc<dyn Host>> {
+        self.host.upgrade()
+    }
+
+    /// Runs `task` in the background on the runtime.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(Box::pin(task));
+    }
+
+    /// Waits for `duration` on the runtime's clock.
+    pub async fn sleep(&self, duration: Duration) {
+        self.runtime.sleep_until(self.runtime.now() + duration).await
+    }
+
+    /// Runs `work` until it completes (`Some`) or `duration` passes (`None`), on the runtime's
+    /// clock: every wait of the driver has a deadline.
+    pub async fn within<T>(&self, duration: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let deadline = self.runtime.sleep_until(self.runtime.now() + duration);
+        futures_lite::future::or(async { Some(work.await) }, async {
+            deadline.await;
+            None
+        })
+        .await
     }
 
     /// The hard ceiling of one node's queue (README, "Guarantees"): a process whose message finds
@@ -490,10 +515,10 @@ impl Dist {
             conn.flags
         );
         let watchers: Vec<Pid> = lock(&self.watch).all.iter().cloned().collect();
-        if let Some(node) = self.node() {
+        if let Some(host) = self.host() {
             let msg = Term::tuple([Term::atom("nodeup"), Term::Atom(conn.peer.as_atom().clone())]);
             for w in watchers {
-                node.deliver_message(&w, msg.clone());
+                host.deliver_message(&w, msg.clone());
             }
         }
         if conn.flags.contains(Flags::MESH) {
@@ -593,11 +618,11 @@ impl Dist {
         for wait in failed_spawns {
             let _ = wait.reply.try_send(Err(Term::atom("noconnection")));
         }
-        let Some(local) = self.node() else { return };
-        local.connection_lost(node);
+        let Some(host) = self.host() else { return };
+        host.connection_lost(node);
         let msg = Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())]);
         for w in once.into_iter().chain(all) {
-            local.deliver_message(&w, msg.clone());
+            host.deliver_message(&w, msg.clone());
         }
     }
 

@@ -50,6 +50,7 @@ pub(crate) async fn keep_registered(dist: Arc<Dist>, mut reg: Registration, port
         if stopped_during(&stop, reg.closed()).await {
             reg.close();
             log::info!("{}: unregistered from snow-epmd at {}", dist.name, dist.epmd);
+            let _ = dist.tasks_done.0.try_send(());
             return;
         }
         log::warn!("{}: snow-epmd at {} dropped our registration; registering again", dist.name, dist.epmd);
@@ -78,7 +79,8 @@ pub(crate) async fn keep_registered(dist: Arc<Dist>, mut reg: Registration, port
                 Err(e) => {
                     let delay = backoff.next_delay(rand::random());
                     log::warn!("{}: cannot re-register with snow-epmd: {e}; retrying in {delay:?}", dist.name);
-                    if stopped_during(&stop, crate::sleep(delay)).await {
+                    if stopped_during(&stop, dist.sleep(delay)).await {
+                        let _ = dist.tasks_done.0.try_send(());
                         return;
                     }
                 }

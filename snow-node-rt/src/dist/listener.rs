@@ -28,7 +28,7 @@ pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
             Some(Err(e)) => {
                 // Out of file descriptors and the like: pause instead of spinning.
                 log::warn!("{}: accept failed: {e}", dist.name);
-                crate::sleep(std::time::Duration::from_millis(50)).await;
+                dist.sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -47,11 +47,12 @@ pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
             let _ = tcp.shutdown(std::net::Shutdown::Both);
             continue;
         }
-        let dist = dist.clone();
-        drop(crate::sched::spawn(async move {
-            session::accept(dist.clone(), tcp, addr).await;
-            dist.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
-        }));
+        let task_dist = dist.clone();
+        dist.spawn(async move {
+            session::accept(task_dist.clone(), tcp, addr).await;
+            task_dist.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
+        });
     }
     log::debug!("{}: distribution listener stopped", dist.name);
+    let _ = dist.tasks_done.0.try_send(());
 }

@@ -25,12 +25,13 @@ use super::session;
 /// Runs the backoff table's sweeper until the table is empty or the node is gone. It holds the
 /// driver state weakly, so it does not keep a stopped node's state alive.
 fn start_sweeper(dist: &Arc<Dist>) {
-    let dist = Arc::downgrade(dist);
-    drop(crate::sched::spawn(async move {
-        while let Some(at) = sweep_once(&dist) {
-            crate::sleep(at.saturating_duration_since(Instant::now())).await;
+    let runtime = dist.runtime.clone();
+    let weak = Arc::downgrade(dist);
+    dist.spawn(async move {
+        while let Some(at) = sweep_once(&weak) {
+            runtime.sleep_until(at).await;
         }
-    }));
+    });
 }
 
 /// One sweep of `dist`'s backoff table; when to sweep next, or `None` to stop.
@@ -46,7 +47,7 @@ fn sweep_once(dist: &Weak<Dist>) -> Option<Instant> {
 /// Starts a connection attempt to `node` in the background. The caller has put a `Connecting`
 /// entry in the peer table; the attempt installs the connection or reports the failure.
 pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bool) {
-    drop(crate::sched::spawn(async move {
+    dist.clone().spawn(async move {
         if let Err(e) = attempt(&dist, &node, respect_backoff).await {
             if !matches!(e, DistError::Backoff { .. }) {
                 let start = lock(&dist.backoff).failed(&node, Instant::now(), rand::random());
@@ -56,7 +57,7 @@ pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bo
             }
             dist.attempt_failed(&node, &e);
         }
-    }));
+    });
 }
 
 /// Makes sure a connection to `node` exists or is being made. Returns a receiver of the outcome
@@ -107,7 +108,7 @@ async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Re
             Err(failure) if failure.retriable && tries < dist.opts.connect_attempts => {
                 log::debug!("{}: attempt {tries} to reach {node} failed: {}; retrying", dist.name, failure.error);
                 tries += 1;
-                crate::sleep(retry.next_delay(rand::random())).await;
+                dist.sleep(retry.next_delay(rand::random())).await;
                 // An incoming connection from that node may have made the retry unnecessary.
                 if !matches!(lock(&dist.peers).get(node), Some(Peer::Connecting(_))) {
                     return Ok(());

@@ -112,7 +112,8 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
     let connect_err = |reason: String, retriable| {
         fail(DistError::Connect { node: node.clone(), addr: addr.clone(), reason }, retriable)
     };
-    let tcp = match TcpStream::connect((found.host.as_str(), found.port)).timeout(dist.opts.connect_timeout).await {
+    let tcp = match dist.within(dist.opts.connect_timeout, TcpStream::connect((found.host.as_str(), found.port))).await
+    {
         None => return Err(connect_err(format!("no TCP answer within {:?}", dist.opts.connect_timeout), true)),
         Some(Err(e)) => return Err(connect_err(e.to_string(), true)),
         Some(Ok(s)) => s,
@@ -131,7 +132,7 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
         let peer = run(&mut hs, &mut stream, |_, _| {}).await?;
         Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
     };
-    let result = work.timeout(timeout).await.unwrap_or(Err(SessionError::Deadline(timeout)));
+    let result = dist.within(timeout, work).await.unwrap_or(Err(SessionError::Deadline(timeout)));
     match result {
         Ok((stream, leftover, peer)) => {
             let conn = Conn::new(dist, &peer, handle);
@@ -165,7 +166,7 @@ async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistErr
         Some(Peer::Connecting(p)) => p.waiters.push(tx),
         None => return Err(DistError::ConnectionLost(node.clone())),
     }
-    match rx.recv().timeout(dist.opts.handshake_timeout).await {
+    match dist.within(dist.opts.handshake_timeout, rx.recv()).await {
         Some(Ok(result)) => result,
         Some(Err(_)) => Err(DistError::ConnectionLost(node.clone())),
         None => Err(DistError::Timeout(node.clone())),
@@ -201,7 +202,7 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
             .await?;
             Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
         };
-        work.timeout(timeout).await.unwrap_or(Err(SessionError::Deadline(timeout)))
+        dist.within(timeout, work).await.unwrap_or(Err(SessionError::Deadline(timeout)))
     };
     match (result, accepted) {
         (Ok((stream, leftover, _peer)), Some((conn, replaced))) => {

@@ -89,18 +89,15 @@ pub fn collector(node: &Node) -> (Pid, Receiver<Term>) {
 /// forwards every message it receives to the returned channel.
 pub fn forwarder(node: &Node, setup: impl FnOnce(&Process, &Sender<Term>) + Send + 'static) -> (Pid, Receiver<Term>) {
     let (tx, rx) = async_channel::unbounded();
-    let pid = node
-        .spawn(move |mut me| async move {
-            setup(&me, &tx);
-            loop {
-                let msg = me.receive().await;
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
+    let pid = node.spawn(move |mut me| async move {
+        setup(&me, &tx);
+        loop {
+            let msg = me.receive().await;
+            if tx.send(msg).await.is_err() {
+                return;
             }
-        })
-        .pid()
-        .clone();
+        }
+    });
     (pid, rx)
 }
 
@@ -134,8 +131,6 @@ pub fn idle(node: &Node) -> Pid {
             }
         }
     })
-    .pid()
-    .clone()
 }
 
 /// A process on `node` subscribed to every node's ups and downs (`monitor_nodes`), forwarding
@@ -227,7 +222,7 @@ pub mod raw {
         if let Some(flags) = flags {
             config.flags = flags;
         }
-        let mut hs = Handshake::initiator(config, target.self_node(), exporter, rand::random(), Instant::now());
+        let mut hs = Handshake::initiator(config, target.name().clone(), exporter, rand::random(), Instant::now());
         let mut buf = [0u8; 4096];
         loop {
             let out = hs.take_output();

@@ -70,7 +70,7 @@ async fn run() -> i32 {
         }
     }
     let port = node.listen_addr().map(|a| a.port()).unwrap_or(0);
-    println!("READY {} {port}", node.self_node());
+    println!("READY {} {port}", node.name().clone());
     connect_from_env(&node);
 
     let (cmd_tx, cmd_rx) = async_channel::unbounded::<String>();
@@ -105,7 +105,11 @@ fn connect_from_env(node: &Node) {
         std::thread::spawn(move || {
             async_io::block_on(async move {
                 loop {
-                    match node.connect(&peer).await {
+                    let result = match peer.parse::<NodeName>() {
+                        Ok(name) => node.connect(&name).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match result {
                         Ok(()) => return println!("CONNECTED {peer}"),
                         Err(e) => log::info!("connect {peer}: {e}; retrying in 1 s"),
                     }
@@ -128,7 +132,7 @@ impl Commands {
     async fn run(&mut self, words: &[&str]) -> Result<(), String> {
         let node = &self.node;
         match words {
-            ["connect", peer] => match node.connect(peer).await {
+            ["connect", peer] => match connect(node, peer).await {
                 Ok(()) => println!("CONNECTED {peer}"),
                 Err(e) => println!("CONNECT_FAILED {peer} {e}"),
             },
@@ -141,7 +145,7 @@ impl Commands {
             ["ping_pid", pid, ms] => ping_pid_command(node, pid, ms).await?,
             ["spawn", label] => {
                 let owned = label.to_string();
-                let pid = node.spawn(move |me| procs::holder(me, owned)).pid().clone();
+                let pid = node.spawn(move |me| procs::holder(me, owned));
                 println!("SPAWNED {label} {pid}");
                 self.holders.insert(label.to_string(), pid);
             }
@@ -156,7 +160,7 @@ impl Commands {
             ["sink", name] => {
                 let (tx, rx) = async_channel::bounded(1);
                 let owned = name.to_string();
-                let pid = node.spawn(move |me| procs::sink(me, owned, tx)).pid().clone();
+                let pid = node.spawn(move |me| procs::sink(me, owned, tx));
                 match rx.recv().timeout(Duration::from_secs(5)).await {
                     Some(Ok(Ok(()))) => {}
                     Some(Ok(Err(e))) => return Err(format!("cannot register {name}: {e}")),
@@ -175,7 +179,7 @@ impl Commands {
             ["stream", tag, pid, ms] => {
                 let every = Duration::from_millis(ms.parse().map_err(|e| format!("bad interval {ms}: {e}"))?);
                 let (to, tag_owned) = (parse_pid(pid)?, tag.to_string());
-                let stream = node.spawn(move |me| procs::stream(me, tag_owned, to, every)).pid().clone();
+                let stream = node.spawn(move |me| procs::stream(me, tag_owned, to, every));
                 self.streams.insert(tag.to_string(), stream);
                 println!("STREAMING {tag}");
             }
@@ -239,11 +243,21 @@ async fn echo(mut me: Process, ready: Sender<()>) {
     }
 }
 
+/// Connects to `peer`, given as text.
+async fn connect(node: &Node, peer: &str) -> Result<(), String> {
+    let name: NodeName = peer.parse().map_err(|e| format!("{e}"))?;
+    node.connect(&name).await.map_err(|e| e.to_string())
+}
+
 /// Sends `{self, :ping}` to `echo` on `peer` and waits up to 5 s for the answer.
 async fn ping(node: &Node, peer: &str) -> bool {
     let peer = peer.to_owned();
     procs::ask(node, Duration::from_secs(5), move |me| {
-        if let Err(e) = me.send_to("echo", &peer, Term::tuple([Term::Pid(me.pid().clone()), Term::atom("ping")])) {
+        let sent = peer.parse::<NodeName>().map_err(|e| e.to_string()).and_then(|node| {
+            me.send_named_on("echo", &node, Term::tuple([Term::Pid(me.pid().clone()), Term::atom("ping")]))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = sent {
             log::warn!("ping {peer}: {e}");
         }
     })

@@ -37,7 +37,7 @@ pub async fn holder(mut me: Process, label: String) {
                 println!("MONITORING {label} {p}");
             }
             Some([tag, Term::Pid(from), reason]) if tag.is_atom("EXIT") => println!("EXIT {label} {from} {reason}"),
-            Some([tag, _ref, Term::Pid(p), reason]) if tag.is_atom("down") => println!("DOWN {label} {p} {reason}"),
+            Some([tag, _ref, Term::Pid(p), reason]) if tag.is_atom("DOWN") => println!("DOWN {label} {p} {reason}"),
             Some([Term::Pid(from), x]) => me.send(from, x.clone()),
             _ => log::warn!("holder {label}: unexpected {msg}"),
         }
@@ -115,7 +115,7 @@ pub async fn stream(mut me: Process, tag: String, to: Pid, every: Duration) {
             }
             Some(msg) if msg.is_atom("stop") => return println!("STREAM_STOPPED {tag} sent={sent}"),
             Some(msg) => match msg.as_tuple() {
-                Some([kind, Term::Ref(r), _, reason]) if kind.is_atom("down") && *r == watch => {
+                Some([kind, Term::Ref(r), _, reason]) if kind.is_atom("DOWN") && *r == watch => {
                     return println!("STREAM_DOWN {tag} sent={sent} {reason}");
                 }
                 _ => log::warn!("stream {tag}: unexpected {msg}"),

@@ -1,14 +1,16 @@
-//! Timeouts for `receive_timeout` and friends: one shared timer for every waiting process.
+//! The runtime's one timer service: receive timeouts, `sleep`, and `send_after`.
 //!
 //! A process that waits with a timeout usually gets its message long before the deadline, so
 //! arming and disarming a timer must cost next to nothing. An async-io timer per wait does not:
 //! every registration wakes the thread blocked in the reactor (a write to its eventfd and a
-//! context switch), which on the 2-core VM doubled the round trip between two nodes. Here a
-//! wait only inserts its deadline in a shared ordered map under a short lock, and removes it when
+//! context switch), which doubled the round trip between two nodes (README, "Benchmarks"). Here a
+//! timer only inserts its deadline in a shared ordered map under a short lock, and removes it when
 //! it ends; one driver task sleeps until the earliest deadline on a single reactor timer, and is
 //! told to re-arm only when a new deadline is earlier than the one it sleeps for. Processes that
 //! wait with the same timeout add later deadlines each time, so in steady state the driver wakes
-//! once per timeout period, not once per wait.
+//! once per timeout period, not once per wait. A `send_after` timer is an entry in the same map
+//! whose action sends the message; cancelling it removes the entry (and frees the message) at
+//! once.
 //!
 //! The driver runs on the scheduler pool; the map is process-wide, like the pool.
 
@@ -18,6 +20,62 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// What happens when a deadline passes.
+enum Due {
+    /// A waiting future: wake it.
+    Wake(Waker),
+    /// A `send_after` timer: run its action (outside the lock).
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+/// Suspends the calling process (or any async code) for `duration`.
+pub async fn sleep(duration: Duration) {
+    let _ = within(duration, std::future::pending::<()>()).await;
+}
+
+/// Waits until `deadline` (at once if it has passed).
+pub(crate) async fn sleep_until(deadline: Instant) {
+    sleep(deadline.saturating_duration_since(Instant::now())).await
+}
+
+/// A handle on a timer started by [`Node::send_after`](crate::Node::send_after). Dropping it
+/// does not cancel the timer.
+#[derive(Clone, Debug)]
+pub struct TimerRef {
+    key: (Instant, u64),
+}
+
+impl TimerRef {
+    /// Cancels the timer. Returns the time that was left if it had not fired yet, `None` if it
+    /// already fired or was cancelled before (Erlang's `cancel_timer` returning `false`).
+    pub fn cancel(&self) -> Option<Duration> {
+        let entry = table().waiters.remove(&self.key)?;
+        drop(entry);
+        Some(self.key.0.saturating_duration_since(Instant::now()))
+    }
+
+    /// Time left before the timer fires, `None` once it fired or was cancelled.
+    pub fn remaining(&self) -> Option<Duration> {
+        table().waiters.contains_key(&self.key).then(|| self.key.0.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Runs `action` once `delay` has passed, unless the returned timer is cancelled first.
+pub(crate) fn after(delay: Duration, action: impl FnOnce() + Send + 'static) -> TimerRef {
+    // An unrepresentable deadline is as good as never.
+    let at = Instant::now().checked_add(delay).unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
+    let mut table = table();
+    let key = (at, table.next_id);
+    table.next_id += 1;
+    table.waiters.insert(key, Due::Run(Box::new(action)));
+    let wake_driver = table.arm(at);
+    drop(table);
+    if let Some(driver) = wake_driver {
+        driver.wake();
+    }
+    TimerRef { key }
+}
 
 /// Runs `future` until it completes (`Some(output)`) or `timeout` passes (`None`).
 pub(crate) async fn within<F: Future>(timeout: Duration, future: F) -> Option<F::Output> {
@@ -37,14 +95,28 @@ pub(crate) async fn within<F: Future>(timeout: Duration, future: F) -> Option<F:
     .await
 }
 
-/// Deadlines and the wakers of their waiters, in deadline order; and the driver's state.
+/// Deadlines and what is due at each, in deadline order; and the driver's state.
 struct Table {
-    waiters: BTreeMap<(Instant, u64), Waker>,
+    waiters: BTreeMap<(Instant, u64), Due>,
     next_id: u64,
     /// The deadline the driver sleeps until (`None`: it sleeps until told).
     armed: Option<Instant>,
     /// The driver's waker, once it has run.
     driver: Option<Waker>,
+}
+
+impl Table {
+    /// A deadline at `at` was added: the driver must wake earlier than it planned if `at` comes
+    /// first. Returns the driver's waker to call once the lock is released.
+    fn arm(&mut self, at: Instant) -> Option<Waker> {
+        let earlier = self.armed.map_or(true, |armed| at < armed);
+        if earlier {
+            self.armed = Some(at);
+            self.driver.clone()
+        } else {
+            None
+        }
+    }
 }
 
 fn table() -> MutexGuard<'static, Table> {
@@ -80,27 +152,22 @@ impl Future for Deadline {
                         self.key = None;
                         return Poll::Ready(());
                     }
-                    Some(waker) => {
+                    Some(Due::Wake(waker)) => {
                         if !waker.will_wake(cx.waker()) {
                             waker.clone_from(cx.waker());
                         }
                     }
+                    // Keys are never reused, so a wait's key never names an action.
+                    Some(Due::Run(_)) => {}
                 }
                 None
             }
             None => {
                 let key = (at, table.next_id);
                 table.next_id += 1;
-                table.waiters.insert(key, cx.waker().clone());
+                table.waiters.insert(key, Due::Wake(cx.waker().clone()));
                 self.key = Some(key);
-                // The driver must wake earlier than it planned.
-                let earlier = table.armed.map_or(true, |armed| at < armed);
-                if earlier {
-                    table.armed = Some(at);
-                    table.driver.clone()
-                } else {
-                    None
-                }
+                table.arm(at)
             }
         };
         drop(table);
@@ -143,8 +210,11 @@ async fn drive() {
             }
             (due, next)
         };
-        for waker in due.into_values() {
-            waker.wake();
+        for due in due.into_values() {
+            match due {
+                Due::Wake(waker) => waker.wake(),
+                Due::Run(action) => action(),
+            }
         }
         if next != timer_at {
             match next {
@@ -165,6 +235,28 @@ async fn drive() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_send_after_action_runs_once_at_its_deadline_unless_cancelled() {
+        let (tx, rx) = async_channel::unbounded();
+        let started = Instant::now();
+        let fired = after(Duration::from_millis(30), {
+            let tx = tx.clone();
+            move || {
+                let _ = tx.try_send("fired");
+            }
+        });
+        let cancelled = after(Duration::from_millis(20), move || {
+            let _ = tx.try_send("cancelled");
+        });
+        assert!(cancelled.cancel().is_some());
+        assert!(cancelled.cancel().is_none(), "cancelled twice");
+        assert!(fired.remaining().is_some());
+        assert_eq!(run(rx.recv()).unwrap(), "fired");
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert!(fired.remaining().is_none() && fired.cancel().is_none(), "fired timers cannot be cancelled");
+        assert_eq!(run(within(Duration::from_millis(50), rx.recv())), Some(Err(async_channel::RecvError)));
+    }
 
     fn run<T>(f: impl Future<Output = T>) -> T {
         crate::block_on(f)

@@ -59,6 +59,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
+
+use crate::seam::{BoxFuture, Runtime};
+
+pub(crate) mod heap;
 use concurrent_queue::{ConcurrentQueue, PushError};
 
 /// Environment variable that sets the number of scheduler threads.
@@ -135,10 +139,24 @@ fn global() -> &'static Pool {
             log::error!("{err}; using {DEFAULT_SPIN:?}");
             DEFAULT_SPIN
         });
-        crate::heap::tune_once();
+        heap::tune_once();
         log::debug!("scheduler: starting {count} worker threads (spin {spin:?})");
         Pool::with_spin(count, "snow-sched", spin)
     })
+}
+
+/// The scheduler pool as the runtime of a distribution layer ([`Runtime`]): tasks on the pool,
+/// waits on the runtime's timer service.
+pub(crate) struct PoolRuntime;
+
+impl Runtime for PoolRuntime {
+    fn spawn(&self, task: BoxFuture<()>) {
+        drop(spawn(task));
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        Box::pin(crate::timers::sleep_until(deadline))
+    }
 }
 
 /// Runs `future` to completion on the calling thread (which must not be one of the scheduler's
@@ -725,5 +743,4 @@ impl Worker {
 }
 
 #[cfg(test)]
-#[path = "sched_tests.rs"]
 mod tests;

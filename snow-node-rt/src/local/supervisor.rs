@@ -32,9 +32,9 @@ use smol_timeout::TimeoutExt;
 
 use snow_shared::{Pid, Term};
 
-use crate::process::Process;
+use super::node::Spawnable;
+use super::process::Process;
 use crate::reason::{self, IntoExitReason};
-use crate::seam::Spawnable;
 
 /// How a supervisor reacts to a child's exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl Supervisor {
 
     /// Starts the supervisor as a process of `node`, without a parent.
     pub fn start(self, node: &crate::Node) -> Pid {
-        node.spawn(move |me| run(me, self, None)).pid().clone()
+        node.spawn(move |me| run(me, self, None))
     }
 
     /// Starts the supervisor linked to `parent`.

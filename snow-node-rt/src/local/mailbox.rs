@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use snow_shared::Term;
 
-use crate::process::Process;
+use super::process::Process;
 
 /// Consecutive messages a process may take without yielding to the executor, so a process with a
 /// full mailbox cannot starve the others sharing its thread (BEAM uses reductions for this).
@@ -29,20 +29,7 @@ impl Process {
     /// Moves everything in the shared inbox to the private queue; if both are empty, parks the
     /// process (registers `cx`'s waker) and returns `false`.
     fn refill_or_park(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut st = self.shared.lock();
-        if st.inbox.is_empty() {
-            if !st.recv_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.recv_waker = Some(cx.waker().clone());
-            }
-            st.waiting = true;
-            return false;
-        }
-        if self.private.is_empty() {
-            std::mem::swap(&mut st.inbox, &mut self.private);
-        } else {
-            self.private.append(&mut st.inbox);
-        }
-        true
+        self.entry.refill_or_park(&mut self.private, cx.waker())
     }
 
     /// Spends one unit of the fairness budget; `true` means "yield now".
@@ -64,7 +51,7 @@ impl Process {
     /// Like [`receive`](Process::receive), but gives up after `timeout` (`None`). A zero timeout
     /// takes a message only if one is already there (Erlang's `after 0`).
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
-        if let Some(msg) = crate::timeouts::within(timeout, self.receive()).await {
+        if let Some(msg) = crate::timers::within(timeout, self.receive()).await {
             return Some(msg);
         }
         // The timeout only wins if there is really nothing to take (the receive may have been
@@ -86,7 +73,7 @@ impl Process {
     where
         P: FnMut(&Term) -> bool,
     {
-        if let Some(msg) = crate::timeouts::within(timeout, self.receive_match(&mut accept)).await {
+        if let Some(msg) = crate::timers::within(timeout, self.receive_match(&mut accept)).await {
             return Some(msg);
         }
         self.try_receive_match(accept)
@@ -94,10 +81,7 @@ impl Process {
 
     /// Takes the oldest message `accept` returns `true` for, without waiting.
     pub fn try_receive_match(&mut self, accept: impl FnMut(&Term) -> bool) -> Option<Term> {
-        {
-            let mut st = self.shared.lock();
-            self.private.append(&mut st.inbox);
-        }
+        self.entry.refill(&mut self.private);
         let at = self.private.iter().position(accept)?;
         self.private.remove(at)
     }
@@ -105,27 +89,22 @@ impl Process {
     /// Takes the oldest message if there is one, without waiting.
     pub fn try_receive(&mut self) -> Option<Term> {
         if self.private.is_empty() {
-            let mut st = self.shared.lock();
-            std::mem::swap(&mut st.inbox, &mut self.private);
+            self.entry.refill(&mut self.private);
         }
         self.private.pop_front()
     }
 
     /// Number of messages waiting in the mailbox.
     pub fn mailbox_len(&self) -> usize {
-        self.private.len() + self.shared.lock().inbox.len()
+        self.private.len() + self.entry.inbox_len()
     }
 
     /// Removes every message `reject` returns `true` for; returns how many were removed.
     pub(crate) fn remove_matching(&mut self, mut reject: impl FnMut(&Term) -> bool) -> usize {
         let before = self.private.len();
         self.private.retain(|m| !reject(m));
-        let mut removed = before - self.private.len();
-        let mut st = self.shared.lock();
-        let before = st.inbox.len();
-        st.inbox.retain(|m| !reject(m));
-        removed += before - st.inbox.len();
-        removed
+        let removed = before - self.private.len();
+        removed + self.entry.remove_from_inbox(reject)
     }
 }
 
@@ -140,7 +119,7 @@ impl Future for Receive<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Term> {
         let p = &mut *self.get_mut().process;
-        if p.shared.poll_congestion(cx).is_pending() {
+        if p.entry.poll_congestion(cx).is_pending() {
             return Poll::Pending;
         }
         loop {
@@ -174,7 +153,7 @@ impl<P: FnMut(&Term) -> bool> Future for ReceiveMatch<'_, P> {
         // Every field is Unpin (a reference, a counter and the predicate, which is never pinned
         // in place), so the future can be taken apart by value.
         let this = Pin::into_inner(self);
-        if this.process.shared.poll_congestion(cx).is_pending() {
+        if this.process.entry.poll_congestion(cx).is_pending() {
             return Poll::Pending;
         }
         loop {

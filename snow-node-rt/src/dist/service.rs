@@ -1,0 +1,325 @@
+//! The distribution layer as its host sees it: the [`Distribution`] implementation. Every
+//! operation on a pid of another node becomes a control message queued for that node, on the
+//! sending process's lane (per sender-receiver FIFO), connecting on demand; the node-level
+//! operations (connect, node monitors, remote spawn) are here too.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use snow_shared::dist::control::{Control, MonitorTarget, SpawnOpts};
+use snow_shared::dist::Flags;
+use snow_shared::{Atom, NodeName, Pid, Ref, Term};
+
+use super::connection::Pushed;
+use super::core::{lock, sender_lane, Dist, Origin, Peer, SpawnWait};
+use super::mesh;
+use crate::error::{DistError, RemoteSpawnError, TrySendError};
+use crate::seam::{Backpressure, BoxFuture, Distribution, Monitored};
+
+/// The distribution layer of one node: a handle on the driver state.
+pub(crate) struct Service(pub Arc<Dist>);
+
+impl Service {
+    fn runtime_pid(&self) -> Pid {
+        Pid::new(self.0.name.clone(), 0, self.0.creation)
+    }
+
+    /// Queues a signal a process sent.
+    fn signal(&self, node: &NodeName, msg: Control) -> Backpressure {
+        self.0.route(node, &msg, Origin::Signal { by_process: true })
+    }
+
+    /// How long [`Distribution::connect`] waits for an attempt, retries included.
+    fn connect_deadline(&self) -> Duration {
+        let opts = &self.0.opts;
+        (opts.connect_timeout + opts.handshake_timeout) * opts.connect_attempts + Duration::from_secs(5)
+    }
+}
+
+/// How a monitor's target travels: the node is the connection's, only the pid or name goes.
+fn wire_target(target: &Monitored) -> MonitorTarget {
+    match target {
+        Monitored::Pid(pid) => MonitorTarget::Pid(pid.clone()),
+        Monitored::Name { name, .. } => MonitorTarget::Name(name.clone()),
+    }
+}
+
+fn nodedown(node: &NodeName) -> Term {
+    Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())])
+}
+
+impl Distribution for Service {
+    fn send(&self, from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure {
+        // Encoded from the borrowed parts: no `Control`, no pid clones on the hot path.
+        let runtime;
+        let (from, origin) = match from {
+            Some(pid) => (pid, Origin::Process),
+            None => {
+                runtime = self.runtime_pid();
+                (&runtime, Origin::Runtime)
+            }
+        };
+        self.0.route_frame(to.node(), sender_lane(from), Control::send_to_bytes(from, to, &msg), origin)
+    }
+
+    fn send_named(&self, from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) -> Backpressure {
+        let origin = if from.is_some() { Origin::Process } else { Origin::Runtime };
+        let from = from.cloned().unwrap_or_else(|| self.runtime_pid());
+        self.0.route(node, &Control::RegSend { from, name: name.clone(), msg }, origin)
+    }
+
+    fn try_send(&self, from: &Pid, to: &Pid, msg: Term) -> Result<(), TrySendError> {
+        let dist = &self.0;
+        let node = to.node();
+        let (busy, up) = match lock(&dist.peers).get(node) {
+            Some(Peer::Up(conn)) => (false, Some(conn.clone())),
+            Some(Peer::Connecting(p)) => (p.bytes >= dist.opts.byte_budget, None),
+            None => (false, None),
+        };
+        if busy {
+            return Err(TrySendError::Busy { node: node.clone(), msg });
+        }
+        let Some(conn) = up else {
+            // Connecting, or not yet: queued like any send (under the budget, so no backpressure).
+            let _ = self.send(Some(from), to, msg);
+            return Ok(());
+        };
+        // The connection is in hand: queue on it unless its queue is at the budget (one lock
+        // for the check and the push). A closed connection drops the frame, as `send` would.
+        let bytes = Control::send_to_bytes(from, to, &msg);
+        match conn.push(sender_lane(from), bytes, Some(dist.opts.byte_budget)) {
+            Pushed::AtCeiling(_) => Err(TrySendError::Busy { node: node.clone(), msg }),
+            Pushed::Clear | Pushed::OverBudget | Pushed::Closed => Ok(()),
+        }
+    }
+
+    fn poll_room(&self, node: &NodeName, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_room(node, cx)
+    }
+
+    fn link(&self, from: &Pid, to: &Pid) -> Backpressure {
+        self.signal(to.node(), Control::Link { from: from.clone(), to: to.clone() })
+    }
+
+    fn unlink(&self, from: &Pid, to: &Pid) -> Backpressure {
+        self.signal(to.node(), Control::Unlink { from: from.clone(), to: to.clone() })
+    }
+
+    fn exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure {
+        let (from, to) = (from.clone(), to.clone());
+        let node = to.node().clone();
+        let msg = if linked { Control::Exit { from, to, reason } } else { Control::Exit2 { from, to, reason } };
+        self.signal(&node, msg)
+    }
+
+    fn monitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure {
+        let msg = Control::Monitor { from: watcher.clone(), target: wire_target(target), reference: reference.clone() };
+        self.signal(target.node(), msg)
+    }
+
+    fn demonitor(&self, watcher: &Pid, target: &Monitored, reference: &Ref) -> Backpressure {
+        let msg =
+            Control::Demonitor { from: watcher.clone(), target: wire_target(target), reference: reference.clone() };
+        self.signal(target.node(), msg)
+    }
+
+    fn down(&self, target: &Pid, watcher: &Pid, reference: &Ref, reason: Term) {
+        let msg = Control::MonitorExit {
+            from: MonitorTarget::Pid(target.clone()),
+            to: watcher.clone(),
+            reference: reference.clone(),
+            reason,
+        };
+        let _ = self.0.route(watcher.node(), &msg, Origin::Signal { by_process: false });
+    }
+
+    fn process_exited(&self, pid: &Pid) {
+        self.0.process_exited(pid);
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.0.closing.load(Ordering::Relaxed)
+    }
+
+    fn nodes(&self) -> Vec<NodeName> {
+        self.0.connected()
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.0.listen_addr
+    }
+
+    fn ticktime(&self) -> Duration {
+        self.0.opts.ticktime
+    }
+
+    fn connect(&self, node: &NodeName) -> BoxFuture<Result<(), DistError>> {
+        let dist = self.0.clone();
+        let node = node.clone();
+        let deadline = self.connect_deadline();
+        Box::pin(async move {
+            if node == dist.name {
+                return Ok(());
+            }
+            let Some(rx) = mesh::ensure(&dist, &node, false, true) else { return Err(DistError::NotDistributed) };
+            match dist.within(deadline, rx.recv()).await {
+                Some(Ok(result)) => result,
+                Some(Err(_)) => Err(DistError::ConnectionLost(node)),
+                None => Err(DistError::Timeout(node)),
+            }
+        })
+    }
+
+    fn disconnect(&self, node: &NodeName) -> bool {
+        match self.0.conn(node) {
+            Some(conn) => {
+                self.0.connection_down(&conn, "disconnected by this node");
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        let dist = self.0.clone();
+        Box::pin(async move {
+            dist.shutdown();
+            // The listener and the snow-epmd keeper each report once when they stop.
+            for _ in 0..2 {
+                if dist.within(Duration::from_secs(5), dist.tasks_done.1.recv()).await.is_none() {
+                    log::warn!("{}: a distribution task did not stop within 5 s", dist.name);
+                    break;
+                }
+            }
+            log::info!("{}: distribution stopped", dist.name);
+        })
+    }
+
+    fn monitor_node(&self, watcher: &Pid, node: &NodeName) {
+        let dist = &self.0;
+        if node == &dist.name {
+            return;
+        }
+        let Some(host) = dist.host() else { return };
+        if dist.closing.load(Ordering::Relaxed) {
+            host.deliver_message(watcher, nodedown(node));
+            return;
+        }
+        if !host.notify_exit(watcher) {
+            return;
+        }
+        lock(&dist.watch).once.entry(node.clone()).or_default().push(watcher.clone());
+        mesh::ensure(dist, node, true, false);
+    }
+
+    fn demonitor_node(&self, watcher: &Pid, node: &NodeName) -> bool {
+        let mut watch = lock(&self.0.watch);
+        let Some(list) = watch.once.get_mut(node) else { return false };
+        let Some(at) = list.iter().position(|p| p == watcher) else { return false };
+        list.remove(at);
+        if list.is_empty() {
+            watch.once.remove(node);
+        }
+        true
+    }
+
+    fn monitor_nodes(&self, watcher: &Pid, on: bool) {
+        if !on {
+            lock(&self.0.watch).all.remove(watcher);
+            return;
+        }
+        if self.0.host().is_some_and(|host| host.notify_exit(watcher)) {
+            lock(&self.0.watch).all.insert(watcher.clone());
+        }
+    }
+
+    fn spawn_request(
+        &self,
+        from: &Pid,
+        node: &NodeName,
+        function: &Atom,
+        args: Vec<Term>,
+        link: bool,
+        monitor: bool,
+    ) -> BoxFuture<Result<(Pid, Ref), RemoteSpawnError>> {
+        let dist = self.0.clone();
+        let connect = self.connect(node);
+        let (from, node, function) = (from.clone(), node.clone(), function.clone());
+        Box::pin(async move {
+            connect.await?;
+            let flags = dist.conn(&node).map(|c| c.flags).ok_or_else(|| DistError::ConnectionLost(node.clone()))?;
+            if !flags.contains(Flags::SPAWN) {
+                return Err(RemoteSpawnError::Unsupported(node));
+            }
+            let host = dist.host().ok_or(DistError::ShuttingDown)?;
+            if !host.notify_exit(&from) {
+                return Err(DistError::ShuttingDown.into());
+            }
+            let reference = host.make_ref();
+            let (tx, rx) = async_channel::bounded(1);
+            let wait =
+                SpawnWait { node: node.clone(), requester: from.clone(), link, monitor, reply: tx, abandoned: false };
+            lock(&dist.spawns).insert(reference.clone(), wait);
+            let req = Control::SpawnReq {
+                reference: reference.clone(),
+                from,
+                function: function.clone(),
+                args,
+                opts: SpawnOpts { link, monitor },
+            };
+            // The requester waits for the reply right here: no need to suspend it for the queue.
+            let _ = dist.route(&node, &req, Origin::Signal { by_process: false });
+            let outcome = dist.within(dist.opts.handshake_timeout + dist.opts.ticktime, rx.recv()).await;
+            if outcome.is_none() {
+                // A reply that comes later undoes the link or monitor it would have made.
+                if let Some(wait) = lock(&dist.spawns).get_mut(&reference) {
+                    wait.abandoned = true;
+                }
+            }
+            match outcome {
+                Some(Ok(Ok(pid))) => Ok((pid, reference)),
+                Some(Ok(Err(reason))) if reason.is_atom("noconnection") => Err(DistError::ConnectionLost(node).into()),
+                Some(Ok(Err(reason))) => {
+                    Err(RemoteSpawnError::Refused { node, function: function.as_str().to_owned(), reason })
+                }
+                Some(Err(_)) => Err(DistError::ConnectionLost(node).into()),
+                None => Err(DistError::Timeout(node).into()),
+            }
+        })
+    }
+
+    fn table_sizes(&self) -> Vec<(&'static str, usize)> {
+        let dist = &self.0;
+        let (peers, connecting, queued_frames) = {
+            let peers = lock(&dist.peers);
+            let pending = peers.values().filter_map(|p| match p {
+                Peer::Connecting(pending) => Some(pending.queue.len()),
+                Peer::Up(_) => None,
+            });
+            let (connecting, queued) = pending.fold((0, 0), |(n, q), len| (n + 1, q + len));
+            (peers.len(), connecting, queued)
+        };
+        let backoff = lock(&dist.backoff).len();
+        let node_watches = {
+            let watch = lock(&dist.watch);
+            watch.once.values().map(Vec::len).sum::<usize>() + watch.all.len()
+        };
+        let remote_spawns = lock(&dist.spawns).len();
+        vec![
+            ("peers", peers),
+            ("connecting", connecting),
+            ("queued_frames", queued_frames),
+            ("backoff", backoff),
+            ("pending_handshakes", dist.pending_handshakes.load(Ordering::Relaxed)),
+            ("node_watches", node_watches),
+            ("remote_spawns", remote_spawns),
+        ]
+    }
+
+    fn send_queue_high_water(&self, node: &NodeName) -> Option<usize> {
+        self.0.conn(node).map(|conn| conn.queue_high_water())
+    }
+}

@@ -1,0 +1,27 @@
+//! The local process layer: BEAM-style processes on this crate's scheduler, and this layer as the
+//! [`Host`](crate::seam::Host) of the distribution layer (ARCHITECTURE.md).
+//!
+//! - [`node`]: [`Node`], the runtime value, and what a program calls on it.
+//! - [`process`] / [`mailbox`]: [`Process`], the handle a process body gets.
+//! - `entry`: one process's state, owned there (private fields, named operations).
+//! - `table`: the live processes of a node, pid and reference numbers.
+//! - `lifecycle`: a process's task, from its first poll to the exit procedure.
+//! - `signals`: how one process's action reaches another, here or on another node.
+//! - `registry`: local names.
+//! - `host`: this layer as the distribution layer's host.
+//! - [`supervisor`]: OTP-style supervisors.
+
+mod entry;
+mod host;
+mod lifecycle;
+pub(crate) mod mailbox;
+pub(crate) mod node;
+pub(crate) mod process;
+mod registry;
+mod signals;
+pub mod supervisor;
+mod table;
+
+pub use mailbox::{Receive, ReceiveMatch};
+pub use node::{Node, Spawnable};
+pub use process::{yield_now, Process};

@@ -1,0 +1,339 @@
+//! [`Node`]: the runtime of one node, and the operations a program calls on it from outside any
+//! process (spawn, send, names, timers, and, when the node is distributed, its connections).
+//!
+//! Several `Node`s can live in one OS process (tests run whole clusters in-process); nothing in
+//! the runtime is a hidden global but the scheduler pool they share.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use snow_shared::{Atom, NodeName, Pid, Ref, Term};
+
+use super::lifecycle;
+use super::process::Process;
+use super::registry::Registry;
+use super::table::ProcessTable;
+use crate::error::{DistError, RegisterError, SendError, UnregisterError};
+use crate::reason::IntoExitReason;
+use crate::seam::{Distribution, Host};
+use crate::timers::{self, TimerRef};
+
+/// A function other nodes may spawn by name (the allow-list of remote spawn): it gets the new
+/// process and the spawn arguments.
+pub type Spawnable =
+    Arc<dyn Fn(Process, Term) -> Pin<Box<dyn Future<Output = Term> + Send + 'static>> + Send + Sync + 'static>;
+
+/// What a node handle shares: its processes, names, allow-list and distribution.
+pub(crate) struct NodeInner {
+    /// This value's own `Arc`, to hand out [`Node`] handles from `&NodeInner` (the [`Host`]
+    /// implementation spawns processes, whose handle needs one).
+    me: Weak<NodeInner>,
+    pub table: ProcessTable,
+    pub registry: Registry,
+    spawnables: RwLock<HashMap<Atom, Spawnable>>,
+    distribution: RwLock<Option<Arc<dyn Distribution>>>,
+}
+
+impl NodeInner {
+    /// A handle on this node.
+    pub fn handle(&self) -> Option<Node> {
+        self.me.upgrade().map(|inner| Node { inner })
+    }
+
+    /// Runs `f` on the distribution layer, if any, under the read lock: no reference count
+    /// changes, for the per-message paths. `f` must be short and must not install or remove it.
+    pub fn with_distribution<T>(&self, f: impl FnOnce(&dyn Distribution) -> T) -> Option<T> {
+        self.distribution.read().unwrap_or_else(PoisonError::into_inner).as_deref().map(f)
+    }
+
+    pub fn distribution(&self) -> Option<Arc<dyn Distribution>> {
+        self.distribution.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn spawnable(&self, function: &Atom) -> Option<Spawnable> {
+        self.spawnables.read().unwrap_or_else(PoisonError::into_inner).get(function).cloned()
+    }
+}
+
+/// A runtime: the processes of one node. Cheap to clone (a shared handle).
+///
+/// A node that is not distributed is [`Node::local`] (`nonode@nohost`, creation 0). A distributed
+/// node is started by [`NodeBuilder`](crate::dist::NodeBuilder) or
+/// [`start_from_env`](crate::dist::start_from_env), which give it its name and creation and
+/// install the distribution layer.
+///
+/// ```
+/// use snow_node_rt::{Node, Term};
+///
+/// let node = Node::local();
+/// let (tx, rx) = async_channel::bounded(1);
+/// let pid = node.spawn(move |mut me| async move {
+///     let greeting = me.receive().await;
+///     let _ = tx.send(greeting).await;
+/// });
+/// node.send(&pid, Term::atom("hello"));
+/// assert_eq!(snow_node_rt::block_on(rx.recv()).unwrap(), Term::atom("hello"));
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({}, creation {})", self.inner.table.name(), self.inner.table.creation())
+    }
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Node {}
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.inner) as usize).hash(state)
+    }
+}
+
+impl Node {
+    /// A runtime that is not distributed: `nonode@nohost`, creation 0.
+    pub fn local() -> Node {
+        Node::new(NodeName::local_only(), 0)
+    }
+
+    /// A runtime for node `name` in its `creation` (README, "Node environment"). Pids it mints
+    /// carry both, so they stay valid when sent to other nodes.
+    pub fn new(name: NodeName, creation: u32) -> Node {
+        let inner = Arc::new_cyclic(|me| NodeInner {
+            me: me.clone(),
+            table: ProcessTable::new(name, creation),
+            registry: Registry::default(),
+            spawnables: RwLock::new(HashMap::new()),
+            distribution: RwLock::new(None),
+        });
+        Node { inner }
+    }
+
+    /// This node's name (Erlang's `node()`); `nonode@nohost` when local-only.
+    pub fn name(&self) -> &NodeName {
+        self.inner.table.name()
+    }
+
+    /// This node's creation.
+    pub fn creation(&self) -> u32 {
+        self.inner.table.creation()
+    }
+
+    /// The node a pid lives on (Erlang's `node(Pid)`).
+    pub fn node_of(pid: &Pid) -> NodeName {
+        pid.node().clone()
+    }
+
+    /// This node as the host of its processes, for a distribution layer (weakly: the layer must
+    /// not keep the node alive).
+    pub fn as_host(&self) -> Weak<dyn Host> {
+        let weak: Weak<NodeInner> = Arc::downgrade(&self.inner);
+        weak
+    }
+
+    /// The pid standing for "the runtime itself": the sender of signals and messages that code
+    /// outside any process sends through [`Node::send`] or [`Node::exit`]. No process has it, so
+    /// it is never alive.
+    pub fn runtime_pid(&self) -> Pid {
+        Pid::new(self.name().clone(), 0, self.creation())
+    }
+
+    /// A fresh reference (Erlang's `make_ref()`): unique on this node for its lifetime, and not
+    /// guessable by other nodes, so a peer cannot forge a reply or a `:DOWN` for a request or
+    /// monitor it was not told about.
+    pub fn make_ref(&self) -> Ref {
+        self.inner.table.make_ref()
+    }
+
+    /// Number of processes currently alive (or exiting) on this node.
+    pub fn process_count(&self) -> usize {
+        self.inner.table.len()
+    }
+
+    /// Whether `pid` is a live process of this node (`false` for remote pids: ask their node).
+    ///
+    /// A process is not alive from the moment an exit is decided for it, even if its task has
+    /// not finished cleaning up, so `exit(pid, :kill)` followed by `is_alive(pid)` gives `false`.
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        self.inner.table.get(pid).is_some_and(|p| p.is_running())
+    }
+
+    /// Whether `pid` belongs to this node and this creation.
+    pub fn is_local(&self, pid: &Pid) -> bool {
+        pid.node() == self.name() && pid.creation() == self.creation()
+    }
+
+    /// Spawns a process running `body`, which gets the handle to its own mailbox, and returns its
+    /// pid (Erlang's `spawn/1`).
+    ///
+    /// The body's output is its exit reason ([`IntoExitReason`]: `()` is `:normal`). A panic in
+    /// the body ends the process with `{:panic, "message"}`; nothing else is affected.
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        lifecycle::start(self, self.inner.table.prepare(), body)
+    }
+
+    /// Sends `msg` to `pid` from outside any process (the sender is [`Node::runtime_pid`]).
+    /// Never blocks; a dead pid makes it a no-op. Never refused on a congested connection
+    /// (README, "Guarantees").
+    pub fn send(&self, pid: &Pid, msg: Term) {
+        let _ = super::signals::send(&self.inner, None, pid, msg);
+    }
+
+    /// Sends `msg` to the process registered as `name` on this node, from outside any process.
+    pub fn send_named(&self, name: &str, msg: Term) -> Result<(), SendError> {
+        let pid = self.whereis(name).ok_or_else(|| SendError::NotRegistered(name.to_owned()))?;
+        self.send(&pid, msg);
+        Ok(())
+    }
+
+    /// Sends an exit signal to `pid` from outside any process (the sender is
+    /// [`Node::runtime_pid`]); see [`Process::send_exit`] for what the target does with it.
+    pub fn exit(&self, pid: &Pid, reason: Term) {
+        let _ = super::signals::exit(&self.inner, &self.runtime_pid(), pid, reason, false);
+    }
+
+    /// Registers `pid` (a live process of this node) as `name` (Erlang's `register/2`).
+    ///
+    /// Fails if the name is taken by a live process, if the process already has a name, or if
+    /// it is not alive. A process that is exiting but not yet gone counts as alive, as in BEAM
+    /// before the exit signal is handled.
+    pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {
+        self.inner.registry.register(&self.inner.table, name, pid)
+    }
+
+    /// Removes the name; the process keeps running (Erlang's `unregister/1`).
+    pub fn unregister(&self, name: &str) -> Result<(), UnregisterError> {
+        self.inner.registry.unregister(&self.inner.table, name)
+    }
+
+    /// The live process registered as `name`, if any (Erlang's `whereis/1`).
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.inner.registry.whereis(&self.inner.table, name)
+    }
+
+    /// All registered names, sorted (Erlang's `registered/0`).
+    pub fn registered(&self) -> Vec<Atom> {
+        self.inner.registry.names()
+    }
+
+    /// Sends `msg` to `to` after `delay`, unless the timer is cancelled first (Erlang's
+    /// `erlang:send_after/3`). As in BEAM, if `to` has exited by then the message goes nowhere.
+    pub fn send_after(&self, to: &Pid, delay: Duration, msg: Term) -> TimerRef {
+        let node = Arc::downgrade(&self.inner);
+        let to = to.clone();
+        timers::after(delay, move || {
+            if let Some(node) = node.upgrade() {
+                let _ = super::signals::send(&node, None, &to, msg);
+            }
+        })
+    }
+
+    /// Allows other nodes to spawn `function` by `name` (remote spawn runs only allow-listed
+    /// functions; closures never cross the wire). Registering a name again replaces it.
+    pub fn register_spawnable<F, Fut>(&self, name: &str, function: F)
+    where
+        F: Fn(Process, Term) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Term> + Send + 'static,
+    {
+        let boxed: Spawnable = Arc::new(move |p, args| Box::pin(function(p, args)));
+        self.inner.spawnables.write().unwrap_or_else(PoisonError::into_inner).insert(Atom::new(name), boxed);
+    }
+
+    /// For tests: how many links, monitors on it, and monitors it holds the live local process
+    /// `pid` has (`None` if it is not one). Not a stable API.
+    #[doc(hidden)]
+    pub fn relation_counts(&self, pid: &Pid) -> Option<(usize, usize, usize)> {
+        self.inner.table.get(pid).map(|p| p.relation_counts())
+    }
+
+    // ---- distribution ----------------------------------------------------------------------
+
+    /// Installs the distribution layer. Operations on pids of other nodes go through it; without
+    /// one they behave as if sent to a dead process. The distribution starters call this.
+    pub fn set_distribution(&self, distribution: Arc<dyn Distribution>) {
+        *self.inner.distribution.write().unwrap_or_else(PoisonError::into_inner) = Some(distribution);
+    }
+
+    fn dist(&self) -> Result<Arc<dyn Distribution>, DistError> {
+        self.inner.distribution().ok_or(DistError::NotDistributed)
+    }
+
+    /// Whether this node is distributed (Erlang's `is_alive()`): started with a name, registered
+    /// with snow-epmd and not shut down.
+    #[doc(alias = "is_alive")]
+    pub fn is_distributed(&self) -> bool {
+        self.inner.with_distribution(|d| d.is_alive()).unwrap_or(false)
+    }
+
+    /// The nodes this node has a connection up with, sorted (Erlang's `nodes()`).
+    pub fn nodes(&self) -> Vec<NodeName> {
+        self.inner.with_distribution(|d| d.nodes()).unwrap_or_default()
+    }
+
+    /// The address the distribution listener is bound to; `None` when local-only.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.with_distribution(|d| d.listen_addr())
+    }
+
+    /// Connects to `node` now, waiting until the connection is up or has failed (Erlang's
+    /// `net_kernel:connect_node/1`). Already connected: `Ok` at once. Connecting to this node
+    /// itself is `Ok` too, as `connect_node(node())` is `true` in Erlang. Unlike on-demand
+    /// connects, this dials even if the node is in its backoff period.
+    pub async fn connect(&self, node: &NodeName) -> Result<(), DistError> {
+        let dist = self.dist()?;
+        if node == self.name() {
+            return Ok(());
+        }
+        dist.connect(node).await
+    }
+
+    /// Closes the connection to `node` (Erlang's `disconnect_node/1`): links and monitors across
+    /// it fire `:noconnection`, node monitors get `{:nodedown, node}`. `Ok(false)` if there was no
+    /// connection. A later send to that node connects again.
+    pub fn disconnect(&self, node: &NodeName) -> Result<bool, DistError> {
+        Ok(self.dist()?.disconnect(node))
+    }
+
+    /// Stops distribution: the listener closes, every connection is closed (links and monitors
+    /// across them fire `:noconnection`), the node unregisters from snow-epmd, and remote pids
+    /// behave as dead from then on. Local processes keep running. Idempotent.
+    pub async fn shutdown(&self) {
+        let dist = self.inner.distribution.write().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(dist) = dist {
+            dist.shutdown().await;
+        }
+    }
+
+    /// For tests: the sizes of the distribution driver's tables, by name (empty when local-only).
+    /// Tests compare them before and after failures to show nothing is left behind. Not a stable
+    /// API.
+    #[doc(hidden)]
+    pub fn dist_table_sizes(&self) -> Vec<(&'static str, usize)> {
+        self.inner.with_distribution(|d| d.table_sizes()).unwrap_or_default()
+    }
+
+    /// For tests and benchmarks: the most bytes the send queue of the connection to `node` ever
+    /// held, while that connection is up. Not a stable API.
+    #[doc(hidden)]
+    pub fn send_queue_high_water(&self, node: &NodeName) -> Option<usize> {
+        self.inner.with_distribution(|d| d.send_queue_high_water(node))?
+    }
+}

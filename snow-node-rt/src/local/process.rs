@@ -1,0 +1,360 @@
+//! [`Process`]: the handle a process body gets to its own mailbox and to the runtime, with every
+//! operation only a process can do (receiving is in `mailbox.rs`).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use smol_timeout::TimeoutExt;
+use snow_shared::{Atom, NodeName, Pid, Ref, Term};
+
+use super::entry::ProcessEntry;
+use super::node::Node;
+use super::signals;
+use crate::error::{DistError, LinkError, RegisterError, RemoteSpawnError, SendError, TrySendError};
+use crate::reason::IntoExitReason;
+use crate::seam::Monitored;
+use crate::timers::TimerRef;
+
+/// A running process's view of itself: its mailbox, its pid, and the operations only a process
+/// can do (link, monitor, trap exits, receive).
+///
+/// The body of every process receives its `Process` by value. It is not `Clone`: a mailbox has
+/// exactly one reader. Operations that only send (`send`, `send_exit`, `link`...) take `&self`;
+/// receiving takes `&mut self`.
+///
+/// Erlang equivalents: `self()` = [`pid`](Process::pid), `!` = [`send`](Process::send),
+/// `exit/1` = [`exit`](Process::exit), `exit/2` = [`send_exit`](Process::send_exit),
+/// `process_flag(trap_exit, B)` = [`trap_exit`](Process::trap_exit), `make_ref()` =
+/// [`make_ref`](Process::make_ref).
+pub struct Process {
+    pub(crate) node: Node,
+    pub(crate) entry: Arc<ProcessEntry>,
+    pub(crate) private: VecDeque<Term>,
+    pub(crate) budget: u32,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Process({})", self.entry.pid())
+    }
+}
+
+impl Process {
+    pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>) -> Process {
+        Process { node, entry, private: VecDeque::new(), budget: super::mailbox::BUDGET }
+    }
+
+    /// This process's pid (`self()`).
+    pub fn pid(&self) -> &Pid {
+        self.entry.pid()
+    }
+
+    /// The runtime this process runs on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// A fresh reference (Erlang's `make_ref()`), e.g. to tag a request and match its reply.
+    pub fn make_ref(&self) -> Ref {
+        self.node.make_ref()
+    }
+
+    /// Sends `msg` to `to`. Never blocks; sending to a dead pid does nothing (as in BEAM).
+    /// Messages from one process to another arrive in the order they were sent.
+    ///
+    /// A message to another node is never dropped while the connection is up. If the connection's
+    /// queue is over its budget, this process is suspended at its next `.await` until the queue
+    /// has drained (as Erlang suspends a process sending to a busy distribution port); a process
+    /// that goes on sending without awaiting until the queue reaches its hard ceiling exits with
+    /// `{:send_queue_overflow, node}` (README, "Guarantees").
+    pub fn send(&self, to: &Pid, msg: Term) {
+        if self.entry.is_exiting() {
+            return;
+        }
+        self.entry.backpressure(signals::send(&self.node.inner, Some(self.pid()), to, msg));
+    }
+
+    /// Sends `msg` to the process registered as `name` on this node.
+    pub fn send_named(&self, name: &str, msg: Term) -> Result<(), SendError> {
+        let pid = self.node.whereis(name).ok_or_else(|| SendError::NotRegistered(name.to_owned()))?;
+        self.send(&pid, msg);
+        Ok(())
+    }
+
+    /// Sends `msg` to the process registered as `name` on `node` (Erlang's `{Name, Node} ! Msg`).
+    /// On this node it is [`send_named`](Process::send_named), with its error. For another node
+    /// the message goes through the distribution layer and, as in Erlang, never fails here: if
+    /// nobody has the name there it is dropped there (monitor the name with
+    /// [`monitor_name`](Process::monitor_name) to learn whether it exists). A node that is not
+    /// distributed gives [`SendError::NotDistributed`].
+    pub fn send_named_on(&self, name: &str, node: &NodeName, msg: Term) -> Result<(), SendError> {
+        if node == self.node.name() {
+            return self.send_named(name, msg);
+        }
+        let Some(dist) = self.node.inner.distribution() else { return Err(SendError::NotDistributed) };
+        if !self.entry.is_exiting() {
+            self.entry.backpressure(dist.send_named(Some(self.pid()), node, &Atom::new(name), msg));
+        }
+        Ok(())
+    }
+
+    /// Sends `msg` to `to`, waiting first while the connection to `to`'s node is over its byte
+    /// budget (backpressure for bulk senders). For local pids it is [`Process::send`]. A message
+    /// to a node that cannot be reached is dropped, as with `send`.
+    ///
+    /// [`Process::send`] never waits in the call: over the budget it still queues and suspends
+    /// the process at its next `.await`. This method waits before queueing, so the queue never
+    /// grows past the budget by more than one message, whatever the process does between sends.
+    pub async fn send_async(&self, to: &Pid, msg: Term) {
+        let mut msg = msg;
+        loop {
+            match self.try_send(to, msg) {
+                Ok(()) => return,
+                Err(TrySendError::Busy { msg: back, node }) => {
+                    msg = back;
+                    let Some(dist) = self.node.inner.distribution() else { return };
+                    // Bounded: the writer drains the queue, or the connection is closed when its
+                    // writes have stalled for a ticktime, which also ends the wait.
+                    let waited = std::future::poll_fn(|cx| dist.poll_room(&node, cx)).timeout(dist.ticktime()).await;
+                    if waited.is_none() {
+                        // Still busy after a whole ticktime: queue it anyway, with `send`'s rules.
+                        self.send(to, msg);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `msg` to `to` unless the connection to `to`'s node is over its byte budget, in which
+    /// case the message comes back in [`TrySendError::Busy`]. Local pids never give `Busy`.
+    pub fn try_send(&self, to: &Pid, msg: Term) -> Result<(), TrySendError> {
+        if to.node() == self.node.name() || self.entry.is_exiting() {
+            self.send(to, msg);
+            return Ok(());
+        }
+        match self.node.inner.distribution() {
+            Some(dist) => dist.try_send(self.pid(), to, msg),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends an exit signal with `reason` to `to` (Erlang's `exit/2`). What the target does
+    /// follows Erlang's rules: `:kill` kills it even if it traps exits (it then exits with
+    /// `:killed`); `:normal` is ignored unless `to` is this process; a trapping target gets
+    /// `{:EXIT, self, reason}`; any other reason makes it exit with that reason.
+    pub fn send_exit(&self, to: &Pid, reason: Term) {
+        if self.entry.is_exiting() {
+            return;
+        }
+        self.entry.backpressure(signals::exit(&self.node.inner, self.pid(), to, reason, false));
+    }
+
+    /// Ends this process with `reason` (Erlang's `exit/1`). The returned future never completes:
+    /// the process stops at this `.await`.
+    pub fn exit(&self, reason: Term) -> impl Future<Output = ()> + Send + 'static {
+        self.entry.exit_with(reason);
+        // The task's exit watch was woken by `exit_with` and is polled before the body.
+        std::future::poll_fn(|_| Poll::<()>::Pending)
+    }
+
+    /// Sets whether exit signals become `{:EXIT, from, reason}` messages instead of killing this
+    /// process (except the untrappable `:kill`). Returns the previous setting.
+    pub fn trap_exit(&self, on: bool) -> bool {
+        self.entry.set_trap_exit(on)
+    }
+
+    /// Links this process with `to`: when either exits, the other gets an exit signal.
+    ///
+    /// Linking to a process that does not exist (dead, stale creation, or a remote node without
+    /// distribution) behaves as in Erlang: a process trapping exits gets `{:EXIT, to, :noproc}`
+    /// and `Ok(())`; otherwise the call fails with [`LinkError::NoProc`], the counterpart of
+    /// Erlang raising `noproc`. Linking twice or to itself does nothing.
+    pub fn link(&self, to: &Pid) -> Result<(), LinkError> {
+        if signals::link(&self.node.inner, &self.entry, to) || self.entry.link_failed(to) {
+            Ok(())
+        } else {
+            Err(LinkError::NoProc(to.clone()))
+        }
+    }
+
+    /// Removes the link with `to`, if any. After it returns, no exit signal from that link
+    /// reaches this process (one already turned into an `{:EXIT, ..}` message stays in the
+    /// mailbox, as in Erlang).
+    pub fn unlink(&self, to: &Pid) {
+        signals::unlink(&self.node.inner, &self.entry, to);
+    }
+
+    /// Monitors `target`: when it exits this process gets `{:DOWN, ref, target, reason}`. Each
+    /// call makes a new, independent monitor. A target that does not exist gives an immediate
+    /// `{:DOWN, ref, target, :noproc}`.
+    pub fn monitor(&self, target: &Pid) -> Ref {
+        signals::monitor(&self.node.inner, &self.entry, Monitored::Pid(target.clone()))
+    }
+
+    /// Monitors the process registered as `name` on `node` (Erlang's
+    /// `monitor(process, {Name, Node})`; `node` may be this node). The name is resolved once, by
+    /// the node that holds it, when the monitor is set up; when that process exits this process
+    /// gets `{:DOWN, ref, {name, node}, reason}`. No process under that name gives an immediate
+    /// `{:DOWN, ref, {name, node}, :noproc}`, a lost connection `:noconnection`.
+    pub fn monitor_name(&self, name: &str, node: &NodeName) -> Ref {
+        let target = Monitored::Name { name: Atom::new(name), node: node.clone() };
+        signals::monitor(&self.node.inner, &self.entry, target)
+    }
+
+    /// Cancels a monitor. Returns `true` if it was still active (no `:DOWN` was delivered).
+    /// With `flush`, a `:DOWN` message of this monitor already in the mailbox is removed too,
+    /// so after `demonitor(r, true)` no message about `r` is ever seen.
+    pub fn demonitor(&mut self, reference: &Ref, flush: bool) -> bool {
+        let active = match self.entry.take_monitoring(reference) {
+            Some(monitoring) => {
+                let verdict = signals::forget_watcher(&self.node.inner, self.pid(), &monitoring, reference);
+                self.entry.backpressure(verdict);
+                true
+            }
+            None => false,
+        };
+        if flush && !active {
+            self.remove_matching(|m| is_down_for(m, reference));
+        }
+        active
+    }
+
+    /// Watches `node` (Erlang's `monitor_node(Node, true)`): this process gets one
+    /// `{:nodedown, node}` when the connection to it is lost, or at once if it cannot be connected
+    /// (the call starts a connection if there is none) or this node is not distributed. Each call
+    /// adds one watch; the watches of a process that exits are dropped.
+    pub fn monitor_node(&self, node: &NodeName) {
+        match self.node.inner.distribution() {
+            Some(dist) => dist.monitor_node(self.pid(), node),
+            None => self.entry.deliver(Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())])),
+        }
+    }
+
+    /// Removes one watch made by [`Process::monitor_node`]. Returns whether there was one.
+    pub fn demonitor_node(&self, node: &NodeName) -> bool {
+        self.node.inner.distribution().is_some_and(|dist| dist.demonitor_node(self.pid(), node))
+    }
+
+    /// Subscribes this process to every node's ups and downs (Erlang's
+    /// `net_kernel:monitor_nodes(true)`): `{:nodeup, node}` when a connection comes up (before
+    /// anything that node sends on it), `{:nodedown, node}` when one is lost (after everything it
+    /// delivered), until called again with `false` or the process exits.
+    pub fn monitor_nodes(&self, on: bool) {
+        if let Some(dist) = self.node.inner.distribution() {
+            dist.monitor_nodes(self.pid(), on);
+        }
+    }
+
+    /// Spawns the function `function` that `node` registered with
+    /// [`Node::register_spawnable`], with `args`, and returns the new pid (Erlang's
+    /// `spawn(Node, M, F, A)` restricted to an allow-list; closures never cross the wire).
+    pub async fn spawn_remote(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+    ) -> Result<Pid, RemoteSpawnError> {
+        self.spawn_request(node, function, args, false, false).await.map(|(pid, _)| pid)
+    }
+
+    /// [`Process::spawn_remote`] with a link between this process and the new one, made before
+    /// the new process runs (Erlang's `spawn_link/4`): an exit of either reaches the other, also
+    /// one at the very start of the child.
+    pub async fn spawn_link_remote(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+    ) -> Result<Pid, RemoteSpawnError> {
+        self.spawn_request(node, function, args, true, false).await.map(|(pid, _)| pid)
+    }
+
+    /// [`Process::spawn_remote`] with a monitor on the new process, set up before it runs
+    /// (Erlang's `spawn_monitor/4`): `{:DOWN, ref, pid, reason}` arrives when it exits, with its
+    /// real reason even if it exits at once, or `:noconnection` if its node is lost.
+    pub async fn spawn_monitor_remote(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+    ) -> Result<(Pid, Ref), RemoteSpawnError> {
+        self.spawn_request(node, function, args, false, true).await
+    }
+
+    async fn spawn_request(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+        link: bool,
+        monitor: bool,
+    ) -> Result<(Pid, Ref), RemoteSpawnError> {
+        let dist = self.node.inner.distribution().ok_or(DistError::NotDistributed)?;
+        dist.spawn_request(self.pid(), node, &Atom::new(function), args, link, monitor).await
+    }
+
+    /// Spawns a process (see [`Node::spawn`]).
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        self.node.spawn(body)
+    }
+
+    /// Spawns a process linked to this one; the link exists before the new process runs.
+    pub fn spawn_link<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        let child = self.node.inner.table.prepare();
+        signals::prelink(&self.entry, &child);
+        super::lifecycle::start(&self.node, child, body)
+    }
+
+    /// Spawns a process monitored by this one; the monitor exists before the new process runs.
+    pub fn spawn_monitor<F, Fut>(&self, body: F) -> (Pid, Ref)
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        let child = self.node.inner.table.prepare();
+        let reference = signals::premonitor(&self.node.inner, &self.entry, &child);
+        (super::lifecycle::start(&self.node, child, body), reference)
+    }
+
+    /// Registers this process under `name` (see [`Node::register`]).
+    pub fn register(&self, name: &str) -> Result<(), RegisterError> {
+        self.node.register(name, self.pid())
+    }
+
+    /// Sends `msg` to `to` after `delay` (see [`Node::send_after`]).
+    pub fn send_after(&self, to: &Pid, delay: Duration, msg: Term) -> TimerRef {
+        self.node.send_after(to, delay, msg)
+    }
+
+    /// The registered name of this process, if any.
+    pub fn registered_name(&self) -> Option<Atom> {
+        self.entry.name()
+    }
+}
+
+/// Lets the other processes of this scheduler thread run before this one goes on (Erlang's
+/// `erlang:yield/0`). Like every `.await` it is a suspension point: a process that a congested
+/// connection asked to wait waits here.
+pub async fn yield_now() {
+    futures_lite::future::yield_now().await
+}
+
+/// Whether `msg` is `{:DOWN, reference, _, _}`.
+fn is_down_for(msg: &Term, reference: &Ref) -> bool {
+    matches!(msg.as_tuple(), Some([tag, Term::Ref(r), _, _]) if r == reference && tag.is_atom("DOWN"))
+}
