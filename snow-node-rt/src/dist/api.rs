@@ -90,12 +90,13 @@ impl Node {
             watch.once.values().map(Vec::len).sum::<usize>() + watch.all.len()
         };
         let remote_spawns = lock(&dist.spawns).len();
+        let pending_handshakes = lock(&dist.admission).pending();
         vec![
             ("peers", peers),
             ("connecting", connecting),
             ("queued_frames", queued_frames),
             ("backoff", backoff),
-            ("pending_handshakes", dist.pending_handshakes.load(std::sync::atomic::Ordering::Relaxed)),
+            ("pending_handshakes", pending_handshakes),
             ("node_watches", node_watches),
             ("remote_spawns", remote_spawns),
         ]

@@ -122,7 +122,9 @@ pub mod raw {
     use snow_node_rt::Node;
     use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
     use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, PeerInfo};
+    use snow_shared::dist::tls::TlsMaterial;
     use snow_shared::dist::{tls, Flags};
+    use snow_shared::NodeName;
 
     pub async fn dial(target: &Node, short: &str, cookie: &[u8]) -> Result<TlsStream<TcpStream>, HandshakeError> {
         dial_offering(target, short, cookie, None).await.map(|(stream, _)| stream)
@@ -136,33 +138,75 @@ pub mod raw {
         cookie: &[u8],
         flags: Option<Flags>,
     ) -> Result<(TlsStream<TcpStream>, PeerInfo), HandshakeError> {
+        let name = super::name(short);
+        let peer = Peer { name: &name, cookie, flags, tls: None };
+        match dial_as(target, peer).await {
+            Ok(done) => Ok(done),
+            Err(RawError::Handshake(e)) => Err(e),
+            Err(RawError::Tls(e)) => panic!("TLS with {} failed: {e}", target.self_node()),
+        }
+    }
+
+    /// How a hand-driven peer presents itself.
+    pub struct Peer<'a> {
+        /// The node name it claims in its HELLO.
+        pub name: &'a NodeName,
+        /// The cookie it knows.
+        pub cookie: &'a [u8],
+        /// The capabilities it offers (this build's defaults if `None`).
+        pub flags: Option<Flags>,
+        /// Its certificate, for a node with CA-verified TLS (none: no client certificate).
+        pub tls: Option<&'a TlsMaterial>,
+    }
+
+    /// Why a hand-driven dial failed.
+    #[derive(Debug)]
+    pub enum RawError {
+        /// The node refused the TLS handshake.
+        Tls(std::io::Error),
+        /// The cookie handshake failed.
+        Handshake(HandshakeError),
+    }
+
+    /// TLS (with `peer.tls`' certificate if given) and the cookie handshake with `target` as
+    /// `peer` says; the stream once established.
+    pub async fn dial_as(target: &Node, peer: Peer<'_>) -> Result<(TlsStream<TcpStream>, PeerInfo), RawError> {
         let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
-        let config = tls::client_only_config().unwrap();
-        let mut stream = TlsConnector::from(config).connect(tls::server_name(false, "x"), tcp).await.unwrap();
-        let exporter = tls::exporter(stream.get_ref().1).unwrap();
-        let key =
-            derive_key_with_iterations(&Cookie::from_bytes(cookie).unwrap(), KeyLabel::Distribution, super::ITERATIONS);
-        let mut config = HandshakeConfig::new(super::name(short), 7, key);
-        if let Some(flags) = flags {
+        let ca_verified = peer.tls.is_some_and(TlsMaterial::is_ca_verified);
+        let config = match peer.tls {
+            Some(material) => tls::client_config(material).unwrap(),
+            None => tls::client_only_config().unwrap(),
+        };
+        let server_name = tls::server_name(ca_verified, target.self_node().host_for_connect());
+        let mut stream = TlsConnector::from(config).connect(server_name, tcp).await.map_err(RawError::Tls)?;
+        let binding = tls::channel_binding(stream.get_ref().1, ca_verified).unwrap();
+        let key = derive_key_with_iterations(
+            &Cookie::from_bytes(peer.cookie).unwrap(),
+            KeyLabel::Distribution,
+            super::ITERATIONS,
+        );
+        let mut config = HandshakeConfig::new(peer.name.clone(), 7, key);
+        if let Some(flags) = peer.flags {
             config.flags = flags;
         }
-        let mut hs = Handshake::initiator(config, target.self_node(), exporter, rand::random(), Instant::now());
+        let mut hs = Handshake::initiator(config, target.self_node(), binding, rand::random(), Instant::now());
         let mut buf = [0u8; 4096];
         loop {
             let out = hs.take_output();
-            stream.write_all(&out).await.unwrap();
-            stream.flush().await.unwrap();
+            // A write may fail once the node has closed: the read below reports why.
+            let _ = stream.write_all(&out).await;
+            let _ = stream.flush().await;
             while let Some(ev) = hs.poll_event() {
-                if let HandshakeEvent::Established(peer) = ev {
-                    return Ok((stream, peer));
+                if let HandshakeEvent::Established(info) = ev {
+                    return Ok((stream, info));
                 }
             }
-            hs.result()?;
+            hs.result().map_err(RawError::Handshake)?;
             let n = stream.read(&mut buf).await.unwrap_or(0);
             if n == 0 {
-                hs.feed_eof()?;
+                hs.feed_eof().map_err(RawError::Handshake)?;
             } else {
-                hs.feed(&buf[..n])?;
+                hs.feed(&buf[..n]).map_err(RawError::Handshake)?;
             }
         }
     }
