@@ -139,7 +139,7 @@ pub mod raw {
         flags: Option<Flags>,
     ) -> Result<(TlsStream<TcpStream>, PeerInfo), HandshakeError> {
         let name = super::name(short);
-        let peer = Peer { name: &name, cookie, flags, tls: None };
+        let peer = Peer { name: &name, cookie, flags, tls: None, from: None };
         match dial_as(target, peer).await {
             Ok(done) => Ok(done),
             Err(RawError::Handshake(e)) => Err(e),
@@ -157,6 +157,8 @@ pub mod raw {
         pub flags: Option<Flags>,
         /// Its certificate, for a node with CA-verified TLS (none: no client certificate).
         pub tls: Option<&'a TlsMaterial>,
+        /// The loopback address it connects from (default: the kernel's choice, 127.0.0.1).
+        pub from: Option<std::net::IpAddr>,
     }
 
     /// Why a hand-driven dial failed.
@@ -171,7 +173,11 @@ pub mod raw {
     /// TLS (with `peer.tls`' certificate if given) and the cookie handshake with `target` as
     /// `peer` says; the stream once established.
     pub async fn dial_as(target: &Node, peer: Peer<'_>) -> Result<(TlsStream<TcpStream>, PeerInfo), RawError> {
-        let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
+        let to = target.listen_addr().unwrap();
+        let tcp = match peer.from {
+            Some(from) => connect_from(from, to),
+            None => TcpStream::connect(to).await.unwrap(),
+        };
         let ca_verified = peer.tls.is_some_and(TlsMaterial::is_ca_verified);
         let config = match peer.tls {
             Some(material) => tls::client_config(material).unwrap(),
@@ -209,6 +215,17 @@ pub mod raw {
                 hs.feed(&buf[..n]).map_err(RawError::Handshake)?;
             }
         }
+    }
+
+    /// A TCP connection to `to` from the local address `from` (e.g. 127.0.0.2, another source
+    /// on the loopback network). Blocking connect: loopback answers at once.
+    pub fn connect_from(from: std::net::IpAddr, to: std::net::SocketAddr) -> TcpStream {
+        use rustix::net::{AddressFamily, SocketType};
+        let family = if from.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+        let fd = rustix::net::socket(family, SocketType::STREAM, None).unwrap();
+        rustix::net::bind(&fd, &std::net::SocketAddr::new(from, 0)).unwrap();
+        rustix::net::connect(&fd, &to).unwrap();
+        TcpStream::from(std::net::TcpStream::from(fd))
     }
 
     /// Whether the other end closes `stream` (EOF or error) within the test bound, reading and
