@@ -39,6 +39,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hmac::Mac;
+use zeroize::Zeroizing;
 
 use super::cert_names::CertNames;
 use super::key_exchange::{self, KeyExchange, PakeError, SessionKey, CONFIRM_LEN, PAKE_MESSAGE_LEN};
@@ -350,7 +351,8 @@ pub struct Handshake {
     /// Initiator: the node we dialed.
     expected: Option<NodeName>,
     channel: ChannelBinding,
-    random: [u8; 32],
+    /// The caller's random bytes for our key-exchange scalar (zeroed on drop).
+    random: Zeroizing<[u8; 32]>,
     exchange: Option<KeyExchange>,
     session_key: Option<SessionKey>,
     transcript: Transcript,
@@ -382,7 +384,7 @@ impl Handshake {
             &hs.channel.exporter,
             &hs.config.local,
             &expected,
-            &random,
+            &hs.random,
         );
         hs.send_pake(exchange);
         hs
@@ -409,7 +411,7 @@ impl Handshake {
             side,
             expected,
             channel,
-            random,
+            random: Zeroizing::new(random),
             exchange: None,
             session_key: None,
             transcript: Transcript::default(),
