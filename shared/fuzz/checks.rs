@@ -88,20 +88,43 @@ pub fn check_control(data: &[u8]) {
     }
 }
 
-/// Handshake: either role fed arbitrary bytes in arbitrary pieces never panics, and never reaches
-/// "established" (impossible without the key the fuzzer does not have).
+/// Handshake: either role, in self-signed or CA-verified mode, fed arbitrary bytes in arbitrary
+/// pieces never panics, and never reaches "established" or "peer authenticated" (impossible
+/// without the key the fuzzer does not have). The first byte picks the side (bit 0), the mode
+/// (bit 1), whether the rest is read as a peer certificate instead (bit 2), and the piece size
+/// (high nibble).
 pub fn check_handshake(data: &[u8]) {
-    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeEvent};
+    use snow_shared::cookie::DerivedKey;
+    use snow_shared::dist::cert_names::CertNames;
+    use snow_shared::dist::handshake::{ChannelBinding, Handshake, HandshakeConfig, HandshakeEvent, PeerCertificate};
     use snow_shared::NodeName;
     use std::time::{Duration, Instant};
     let Some((&mode, rest)) = data.split_first() else { return };
-    let now = Instant::now();
     let (Ok(me), Ok(peer)) = (NodeName::parse("me@host"), NodeName::parse("peer@host")) else { return };
-    let config = HandshakeConfig::new(me, 1, [7; 32]);
-    let mut handshake = if mode & 1 == 0 {
-        Handshake::acceptor(config, [1; 32], [2; 32], now)
+    if mode & 4 != 0 {
+        // The certificate reader behind CA mode's name check: errors, never panics.
+        if let Ok(names) = CertNames::from_der(rest) {
+            let _ = names.allows(&peer);
+            let _ = names.hosts();
+            let _ = names.to_string();
+        }
+        return;
+    }
+    let now = Instant::now();
+    let config = HandshakeConfig::new(me, 1, DerivedKey::from_bytes([7; 32]));
+    let peer_certificate = if mode & 2 == 0 {
+        PeerCertificate::Unchecked
     } else {
-        Handshake::initiator(config, peer, [1; 32], [2; 32], now)
+        PeerCertificate::Names(CertNames::new(
+            vec!["host".into()],
+            vec!["127.0.0.1".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())],
+        ))
+    };
+    let channel = ChannelBinding { exporter: [1; 32], peer_certificate };
+    let mut handshake = if mode & 1 == 0 {
+        Handshake::acceptor(config, channel, [2; 32], now)
+    } else {
+        Handshake::initiator(config, peer, channel, [2; 32], now)
     };
     let chunk = usize::from(mode >> 4) + 1;
     for piece in rest.chunks(chunk) {
@@ -115,6 +138,7 @@ pub fn check_handshake(data: &[u8]) {
     }
     let _ = handshake.handle_timeout(now + Duration::from_secs(60));
     assert!(!handshake.is_established(), "handshake established without the key");
+    assert!(!handshake.peer_authenticated(), "peer authenticated without the key");
 }
 
 /// snow-epmd requests and gossip. The first byte picks what is fuzzed: even, the request parser,

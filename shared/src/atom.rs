@@ -8,6 +8,10 @@
 //! are simply not shared (they are reference-counted and freed when the last clone goes). A hostile
 //! peer therefore cannot exhaust memory by sending fresh atoms, which is a classic way to crash an
 //! Erlang node: the table holds at most `MAX_INTERNED_ATOMS` texts of at most [`MAX_ATOM_BYTES`].
+//!
+//! Text from a peer that has not authenticated never enters the table: such names are made with
+//! [`Atom::uninterned`] (the handshake's node names, PROTOCOL.md 4.2), so an unauthenticated peer
+//! cannot fill the table for everyone else. [`Atom::existing`] looks a text up without adding it.
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -65,6 +69,28 @@ impl Atom {
             return Atom(Repr::Interned(text));
         }
         Atom(Repr::Overflow(Arc::from(text)))
+    }
+
+    /// An atom with this text that is not added to the intern table: it behaves like any other
+    /// atom with the same text, and its memory is freed with its last clone. For text from peers
+    /// that have not authenticated yet.
+    pub fn uninterned(text: &str) -> Atom {
+        Atom(Repr::Overflow(Arc::from(text)))
+    }
+
+    /// The interned atom with this text, if the table holds it; never adds to the table (like
+    /// Erlang's `list_to_existing_atom`).
+    pub fn existing(text: &str) -> Option<Atom> {
+        let read = table().read().unwrap_or_else(|e| e.into_inner());
+        read.get(text).map(|&existing| Atom(Repr::Interned(existing)))
+    }
+
+    /// The same atom, interned if the table has room (a no-op for an interned atom).
+    pub fn to_interned(&self) -> Atom {
+        match self.0 {
+            Repr::Interned(_) => self.clone(),
+            Repr::Overflow(ref text) => Atom::new(text),
+        }
     }
 
     /// The atom for text that the intern table handed out (see [`Atom::interned`]): no lookup.
@@ -194,8 +220,21 @@ mod tests {
     }
 
     #[test]
+    fn uninterned_atoms_stay_out_of_the_table_until_interned() {
+        let text = "atom_test_never_interned_until_asked";
+        let a = Atom::uninterned(text);
+        assert_eq!(a.as_str(), text);
+        assert_eq!(a.interned(), None);
+        assert!(Atom::existing(text).is_none(), "making an uninterned atom adds nothing to the table");
+        let b = a.to_interned();
+        assert_eq!(a, b);
+        assert!(b.interned().is_some());
+        assert_eq!(Atom::existing(text), Some(b));
+    }
+
+    #[test]
     fn uninterned_atoms_still_compare_by_text() {
-        let a = Atom(Repr::Overflow(Arc::from("not_in_table")));
+        let a = Atom::uninterned("not_in_table");
         let b = Atom::new("not_in_table");
         assert_eq!(a, b);
         assert_eq!(b, a);
@@ -207,7 +246,7 @@ mod tests {
             hasher.finish()
         };
         assert_eq!(hash(&a), hash(&b));
-        let other = Atom(Repr::Overflow(Arc::from("not_in_table_either")));
+        let other = Atom::uninterned("not_in_table_either");
         assert_ne!(a, other);
         assert_eq!(a.clone(), a);
     }

@@ -9,12 +9,16 @@
 //! Validation ([`Cookie::from_bytes`]) is pure. Loading from `SNOW_COOKIE` / `SNOW_COOKIE_FILE`
 //! ([`Cookie::from_env`], [`Cookie::from_file`]) reads configuration, not protocol input, and lives
 //! here too so both binaries apply the same rules (trimmed text, at least [`MIN_COOKIE_LEN`] bytes,
-//! a file that is not group/world readable).
+//! a file read with [`read_secret_file`]). The same reader loads TLS private keys.
+//!
+//! Secrets in memory ([`Cookie`], [`DerivedKey`], what [`read_secret_file`] returns) are zeroed
+//! when dropped and never shown by `Debug`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// Shortest accepted cookie, in bytes (after trimming surrounding whitespace).
 pub const MIN_COOKIE_LEN: usize = 16;
@@ -50,10 +54,186 @@ impl KeyLabel {
     }
 }
 
-/// A validated cluster cookie. `Debug` and `Display` never show the secret.
+/// A validated cluster cookie. `Debug` never shows the secret; its bytes are zeroed on drop.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Cookie {
-    secret: Vec<u8>,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+/// A 32-byte key derived from the cookie ([`derive_key`]). Zeroed on drop; `Debug` hides it.
+#[derive(Clone)]
+pub struct DerivedKey(Zeroizing<[u8; 32]>);
+
+impl DerivedKey {
+    /// A key from its bytes (test vectors, or a key derived elsewhere).
+    pub fn from_bytes(bytes: [u8; 32]) -> DerivedKey {
+        DerivedKey(Zeroizing::new(bytes))
+    }
+
+    /// The key bytes, for the MAC or key exchange that uses them and nothing else.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DerivedKey(<hidden>)")
+    }
+}
+
+/// Why a file holding a secret (the cookie, a TLS private key) was refused. Each message names the
+/// file, what it is for, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// The file could not be opened (missing, no permission...).
+    #[error("cannot open {what} {}: {source}; check the path", path.display())]
+    Open {
+        /// What the file is for (e.g. "cookie file", "SNOW_TLS_KEY").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The path is a symbolic link, which is not followed (it could be pointed elsewhere).
+    #[error("{what} {} is a symbolic link; secrets are read only from the file itself: point the setting at the real file", path.display())]
+    SymbolicLink {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The path is not a regular file (a directory, a device, a pipe...).
+    #[error("{what} {} is not a regular file", path.display())]
+    NotRegularFile {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file belongs to another user than the one running this process.
+    #[error("{what} {} is owned by uid {owner}, not by this process's user (uid {user}); run `chown {user} {}` or run as its owner", path.display(), path.display())]
+    WrongOwner {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// The effective user id of this process.
+        user: u32,
+    },
+    /// Group or others have some access to the file.
+    #[error("{what} {} is accessible by group or others (mode {mode:o}); run `chmod 600 {}`", path.display(), path.display())]
+    InsecurePermissions {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is larger than any such secret can be.
+    #[error("{what} {} is over {max} bytes; is this the right file?", path.display())]
+    TooLarge {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The largest size accepted.
+        max: usize,
+    },
+    /// Reading the open file failed.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
+
+/// Reads a file holding a secret (the cookie, a TLS private key) at most `max_len` bytes long.
+///
+/// The file is opened once, without following a symbolic link in its last component and without
+/// blocking on a pipe; the checks are made on the open file (a regular file, owned by this
+/// process's effective user, no access for group or others: mode 600 or 400), and the bytes are
+/// read from that same descriptor, so the file cannot be swapped between check and read. The
+/// returned bytes are zeroed when dropped.
+pub fn read_secret_file(
+    path: &Path,
+    what: &'static str,
+    max_len: usize,
+) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
+    use std::io::Read;
+    let file = open_no_follow(path).map_err(|source| {
+        if is_symlink_refusal(&source, path) {
+            SecretFileError::SymbolicLink { what, path: path.to_owned() }
+        } else {
+            SecretFileError::Open { what, path: path.to_owned(), source }
+        }
+    })?;
+    let read_err = |source| SecretFileError::Read { what, path: path.to_owned(), source };
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(SecretFileError::NotRegularFile { what, path: path.to_owned() });
+    }
+    check_owner_and_mode(&meta, what, path)?;
+    if meta.len() > max_len as u64 {
+        return Err(SecretFileError::TooLarge { what, path: path.to_owned(), max: max_len });
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    // One byte over the bound tells a file that grew since fstat from one that did not.
+    file.take(max_len as u64 + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() > max_len {
+        return Err(SecretFileError::TooLarge { what, path: path.to_owned(), max: max_len });
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Whether an open error is the refusal of a symbolic link (`ELOOP` under `O_NOFOLLOW`).
+fn is_symlink_refusal(err: &std::io::Error, path: &Path) -> bool {
+    #[cfg(unix)]
+    if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    }
+    let _ = (err, path);
+    false
+}
+
+#[cfg(unix)]
+fn check_owner_and_mode(meta: &std::fs::Metadata, what: &'static str, path: &Path) -> Result<(), SecretFileError> {
+    use std::os::unix::fs::MetadataExt;
+    let user = rustix::process::geteuid().as_raw();
+    if meta.uid() != user {
+        return Err(SecretFileError::WrongOwner { what, path: path.to_owned(), owner: meta.uid(), user });
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretFileError::InsecurePermissions { what, path: path.to_owned(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_and_mode(_: &std::fs::Metadata, _: &'static str, _: &Path) -> Result<(), SecretFileError> {
+    Ok(())
 }
 
 /// Why a cookie could not be loaded. Each message says how to fix it.
@@ -89,22 +269,9 @@ pub enum CookieError {
         /// Where it came from, for the message.
         origin: String,
     },
-    /// The cookie file could not be read.
-    #[error("cannot read cookie file {}: {source}; check the path in SNOW_COOKIE_FILE / --cookie-file", path.display())]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's reason.
-        source: std::io::Error,
-    },
-    /// The cookie file can be read by its group or by everyone.
-    #[error("cookie file {} is readable by group or others (mode {mode:o}); run `chmod 600 {}`", path.display(), path.display())]
-    InsecurePermissions {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// The cookie file was refused or could not be read (SNOW_COOKIE_FILE / --cookie-file).
+    #[error(transparent)]
+    File(#[from] SecretFileError),
 }
 
 impl Cookie {
@@ -125,25 +292,13 @@ impl Cookie {
         if trimmed.len() > MAX_COOKIE_LEN {
             return Err(CookieError::TooLong { origin });
         }
-        Ok(Cookie { secret: trimmed.to_vec() })
+        Ok(Cookie { secret: Zeroizing::new(trimmed.to_vec()) })
     }
 
-    /// Loads the cookie from a file that must not be group- or world-readable (on Unix).
+    /// Loads the cookie from a file, with the checks of [`read_secret_file`] (no symbolic link,
+    /// owned by this process's user, mode 600 or 400).
     pub fn from_file(path: &Path) -> Result<Cookie, CookieError> {
-        let unreadable = |source| CookieError::Unreadable { path: path.to_owned(), source };
-        let meta = std::fs::metadata(path).map_err(unreadable)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(CookieError::InsecurePermissions { path: path.to_owned(), mode });
-            }
-        }
-        if meta.len() > MAX_COOKIE_LEN as u64 + 1024 {
-            return Err(CookieError::TooLong { origin: format!(" in file {}", path.display()) });
-        }
-        let bytes = std::fs::read(path).map_err(unreadable)?;
+        let bytes = read_secret_file(path, "cookie file", MAX_COOKIE_LEN + 1024)?;
         Cookie::validate(&bytes, format!(" in file {}", path.display()))
     }
 
@@ -193,15 +348,15 @@ impl fmt::Debug for Cookie {
 /// Derives a 32-byte key for `label` from the cookie with PBKDF2-HMAC-SHA256
 /// ([`PBKDF2_ITERATIONS`] iterations, salt [`KeyLabel::salt`]). Costs about 0.2 s: call it once at
 /// start-up and keep the result.
-pub fn derive_key(cookie: &Cookie, label: KeyLabel) -> [u8; 32] {
+pub fn derive_key(cookie: &Cookie, label: KeyLabel) -> DerivedKey {
     derive_key_with_iterations(cookie, label, PBKDF2_ITERATIONS)
 }
 
 /// [`derive_key`] with an explicit iteration count, for tests that must stay fast and for
 /// measuring the cost. Production code uses [`derive_key`].
-pub fn derive_key_with_iterations(cookie: &Cookie, label: KeyLabel, iterations: u32) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(&cookie.secret, label.salt(), iterations.max(1), &mut out);
+pub fn derive_key_with_iterations(cookie: &Cookie, label: KeyLabel, iterations: u32) -> DerivedKey {
+    let mut out = DerivedKey(Zeroizing::new([0u8; 32]));
+    pbkdf2::pbkdf2_hmac::<Sha256>(&cookie.secret, label.salt(), iterations.max(1), &mut out.0[..]);
     out
 }
 
@@ -259,20 +414,21 @@ mod tests {
     #[test]
     fn labels_give_different_keys_and_derivation_is_deterministic() {
         let c = cookie("0123456789abcdef");
-        let d1 = derive_key_with_iterations(&c, KeyLabel::Distribution, 2);
-        let d2 = derive_key_with_iterations(&c, KeyLabel::Distribution, 2);
-        let g = derive_key_with_iterations(&c, KeyLabel::Gossip, 2);
-        assert_eq!(d1, d2);
-        assert_ne!(d1, g);
-        assert_ne!(d1, derive_key_with_iterations(&cookie("0123456789abcdeg"), KeyLabel::Distribution, 2));
+        let key = |c: &Cookie, label| *derive_key_with_iterations(c, label, 2).expose_secret();
+        let d1 = key(&c, KeyLabel::Distribution);
+        assert_eq!(d1, key(&c, KeyLabel::Distribution));
+        assert_ne!(d1, key(&c, KeyLabel::Gossip));
+        assert_ne!(d1, key(&cookie("0123456789abcdeg"), KeyLabel::Distribution));
+        let text = format!("{:?}", derive_key_with_iterations(&c, KeyLabel::Distribution, 2));
+        assert_eq!(text, "DerivedKey(<hidden>)");
     }
 
     #[test]
     fn derive_key_uses_the_documented_iteration_count() {
         let c = cookie("0123456789abcdef");
         assert_eq!(
-            derive_key(&c, KeyLabel::Gossip),
-            derive_key_with_iterations(&c, KeyLabel::Gossip, PBKDF2_ITERATIONS)
+            derive_key(&c, KeyLabel::Gossip).expose_secret(),
+            derive_key_with_iterations(&c, KeyLabel::Gossip, PBKDF2_ITERATIONS).expose_secret()
         );
     }
 
@@ -291,23 +447,115 @@ mod tests {
         let c = Cookie::from_sources(None, Some("0123456789abcdef".into()), Some("/nonexistent".into())).unwrap();
         assert_eq!(c.expose_secret(), b"0123456789abcdef");
         let err = Cookie::from_sources(None, None, Some("/nonexistent/cookie".into())).unwrap_err();
-        assert!(matches!(err, CookieError::Unreadable { .. }), "{err}");
+        assert!(matches!(err, CookieError::File(SecretFileError::Open { .. })), "{err}");
+    }
+
+    /// A fresh directory for one test's files, removed on drop.
+    #[cfg(unix)]
+    struct TempDir(PathBuf);
+
+    #[cfg(unix)]
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("snow-cookie-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        }
+    }
+
+    #[cfg(unix)]
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[cfg(unix)]
     #[test]
     fn file_must_be_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("snow-cookie-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("cookie");
-        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Cookie::from_file(&path).unwrap_err();
-        assert!(matches!(err, CookieError::InsecurePermissions { mode: 0o644, .. }), "{err}");
-        assert!(err.to_string().contains("chmod 600"));
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(Cookie::from_file(&path).unwrap().expose_secret(), b"0123456789abcdef0123");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = TempDir::new("private");
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o610] {
+            let path = dir.file("cookie", "0123456789abcdef0123\n", mode);
+            let err = Cookie::from_file(&path).unwrap_err();
+            assert!(
+                matches!(err, CookieError::File(SecretFileError::InsecurePermissions { mode: m, .. }) if m == mode),
+                "{mode:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+        for mode in [0o600, 0o400] {
+            let path = dir.file("cookie", "0123456789abcdef0123\n", mode);
+            assert_eq!(Cookie::from_file(&path).unwrap().expose_secret(), b"0123456789abcdef0123");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_is_not_followed_even_to_a_private_file() {
+        let dir = TempDir::new("symlink");
+        let real = dir.file("real", "0123456789abcdef0123", 0o600);
+        let link = dir.0.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = Cookie::from_file(&link).unwrap_err();
+        assert!(matches!(err, CookieError::File(SecretFileError::SymbolicLink { .. })), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let err = read_secret_file(&link, "SNOW_TLS_KEY", 100).unwrap_err();
+        assert!(err.to_string().starts_with("SNOW_TLS_KEY "), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_of_another_user_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = TempDir::new("owner");
+        let path = dir.file("cookie", "0123456789abcdef0123", 0o600);
+        let me = rustix::process::geteuid().as_raw();
+        // Only root can give a file away; elsewhere the check is shown by a file we cannot chown.
+        if me == 0 {
+            rustix::fs::chown(&path, Some(rustix::process::Uid::from_raw(4242)), None).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().uid(), 4242);
+            let err = Cookie::from_file(&path).unwrap_err();
+            assert!(
+                matches!(err, CookieError::File(SecretFileError::WrongOwner { owner: 4242, user: 0, .. })),
+                "{err}"
+            );
+            assert!(err.to_string().contains("chown 0"), "{err}");
+        } else {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root and must run this check");
+            assert!(Cookie::from_file(&path).is_ok());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = TempDir::new("kinds");
+        let err = read_secret_file(&dir.0, "cookie file", 100).unwrap_err();
+        assert!(matches!(err, SecretFileError::NotRegularFile { .. }), "{err}");
+        let big = dir.file("big", &"x".repeat(101), 0o600);
+        let err = read_secret_file(&big, "cookie file", 100).unwrap_err();
+        assert!(matches!(err, SecretFileError::TooLarge { max: 100, .. }), "{err}");
+        assert_eq!(read_secret_file(&big, "cookie file", 101).unwrap().len(), 101);
+        // A named pipe with no writer would block a plain open: it is refused at once instead.
+        let fifo = dir.0.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = read_secret_file(&fifo, "cookie file", 100).unwrap_err();
+        assert!(matches!(err, SecretFileError::NotRegularFile { .. }), "{err}");
     }
 }

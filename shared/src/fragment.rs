@@ -136,21 +136,35 @@ impl Iterator for Fragmenter {
     }
 }
 
-/// Bounds on what a [`Reassembler`] holds for one connection.
+/// Bounds on what a [`Reassembler`] holds for one connection: the reassembly memory one peer can
+/// make a node hold (PROTOCOL.md 3.3). Buffers grow only with data that arrived and never past
+/// a sequence's announced length, so the bytes held for one connection are at most
+/// `max_in_flight_bytes`, whatever the peer announces. Senders keep within the same limits
+/// (PROTOCOL.md 3.2), so a well-behaved peer is never refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReassemblyLimits {
-    /// Sequences that may be open at once. Default 256.
+    /// Sequences that may be open at once. Default 64.
     pub max_in_flight: usize,
-    /// Sum of the announced lengths of open sequences. Default 512 MiB.
+    /// Sum of the announced lengths of open sequences. Default 128 MiB: one message of the
+    /// largest size, or several smaller ones.
     pub max_in_flight_bytes: usize,
     /// Largest message. Default 128 MiB, the codec's default
     /// [`max_bytes`](crate::codec::DecodeLimits::max_bytes).
     pub max_message: usize,
 }
 
+/// Default of [`ReassemblyLimits::max_in_flight`].
+pub const DEFAULT_MAX_OPEN_SEQUENCES: usize = 64;
+/// Default of [`ReassemblyLimits::max_in_flight_bytes`] and [`ReassemblyLimits::max_message`].
+pub const DEFAULT_REASSEMBLY_BYTES: usize = 128 << 20;
+
 impl Default for ReassemblyLimits {
     fn default() -> ReassemblyLimits {
-        ReassemblyLimits { max_in_flight: 256, max_in_flight_bytes: 512 << 20, max_message: 128 << 20 }
+        ReassemblyLimits {
+            max_in_flight: DEFAULT_MAX_OPEN_SEQUENCES,
+            max_in_flight_bytes: DEFAULT_REASSEMBLY_BYTES,
+            max_message: DEFAULT_REASSEMBLY_BYTES,
+        }
     }
 }
 
@@ -453,6 +467,26 @@ mod tests {
         assert_eq!(r.push(&[FRAGMENT_ABORT, 0]), Err(FragmentError::Truncated(2)));
         assert_eq!(r.push(&[0x01, 0]), Err(FragmentError::UnknownType(1)));
         assert!(is_fragment(&[FRAGMENT_ABORT]) && !is_fragment(&[crate::codec::WIRE_VERSION]) && !is_fragment(&[]));
+    }
+
+    #[test]
+    fn default_limits_bound_one_peer_to_one_maximal_message() {
+        let start = |seq: u64, total: u64| {
+            let mut out = vec![FRAGMENT_START];
+            out.extend_from_slice(&seq.to_be_bytes());
+            out.extend_from_slice(&total.to_be_bytes());
+            out
+        };
+        let mut r = Reassembler::default();
+        assert_eq!(r.push(&start(1, 100 << 20)), Ok(None));
+        let requested = (100 << 20) + (29 << 20);
+        assert_eq!(r.push(&start(2, 29 << 20)), Err(FragmentError::TooManyBytesInFlight { requested, max: 128 << 20 }));
+        assert_eq!(r.push(&start(3, 28 << 20)), Ok(None));
+        let mut r = Reassembler::default();
+        for seq in 0..64 {
+            assert_eq!(r.push(&start(seq, 1000)), Ok(None));
+        }
+        assert_eq!(r.push(&start(64, 1000)), Err(FragmentError::TooManyInFlight { max: 64 }));
     }
 
     #[test]

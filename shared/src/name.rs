@@ -96,6 +96,26 @@ pub enum NameError {
 impl NodeName {
     /// Parses `name@host`, validating both parts and putting the host in canonical form.
     pub fn parse(text: &str) -> Result<NodeName, NameError> {
+        NodeName::parse_as(text, Atom::new)
+    }
+
+    /// [`NodeName::parse`] for a name from a peer that has not authenticated: its text is not
+    /// added to the process-wide atom table ([`Atom::uninterned`]), so such peers cannot fill it.
+    /// The name is equal to the same name parsed with [`NodeName::parse`];
+    /// [`NodeName::to_interned`] makes the interned form once the peer has proven itself.
+    pub fn parse_uninterned(text: &str) -> Result<NodeName, NameError> {
+        NodeName::parse_as(text, Atom::uninterned)
+    }
+
+    /// The same name with its text in the atom table (see [`NodeName::parse_uninterned`]).
+    pub fn to_interned(&self) -> NodeName {
+        if self.0.full.interned().is_some() {
+            return self.clone();
+        }
+        NodeName(Arc::new(Parts { full: self.0.full.to_interned(), at: self.0.at }))
+    }
+
+    fn parse_as(text: &str, atom: fn(&str) -> Atom) -> Result<NodeName, NameError> {
         if text.is_empty() {
             return Err(NameError::Empty);
         }
@@ -107,7 +127,7 @@ impl NodeName {
         }
         validate_name_part(text, name)?;
         let host = canonical_host(text, host)?;
-        Ok(NodeName::from_valid_parts(name, &host))
+        Ok(NodeName(Arc::new(Parts { full: atom(&format!("{name}@{host}")), at: name.len() })))
     }
 
     /// Parses `SNOW_NODE`-style input: `name@host`, or a bare `name` which gets `default_host`.
@@ -307,6 +327,19 @@ mod tests {
         assert!(std::ptr::eq(ia, ib));
         assert_eq!(*ia, a);
         assert_ne!(*NodeName::parse("other@host.example").unwrap().interned().unwrap(), a);
+    }
+
+    #[test]
+    fn uninterned_names_equal_interned_ones_and_stay_out_of_the_atom_table() {
+        let text = "never-interned-name@Host.Example";
+        let loose = NodeName::parse_uninterned(text).unwrap();
+        assert_eq!(loose.as_str(), "never-interned-name@host.example");
+        assert!(Atom::existing(loose.as_str()).is_none());
+        let firm = loose.to_interned();
+        assert_eq!(loose, firm);
+        assert_eq!(firm, NodeName::parse(text).unwrap());
+        assert!(Atom::existing(loose.as_str()).is_some());
+        assert!(NodeName::parse_uninterned("a b@h").is_err());
     }
 
     #[test]

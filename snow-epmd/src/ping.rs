@@ -6,7 +6,8 @@
 //!
 //! The pinging side introduces itself as `snow-epmd-ping-PID@localhost` with no capabilities, so
 //! the node does not try to pull it into its mesh; like Erlang's `net_adm:ping`, the node sees a
-//! short connection (a nodeup and a nodedown). A cluster with CA-verified mutual TLS is pinged with
+//! short connection (a nodeup and a nodedown). With a CA-verified certificate its host is the
+//! first host the certificate names instead of `localhost`, since the node checks that. A cluster with CA-verified mutual TLS is pinged with
 //! a certificate signed by its CA (`--tls-cert/--tls-key/--tls-ca` or `SNOW_TLS_*`, as the nodes
 //! take them): ping then presents it and verifies the node's certificate against the CA and the
 //! node's host. Without them, a node that requires client certificates refuses the TLS handshake
@@ -141,14 +142,20 @@ pub async fn ping(
         .await
         .ok_or_else(|| timeout("the TLS handshake"))?
         .map_err(|e| tls_err(e.to_string()))?;
-    let exporter = tls::exporter(stream.get_ref().1).map_err(|e| tls_err(e.to_string()))?;
+    let binding = tls::channel_binding(stream.get_ref().1, ca_verified).map_err(|e| tls_err(e.to_string()))?;
 
-    let local = NodeName::parse(&format!("snow-epmd-ping-{}@localhost", std::process::id()))
+    let host = match tls.filter(|m| m.is_ca_verified()) {
+        Some(material) => material.certificate_hosts().into_iter().next().ok_or_else(|| {
+            tls_err("the --tls-cert certificate names no DNS or IP host, which the node requires".to_owned())
+        })?,
+        None => "localhost".to_owned(),
+    };
+    let local = NodeName::parse(&format!("snow-epmd-ping-{}@{host}", std::process::id()))
         .map_err(|e| tls_err(format!("cannot name the pinging side: {e}")))?;
     let mut config = HandshakeConfig::new(local, rand::random::<u32>().max(1), key);
     config.flags = Flags::NONE;
     config.timeout = STEP_TIMEOUT;
-    let mut hs = Handshake::initiator(config, name.clone(), exporter, rand::random(), Instant::now());
+    let mut hs = Handshake::initiator(config, name.clone(), binding, rand::random(), Instant::now());
     let fail = |source: HandshakeError| match source {
         HandshakeError::WrongCookie | HandshakeError::ProofRejected => PingError::CookieRejected { name: name.clone() },
         source => PingError::Handshake { name: name.clone(), source },

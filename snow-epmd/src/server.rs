@@ -209,7 +209,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
     );
     let auth = config.cookie.as_ref().map(|c| {
         let key = derive_key_with_iterations(c, KeyLabel::Gossip, config.pbkdf2_iterations);
-        Mutex::new(Authenticator::new(key, config.gossip_window.as_millis() as u64, 1 << 16))
+        Mutex::new(Authenticator::new(*key.expose_secret(), config.gossip_window.as_millis() as u64, 1 << 16))
     });
     log::info!(
         "snow-epmd {id}: listening on {local_addr}, incarnation {}, {} entries loaded, gossip {}",

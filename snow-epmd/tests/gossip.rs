@@ -92,7 +92,7 @@ async fn bad_mac_replay_and_ownership_claims_change_nothing() {
     assert!(reply.is_empty());
     // Right key: a reply; replaying the same sealed message gets none.
     let key = derive_key_with_iterations(&cookie(), KeyLabel::Gossip, 1000);
-    let right = Authenticator::new(key, 30_000, 16);
+    let right = Authenticator::new(*key.expose_secret(), 30_000, 16);
     let sealed = right.seal(&gossip::encode(&syn, now), now, [2; 16], [0; 16]);
     assert!(!send_gossip(&addr, sealed.clone()).await.is_empty());
     assert!(send_gossip(&addr, sealed).await.is_empty(), "replay was answered");

@@ -6,6 +6,7 @@ use support::{name, run};
 
 use snow_node_rt::dist::{start_from_env, ConfigError, StartError};
 use snow_shared::cookie::CookieError;
+use snow_shared::dist::tls::TlsError;
 
 #[test]
 fn start_up_validates_the_environment() {
@@ -40,7 +41,7 @@ fn start_up_validates_the_environment() {
         std::env::set_var("SNOW_TLS_KEY", dir.join("no-such-key.pem"));
         std::env::set_var("SNOW_TLS_CA", dir.join("no-such-ca.pem"));
         let err = start_from_env().await.unwrap_err();
-        assert!(matches!(err, StartError::ReadTlsFile { var: "SNOW_TLS_CERT", .. }), "{err}");
+        assert!(matches!(err, StartError::Tls(TlsError::ReadFile { what: "SNOW_TLS_CERT", .. })), "{err}");
         let text = err.to_string();
         assert!(text.contains("SNOW_TLS_CERT") && text.contains("no-such-cert.pem") && !text.contains('\n'), "{text}");
         // Files that are there but hold no certificate: a TLS error, not a panic.
@@ -48,8 +49,18 @@ fn start_up_validates_the_environment() {
             std::fs::write(dir.join(name), b"not PEM at all").unwrap();
             std::env::set_var(var, dir.join(name));
         }
+        // The key file must be private before its contents are even looked at.
         let err = start_from_env().await.unwrap_err();
-        assert!(matches!(err, StartError::Tls(_)), "{err}");
+        assert!(err.to_string().starts_with("SNOW_TLS_KEY ") && err.to_string().contains("chmod 600"), "{err}");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = start_from_env().await.unwrap_err();
+        assert!(matches!(err, StartError::Tls(TlsError::NoCertificate { .. })), "{err}");
+        // A listen address that is not an IP address is named, with what is expected.
+        std::env::set_var("SNOW_DIST_ADDR", "eth0");
+        let err = start_from_env().await.unwrap_err().to_string();
+        assert!(err.contains("SNOW_DIST_ADDR=\"eth0\" is not an IP address") && !err.contains('\n'), "{err}");
+        std::env::remove_var("SNOW_DIST_ADDR");
         let _ = std::fs::remove_dir_all(&dir);
         for var in
             ["SNOW_NODE", "SNOW_COOKIE", "SNOW_DIST_PORT", "SNOW_EPMD", "SNOW_TLS_CERT", "SNOW_TLS_KEY", "SNOW_TLS_CA"]

@@ -1,25 +1,34 @@
-//! The node-to-node connection handshake (DESIGN.md 4.5), as a deterministic state machine.
+//! The node-to-node connection handshake (DESIGN.md 4.5, PROTOCOL.md 4.2), as a deterministic
+//! state machine.
 //!
-//! It runs inside an established TLS 1.3 session; the driver does TLS and hands in the 32-byte
-//! TLS exporter value of the session. Messages are length-framed (4-byte big-endian length) and at
+//! It runs inside an established TLS 1.3 session; the driver does TLS and hands in a
+//! [`ChannelBinding`]: the session's 32-byte exporter value and, in CA-verified mode, the names of
+//! the peer's verified certificate. Messages are length-framed (4-byte big-endian length) and at
 //! most [`MAX_HANDSHAKE_FRAME`] bytes. The exchange, with I the side that dialed (initiator) and A
 //! the side that accepted:
 //!
 //! ```text
-//! I -> A  HELLO(I, to = A)  CHALLENGE(cI)        sent at start
-//! A -> I  HELLO(A)                                sent at start
-//! A -> I  CHALLENGE(cA)                           once I's HELLO is acceptable
-//! I -> A  PROOF(HMAC(key, "snow-dist-v1" || 0x01 || exporter || I || A || cA))
-//!         A checks the proof, then the driver decides (duplicate-connection tie-break)
-//! A -> I  PROOF(HMAC(key, "snow-dist-v1" || 0x02 || exporter || I || A || cI))  STATUS(ok | duplicate)
+//! I -> A  HELLO(I, to = A)  PAKE(X)           sent at start
+//! A -> I  HELLO(A)                             sent at start
+//! A -> I  PAKE(Y)                              once I's HELLO is acceptable
+//! I -> A  CONFIRM(role 0x01)                   once A's HELLO and PAKE have arrived
+//!         A checks it, then the driver decides (duplicate-connection tie-break)
+//! A -> I  CONFIRM(role 0x02)  STATUS(ok | duplicate)
 //! ```
 //!
-//! The initiator proves first, so an acceptor reveals nothing that depends on the key to a peer
-//! that has not proven it knows the key. The role byte stops reflection (a proof made by one side
-//! is never valid as the other side's), and the exporter binds the proofs to this TLS session, so
-//! a man in the middle (two TLS sessions, two exporters) fails even with self-signed certificates.
-//! Because a MITM cannot forward proofs, the HELLO fields (versions, flags, names) are implicitly
-//! authenticated too. Proofs are compared in constant time.
+//! PAKE and CONFIRM are a balanced password-authenticated key exchange (SPAKE2, keyed by the
+//! cookie, bound to the TLS exporter, both node names and roles) and its key confirmations; see
+//! [`key_exchange`](super::key_exchange) for the cryptography and why neither side's transcript
+//! lets anyone test cookie guesses offline. The initiator confirms first, so an acceptor that does
+//! not know the cookie learns only that its one guess was wrong. The confirmations cover both
+//! HELLOs (versions, flags, names, creations), so those are authenticated too.
+//!
+//! In CA-verified mode both sides also check that the peer's certificate names the host of the
+//! node name the peer claims in its HELLO ([`CertNames::allows`]), so a certificate for host A
+//! cannot be used to speak as `x@B`.
+//!
+//! Nothing from the peer enters a process-wide table before it has confirmed the key: its names
+//! are kept out of the atom table until then ([`NodeName::parse_uninterned`]).
 //!
 //! On any error the machine drops unsent output, so an unauthenticated peer gets nothing but a
 //! close. The driver's loop: [`Handshake::feed`] received bytes, write [`Handshake::take_output`],
@@ -29,18 +38,19 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+use zeroize::Zeroizing;
 
+use super::cert_names::CertNames;
+use super::key_exchange::{self, KeyExchange, PakeError, SessionKey, CONFIRM_LEN, PAKE_MESSAGE_LEN};
 use super::wire::{put_frame, put_name, Reader};
 use super::{Flags, PROTOCOL_VERSION};
+use crate::cookie::DerivedKey;
 use crate::name::NodeName;
 
 /// Largest handshake message (after the 4-byte length). A HELLO with two maximal names is 657
 /// bytes; anything longer is refused before it is buffered.
 pub const MAX_HANDSHAKE_FRAME: usize = 1024;
-/// Domain-separation label at the start of every proof's HMAC input.
-pub const PROOF_LABEL: &[u8; 12] = b"snow-dist-v1";
 /// Label of the TLS exporter (RFC 8446 section 7.5) whose 32-byte output, with an empty context,
 /// the driver passes in as `exporter`.
 pub const TLS_EXPORTER_LABEL: &[u8] = b"EXPORTER-snow-dist";
@@ -51,12 +61,12 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub mod tag {
     /// HELLO: name, version range, flags, creation, the name the sender believes it talks to.
     pub const HELLO: u8 = 0x01;
-    /// CHALLENGE: 32 random bytes the peer must prove the key over.
-    pub const CHALLENGE: u8 = 0x02;
-    /// PROOF: the 32-byte HMAC answering the peer's challenge.
-    pub const PROOF: u8 = 0x03;
     /// STATUS: the acceptor's verdict (one byte, [`super::status`]).
     pub const STATUS: u8 = 0x04;
+    /// PAKE: the sender's SPAKE2 message (side byte and a curve point).
+    pub const PAKE: u8 = 0x05;
+    /// CONFIRM: the sender's key confirmation (32 bytes).
+    pub const CONFIRM: u8 = 0x06;
 }
 
 /// Values of the STATUS byte.
@@ -78,7 +88,7 @@ pub enum Side {
 }
 
 impl Side {
-    /// The role byte in the HMAC input of a proof made by this side.
+    /// The role byte in the HMAC input of a key confirmation made by this side.
     pub fn proof_role(self) -> u8 {
         match self {
             Side::Initiator => 0x01,
@@ -123,7 +133,7 @@ pub fn keep_initiated(local: &NodeName, remote: &NodeName) -> bool {
 }
 
 /// What this node says about itself in the handshake.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HandshakeConfig {
     /// Our node name.
     pub local: NodeName,
@@ -134,14 +144,14 @@ pub struct HandshakeConfig {
     /// The capabilities we offer.
     pub flags: Flags,
     /// The 32-byte distribution key derived from the cookie (`cookie::derive_key`).
-    pub key: [u8; 32],
+    pub key: DerivedKey,
     /// Time allowed for the whole handshake.
     pub timeout: Duration,
 }
 
 impl HandshakeConfig {
     /// A configuration with the current version range, every capability, and the default timeout.
-    pub fn new(local: NodeName, creation: u32, key: [u8; 32]) -> HandshakeConfig {
+    pub fn new(local: NodeName, creation: u32, key: DerivedKey) -> HandshakeConfig {
         HandshakeConfig {
             local,
             creation,
@@ -153,10 +163,39 @@ impl HandshakeConfig {
     }
 }
 
+/// What the peer's TLS certificate says about which node names it may claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerCertificate {
+    /// Self-signed mode: certificates carry no identity (any is accepted); the cookie is the
+    /// only credential, and any node name may be claimed.
+    Unchecked,
+    /// CA-verified mode: the names of the peer's verified certificate; the peer may only claim a
+    /// node name whose host they name.
+    Names(CertNames),
+}
+
+/// What the handshake learns from the TLS session it runs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelBinding {
+    /// The session's 32-byte exporter value ([`TLS_EXPORTER_LABEL`], empty context): equal at both
+    /// ends of one TLS session, different for two sessions (a man in the middle).
+    pub exporter: [u8; 32],
+    /// The peer's certificate names (CA-verified mode) or [`PeerCertificate::Unchecked`].
+    pub peer_certificate: PeerCertificate,
+}
+
+impl ChannelBinding {
+    /// A binding in self-signed mode: the exporter only.
+    pub fn unchecked(exporter: [u8; 32]) -> ChannelBinding {
+        ChannelBinding { exporter, peer_certificate: PeerCertificate::Unchecked }
+    }
+}
+
 /// What the peer said about itself, and what was negotiated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// The peer's node name.
+    /// The peer's node name. Before the peer has confirmed the key ([`HandshakeEvent::PeerHello`])
+    /// it is not in the atom table; afterwards it is.
     pub name: NodeName,
     /// The peer's creation: a different one than before means the peer node restarted.
     pub creation: u32,
@@ -185,13 +224,14 @@ pub enum HandshakeEvent {
 /// Why a handshake failed. Each message says what is most likely wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
-    /// The peer's proof does not match: it uses a different cookie (or someone in between).
+    /// The peer's key confirmation does not match: it uses a different cookie (or someone in
+    /// between relays two TLS sessions).
     #[error("the peer's cookie proof is wrong: both nodes must use the same cookie (SNOW_COOKIE / SNOW_COOKIE_FILE)")]
     WrongCookie,
     /// No protocol version in common.
     #[error(
         "no common protocol version: we speak {ours_min}..={ours_max}, the peer {theirs_min}..={theirs_max}; \
-         upgrade the older node"
+         upgrade the older node (all nodes of a cluster must speak a common version)"
     )]
     VersionMismatch {
         /// Oldest version we speak.
@@ -225,8 +265,20 @@ pub enum HandshakeError {
     /// The peer has our own name.
     #[error("the peer claims our own name {0}: a node cannot connect to itself, or two nodes share a name")]
     SameName(NodeName),
-    /// The peer sent back our own challenge (a reflection attempt).
-    #[error("the peer sent our own challenge back: refusing a reflection attempt")]
+    /// In CA-verified mode, the peer claims a node name whose host its certificate does not name.
+    #[error(
+        "the peer claims to be {claimed}, but its certificate ({names}) does not name host {}: each host needs a \
+         certificate naming the host of its nodes (DNS or IP subject alternative name)",
+        claimed.host()
+    )]
+    CertificateNameMismatch {
+        /// The node name the peer claimed.
+        claimed: NodeName,
+        /// What its certificate names.
+        names: CertNames,
+    },
+    /// The peer sent back our own key-exchange message, or one made for our side.
+    #[error("the peer sent our own key-exchange message back: refusing a reflection attempt")]
     ReflectedChallenge,
     /// The acceptor keeps another connection with us (simultaneous connect, or already connected).
     #[error("the peer already has a connection with this node; that one is used")]
@@ -237,7 +289,7 @@ pub enum HandshakeError {
     /// The deadline passed.
     #[error("handshake timed out while {0}; the peer is slow, overloaded, or not a Snow node")]
     Timeout(&'static str),
-    /// The peer closed after receiving our proof: it did not accept it.
+    /// The peer closed after receiving our key confirmation: it did not accept it.
     #[error("the peer closed the connection after checking our cookie proof: the cookies most likely differ")]
     ProofRejected,
     /// The peer closed the connection.
@@ -248,8 +300,8 @@ pub enum HandshakeError {
 #[derive(Clone, Debug)]
 enum State {
     AwaitHello,
-    AwaitChallenge,
-    AwaitProof,
+    AwaitPake,
+    AwaitConfirm,
     AwaitDecision,
     AwaitStatus,
     Established,
@@ -260,12 +312,34 @@ impl State {
     fn doing(&self) -> &'static str {
         match self {
             State::AwaitHello => "waiting for the peer's HELLO",
-            State::AwaitChallenge => "waiting for the peer's challenge",
-            State::AwaitProof => "waiting for the peer's cookie proof",
+            State::AwaitPake => "waiting for the peer's key exchange message",
+            State::AwaitConfirm => "waiting for the peer's cookie proof",
             State::AwaitDecision => "waiting for the local duplicate-connection decision",
             State::AwaitStatus => "waiting for the peer's final status",
             State::Established => "established",
             State::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The four messages the confirmations cover, as payloads, by who sent them.
+#[derive(Default)]
+struct Transcript {
+    our_hello: Vec<u8>,
+    peer_hello: Vec<u8>,
+    our_pake: Vec<u8>,
+    peer_pake: Vec<u8>,
+}
+
+impl Transcript {
+    fn hash(&self, side: Side) -> [u8; 32] {
+        match side {
+            Side::Initiator => {
+                key_exchange::transcript_hash([&self.our_hello, &self.peer_hello, &self.our_pake, &self.peer_pake])
+            }
+            Side::Acceptor => {
+                key_exchange::transcript_hash([&self.peer_hello, &self.our_hello, &self.peer_pake, &self.our_pake])
+            }
         }
     }
 }
@@ -276,10 +350,15 @@ pub struct Handshake {
     side: Side,
     /// Initiator: the node we dialed.
     expected: Option<NodeName>,
-    exporter: [u8; 32],
-    our_challenge: [u8; 32],
-    peer_challenge: Option<[u8; 32]>,
+    channel: ChannelBinding,
+    /// The caller's random bytes for our key-exchange scalar (zeroed on drop).
+    random: Zeroizing<[u8; 32]>,
+    exchange: Option<KeyExchange>,
+    session_key: Option<SessionKey>,
+    transcript: Transcript,
     peer: Option<PeerInfo>,
+    /// Whether the peer's key confirmation verified.
+    peer_authenticated: bool,
     state: State,
     deadline: Instant,
     inbuf: Vec<u8>,
@@ -288,24 +367,32 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// Starts the dialing side towards `expected`. `exporter` is the TLS session's 32-byte
-    /// exporter value and `challenge` 32 fresh random bytes from the caller's CSPRNG.
+    /// Starts the dialing side towards `expected`. `channel` comes from the TLS session, `random`
+    /// is 32 fresh random bytes from the caller's CSPRNG (the key exchange's secret).
     pub fn initiator(
         config: HandshakeConfig,
         expected: NodeName,
-        exporter: [u8; 32],
-        challenge: [u8; 32],
+        channel: ChannelBinding,
+        random: [u8; 32],
         now: Instant,
     ) -> Handshake {
-        let mut hs = Handshake::new(config, Side::Initiator, Some(expected), exporter, challenge, now);
+        let mut hs = Handshake::new(config, Side::Initiator, Some(expected.clone()), channel, random, now);
         hs.send_hello();
-        hs.send_challenge();
+        let exchange = KeyExchange::start(
+            Side::Initiator,
+            &hs.config.key,
+            &hs.channel.exporter,
+            &hs.config.local,
+            &expected,
+            &hs.random,
+        );
+        hs.send_pake(exchange);
         hs
     }
 
     /// Starts the accepting side. Arguments as for [`Handshake::initiator`].
-    pub fn acceptor(config: HandshakeConfig, exporter: [u8; 32], challenge: [u8; 32], now: Instant) -> Handshake {
-        let mut hs = Handshake::new(config, Side::Acceptor, None, exporter, challenge, now);
+    pub fn acceptor(config: HandshakeConfig, channel: ChannelBinding, random: [u8; 32], now: Instant) -> Handshake {
+        let mut hs = Handshake::new(config, Side::Acceptor, None, channel, random, now);
         hs.send_hello();
         hs
     }
@@ -314,8 +401,8 @@ impl Handshake {
         config: HandshakeConfig,
         side: Side,
         expected: Option<NodeName>,
-        exporter: [u8; 32],
-        our_challenge: [u8; 32],
+        channel: ChannelBinding,
+        random: [u8; 32],
         now: Instant,
     ) -> Handshake {
         let deadline = now.checked_add(config.timeout).unwrap_or(now);
@@ -323,10 +410,13 @@ impl Handshake {
             config,
             side,
             expected,
-            exporter,
-            our_challenge,
-            peer_challenge: None,
+            channel,
+            random: Zeroizing::new(random),
+            exchange: None,
+            session_key: None,
+            transcript: Transcript::default(),
             peer: None,
+            peer_authenticated: false,
             state: State::AwaitHello,
             deadline,
             inbuf: Vec::new(),
@@ -344,6 +434,9 @@ impl Handshake {
     /// has ended in failure (now or before). Bytes after the last handshake message are kept for
     /// the connection ([`Handshake::take_leftover`]).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), HandshakeError> {
+        if self.is_finished() && !self.is_established() {
+            return self.result();
+        }
         self.inbuf.extend_from_slice(bytes);
         if matches!(self.state, State::AwaitDecision) && !self.inbuf.is_empty() {
             // The initiator must wait for our verdict before sending anything more.
@@ -373,7 +466,7 @@ impl Handshake {
     pub fn feed_eof(&mut self) -> Result<(), HandshakeError> {
         if !matches!(self.state, State::Established | State::Failed(_)) {
             let err = match (&self.state, self.side) {
-                (State::AwaitProof, Side::Initiator) => HandshakeError::ProofRejected,
+                (State::AwaitConfirm, Side::Initiator) => HandshakeError::ProofRejected,
                 (state, _) => HandshakeError::Closed(state.doing()),
             };
             self.fail(err);
@@ -416,6 +509,12 @@ impl Handshake {
         matches!(self.state, State::Established)
     }
 
+    /// Whether the peer has proven it knows the cookie (its key confirmation verified), whatever
+    /// happened afterwards. A handshake that ends without it is a failed authentication.
+    pub fn peer_authenticated(&self) -> bool {
+        self.peer_authenticated
+    }
+
     /// The error that ended the handshake, or `Ok` while it runs or once it has succeeded.
     pub fn result(&self) -> Result<(), HandshakeError> {
         match &self.state {
@@ -438,13 +537,14 @@ impl Handshake {
         }
     }
 
-    /// Acceptor, after [`HandshakeEvent::DecisionNeeded`]: keep this connection. Sends our proof
-    /// and STATUS ok; the handshake is then established. Ignored in any other state.
+    /// Acceptor, after [`HandshakeEvent::DecisionNeeded`]: keep this connection. Sends our key
+    /// confirmation and STATUS ok; the handshake is then established. Ignored in any other state.
     pub fn accept(&mut self) {
         if matches!(self.state, State::AwaitDecision) {
-            self.send_proof();
+            self.send_confirm();
             self.send_status(status::OK);
             self.state = State::Established;
+            self.session_key = None;
             if let Some(peer) = self.peer.clone() {
                 self.events.push_back(HandshakeEvent::Established(peer));
             }
@@ -452,13 +552,15 @@ impl Handshake {
     }
 
     /// Acceptor, after [`HandshakeEvent::DecisionNeeded`]: refuse this connection because another
-    /// one with the same peer is kept. Sends our proof (so the peer can trust the verdict) and
-    /// STATUS duplicate; the driver writes the output, then closes. Ignored in any other state.
+    /// one with the same peer is kept. Sends our key confirmation (so the peer can trust the
+    /// verdict) and STATUS duplicate; the driver writes the output, then closes. Ignored in any
+    /// other state.
     pub fn reject_duplicate(&mut self) {
         if matches!(self.state, State::AwaitDecision) {
-            self.send_proof();
+            self.send_confirm();
             self.send_status(status::DUPLICATE);
             self.state = State::Failed(HandshakeError::DuplicateRejected);
+            self.session_key = None;
         }
     }
 
@@ -466,6 +568,8 @@ impl Handshake {
         // Nothing more goes to a peer that failed: the driver just closes.
         self.out.clear();
         self.inbuf.clear();
+        self.exchange = None;
+        self.session_key = None;
         self.state = State::Failed(err);
     }
 
@@ -473,15 +577,15 @@ impl Handshake {
         let mut r = Reader::new(msg);
         let tag = r.u8("empty message").map_err(HandshakeError::BadMessage)?;
         match (&self.state, tag) {
-            (State::AwaitHello, tag::HELLO) => self.on_hello(&mut r),
-            (State::AwaitChallenge, tag::CHALLENGE) => self.on_challenge(&mut r),
-            (State::AwaitProof, tag::PROOF) => self.on_proof(&mut r),
+            (State::AwaitHello, tag::HELLO) => self.on_hello(msg, &mut r),
+            (State::AwaitPake, tag::PAKE) => self.on_pake(msg, &mut r),
+            (State::AwaitConfirm, tag::CONFIRM) => self.on_confirm(&mut r),
             (State::AwaitStatus, tag::STATUS) => self.on_status(&mut r),
             _ => Err(HandshakeError::BadMessage("unexpected message for this step of the handshake")),
         }
     }
 
-    fn on_hello(&mut self, r: &mut Reader<'_>) -> Result<(), HandshakeError> {
+    fn on_hello(&mut self, msg: &[u8], r: &mut Reader<'_>) -> Result<(), HandshakeError> {
         let hello = Hello::read(r).map_err(HandshakeError::BadMessage)?;
         let local = &self.config.local;
         if hello.name == *local {
@@ -494,6 +598,11 @@ impl Handshake {
         }
         if let Some(wanted) = hello.to.filter(|to| to != local) {
             return Err(HandshakeError::NotForUs { wanted, local: local.clone() });
+        }
+        if let PeerCertificate::Names(names) = &self.channel.peer_certificate {
+            if !names.allows(&hello.name) {
+                return Err(HandshakeError::CertificateNameMismatch { claimed: hello.name, names: names.clone() });
+            }
         }
         let ours = self.config.versions;
         let version = ours.negotiate(hello.versions).ok_or(HandshakeError::VersionMismatch {
@@ -509,41 +618,62 @@ impl Handshake {
             flags: self.config.flags.intersect(hello.flags),
             peer_flags: hello.flags,
         };
+        self.transcript.peer_hello = msg.to_vec();
+        if self.side == Side::Acceptor {
+            let exchange = KeyExchange::start(
+                Side::Acceptor,
+                &self.config.key,
+                &self.channel.exporter,
+                &peer.name,
+                &self.config.local,
+                &self.random,
+            );
+            self.send_pake(exchange);
+        }
         self.events.push_back(HandshakeEvent::PeerHello(peer.clone()));
         self.peer = Some(peer);
-        if self.side == Side::Acceptor {
-            self.send_challenge();
-        }
-        self.state = State::AwaitChallenge;
+        self.state = State::AwaitPake;
         Ok(())
     }
 
-    fn on_challenge(&mut self, r: &mut Reader<'_>) -> Result<(), HandshakeError> {
-        let challenge: [u8; 32] = r.array("CHALLENGE shorter than 32 bytes").map_err(HandshakeError::BadMessage)?;
-        r.finish("CHALLENGE longer than 32 bytes").map_err(HandshakeError::BadMessage)?;
-        if challenge == self.our_challenge {
-            return Err(HandshakeError::ReflectedChallenge);
-        }
-        self.peer_challenge = Some(challenge);
+    fn on_pake(&mut self, msg: &[u8], r: &mut Reader<'_>) -> Result<(), HandshakeError> {
+        let message = r.bytes(PAKE_MESSAGE_LEN, "PAKE shorter than 33 bytes").map_err(HandshakeError::BadMessage)?;
+        r.finish("PAKE longer than 33 bytes").map_err(HandshakeError::BadMessage)?;
+        let exchange = self.exchange.take().ok_or(HandshakeError::BadMessage("PAKE before HELLO"))?;
+        let key = exchange.finish(message).map_err(|e| match e {
+            PakeError::Reflected => HandshakeError::ReflectedChallenge,
+            PakeError::Corrupt => HandshakeError::BadMessage("PAKE message is not a valid curve point"),
+        })?;
+        self.transcript.peer_pake = msg.to_vec();
+        self.session_key = Some(key);
         if self.side == Side::Initiator {
-            self.send_proof();
+            self.send_confirm();
         }
-        self.state = State::AwaitProof;
+        self.state = State::AwaitConfirm;
         Ok(())
     }
 
-    fn on_proof(&mut self, r: &mut Reader<'_>) -> Result<(), HandshakeError> {
-        let proof = r.bytes(32, "PROOF shorter than 32 bytes").map_err(HandshakeError::BadMessage)?;
-        r.finish("PROOF longer than 32 bytes").map_err(HandshakeError::BadMessage)?;
-        let mac = self.proof_mac(self.side.other(), &self.our_challenge);
-        mac.verify_slice(proof).map_err(|_| HandshakeError::WrongCookie)?;
-        let peer = self.peer.clone().ok_or(HandshakeError::BadMessage("PROOF before HELLO"))?;
+    fn on_confirm(&mut self, r: &mut Reader<'_>) -> Result<(), HandshakeError> {
+        let confirm = r.bytes(CONFIRM_LEN, "CONFIRM shorter than 32 bytes").map_err(HandshakeError::BadMessage)?;
+        r.finish("CONFIRM longer than 32 bytes").map_err(HandshakeError::BadMessage)?;
+        let key = self.session_key.as_ref().ok_or(HandshakeError::BadMessage("CONFIRM before PAKE"))?;
+        let transcript = self.transcript.hash(self.side);
+        let expected = key.confirmation(self.side.other(), &self.channel.exporter, &transcript);
+        expected.verify_slice(confirm).map_err(|_| HandshakeError::WrongCookie)?;
+        self.peer_authenticated = true;
+        // The peer has proven the cookie: its name may now enter the atom table.
+        let peer = self.peer.as_mut().ok_or(HandshakeError::BadMessage("CONFIRM before HELLO"))?;
+        peer.name = peer.name.to_interned();
+        let peer = peer.clone();
         match self.side {
             Side::Acceptor => {
                 self.state = State::AwaitDecision;
                 self.events.push_back(HandshakeEvent::DecisionNeeded(peer));
             }
-            Side::Initiator => self.state = State::AwaitStatus,
+            Side::Initiator => {
+                self.session_key = None;
+                self.state = State::AwaitStatus;
+            }
         }
         Ok(())
     }
@@ -564,25 +694,6 @@ impl Handshake {
         }
     }
 
-    /// The HMAC state over everything but the final tag, for the proof made by `answering`.
-    fn proof_mac(&self, answering: Side, challenge: &[u8; 32]) -> Hmac<Sha256> {
-        let peer = self.peer.as_ref().map(|p| &p.name);
-        let (initiator, acceptor) = match self.side {
-            Side::Initiator => (Some(&self.config.local), peer),
-            Side::Acceptor => (peer, Some(&self.config.local)),
-        };
-        let mut input = Vec::with_capacity(128 + 2 * 320);
-        input.extend_from_slice(PROOF_LABEL);
-        input.push(answering.proof_role());
-        input.extend_from_slice(&self.exporter);
-        put_name(&mut input, initiator);
-        put_name(&mut input, acceptor);
-        input.extend_from_slice(challenge);
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.config.key).expect("HMAC takes keys of any length");
-        mac.update(&input);
-        mac
-    }
-
     fn send_hello(&mut self) {
         let hello = Hello {
             name: self.config.local.clone(),
@@ -594,19 +705,25 @@ impl Handshake {
         let mut msg = Vec::with_capacity(64);
         hello.write(&mut msg);
         put_frame(&mut self.out, &msg);
+        self.transcript.our_hello = msg;
     }
 
-    fn send_challenge(&mut self) {
-        let mut msg = vec![tag::CHALLENGE];
-        msg.extend_from_slice(&self.our_challenge);
+    fn send_pake(&mut self, exchange: KeyExchange) {
+        let mut msg = Vec::with_capacity(1 + PAKE_MESSAGE_LEN);
+        msg.push(tag::PAKE);
+        msg.extend_from_slice(exchange.message());
         put_frame(&mut self.out, &msg);
+        self.transcript.our_pake = msg;
+        self.exchange = Some(exchange);
     }
 
-    fn send_proof(&mut self) {
-        let Some(challenge) = self.peer_challenge else { return };
-        let proof = self.proof_mac(self.side, &challenge).finalize().into_bytes();
-        let mut msg = vec![tag::PROOF];
-        msg.extend_from_slice(&proof);
+    fn send_confirm(&mut self) {
+        let Some(key) = &self.session_key else { return };
+        let transcript = self.transcript.hash(self.side);
+        let confirm = key.confirmation(self.side, &self.channel.exporter, &transcript).finalize().into_bytes();
+        let mut msg = Vec::with_capacity(1 + CONFIRM_LEN);
+        msg.push(tag::CONFIRM);
+        msg.extend_from_slice(&confirm);
         put_frame(&mut self.out, &msg);
     }
 
@@ -628,7 +745,7 @@ pub(crate) struct Hello {
 impl Hello {
     /// Layout: tag, version min (u16), version max (u16), flags (u64), creation (u32), name
     /// (u16 length + text), to (u16 length + text, empty if unknown). Bytes after these fields
-    /// are ignored (room for later versions).
+    /// are ignored (room for later versions) but covered by the key confirmations.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.push(tag::HELLO);
         out.extend_from_slice(&self.versions.min.to_be_bytes());
@@ -639,7 +756,7 @@ impl Hello {
         put_name(out, self.to.as_ref());
     }
 
-    /// Reads the fields after the tag.
+    /// Reads the fields after the tag. Names are not added to the atom table.
     fn read(r: &mut Reader<'_>) -> Result<Hello, &'static str> {
         let min = r.u16("HELLO truncated in its version range")?;
         let max = r.u16("HELLO truncated in its version range")?;

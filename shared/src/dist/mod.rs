@@ -3,7 +3,11 @@
 //! Each piece is a deterministic value that a driver moves bytes and time through:
 //!
 //! - [`handshake`]: the cookie handshake that runs inside TLS and proves both sides know the
-//!   cluster key, bound to the TLS channel; version and capability negotiation.
+//!   cluster key, bound to the TLS channel; version and capability negotiation. Its cryptography
+//!   (a SPAKE2 exchange and key confirmations) is [`key_exchange`]; [`cert_names`] reads which
+//!   hosts a peer's certificate names, in CA-verified mode.
+//! - [`admission`]: which incoming connections may start a handshake (failed authentications and
+//!   pending handshakes per source address, pending handshakes in all).
 //! - [`control`]: the control messages exchanged once a connection is up (SEND, LINK, MONITOR,
 //!   TICK, mesh, global registry, process groups) and their byte encoding.
 //! - [`inbound`]: bytes of an established connection in, whole control messages out (framing,
@@ -18,11 +22,14 @@
 //! Nothing here reads a clock or draws random numbers: times are passed in as [`std::time::Instant`]
 //! values and randomness as bytes, so tests run with simulated time.
 
+pub mod admission;
 pub mod backoff;
 pub mod backoff_table;
+pub mod cert_names;
 pub mod control;
 pub mod handshake;
 pub mod inbound;
+pub mod key_exchange;
 pub mod liveness;
 pub mod outbound;
 #[cfg(any(test, feature = "test-support"))]
@@ -32,8 +39,10 @@ mod wire;
 
 use std::fmt;
 
-/// The distribution protocol version this build speaks (negotiated in the handshake).
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The distribution protocol version this build speaks (negotiated in the handshake). Version 2
+/// replaced version 1's cookie proofs (an HMAC over a challenge) with a PAKE; the HELLO layout is
+/// the same in both, so a version 1 peer and this build each fail with a version mismatch.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Capability flags, advertised in the handshake and intersected: a feature is used on a
 /// connection only if both sides advertise it. Bits a receiver does not know are ignored, so a

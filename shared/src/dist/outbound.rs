@@ -7,6 +7,10 @@
 //! - Lanes take turns, one unit per turn: a whole small message, or one fragment of a large one.
 //!   A 100 MB message is cut into fragments ([`crate::fragment`], 64 KiB by default) that
 //!   interleave with everything else, so it never holds back ticks or other senders.
+//! - A new fragmented message starts only while the fragmented messages already started stay
+//!   within the peer's reassembly limits ([`OutboundConfig::reassembly`], PROTOCOL.md 3.2): a
+//!   lane whose next message would exceed them waits its turn until others finish, so the peer
+//!   never has to refuse a well-behaved sender.
 //! - A **byte budget** bounds the queue: [`Outbound::try_push`] answers [`Busy`] while the queued
 //!   bytes are at or over it, so the driver makes senders wait instead of buffering without end.
 //!   (A message is accepted whenever the queue is under budget, so one message larger than the
@@ -17,7 +21,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::fragment::{Fragmenter, DEFAULT_FRAGMENT_SIZE};
+use crate::fragment::{Fragmenter, ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 
 /// Default byte budget of one connection's queue.
 pub const DEFAULT_BYTE_BUDGET: usize = 64 << 20;
@@ -35,6 +39,9 @@ pub struct OutboundConfig {
     /// Whether the peer accepts fragments ([`crate::dist::Flags::FRAGMENTS`] negotiated). Without
     /// them, large messages go out whole and hold the connection while they do.
     pub fragments: bool,
+    /// The peer's reassembly limits: fragmented messages started and not finished stay within
+    /// its sequence count and byte limits.
+    pub reassembly: ReassemblyLimits,
 }
 
 impl OutboundConfig {
@@ -46,7 +53,12 @@ impl OutboundConfig {
 
 impl Default for OutboundConfig {
     fn default() -> OutboundConfig {
-        OutboundConfig { fragment_size: DEFAULT_FRAGMENT_SIZE, byte_budget: DEFAULT_BYTE_BUDGET, fragments: true }
+        OutboundConfig {
+            fragment_size: DEFAULT_FRAGMENT_SIZE,
+            byte_budget: DEFAULT_BYTE_BUDGET,
+            fragments: true,
+            reassembly: ReassemblyLimits::default(),
+        }
     }
 }
 
@@ -72,8 +84,8 @@ pub struct Busy {
 #[derive(Default)]
 struct LaneQueue {
     messages: VecDeque<Vec<u8>>,
-    /// The large message being sent, and its data bytes not yet sent.
-    current: Option<(Fragmenter, usize)>,
+    /// The large message being sent, its length, and its data bytes not yet sent.
+    current: Option<(Fragmenter, usize, usize)>,
 }
 
 impl LaneQueue {
@@ -93,6 +105,9 @@ pub struct Outbound {
     /// The most bytes ever queued at once.
     high_water: usize,
     next_seq: u64,
+    /// Fragmented messages started and not finished, and the sum of their lengths.
+    open_sequences: usize,
+    open_bytes: usize,
 }
 
 impl Outbound {
@@ -107,6 +122,8 @@ impl Outbound {
             queued: 0,
             high_water: 0,
             next_seq: 0,
+            open_sequences: 0,
+            open_bytes: 0,
         }
     }
 
@@ -179,6 +196,21 @@ impl Outbound {
         out
     }
 
+    /// Fragmented messages started and not yet finished.
+    pub fn open_sequences(&self) -> usize {
+        self.open_sequences
+    }
+
+    /// Whether a fragmented message of `len` bytes may start now without the peer's open
+    /// sequences exceeding its reassembly limits. With none open, any message may start (one
+    /// over the peer's message limit is its to refuse).
+    fn may_open(&self, len: usize) -> bool {
+        let limits = &self.config.reassembly;
+        self.open_sequences == 0
+            || (self.open_sequences < limits.max_in_flight
+                && self.open_bytes.saturating_add(len) <= limits.max_in_flight_bytes)
+    }
+
     /// Appends the next framed unit; false if nothing is queued.
     fn pop_unit(&mut self, out: &mut Vec<u8>) -> bool {
         if let Some(payload) = self.urgent.pop_front() {
@@ -186,30 +218,56 @@ impl Outbound {
             put_whole(out, &payload);
             return true;
         }
-        let Some(key) = self.ring.pop_front() else { return false };
-        let Some(queue) = self.lanes.get_mut(&key) else { return self.pop_unit(out) };
+        // A lane that would open a sequence beyond the peer's limits passes its turn. Some lane
+        // can always go: with sequences open, their lanes can; with none, anything may start.
+        for _ in 0..self.ring.len() {
+            let Some(key) = self.ring.pop_front() else { return false };
+            let Some(queue) = self.lanes.get(&key) else { continue };
+            let starts_sequence = queue.current.is_none()
+                && queue
+                    .messages
+                    .front()
+                    .is_some_and(|m| self.config.fragments && m.len() > self.config.fragment_threshold());
+            if starts_sequence && !queue.messages.front().is_some_and(|m| self.may_open(m.len())) {
+                self.ring.push_back(key);
+                continue;
+            }
+            self.pop_from(key, out);
+            return true;
+        }
+        false
+    }
+
+    /// Appends the next unit of lane `key` (which has one) and gives the lane its next turn.
+    fn pop_from(&mut self, key: u64, out: &mut Vec<u8>) {
+        let Some(queue) = self.lanes.get_mut(&key) else { return };
         if queue.current.is_none() {
             if let Some(payload) = queue.messages.pop_front() {
                 if self.config.fragments && payload.len() > self.config.fragment_threshold() {
                     let len = payload.len();
-                    queue.current = Some((Fragmenter::new(self.next_seq, payload, self.config.fragment_size), len));
+                    queue.current =
+                        Some((Fragmenter::new(self.next_seq, payload, self.config.fragment_size), len, len));
                     self.next_seq = self.next_seq.wrapping_add(1);
+                    self.open_sequences += 1;
+                    self.open_bytes += len;
                 } else {
                     self.queued -= payload.len();
                     put_whole(out, &payload);
                 }
             }
         }
-        if let Some((fragmenter, remaining)) = &mut queue.current {
+        if let Some((fragmenter, len, remaining)) = &mut queue.current {
             let header_at = out.len();
             out.extend_from_slice(&[0; 4]);
             fragmenter.write_next(out);
-            let len = (out.len() - header_at - 4) as u32;
-            out[header_at..header_at + 4].copy_from_slice(&len.to_be_bytes());
+            let frame_len = (out.len() - header_at - 4) as u32;
+            out[header_at..header_at + 4].copy_from_slice(&frame_len.to_be_bytes());
             let data = (*remaining).min(self.config.fragment_size);
             *remaining -= data;
             self.queued -= data;
             if fragmenter.is_done() {
+                self.open_sequences -= 1;
+                self.open_bytes -= *len;
                 queue.current = None;
             }
         }
@@ -218,7 +276,6 @@ impl Outbound {
         } else {
             self.ring.push_back(key);
         }
-        true
     }
 }
 
@@ -323,6 +380,41 @@ mod tests {
         assert_eq!(first, msg(1, 1_500), "1.5 fragments' worth goes out whole");
         let second = frames.next_frame().unwrap().unwrap();
         assert!(crate::fragment::is_fragment(&second), "anything longer is fragmented");
+    }
+
+    #[test]
+    fn open_sequences_stay_within_the_peers_reassembly_limits() {
+        // Many senders with large messages at once: the peer, with the same small limits, never
+        // has to refuse a sequence, and everything arrives.
+        let limits = ReassemblyLimits { max_in_flight: 3, max_in_flight_bytes: 10_000, max_message: 10_000 };
+        let config = OutboundConfig { fragment_size: 500, reassembly: limits, ..OutboundConfig::default() };
+        let mut out = Outbound::new(config);
+        let mut sent = Vec::new();
+        for lane in 0..12u8 {
+            for (i, len) in [4_000, 9_000, 800, 10_000].into_iter().enumerate() {
+                let m = msg(lane * 4 + i as u8, len);
+                sent.push(m.clone());
+                out.push(Lane::Sender(u64::from(lane)), m);
+            }
+        }
+        let mut frames = FrameDecoder::new(1 << 20);
+        let mut peer = Reassembler::new(limits);
+        let mut got = 0;
+        let mut most_open = 0;
+        while !out.is_empty() {
+            frames.feed(&out.pop_batch(700));
+            while let Some(frame) = frames.next_frame().unwrap() {
+                if is_fragment(&frame) {
+                    got += usize::from(peer.push(&frame).expect("within the peer's limits").is_some());
+                } else {
+                    got += 1;
+                }
+                most_open = most_open.max(peer.in_flight());
+            }
+        }
+        assert_eq!(got, sent.len());
+        assert!((2..=3).contains(&most_open), "senders interleave, within the limit: {most_open}");
+        assert_eq!(out.open_sequences(), 0);
     }
 
     #[test]

@@ -8,19 +8,26 @@
 //!   and a verifier that accepts any peer certificate while still checking that the peer holds its
 //!   key (the TLS 1.3 handshake signature). Peers are authenticated by the cookie proof of the
 //!   handshake, which is bound to the session through [`exporter`], so a man in the middle fails.
-//! - **CA-verified mutual TLS** ([`TlsMaterial::from_pem`]): this node's certificate chain and key
-//!   and the CA every peer's certificate must chain to; both sides present and verify certificates.
-//!   The dialing side checks the acceptor's certificate against the host part of its node name
-//!   ([`server_name`]), so certificates must name their host (DNS name or IP address SAN).
+//! - **CA-verified mutual TLS** ([`TlsMaterial::from_pem`], [`TlsMaterial::from_files`]): this
+//!   node's certificate chain and key and the CA every peer's certificate must chain to; both sides
+//!   present and verify certificates. The dialing side checks the acceptor's certificate against
+//!   the host part of its node name ([`server_name`]), and both sides' handshakes check that the
+//!   peer's certificate names the host of the node name it claims ([`channel_binding`]), so
+//!   certificates must name their host (DNS name or IP address SAN).
 //!
-//! Only TLS 1.3 with rustls's ring provider is offered. Every function returns a [`TlsError`]
-//! that says what to fix.
+//! The cookie handshake runs in both modes (one handshake). Only TLS 1.3 with rustls's ring
+//! provider is built and offered. Every function returns a [`TlsError`] that says what to fix. The
+//! private key is read with the cookie's secret-file checks, and zeroed when the material is
+//! dropped.
 //!
 //! A ping (what `snow-epmd ping` does) is: look the node up in snow-epmd, open TCP to the address,
-//! run a TLS client with [`client_config`] and [`server_name`], take [`exporter`] of the session,
-//! and drive a [`Handshake::initiator`](super::handshake::Handshake::initiator) over the TLS stream
-//! until it reports `Established` (then close) or an error.
+//! run a TLS client with [`client_config`] and [`server_name`], take [`channel_binding`] of the
+//! session, and drive a [`Handshake::initiator`](super::handshake::Handshake::initiator) over the
+//! TLS stream until it reports `Established` (then close) or an error. In CA-verified mode its own
+//! node name must have a host its certificate names ([`TlsMaterial::certificate_hosts`]).
 
+use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -31,7 +38,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-use super::handshake::TLS_EXPORTER_LABEL;
+use zeroize::Zeroize;
+
+use super::cert_names::{CertNames, CertNamesError};
+use super::handshake::{ChannelBinding, PeerCertificate, TLS_EXPORTER_LABEL};
+use crate::cookie::{read_secret_file, SecretFileError};
+
+/// Largest private key file accepted (a 16384-bit RSA key in PEM is about 13 KiB).
+pub const MAX_KEY_FILE: usize = 64 << 10;
+/// Largest certificate or CA file accepted.
+pub const MAX_CERT_FILE: usize = 1 << 20;
 
 /// The server name used in self-signed mode, where names are not checked (any valid DNS name).
 pub const SELF_SIGNED_NAME: &str = "snow-node";
@@ -65,10 +81,30 @@ pub enum TlsError {
     /// The self-signed certificate could not be generated.
     #[error("cannot generate the ephemeral TLS certificate: {0}")]
     Generate(String),
+    /// The private key file was refused or could not be read.
+    #[error(transparent)]
+    KeyFile(#[from] SecretFileError),
+    /// A certificate file could not be read.
+    #[error("{what}={} cannot be read: {source}", path.display())]
+    ReadFile {
+        /// Which input (e.g. "SNOW_TLS_CERT").
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// In CA-verified mode the peer presented no certificate (rustls requires one, so this means
+    /// the TLS configuration is not the one built here).
+    #[error("the peer presented no TLS certificate although CA-verified TLS is configured")]
+    NoPeerCertificate,
+    /// The peer's certificate could not be read for its names.
+    #[error(transparent)]
+    PeerCertificate(#[from] CertNamesError),
 }
 
-/// What a node presents and trusts.
-#[derive(Debug)]
+/// What a node presents and trusts. `Debug` never shows the private key, and the key is zeroed
+/// when the material is dropped.
 pub struct TlsMaterial {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -83,6 +119,27 @@ impl TlsMaterial {
             .map_err(|e| TlsError::Generate(e.to_string()))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
         Ok(TlsMaterial { chain: vec![certified.cert.der().clone()], key, roots: None })
+    }
+
+    /// CA-verified mutual TLS from PEM files (`SNOW_TLS_CERT`, `SNOW_TLS_KEY`, `SNOW_TLS_CA`). The
+    /// key file is read like the cookie file ([`read_secret_file`]: no symbolic link, owned by
+    /// this process's user, mode 600 or 400).
+    pub fn from_files(cert_chain: &Path, key: &Path, ca: &Path) -> Result<TlsMaterial, TlsError> {
+        let read = |what: &'static str, path: &Path| -> Result<Vec<u8>, TlsError> {
+            let file = std::fs::File::open(path).map_err(|source| TlsError::ReadFile {
+                what,
+                path: path.to_owned(),
+                source,
+            })?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_CERT_FILE as u64), &mut bytes)
+                .map_err(|source| TlsError::ReadFile { what, path: path.to_owned(), source })?;
+            Ok(bytes)
+        };
+        let chain = read("SNOW_TLS_CERT", cert_chain)?;
+        let ca = read("SNOW_TLS_CA", ca)?;
+        let key = read_secret_file(key, "SNOW_TLS_KEY", MAX_KEY_FILE)?;
+        TlsMaterial::from_pem(&chain, &key, &ca)
     }
 
     /// CA-verified mutual TLS from PEM bytes: this node's certificate chain (leaf first), its
@@ -100,6 +157,34 @@ impl TlsMaterial {
     /// Whether peers are verified against a CA (mutual TLS) rather than by the cookie alone.
     pub fn is_ca_verified(&self) -> bool {
         self.roots.is_some()
+    }
+
+    /// The hosts this node's own certificate names, as node-name hosts (DNS names lowercased,
+    /// IPv6 in brackets): in CA-verified mode a node name must have one of them as its host, or
+    /// peers refuse it. Empty if the leaf cannot be read or names no host.
+    pub fn certificate_hosts(&self) -> Vec<String> {
+        self.certificate_names().hosts()
+    }
+
+    /// The names of this node's own certificate (none if the leaf cannot be read).
+    pub fn certificate_names(&self) -> CertNames {
+        self.chain.first().and_then(|leaf| CertNames::from_der(leaf).ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for TlsMaterial {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("mode", &if self.is_ca_verified() { "CA-verified" } else { "self-signed" })
+            .field("certificates", &self.chain.len())
+            .field("key", &"<hidden>")
+            .finish()
     }
 }
 
@@ -194,6 +279,20 @@ pub fn exporter<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], TlsEr
     let mut out = [0u8; 32];
     conn.export_keying_material(&mut out, TLS_EXPORTER_LABEL, Some(&[]))?;
     Ok(out)
+}
+
+/// What the cookie handshake needs from an established TLS session: its [`exporter`], and in
+/// CA-verified mode (`ca_verified`) the names of the peer's certificate, which rustls has already
+/// verified against the CA.
+pub fn channel_binding<D>(conn: &rustls::ConnectionCommon<D>, ca_verified: bool) -> Result<ChannelBinding, TlsError> {
+    let exporter = exporter(conn)?;
+    let peer_certificate = if ca_verified {
+        let leaf = conn.peer_certificates().and_then(|chain| chain.first()).ok_or(TlsError::NoPeerCertificate)?;
+        PeerCertificate::Names(CertNames::from_der(leaf)?)
+    } else {
+        PeerCertificate::Unchecked
+    };
+    Ok(ChannelBinding { exporter, peer_certificate })
 }
 
 /// Accepts any server certificate, but still checks the TLS 1.3 handshake signature, so the peer
@@ -313,6 +412,62 @@ mod tests {
             rustls::ClientConnection::new(client_config(&stranger).unwrap(), server_name(true, "127.0.0.1")).unwrap();
         let mut server = rustls::ServerConnection::new(server_config(&node).unwrap()).unwrap();
         assert!(pump(&mut client, &mut server).is_err());
+    }
+
+    #[test]
+    fn ca_mode_binding_carries_the_peer_certificate_names_both_ways() {
+        let ca = crate::dist::test_ca::TestCa::new();
+        let material = |host: &str| {
+            let leaf = ca.leaf(host);
+            TlsMaterial::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes(), leaf.ca.as_bytes()).unwrap()
+        };
+        let (dialer, listener) = (material("db1.example.com"), material("10.0.0.7"));
+        assert_eq!(dialer.certificate_hosts(), ["db1.example.com"]);
+        let mut client =
+            rustls::ClientConnection::new(client_config(&dialer).unwrap(), server_name(true, "10.0.0.7")).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config(&listener).unwrap()).unwrap();
+        pump(&mut client, &mut server).unwrap();
+        let (on_client, on_server) = (channel_binding(&client, true).unwrap(), channel_binding(&server, true).unwrap());
+        assert_eq!(on_client.exporter, on_server.exporter);
+        let names = |b: ChannelBinding| match b.peer_certificate {
+            PeerCertificate::Names(n) => n.hosts(),
+            PeerCertificate::Unchecked => panic!("CA mode must carry names"),
+        };
+        assert_eq!(names(on_client), ["10.0.0.7"]);
+        assert_eq!(names(on_server), ["db1.example.com"]);
+        assert_eq!(channel_binding(&server, false).unwrap().peer_certificate, PeerCertificate::Unchecked);
+    }
+
+    #[test]
+    fn debug_never_shows_the_private_key() {
+        let leaf = crate::dist::test_ca::TestCa::new().leaf("h");
+        let material = TlsMaterial::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes(), leaf.ca.as_bytes()).unwrap();
+        let text = format!("{material:?}");
+        assert_eq!(text, "TlsMaterial { mode: \"CA-verified\", certificates: 1, key: \"<hidden>\" }");
+        let body: String = leaf.key.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(!text.contains(&body[..16]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_gets_the_secret_file_checks() {
+        use std::os::unix::fs::PermissionsExt;
+        let leaf = crate::dist::test_ca::TestCa::new().leaf("h");
+        let dir = std::env::temp_dir().join(format!("snow-tls-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key, ca) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("ca.pem"));
+        std::fs::write(&cert, &leaf.cert).unwrap();
+        std::fs::write(&ca, &leaf.ca).unwrap();
+        std::fs::write(&key, &leaf.key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = TlsMaterial::from_files(&cert, &key, &ca).unwrap_err();
+        assert!(matches!(err, TlsError::KeyFile(SecretFileError::InsecurePermissions { mode: 0o640, .. })), "{err}");
+        assert!(err.to_string().starts_with("SNOW_TLS_KEY "), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(TlsMaterial::from_files(&cert, &key, &ca).unwrap().is_ca_verified());
+        let err = TlsMaterial::from_files(&dir.join("missing.pem"), &key, &ca).unwrap_err();
+        assert!(err.to_string().starts_with("SNOW_TLS_CERT="), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

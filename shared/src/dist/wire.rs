@@ -54,13 +54,15 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes(len, what)?).map_err(|_| what)
     }
 
-    /// A node name written by [`put_name`]; an empty string gives `None`.
+    /// A node name written by [`put_name`]; an empty string gives `None`. The name is not added
+    /// to the atom table ([`NodeName::parse_uninterned`]): it comes from a peer that has not
+    /// authenticated yet.
     pub(crate) fn opt_name(&mut self, what: FieldError) -> Result<Option<NodeName>, FieldError> {
         let text = self.str16(what)?;
         if text.is_empty() {
             return Ok(None);
         }
-        let name = NodeName::parse(text).map_err(|_| what)?;
+        let name = NodeName::parse_uninterned(text).map_err(|_| what)?;
         // Only the canonical spelling is accepted, so both sides hash the same bytes.
         if name.as_str() != text {
             return Err(what);

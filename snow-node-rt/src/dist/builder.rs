@@ -6,9 +6,13 @@
 //! the node's creation. Only then is the [`Node`] created (its pids carry that creation), the
 //! router installed and the background tasks started. Any failure returns an error and leaves
 //! nothing running.
+//!
+//! Where the listener binds: the address given with [`NodeBuilder::listen_ip`] (`SNOW_DIST_ADDR`),
+//! else where the node's name says: all IPv6 addresses (`::`) when the host of its name is an
+//! IPv6 address or resolves only to IPv6 addresses, all IPv4 addresses (`0.0.0.0`) otherwise.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +21,7 @@ use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel, PBKDF2_I
 use snow_shared::dist::handshake::HandshakeConfig;
 use snow_shared::dist::tls::{self, TlsMaterial};
 use snow_shared::NodeName;
+use zeroize::Zeroizing;
 
 use super::config::{DistConfig, TlsSource, DEFAULT_EPMD};
 use super::core::{offered_flags, Dist, Options};
@@ -25,11 +30,38 @@ use super::service::Service;
 use crate::Node;
 
 /// Where the TLS identity comes from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Identity {
     SelfSigned,
-    Files { cert: PathBuf, key: PathBuf, ca: PathBuf },
-    Pem { cert: Vec<u8>, key: Vec<u8>, ca: Vec<u8> },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+        ca: PathBuf,
+    },
+    /// The private key is zeroed when dropped.
+    Pem {
+        cert: Vec<u8>,
+        key: Zeroizing<Vec<u8>>,
+        ca: Vec<u8>,
+    },
+}
+
+/// Shows file names, never key bytes.
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::SelfSigned => f.write_str("SelfSigned"),
+            Identity::Files { cert, key, ca } => {
+                f.debug_struct("Files").field("cert", cert).field("key", key).field("ca", ca).finish()
+            }
+            Identity::Pem { cert, ca, .. } => f
+                .debug_struct("Pem")
+                .field("cert", &format_args!("<{} bytes>", cert.len()))
+                .field("key", &format_args!("<hidden>"))
+                .field("ca", &format_args!("<{} bytes>", ca.len()))
+                .finish(),
+        }
+    }
 }
 
 /// Builds a distributed [`Node`]: the programmatic equivalent of the environment variables.
@@ -55,7 +87,8 @@ pub struct NodeBuilder {
     name: NodeName,
     cookie: Option<Cookie>,
     epmd: String,
-    listen_ip: IpAddr,
+    /// `None`: where the node's name says (module documentation).
+    listen_ip: Option<IpAddr>,
     listen_port: u16,
     identity: Identity,
     opts: Options,
@@ -64,14 +97,14 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     /// A builder for node `name` with the defaults of DESIGN.md 4.2 (snow-epmd at
-    /// `127.0.0.1:4369`, any free port on all interfaces, self-signed TLS, ticktime 20 s). A
-    /// cookie must still be given.
+    /// `127.0.0.1:4369`, any free port on all addresses of the family of the name's host,
+    /// self-signed TLS, ticktime 20 s). A cookie must still be given.
     pub fn new(name: NodeName) -> NodeBuilder {
         NodeBuilder {
             name,
             cookie: None,
             epmd: DEFAULT_EPMD.to_owned(),
-            listen_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_ip: None,
             listen_port: 0,
             identity: Identity::SelfSigned,
             opts: Options::default(),
@@ -83,6 +116,7 @@ impl NodeBuilder {
     pub fn from_config(config: DistConfig) -> NodeBuilder {
         let mut b =
             NodeBuilder::new(config.name).cookie(config.cookie).epmd(&config.epmd).listen_port(config.listen_port);
+        b.listen_ip = config.listen_ip;
         b.opts.ticktime = config.ticktime;
         if let TlsSource::Files { cert, key, ca } = config.tls {
             b.identity = Identity::Files { cert, key, ca };
@@ -108,15 +142,19 @@ impl NodeBuilder {
         self
     }
 
-    /// The address the listener binds (default: all IPv4 interfaces). Tests use `127.0.0.1`.
+    /// The address the distribution listener binds (`SNOW_DIST_ADDR`, like Erlang's
+    /// `inet_dist_use_interface`), e.g. a private interface's address, `127.0.0.1`, or `::` for
+    /// all IPv6 (and, where the system allows it, IPv4) addresses. Default: where the node's name
+    /// says (module documentation).
     pub fn listen_ip(mut self, ip: IpAddr) -> NodeBuilder {
-        self.listen_ip = ip;
+        self.listen_ip = Some(ip);
         self
     }
 
     /// CA-verified mutual TLS from PEM bytes: certificate chain, key, CA (`SNOW_TLS_*` files).
+    /// The key bytes are zeroed when the builder and the node's TLS material are dropped.
     pub fn tls_pem(mut self, cert: Vec<u8>, key: Vec<u8>, ca: Vec<u8>) -> NodeBuilder {
-        self.identity = Identity::Pem { cert, key, ca };
+        self.identity = Identity::Pem { cert, key: Zeroizing::new(key), ca };
         self
     }
 
@@ -137,6 +175,13 @@ impl NodeBuilder {
     /// Incoming handshakes allowed to run at once; more are closed at once. Default 64.
     pub fn max_pending_handshakes(mut self, n: usize) -> NodeBuilder {
         self.opts.max_pending_handshakes = n.max(1);
+        self
+    }
+
+    /// Incoming handshakes allowed to run at once from one source address (an IPv4 address or an
+    /// IPv6 /64); more from it are closed at once. Default 8.
+    pub fn max_pending_handshakes_per_address(mut self, n: usize) -> NodeBuilder {
+        self.opts.max_pending_per_address = n.max(1);
         self
     }
 
@@ -164,7 +209,8 @@ impl NodeBuilder {
     }
 
     /// Failed authentications from one address per minute before its connections are refused
-    /// without a handshake. Default 10.
+    /// without a handshake. Default 10. Every handshake that ends before the peer proved the
+    /// cookie counts: a wrong cookie, a malformed message, a TLS failure, a timeout, a close.
     pub fn auth_failures_per_minute(mut self, n: u32) -> NodeBuilder {
         self.opts.auth_failures_per_minute = n.max(1);
         self
@@ -186,40 +232,47 @@ impl NodeBuilder {
     /// Starts the node: see the module documentation for the order of steps.
     pub async fn start(self) -> Result<Node, StartError> {
         let cookie = self.cookie.ok_or(StartError::NoCookie)?;
-        let material = match self.identity {
+        let material = match &self.identity {
             Identity::SelfSigned => TlsMaterial::self_signed()?,
-            Identity::Pem { cert, key, ca } => TlsMaterial::from_pem(&cert, &key, &ca)?,
-            Identity::Files { cert, key, ca } => TlsMaterial::from_pem(
-                &read("SNOW_TLS_CERT", &cert)?,
-                &read("SNOW_TLS_KEY", &key)?,
-                &read("SNOW_TLS_CA", &ca)?,
-            )?,
+            Identity::Pem { cert, key, ca } => TlsMaterial::from_pem(cert, key, ca)?,
+            Identity::Files { cert, key, ca } => TlsMaterial::from_files(cert, key, ca)?,
         };
+        if material.is_ca_verified() {
+            // Peers would refuse every connection: say so now, not at each connect.
+            let names = material.certificate_names();
+            if !names.allows(&self.name) {
+                return Err(StartError::CertificateHost { name: self.name.clone(), names });
+            }
+        }
         let tls_client = tls::client_config(&material)?;
         let tls_server = tls::server_config(&material)?;
+        let ca_verified = material.is_ca_verified();
+        // rustls holds its own copy of the key; ours is zeroed now.
+        drop(material);
         let iterations = self.iterations;
-        // The derivation takes a fraction of a second on purpose: off the scheduler's threads.
+        let (listen_ip, host) = (self.listen_ip, self.name.host_for_connect().to_owned());
+        // The derivation takes a fraction of a second on purpose, and finding the listen address
+        // may ask DNS: both off the scheduler's threads.
         let (key_tx, key_rx) = async_channel::bounded(1);
         std::thread::Builder::new()
             .name("snow-key-derivation".into())
             .spawn(move || {
-                let _ = key_tx.send_blocking(derive_key_with_iterations(&cookie, KeyLabel::Distribution, iterations));
+                let key = derive_key_with_iterations(&cookie, KeyLabel::Distribution, iterations);
+                let _ = key_tx.send_blocking((key, listen_ip.unwrap_or_else(|| default_listen_ip(&host))));
             })
             .map_err(StartError::KeyDerivation)?;
-        let key = key_rx.recv().await.map_err(|_| {
+        let (key, listen_ip) = key_rx.recv().await.map_err(|_| {
             StartError::KeyDerivation(std::io::Error::other("the key derivation thread ended without a key"))
         })?;
-        let bind = SocketAddr::new(self.listen_ip, self.listen_port);
-        let listener =
-            TcpListener::bind(bind).await.map_err(|source| StartError::Listen { port: self.listen_port, source })?;
-        let local = listener.local_addr().map_err(|source| StartError::Listen { port: self.listen_port, source })?;
+        let bind = SocketAddr::new(listen_ip, self.listen_port);
+        let listener = TcpListener::bind(bind).await.map_err(|source| StartError::Listen { addr: bind, source })?;
+        let local = listener.local_addr().map_err(|source| StartError::Listen { addr: bind, source })?;
         let registration = snow_epmd::client::register(&self.epmd, &self.name, local.port()).await?;
         let creation = registration.creation().max(1);
         let node = Node::new(self.name.clone(), creation);
         let mut hs = HandshakeConfig::new(self.name.clone(), creation, key);
         hs.flags = offered_flags(self.opts.transitive);
         hs.timeout = self.opts.handshake_timeout;
-        let ca_verified = material.is_ca_verified();
         let runtime = Arc::new(crate::sched::PoolRuntime);
         let dist =
             Dist::new(node.as_host(), runtime, hs, tls_client, tls_server, ca_verified, self.epmd, self.opts, local);
@@ -237,8 +290,26 @@ impl NodeBuilder {
     }
 }
 
-fn read(var: &'static str, path: &Path) -> Result<Vec<u8>, StartError> {
-    std::fs::read(path).map_err(|source| StartError::ReadTlsFile { var, path: path.to_owned(), source })
+/// Where a node whose name's host is `host` (IPv6 without brackets) listens when no address is
+/// set: all IPv6 addresses if the host is an IPv6 address or resolves only to IPv6 addresses,
+/// else all IPv4 addresses (also when it does not resolve: the snow-epmd entry names the host,
+/// and peers resolve it themselves). Blocking (name resolution).
+fn default_listen_ip(host: &str) -> IpAddr {
+    let v6_only = match host.parse::<IpAddr>() {
+        Ok(ip) => ip.is_ipv6(),
+        Err(_) => match (host, 0).to_socket_addrs() {
+            Ok(addrs) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                !addrs.is_empty() && addrs.iter().all(SocketAddr::is_ipv6)
+            }
+            Err(_) => false,
+        },
+    };
+    if v6_only {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
 }
 
 /// Starts this program's node from the environment (DESIGN.md 4.2): a distributed node when

@@ -6,6 +6,7 @@
 //! | `SNOW_COOKIE` / `SNOW_COOKIE_FILE` | cluster secret | none: a distributed node refuses to start |
 //! | `SNOW_EPMD` | `host:port` of snow-epmd | `127.0.0.1:4369` |
 //! | `SNOW_DIST_PORT` | listen port (0 = any) | 0 |
+//! | `SNOW_DIST_ADDR` | listen address (an IP address of this host; `::` = all IPv6) | all addresses of the family of the name's host |
 //! | `SNOW_TLS_CERT`, `SNOW_TLS_KEY`, `SNOW_TLS_CA` | PEM files for CA-verified mutual TLS (all three or none) | ephemeral self-signed |
 //! | `SNOW_TICKTIME` | seconds of silence before a peer is down | 20 |
 //!
@@ -13,6 +14,7 @@
 //! nothing is started half-way.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +55,8 @@ pub struct DistConfig {
     pub epmd: String,
     /// Port to listen on (0 = any free port).
     pub listen_port: u16,
+    /// Address to listen on; `None`: all addresses of the family of the name's host.
+    pub listen_ip: Option<IpAddr>,
     /// TLS identity.
     pub tls: TlsSource,
     /// Silence after which a peer is declared down.
@@ -79,6 +83,12 @@ pub enum ConfigError {
     /// `SNOW_DIST_PORT` is not a port.
     #[error("SNOW_DIST_PORT={0:?} is not a port number from 0 to 65535 (0 = any free port)")]
     BadPort(String),
+    /// `SNOW_DIST_ADDR` is not an IP address.
+    #[error(
+        "SNOW_DIST_ADDR={0:?} is not an IP address; expected an address of this host such as 10.0.0.5 or ::1 \
+         (0.0.0.0 = all IPv4 addresses, :: = all IPv6 addresses), without a port (that is SNOW_DIST_PORT)"
+    )]
+    BadListenAddr(String),
     /// `SNOW_TICKTIME` is not a positive number of seconds.
     #[error("SNOW_TICKTIME={0:?} is not a whole number of seconds from 1 to 86400")]
     BadTicktime(String),
@@ -117,6 +127,10 @@ impl DistConfig {
             Some(value) => value.trim().parse::<u16>().map_err(|_| ConfigError::BadPort(value))?,
             None => 0,
         };
+        let listen_ip = match text("SNOW_DIST_ADDR")? {
+            Some(value) => Some(parse_ip(&value).ok_or(ConfigError::BadListenAddr(value))?),
+            None => None,
+        };
         let ticktime = match text("SNOW_TICKTIME")? {
             Some(value) => match value.trim().parse::<u64>() {
                 Ok(secs @ 1..=86_400) => Duration::from_secs(secs),
@@ -132,7 +146,17 @@ impl DistConfig {
             (_, _, None) => return Err(ConfigError::PartialTls("SNOW_TLS_CA")),
         };
         let cookie = Cookie::from_sources(None, get(ENV_COOKIE), get(ENV_COOKIE_FILE))?;
-        Ok(Some(DistConfig { name, cookie, epmd, listen_port, tls, ticktime }))
+        Ok(Some(DistConfig { name, cookie, epmd, listen_port, listen_ip, tls, ticktime }))
+    }
+}
+
+/// An IP address, IPv6 with or without brackets (`::1`, `[::1]`), surrounding spaces ignored.
+fn parse_ip(value: &str) -> Option<IpAddr> {
+    let value = value.trim();
+    let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
+    match inner {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        None => value.parse().ok(),
     }
 }
 
@@ -180,6 +204,7 @@ mod tests {
         assert_eq!(cfg.name.as_str(), "app@box7");
         assert_eq!(cfg.epmd, DEFAULT_EPMD);
         assert_eq!(cfg.listen_port, 0);
+        assert_eq!(cfg.listen_ip, None);
         assert_eq!(cfg.tls, TlsSource::SelfSigned);
         assert_eq!(cfg.ticktime, Duration::from_secs(20));
     }
@@ -191,6 +216,7 @@ mod tests {
             COOKIE,
             ("SNOW_EPMD", "[::1]:5000"),
             ("SNOW_DIST_PORT", "9100"),
+            ("SNOW_DIST_ADDR", "10.0.0.5"),
             ("SNOW_TICKTIME", "4"),
             ("SNOW_TLS_CERT", "/c.pem"),
             ("SNOW_TLS_KEY", "/k.pem"),
@@ -201,6 +227,7 @@ mod tests {
         assert_eq!(cfg.name.as_str(), "app@db1.example.com");
         assert_eq!(cfg.epmd, "[::1]:5000");
         assert_eq!(cfg.listen_port, 9100);
+        assert_eq!(cfg.listen_ip, Some("10.0.0.5".parse().unwrap()));
         assert_eq!(cfg.ticktime, Duration::from_secs(4));
         assert!(matches!(cfg.tls, TlsSource::Files { .. }));
     }
@@ -214,6 +241,9 @@ mod tests {
             (vec![node, COOKIE, ("SNOW_EPMD", "nohostport")], "SNOW_EPMD"),
             (vec![node, COOKIE, ("SNOW_EPMD", "h:0")], "SNOW_EPMD"),
             (vec![node, COOKIE, ("SNOW_DIST_PORT", "70000")], "SNOW_DIST_PORT=\"70000\""),
+            (vec![node, COOKIE, ("SNOW_DIST_ADDR", "eth0")], "SNOW_DIST_ADDR=\"eth0\" is not an IP address"),
+            (vec![node, COOKIE, ("SNOW_DIST_ADDR", "10.0.0.5:9100")], "SNOW_DIST_ADDR=\"10.0.0.5:9100\""),
+            (vec![node, COOKIE, ("SNOW_DIST_ADDR", "[::1")], "SNOW_DIST_ADDR"),
             (vec![node, COOKIE, ("SNOW_TICKTIME", "0")], "SNOW_TICKTIME"),
             (vec![node, COOKIE, ("SNOW_TICKTIME", "fast")], "SNOW_TICKTIME"),
             (vec![node, COOKIE, ("SNOW_TLS_CERT", "/c.pem")], "SNOW_TLS_KEY is missing"),
@@ -221,6 +251,14 @@ mod tests {
         for (vars, expected) in cases {
             let err = read(&vars).map(|_| ()).unwrap_err().to_string();
             assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_of_both_families_are_read() {
+        for (value, ip) in [("::1", "::1"), ("[::1]", "::1"), (" 0.0.0.0 ", "0.0.0.0"), ("::", "::")] {
+            let cfg = read(&[("SNOW_NODE", "app"), COOKIE, ("SNOW_DIST_ADDR", value)]).unwrap().unwrap();
+            assert_eq!(cfg.listen_ip, Some(ip.parse().unwrap()), "{value}");
         }
     }
 

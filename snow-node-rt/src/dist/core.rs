@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use rustls::{ClientConfig, ServerConfig};
+use snow_shared::dist::admission::{Admission, AdmissionLimits};
 use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
@@ -34,6 +35,7 @@ pub(crate) struct Options {
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_pending_handshakes: usize,
+    pub max_pending_per_address: usize,
     pub byte_budget: usize,
     /// `None`: twice the byte budget.
     pub queue_ceiling: Option<usize>,
@@ -48,11 +50,12 @@ impl Default for Options {
             ticktime: snow_shared::dist::liveness::DEFAULT_TICKTIME,
             handshake_timeout: snow_shared::dist::handshake::DEFAULT_HANDSHAKE_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
-            max_pending_handshakes: 64,
+            max_pending_handshakes: AdmissionLimits::default().max_pending,
+            max_pending_per_address: AdmissionLimits::default().max_pending_per_source,
             byte_budget: snow_shared::dist::outbound::DEFAULT_BYTE_BUDGET,
             queue_ceiling: None,
             transitive: true,
-            auth_failures_per_minute: 10,
+            auth_failures_per_minute: AdmissionLimits::default().failures_per_window,
             connect_attempts: 3,
         }
     }
@@ -139,41 +142,6 @@ pub(crate) struct NodeWatch {
     pub all: HashSet<Pid>,
 }
 
-/// The failed-authentication counter per source address (one-minute windows).
-#[derive(Default)]
-pub(crate) struct AuthLimiter {
-    windows: HashMap<std::net::IpAddr, (Instant, u32)>,
-}
-
-const AUTH_WINDOW: Duration = Duration::from_secs(60);
-const AUTH_LIMITER_MAX_KEYS: usize = 10_000;
-
-impl AuthLimiter {
-    /// Whether `ip` has used up its failed attempts for the current window.
-    pub fn blocked(&mut self, ip: std::net::IpAddr, limit: u32, now: Instant) -> bool {
-        match self.windows.get(&ip) {
-            Some((start, count)) if now.duration_since(*start) < AUTH_WINDOW => *count >= limit,
-            Some(_) => {
-                self.windows.remove(&ip);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Records a failed authentication from `ip`.
-    pub fn failed(&mut self, ip: std::net::IpAddr, now: Instant) {
-        if self.windows.len() >= AUTH_LIMITER_MAX_KEYS {
-            self.windows.retain(|_, (start, _)| now.duration_since(*start) < AUTH_WINDOW);
-        }
-        let entry = self.windows.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= AUTH_WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-    }
-}
-
 /// A remote spawn waiting for its SPAWN_REPLY.
 pub(crate) struct SpawnWait {
     /// The node asked: a reply from any other is ignored.
@@ -225,8 +193,8 @@ pub(crate) struct Dist {
     pub spawns: Mutex<HashMap<Ref, SpawnWait>>,
     /// Warnings that could repeat per message or per request, rate-limited.
     pub log_limit: Mutex<LogLimit<&'static str>>,
-    pub pending_handshakes: AtomicUsize,
-    pub auth: Mutex<AuthLimiter>,
+    /// Pre-authentication limits: pending handshakes and failed authentications per source.
+    pub admission: Mutex<Admission>,
     pub closing: AtomicBool,
     /// Closed at shutdown: the listener and the snow-epmd keeper stop when `recv` fails.
     pub stop_tx: Sender<()>,
@@ -273,6 +241,12 @@ impl Dist {
         listen_addr: SocketAddr,
     ) -> Dist {
         let (stop_tx, stop_rx) = async_channel::bounded(1);
+        let admission = Admission::new(AdmissionLimits {
+            max_pending: opts.max_pending_handshakes,
+            max_pending_per_source: opts.max_pending_per_address,
+            failures_per_window: opts.auth_failures_per_minute,
+            window: Duration::from_secs(60),
+        });
         Dist {
             host,
             runtime,
@@ -290,8 +264,7 @@ impl Dist {
             watch: Mutex::new(NodeWatch::default()),
             spawns: Mutex::new(HashMap::new()),
             log_limit: Mutex::new(LogLimit::default()),
-            pending_handshakes: AtomicUsize::new(0),
-            auth: Mutex::new(AuthLimiter::default()),
+            admission: Mutex::new(admission),
             closing: AtomicBool::new(false),
             stop_tx,
             stop_rx,

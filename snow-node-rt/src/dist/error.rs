@@ -1,6 +1,8 @@
 //! Error types of the distribution driver. Each message says what to do about it.
 
+use snow_shared::dist::cert_names::CertNames;
 use snow_shared::dist::tls::TlsError;
+use snow_shared::NodeName;
 
 use super::config::ConfigError;
 
@@ -10,24 +12,30 @@ pub enum StartError {
     /// A setting is invalid (the message names the variable).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A TLS file could not be read.
-    #[error("{var}={path:?} cannot be read: {source}")]
-    ReadTlsFile {
-        /// The variable naming the file.
-        var: &'static str,
-        /// The file.
-        path: std::path::PathBuf,
-        /// The operating system's reason.
-        source: std::io::Error,
-    },
-    /// The TLS material is unusable.
+    /// The TLS material is unusable (the message names the file or variable).
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// In CA-verified mode, this node's certificate does not name the host of its node name, so
+    /// every peer would refuse it.
+    #[error(
+        "this node is {name}, but its certificate (SNOW_TLS_CERT) names {names}, not host {}: use a certificate \
+         naming that host (DNS or IP subject alternative name), or a node name with a host it names",
+        name.host()
+    )]
+    CertificateHost {
+        /// This node's name.
+        name: NodeName,
+        /// What its certificate names.
+        names: CertNames,
+    },
     /// The distribution listener could not be opened.
-    #[error("cannot listen for distribution on port {port}: {source} (set SNOW_DIST_PORT to a free port, or 0)")]
+    #[error(
+        "cannot listen for distribution on {addr}: {source} (SNOW_DIST_ADDR must be an address of this host, \
+         SNOW_DIST_PORT a free port or 0)"
+    )]
     Listen {
-        /// The port asked for.
-        port: u16,
+        /// The address asked for.
+        addr: std::net::SocketAddr,
         /// The operating system's reason.
         source: std::io::Error,
     },

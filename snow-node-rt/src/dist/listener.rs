@@ -1,14 +1,16 @@
 //! The distribution listener: accepts TCP connections and runs each handshake in its own task,
-//! so a peer that connects and never finishes cannot delay anyone else. Connections are refused
-//! at once (closed before TLS) when `max_pending_handshakes` handshakes are already running, or
-//! when their source address failed authentication too often in the last minute.
+//! so a peer that connects and never finishes cannot delay anyone else. The sans-IO
+//! [`Admission`](snow_shared::dist::admission::Admission) decides which connections may start a
+//! handshake: they are refused at once (closed before TLS) when `max_pending_handshakes` are
+//! already running, when their source already runs its share, or when their source failed
+//! authentication too often in the last minute; each handshake's outcome is reported back to it.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_net::TcpListener;
 use futures_lite::future;
+use snow_shared::dist::admission::Refusal;
 
 use super::core::{lock, Dist};
 use super::session;
@@ -32,25 +34,23 @@ pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
                 continue;
             }
         };
-        if lock(&dist.auth).blocked(addr.ip(), dist.opts.auth_failures_per_minute, Instant::now()) {
-            log::debug!("{}: refused {addr}: too many failed authentications from it", dist.name);
-            let _ = tcp.shutdown(std::net::Shutdown::Both);
-            continue;
-        }
-        if dist.pending_handshakes.fetch_add(1, Ordering::AcqRel) >= dist.opts.max_pending_handshakes {
-            dist.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
-            log::warn!(
-                "{}: refused {addr}: {} handshakes already pending",
-                dist.name,
-                dist.opts.max_pending_handshakes
-            );
-            let _ = tcp.shutdown(std::net::Shutdown::Both);
-            continue;
-        }
+        let admitted = lock(&dist.admission).admit(addr.ip(), Instant::now());
+        let ticket = match admitted {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                // A flood from one source is logged at debug level only, so it cannot flood the log.
+                match refusal {
+                    Refusal::Busy { .. } => log::warn!("{}: refused {addr}: {refusal}", dist.name),
+                    _ => log::debug!("{}: refused {addr}: {refusal}", dist.name),
+                }
+                let _ = tcp.shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+        };
         let task_dist = dist.clone();
         dist.spawn(async move {
-            session::accept(task_dist.clone(), tcp, addr).await;
-            task_dist.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
+            let outcome = session::accept(task_dist.clone(), tcp, addr).await;
+            lock(&task_dist.admission).finish(ticket, outcome, Instant::now());
         });
     }
     log::debug!("{}: distribution listener stopped", dist.name);

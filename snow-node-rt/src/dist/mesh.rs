@@ -119,15 +119,35 @@ async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Re
     }
 }
 
-/// A peer told us its connected nodes: connect to those we do not know (transitive mesh).
+/// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
+/// list (any length) cannot make this node dial more nodes than this at once. Names beyond it
+/// are skipped; every new connection brings the new peer's own list, so the mesh still forms.
+pub(crate) const MAX_MESH_ATTEMPTS: usize = 16;
+
+/// A peer told us its connected nodes: connect to those we do not know (transitive mesh), while
+/// fewer than [`MAX_MESH_ATTEMPTS`] attempts are in progress.
 pub(crate) fn on_node_list(dist: &Arc<Dist>, from: &NodeName, nodes: Vec<NodeName>) {
     if !dist.opts.transitive {
         return;
     }
+    let mut attempts = lock(&dist.peers).values().filter(|p| matches!(p, Peer::Connecting(_))).count();
+    let mut skipped = 0usize;
     for node in nodes {
-        if node != dist.name && !lock(&dist.peers).contains_key(&node) {
-            log::debug!("{}: {from} is connected to {node}; connecting too", dist.name);
-            ensure(dist, &node, true, false);
+        if node == dist.name || lock(&dist.peers).contains_key(&node) {
+            continue;
         }
+        if attempts >= MAX_MESH_ATTEMPTS {
+            skipped += 1;
+            continue;
+        }
+        log::debug!("{}: {from} is connected to {node}; connecting too", dist.name);
+        ensure(dist, &node, true, false);
+        attempts += 1;
+    }
+    if skipped > 0 {
+        log::info!(
+            "{}: {from}'s node list names {skipped} more nodes than can be dialed now ({MAX_MESH_ATTEMPTS} attempts at once); skipped",
+            dist.name
+        );
     }
 }

@@ -313,7 +313,7 @@ impl Distribution for Service {
             ("connecting", connecting),
             ("queued_frames", queued_frames),
             ("backoff", backoff),
-            ("pending_handshakes", dist.pending_handshakes.load(Ordering::Relaxed)),
+            ("pending_handshakes", lock(&dist.admission).pending()),
             ("node_watches", node_watches),
             ("remote_spawns", remote_spawns),
         ]

@@ -10,6 +10,7 @@ use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use smol_timeout::TimeoutExt;
+use snow_shared::dist::admission::Outcome;
 use snow_shared::dist::handshake::{Handshake, HandshakeError, HandshakeEvent, PeerInfo};
 use snow_shared::dist::tls;
 use snow_shared::epmd::table::State;
@@ -83,7 +84,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-fn challenge() -> [u8; 32] {
+/// Fresh secret randomness for one handshake's key exchange.
+fn handshake_random() -> [u8; 32] {
     rand::random()
 }
 
@@ -127,8 +129,9 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
             .connect(name, tcp)
             .await
             .map_err(|e| SessionError::Tls(e.to_string()))?;
-        let exporter = tls::exporter(stream.get_ref().1).map_err(|e| SessionError::Tls(e.to_string()))?;
-        let mut hs = Handshake::initiator(dist.hs.clone(), node.clone(), exporter, challenge(), Instant::now());
+        let binding =
+            tls::channel_binding(stream.get_ref().1, dist.ca_verified).map_err(|e| SessionError::Tls(e.to_string()))?;
+        let mut hs = Handshake::initiator(dist.hs.clone(), node.clone(), binding, handshake_random(), Instant::now());
         let peer = run(&mut hs, &mut stream, |_, _| {}).await?;
         Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
     };
@@ -173,14 +176,18 @@ async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistErr
     }
 }
 
-/// Runs the accepting side of one incoming connection, under the handshake deadline.
-pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
+/// Runs the accepting side of one incoming connection, under the handshake deadline. Returns
+/// whether the peer proved the cookie: anything else (TLS failure, malformed messages, timeout,
+/// close, wrong cookie) is a failed authentication of its source.
+pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) -> Outcome {
     let _ = tcp.set_nodelay(true);
     let handle = tcp.clone();
     let timeout = dist.opts.handshake_timeout;
     let mut accepted: Option<(Arc<Conn>, Option<Arc<Conn>>)> = None;
+    let mut authenticated = false;
     let result = {
         let accepted = &mut accepted;
+        let authenticated = &mut authenticated;
         let dist = &dist;
         let handle = &handle;
         let work = async move {
@@ -188,9 +195,12 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
                 .accept(tcp)
                 .await
                 .map_err(|e| SessionError::Tls(e.to_string()))?;
-            let exporter = tls::exporter(stream.get_ref().1).map_err(|e| SessionError::Tls(e.to_string()))?;
-            let mut hs = Handshake::acceptor(dist.hs.clone(), exporter, challenge(), Instant::now());
+            let binding = tls::channel_binding(stream.get_ref().1, dist.ca_verified)
+                .map_err(|e| SessionError::Tls(e.to_string()))?;
+            let mut hs = Handshake::acceptor(dist.hs.clone(), binding, handshake_random(), Instant::now());
             let peer = run(&mut hs, &mut stream, |hs, peer| {
+                // Asked only once the peer's key confirmation verified.
+                *authenticated = true;
                 match dist.decide(peer, || Conn::new(dist, peer, handle.clone())) {
                     (Decision::Accept(conn), replaced) => {
                         hs.accept();
@@ -226,12 +236,13 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) {
                 SessionError::Handshake(HandshakeError::DuplicateRejected) => {
                     log::debug!("{}: refused a duplicate connection from {addr}", dist.name)
                 }
-                SessionError::Handshake(HandshakeError::WrongCookie) => {
-                    lock(&dist.auth).failed(addr.ip(), Instant::now());
-                    log::warn!("{}: handshake with {addr} failed: the peer's cookie proof is wrong", dist.name);
-                }
                 _ => log::warn!("{}: handshake with {addr} failed: {e}", dist.name),
             }
         }
+    }
+    if authenticated {
+        Outcome::Authenticated
+    } else {
+        Outcome::Failed
     }
 }

@@ -198,7 +198,9 @@ pub mod raw {
     use snow_node_rt::Node;
     use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
     use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, PeerInfo};
+    use snow_shared::dist::tls::TlsMaterial;
     use snow_shared::dist::{tls, Flags};
+    use snow_shared::NodeName;
 
     pub async fn dial(target: &Node, short: &str, cookie: &[u8]) -> Result<TlsStream<TcpStream>, HandshakeError> {
         dial_offering(target, short, cookie, None).await.map(|(stream, _)| stream)
@@ -212,38 +214,97 @@ pub mod raw {
         cookie: &[u8],
         flags: Option<Flags>,
     ) -> Result<(TlsStream<TcpStream>, PeerInfo), HandshakeError> {
-        let tcp = TcpStream::connect(target.listen_addr().unwrap()).await.unwrap();
-        let config = tls::client_only_config().unwrap();
-        let mut stream = TlsConnector::from(config).connect(tls::server_name(false, "x"), tcp).await.unwrap();
-        let exporter = tls::exporter(stream.get_ref().1).unwrap();
-        let key =
-            derive_key_with_iterations(&Cookie::from_bytes(cookie).unwrap(), KeyLabel::Distribution, super::ITERATIONS);
-        let mut config = HandshakeConfig::new(super::name(short), 7, key);
-        if let Some(flags) = flags {
+        let name = super::name(short);
+        let peer = Peer { name: &name, cookie, flags, tls: None, from: None };
+        match dial_as(target, peer).await {
+            Ok(done) => Ok(done),
+            Err(RawError::Handshake(e)) => Err(e),
+            Err(RawError::Tls(e)) => panic!("TLS with {} failed: {e}", target.name()),
+        }
+    }
+
+    /// How a hand-driven peer presents itself.
+    pub struct Peer<'a> {
+        /// The node name it claims in its HELLO.
+        pub name: &'a NodeName,
+        /// The cookie it knows.
+        pub cookie: &'a [u8],
+        /// The capabilities it offers (this build's defaults if `None`).
+        pub flags: Option<Flags>,
+        /// Its certificate, for a node with CA-verified TLS (none: no client certificate).
+        pub tls: Option<&'a TlsMaterial>,
+        /// The loopback address it connects from (default: the kernel's choice, 127.0.0.1).
+        pub from: Option<std::net::IpAddr>,
+    }
+
+    /// Why a hand-driven dial failed.
+    #[derive(Debug)]
+    pub enum RawError {
+        /// The node refused the TLS handshake.
+        Tls(std::io::Error),
+        /// The cookie handshake failed.
+        Handshake(HandshakeError),
+    }
+
+    /// TLS (with `peer.tls`' certificate if given) and the cookie handshake with `target` as
+    /// `peer` says; the stream once established.
+    pub async fn dial_as(target: &Node, peer: Peer<'_>) -> Result<(TlsStream<TcpStream>, PeerInfo), RawError> {
+        let to = target.listen_addr().unwrap();
+        let tcp = match peer.from {
+            Some(from) => connect_from(from, to),
+            None => TcpStream::connect(to).await.unwrap(),
+        };
+        let ca_verified = peer.tls.is_some_and(TlsMaterial::is_ca_verified);
+        let config = match peer.tls {
+            Some(material) => tls::client_config(material).unwrap(),
+            None => tls::client_only_config().unwrap(),
+        };
+        let server_name = tls::server_name(ca_verified, target.name().host_for_connect());
+        let mut stream = TlsConnector::from(config).connect(server_name, tcp).await.map_err(RawError::Tls)?;
+        let binding = tls::channel_binding(stream.get_ref().1, ca_verified).unwrap();
+        let key = derive_key_with_iterations(
+            &Cookie::from_bytes(peer.cookie).unwrap(),
+            KeyLabel::Distribution,
+            super::ITERATIONS,
+        );
+        let mut config = HandshakeConfig::new(peer.name.clone(), 7, key);
+        if let Some(flags) = peer.flags {
             config.flags = flags;
         }
-        let mut hs = Handshake::initiator(config, target.name().clone(), exporter, rand::random(), Instant::now());
+        let mut hs = Handshake::initiator(config, target.name().clone(), binding, rand::random(), Instant::now());
         let mut buf = [0u8; 4096];
         loop {
             let out = hs.take_output();
-            stream.write_all(&out).await.unwrap();
-            stream.flush().await.unwrap();
+            // A write may fail once the node has closed: the read below reports why.
+            let _ = stream.write_all(&out).await;
+            let _ = stream.flush().await;
             while let Some(ev) = hs.poll_event() {
-                if let HandshakeEvent::Established(peer) = ev {
-                    return Ok((stream, peer));
+                if let HandshakeEvent::Established(info) = ev {
+                    return Ok((stream, info));
                 }
             }
-            hs.result()?;
+            hs.result().map_err(RawError::Handshake)?;
             let n = stream.read(&mut buf).timeout(super::WAIT).await.expect("the node answers").unwrap_or(0);
             if n == 0 {
-                hs.feed_eof()?;
+                hs.feed_eof().map_err(RawError::Handshake)?;
             } else {
-                hs.feed(&buf[..n])?;
+                hs.feed(&buf[..n]).map_err(RawError::Handshake)?;
             }
         }
     }
 
-    /// Whether the other end closes `stream` (EOF or error) within [`super::WAIT`], reading and
+    /// A TCP connection to `to` from the local address `from` (e.g. 127.0.0.2, another source
+    /// on the loopback network). Blocking connect: loopback answers at once.
+    pub fn connect_from(from: std::net::IpAddr, to: std::net::SocketAddr) -> TcpStream {
+        use rustix::net::{AddressFamily, SocketType};
+        let family = if from.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+        let fd = rustix::net::socket(family, SocketType::STREAM, None).unwrap();
+        rustix::net::bind(&fd, &std::net::SocketAddr::new(from, 0)).unwrap();
+        rustix::net::connect(&fd, &to).unwrap();
+        TcpStream::try_from(std::net::TcpStream::from(fd)).unwrap()
+    }
+
+    /// Whether the other end closes `stream` (EOF or error) within the test bound, reading and
     /// discarding anything it sends first.
     pub async fn closes<S: futures_lite::io::AsyncRead + Unpin>(stream: &mut S) -> bool {
         let mut buf = vec![0u8; 64 << 10];
