@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use snow_node_rt::{dist, Node, NodeName, Pid, Process, Term};
+use snow_node_rt::{Node, NodeName, Pid, Process, Term};
 
 use crate::child::ChildProc;
 use crate::cluster::node_env;
@@ -68,7 +68,7 @@ pub fn role_main() -> Option<i32> {
 }
 
 async fn server() -> Result<(), String> {
-    let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
+    let node = snow_node_rt::start_from_env().await.map_err(|e| e.to_string())?;
     let (tx, rx) = async_channel::bounded::<Result<(), String>>(2);
     for (name, body) in [("bench_sink", true), ("bench_echo", false)] {
         let tx = tx.clone();
@@ -161,7 +161,7 @@ fn format_work(w: &Workload) -> String {
 
 async fn client() -> Result<(), String> {
     let work = parse_work(&std::env::var(WORK_ENV).map_err(|_| format!("{WORK_ENV} is not set"))?)?;
-    let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
+    let node = snow_node_rt::start_from_env().await.map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let server = server_name()?;
     node.connect(&server).await.map_err(|e| format!("connect to {SERVER}: {e}"))?;

@@ -2,11 +2,11 @@
 //! snow-epmd running) registers a process `echo` that answers `{from_pid, term}` with
 //! `{:echo, term}`, and stays up until killed (the process alone stops on `:stop`).
 
-use snow_node_rt::{dist, Term};
+use snow_node_rt::Term;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let node = match snow_node_rt::block_on(dist::start_from_env()) {
+    let node = match snow_node_rt::block_on(snow_node_rt::start_from_env()) {
         Ok(node) => node,
         Err(e) => {
             eprintln!("echo: {e}");

@@ -66,9 +66,9 @@ pub use error::{
     DistError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError, TrySendError, UnregisterError,
 };
 pub use local::supervisor;
-pub use local::{yield_now, Node, Process, Receive, ReceiveMatch, Spawnable};
+pub use local::{start_from_env, yield_now, Node, Process, Receive, ReceiveMatch, Spawnable};
 pub use reason::IntoExitReason;
-pub use sched::{block_on, spawn as spawn_task, JoinHandle};
+pub use sched::{block_on, spawn as spawn_task, JoinHandle, PoolRuntime};
 pub use seam::{Backpressure, Congestion, Distribution, Host, Monitored, Runtime};
 pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 pub use timers::{sleep, TimerRef};

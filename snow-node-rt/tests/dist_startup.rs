@@ -4,7 +4,8 @@ mod support;
 
 use support::{name, run};
 
-use snow_node_rt::dist::{start_from_env, ConfigError, StartError};
+use snow_node_rt::dist::{ConfigError, StartError};
+use snow_node_rt::start_from_env;
 use snow_shared::cookie::CookieError;
 use snow_shared::dist::tls::TlsError;
 

@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use snow_node_rt::{dist, Node, NodeName, Pid, Process, Term};
+use snow_node_rt::{Node, NodeName, Pid, Process, Term};
 
 /// Bound on every step of the demo.
 const STEP: Duration = Duration::from_secs(10);
@@ -201,7 +201,7 @@ fn run_epmd(dir: &Path) -> Result<(), String> {
 fn run_node() -> Result<(), String> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     snow_node_rt::block_on(async {
-        let node = dist::start_from_env().await.map_err(|e| e.to_string())?;
+        let node = snow_node_rt::start_from_env().await.map_err(|e| e.to_string())?;
         offer_services(&node)?;
         let me = node.name().clone();
         let listen = node.listen_addr().map(|a| a.to_string()).unwrap_or_default();

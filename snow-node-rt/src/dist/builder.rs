@@ -1,11 +1,11 @@
-//! Starting a distributed node: from the environment ([`start_from_env`], DESIGN.md 4.2) or from
-//! the equivalent [`NodeBuilder`].
+//! The settings of a distributed node ([`NodeBuilder`], or the environment through
+//! [`DistConfig`]) and the start-up of its distribution.
 //!
 //! Start-up order: settings are validated, the TLS identity is loaded (or generated), the cookie
 //! key derived, the listener opened, and the node registered with snow-epmd, whose reply gives
-//! the node's creation. Only then is the [`Node`] created (its pids carry that creation), the
-//! router installed and the background tasks started. Any failure returns an error and leaves
-//! nothing running.
+//! the node's creation ([`NodeBuilder::prepare`]). Only then is the host of the node's processes
+//! created (its pids carry that creation) and distribution started for it ([`Prepared::start`]).
+//! Any failure returns an error and leaves nothing running.
 //!
 //! Where the listener binds: the address given with [`NodeBuilder::listen_ip`] (`SNOW_DIST_ADDR`),
 //! else where the node's name says: all IPv6 addresses (`::`) when the host of its name is an
@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_net::TcpListener;
@@ -27,7 +27,7 @@ use super::config::{DistConfig, TlsSource, DEFAULT_EPMD};
 use super::core::{offered_flags, Dist, Options};
 use super::error::StartError;
 use super::service::Service;
-use crate::Node;
+use crate::seam::{Distribution, Host, Runtime};
 
 /// Where the TLS identity comes from.
 #[derive(Clone)]
@@ -64,7 +64,8 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-/// Builds a distributed [`Node`]: the programmatic equivalent of the environment variables.
+/// The settings of a distributed node: the programmatic equivalent of the environment variables.
+/// [`NodeBuilder::start`] starts a [`Node`](crate::Node) with them.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), snow_node_rt::dist::StartError> {
@@ -229,8 +230,12 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the node: see the module documentation for the order of steps.
-    pub async fn start(self) -> Result<Node, StartError> {
+    /// Does everything that can fail before a host exists: loads the TLS identity, derives the
+    /// key, opens the listener and registers with snow-epmd, whose reply gives the node's
+    /// creation. The host of the node's processes is then made with that name and creation, and
+    /// handed to [`Prepared::start`]. [`NodeBuilder::start`] does both for this crate's local
+    /// process layer; a foreign host (Snow's own scheduler) calls them itself.
+    pub async fn prepare(self) -> Result<Prepared, StartError> {
         let cookie = self.cookie.ok_or(StartError::NoCookie)?;
         let material = match &self.identity {
             Identity::SelfSigned => TlsMaterial::self_signed()?,
@@ -252,7 +257,7 @@ impl NodeBuilder {
         let iterations = self.iterations;
         let (listen_ip, host) = (self.listen_ip, self.name.host_for_connect().to_owned());
         // The derivation takes a fraction of a second on purpose, and finding the listen address
-        // may ask DNS: both off the scheduler's threads.
+        // may ask DNS: both off the caller's thread.
         let (key_tx, key_rx) = async_channel::bounded(1);
         std::thread::Builder::new()
             .name("snow-key-derivation".into())
@@ -269,24 +274,82 @@ impl NodeBuilder {
         let local = listener.local_addr().map_err(|source| StartError::Listen { addr: bind, source })?;
         let registration = snow_epmd::client::register(&self.epmd, &self.name, local.port()).await?;
         let creation = registration.creation().max(1);
-        let node = Node::new(self.name.clone(), creation);
         let mut hs = HandshakeConfig::new(self.name.clone(), creation, key);
         hs.flags = offered_flags(self.opts.transitive);
         hs.timeout = self.opts.handshake_timeout;
-        let runtime = Arc::new(crate::sched::PoolRuntime);
-        let dist =
-            Dist::new(node.as_host(), runtime, hs, tls_client, tls_server, ca_verified, self.epmd, self.opts, local);
+        Ok(Prepared {
+            hs,
+            tls_client,
+            tls_server,
+            ca_verified,
+            epmd: self.epmd,
+            opts: self.opts,
+            listener,
+            local,
+            registration,
+        })
+    }
+}
+
+/// A node's distribution, ready to start once its host exists: the listener is open and the
+/// node registered with snow-epmd (dropping this unregisters it and closes the listener).
+pub struct Prepared {
+    hs: HandshakeConfig,
+    tls_client: Arc<rustls::ClientConfig>,
+    tls_server: Arc<rustls::ServerConfig>,
+    ca_verified: bool,
+    epmd: String,
+    opts: Options,
+    listener: TcpListener,
+    local: SocketAddr,
+    registration: snow_epmd::client::Registration,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("name", &self.hs.local).field("creation", &self.hs.creation).finish()
+    }
+}
+
+impl Prepared {
+    /// The node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.hs.local
+    }
+
+    /// The node's creation, given by snow-epmd: the host must mint its pids with it.
+    pub fn creation(&self) -> u32 {
+        self.hs.creation
+    }
+
+    /// Starts distribution for `host` (whose name and creation must be [`Prepared::name`] and
+    /// [`Prepared::creation`]), running its tasks on `runtime`. The host installs the returned
+    /// [`Distribution`] and routes every operation on a pid of another node through it.
+    pub fn start(self, host: Weak<dyn Host>, runtime: Arc<dyn Runtime>) -> Arc<dyn Distribution> {
+        let port = self.local.port();
+        let creation = self.hs.creation;
+        let dist = Dist::new(
+            host,
+            runtime,
+            self.hs,
+            self.tls_client,
+            self.tls_server,
+            self.ca_verified,
+            self.epmd,
+            self.opts,
+            self.local,
+        );
         let dist = Arc::new(dist);
-        node.set_distribution(Arc::new(Service(dist.clone())));
-        dist.spawn(super::listener::run(dist.clone(), listener));
-        dist.spawn(super::epmd::keep_registered(dist.clone(), registration, local.port()));
+        dist.spawn(super::listener::run(dist.clone(), self.listener));
+        dist.spawn(super::epmd::keep_registered(dist.clone(), self.registration, port));
         log::info!(
-            "{}: distribution up on {local} (creation {creation}, TLS {}, snow-epmd {})",
+            "{}: distribution up on {} (creation {creation}, TLS {}, snow-epmd {})",
             dist.name,
-            if ca_verified { "CA-verified mutual" } else { "self-signed" },
+            self.local,
+            if self.ca_verified { "CA-verified mutual" } else { "self-signed" },
             dist.epmd
         );
-        Ok(node)
+        Arc::new(Service(dist))
     }
 }
 
@@ -309,15 +372,5 @@ fn default_listen_ip(host: &str) -> IpAddr {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    }
-}
-
-/// Starts this program's node from the environment (DESIGN.md 4.2): a distributed node when
-/// `SNOW_NODE` is set, else a local-only one ([`Node::local`], `is_distributed() == false`).
-/// Every bad variable gives one [`StartError`] line naming it.
-pub async fn start_from_env() -> Result<Node, StartError> {
-    match DistConfig::from_env()? {
-        None => Ok(Node::local()),
-        Some(config) => NodeBuilder::from_config(config).start().await,
     }
 }

@@ -3,13 +3,16 @@
 //! reaches the node's processes only through the seam: it holds a [`Host`](crate::seam::Host)
 //! and a [`Runtime`](crate::seam::Runtime), and offers the host a
 //! [`Distribution`](crate::seam::Distribution). It never names this crate's `Node`, `Process`
-//! or scheduler, except in [`NodeBuilder::start`], which wires a local [`Node`](crate::Node) to a
-//! fresh driver.
+//! or scheduler: [`NodeBuilder::start`] and [`start_from_env`](crate::start_from_env), which wire
+//! a local [`Node`](crate::Node) to a fresh driver, are the local layer's.
 //!
 //! # Starting
-//! - [`start_from_env`]`() -> Result<Node, StartError>`: `SNOW_NODE` & co. (README, "Node
-//!   environment"); a local-only [`Node::local`](crate::Node::local) when `SNOW_NODE` is unset.
+//! - [`start_from_env`](crate::start_from_env)`() -> Result<Node, StartError>`: `SNOW_NODE` &
+//!   co. (README, "Node environment"); a local-only [`Node::local`](crate::Node::local) when
+//!   `SNOW_NODE` is unset.
 //! - [`NodeBuilder`]: the same settings in code (`new(name).cookie(c).epmd(addr)...start().await`).
+//! - A foreign host: [`NodeBuilder::prepare`] gives the name and creation; create the host with
+//!   them, then [`Prepared::start`] with the host and a [`Runtime`](crate::seam::Runtime).
 //!
 //! The operations a program uses are methods of [`Node`](crate::Node) (`connect`, `nodes`,
 //! `disconnect`, `shutdown`...) and [`Process`](crate::Process) (`send` to any pid,
@@ -28,8 +31,8 @@
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use snow_node_rt::{dist, NodeName, Term};
-//! let node = dist::start_from_env().await?;
+//! use snow_node_rt::{NodeName, Term};
+//! let node = snow_node_rt::start_from_env().await?;
 //! let other: NodeName = "other@db1.example.com".parse()?;
 //! node.connect(&other).await?;
 //! node.spawn(move |mut me| async move {
@@ -52,6 +55,6 @@ mod mesh;
 mod service;
 mod session;
 
-pub use builder::{start_from_env, NodeBuilder};
+pub use builder::{NodeBuilder, Prepared};
 pub use config::{ConfigError, DistConfig, TlsSource};
 pub use error::{DistError, RemoteSpawnError, StartError, TrySendError};

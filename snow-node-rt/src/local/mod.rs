@@ -9,6 +9,7 @@
 //! - `signals`: how one process's action reaches another, here or on another node.
 //! - `registry`: local names.
 //! - `host`: this layer as the distribution layer's host.
+//! - `start`: a local node with distribution (`NodeBuilder::start`, [`start_from_env`]).
 //! - [`supervisor`]: OTP-style supervisors.
 
 mod entry;
@@ -19,9 +20,11 @@ pub(crate) mod node;
 pub(crate) mod process;
 mod registry;
 mod signals;
+mod start;
 pub mod supervisor;
 mod table;
 
 pub use mailbox::{Receive, ReceiveMatch};
 pub use node::{Node, Spawnable};
 pub use process::{yield_now, Process};
+pub use start::start_from_env;

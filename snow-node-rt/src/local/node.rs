@@ -63,7 +63,7 @@ impl NodeInner {
 ///
 /// A node that is not distributed is [`Node::local`] (`nonode@nohost`, creation 0). A distributed
 /// node is started by [`NodeBuilder`](crate::dist::NodeBuilder) or
-/// [`start_from_env`](crate::dist::start_from_env), which give it its name and creation and
+/// [`start_from_env`](crate::start_from_env), which give it its name and creation and
 /// install the distribution layer.
 ///
 /// ```

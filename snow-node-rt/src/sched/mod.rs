@@ -146,8 +146,10 @@ fn global() -> &'static Pool {
 }
 
 /// The scheduler pool as the runtime of a distribution layer ([`Runtime`]): tasks on the pool,
-/// waits on the runtime's timer service.
-pub(crate) struct PoolRuntime;
+/// waits on the runtime's timer service. A foreign host may use it for its distribution layer
+/// while it runs its own processes elsewhere.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolRuntime;
 
 impl Runtime for PoolRuntime {
     fn spawn(&self, task: BoxFuture<()>) {

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use async_channel::Sender;
 use smol_timeout::TimeoutExt;
-use snow_node_rt::{dist, Node, NodeName, Pid, Process, Term};
+use snow_node_rt::{Node, NodeName, Pid, Process, Term};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -52,7 +52,7 @@ fn main() {
 }
 
 async fn run() -> i32 {
-    let node = match dist::start_from_env().await {
+    let node = match snow_node_rt::start_from_env().await {
         Ok(node) => node,
         Err(e) => {
             println!("START_FAILED {e}");
