@@ -219,7 +219,7 @@ fn a_foreign_host_gets_messages_links_monitors_and_nodedown_right() {
         let _ = dist.monitor(&f1, &Monitored::Pid(doomed.clone()), &watch);
         eventually("b recorded the link and the monitor", || b.relation_counts(&doomed) == Some((1, 1, 0))).await;
         b.exit(&doomed, Term::atom("crashed"));
-        let mut got = vec![next(&f1_mail).await, next(&f1_mail).await];
+        let mut got = [next(&f1_mail).await, next(&f1_mail).await];
         got.sort_by_key(|m| m.as_tuple().unwrap()[0].to_string());
         assert_eq!(got[0], reason::down_message(&watch, Term::Pid(doomed.clone()), Term::atom("crashed")));
         assert_eq!(got[1], reason::exit_message(&doomed, Term::atom("crashed")));
@@ -247,7 +247,7 @@ fn a_foreign_host_gets_messages_links_monitors_and_nodedown_right() {
         let _ = dist.link(&f1, &survivor);
         eventually("b recorded the second link", || b.relation_counts(&survivor) == Some((1, 0, 0))).await;
         b.shutdown().await;
-        let mut got = vec![next(&f1_mail).await, next(&f1_mail).await];
+        let mut got = [next(&f1_mail).await, next(&f1_mail).await];
         got.sort_by_key(|m| m.as_tuple().unwrap()[0].to_string());
         assert_eq!(got[0], reason::exit_message(&survivor, reason::noconnection()));
         assert_eq!(got[1], Term::tuple([Term::atom("nodedown"), Term::Atom(b.name().as_atom().clone())]));
