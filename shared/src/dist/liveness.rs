@@ -1,6 +1,8 @@
-//! Connection liveness (DESIGN.md 4.2 `SNOW_TICKTIME`): send a TICK when we have sent nothing for
-//! a quarter of the ticktime, and declare the peer down when nothing at all has arrived from it
-//! for a whole ticktime.
+//! Connection liveness (`SNOW_TICKTIME`, README "Node environment"): send a TICK when we have sent
+//! nothing for a quarter of the ticktime, and declare the peer down when nothing at all has
+//! arrived from it for a whole ticktime, or when a write of ours has waited for the socket that
+//! long (the peer stopped reading: it is as good as gone, and senders waiting for the queue to
+//! drain must not wait for ever).
 //!
 //! The rule is purely time-based, so a peer that is frozen (stopped process, paused VM, a host
 //! that went silent behind a firewall) is detected as reliably as one whose socket closed. Any
@@ -18,6 +20,9 @@ pub enum LivenessAction {
     SendTick,
     /// Nothing arrived for a whole ticktime: close the connection and report the node down.
     PeerDown,
+    /// A write has waited for the socket for a whole ticktime: close the connection and report
+    /// the node down.
+    WriteStalled,
 }
 
 /// The liveness timers of one connection.
@@ -26,6 +31,8 @@ pub struct Liveness {
     ticktime: Duration,
     last_sent: Instant,
     last_received: Instant,
+    /// Since when a write has been waiting for the socket, if one is.
+    stalled_since: Option<Instant>,
     down: bool,
 }
 
@@ -33,7 +40,13 @@ impl Liveness {
     /// Timers for a connection that came up at `now`. A zero ticktime is raised to one
     /// millisecond so the timers stay meaningful.
     pub fn new(ticktime: Duration, now: Instant) -> Liveness {
-        Liveness { ticktime: ticktime.max(Duration::from_millis(1)), last_sent: now, last_received: now, down: false }
+        Liveness {
+            ticktime: ticktime.max(Duration::from_millis(1)),
+            last_sent: now,
+            last_received: now,
+            stalled_since: None,
+            down: false,
+        }
     }
 
     /// The ticktime.
@@ -56,6 +69,12 @@ impl Liveness {
         self.last_received = self.last_received.max(now);
     }
 
+    /// Where writes stand: `Some(since)` while a write has been waiting for the socket since
+    /// then, `None` once the socket took everything.
+    pub fn on_write_stall(&mut self, since: Option<Instant>) {
+        self.stalled_since = since;
+    }
+
     /// Whether the peer has been declared down.
     pub fn is_down(&self) -> bool {
         self.down
@@ -67,7 +86,8 @@ impl Liveness {
         if self.down {
             return None;
         }
-        Some((self.last_sent + self.tick_interval()).min(self.last_received + self.ticktime))
+        let next = (self.last_sent + self.tick_interval()).min(self.last_received + self.ticktime);
+        Some(self.stalled_since.map_or(next, |since| next.min(since + self.ticktime)))
     }
 
     /// Checks the timers at `now`. `SendTick` counts as sending (the driver queues the TICK at
@@ -80,6 +100,10 @@ impl Liveness {
             self.down = true;
             return Some(LivenessAction::PeerDown);
         }
+        if self.stalled_since.is_some_and(|since| now >= since + self.ticktime) {
+            self.down = true;
+            return Some(LivenessAction::WriteStalled);
+        }
         if now >= self.last_sent + self.tick_interval() {
             self.last_sent = now;
             return Some(LivenessAction::SendTick);
@@ -91,6 +115,31 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_stalled_for_a_ticktime_brings_the_connection_down_even_while_the_peer_talks() {
+        let start = Instant::now();
+        let mut live = Liveness::new(T, start);
+        // The write stalls at 1 s and never progresses; the peer keeps sending meanwhile.
+        live.on_write_stall(Some(start + Duration::from_secs(1)));
+        assert_eq!(live.poll_timeout(), Some(start + T / 4), "the next tick comes first");
+        let log = simulate(&mut live, start, T * 2, Some(Duration::from_secs(1)));
+        let last = log.last().copied();
+        assert_eq!(last, Some((T + Duration::from_secs(1), LivenessAction::WriteStalled)));
+        assert!(live.is_down());
+    }
+
+    #[test]
+    fn a_write_that_progresses_in_time_is_no_stall() {
+        let start = Instant::now();
+        let mut live = Liveness::new(T, start);
+        live.on_write_stall(Some(start));
+        assert_eq!(live.handle_timeout(start + T / 2), Some(LivenessAction::SendTick));
+        live.on_received(start + T / 2);
+        live.on_write_stall(None);
+        assert_eq!(live.handle_timeout(start + T + T / 4), Some(LivenessAction::SendTick));
+        assert!(!live.is_down());
+    }
 
     const T: Duration = Duration::from_secs(20);
 

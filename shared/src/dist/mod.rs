@@ -15,7 +15,9 @@
 //! - [`liveness`]: when to send a TICK and when to declare a silent peer down.
 //! - [`outbound`]: the per-connection output queue that keeps ticks and small messages flowing
 //!   while a huge message is on its way, and coalesces small frames into large writes.
-//! - [`backoff`]: reconnect delays with jitter.
+//! - [`peer_table`]: which connection serves each peer (connecting or up), where a frame goes,
+//!   which of two connections to keep, who watches which node.
+//! - [`backoff`] / [`backoff_table`]: reconnect delays with jitter, and which nodes to hold off.
 //! - [`tls`]: the rustls configurations (ephemeral self-signed or CA-verified mutual TLS) and the
 //!   TLS exporter value the handshake is bound to.
 //!
@@ -32,6 +34,7 @@ pub mod inbound;
 pub mod key_exchange;
 pub mod liveness;
 pub mod outbound;
+pub mod peer_table;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_ca;
 pub mod tls;

@@ -462,7 +462,8 @@ async fn writer(dist: Arc<Dist>, conn: Arc<Conn>) {
     conn.close();
 }
 
-/// Keeps time for the connection: ticks, the silent-peer rule, and stalled writes.
+/// Keeps time for the connection: feeds the liveness rules (shared/src/dist/liveness.rs) what the
+/// connection's writes and reads did, and does what they say: a tick, or closing the connection.
 async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
     let ticktime = dist.opts.ticktime;
     let reason = loop {
@@ -470,18 +471,17 @@ async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
             break None;
         }
         let now = Instant::now();
-        let stalled = conn.stalled_since.load(Ordering::Relaxed);
-        if stalled != 0 && conn.nanos(now).saturating_sub(stalled) >= ticktime.as_nanos() as u64 {
-            break Some(format!("a write stalled for {ticktime:?} (ticktime)"));
-        }
-        let action = {
+        let (action, deadline) = {
             let mut liveness = lock(&conn.liveness);
             // Writes (the writer's and the senders' written through) count as signs of life sent.
             let last_write = conn.last_write.load(Ordering::Relaxed);
             if last_write != 0 {
                 liveness.on_sent(conn.born + Duration::from_nanos(last_write));
             }
-            liveness.handle_timeout(now)
+            let stalled = conn.stalled_since.load(Ordering::Relaxed);
+            liveness.on_write_stall((stalled != 0).then(|| conn.born + Duration::from_nanos(stalled)));
+            let action = liveness.handle_timeout(now);
+            (action, liveness.poll_timeout().unwrap_or(now))
         };
         match action {
             Some(LivenessAction::SendTick) => {
@@ -489,11 +489,8 @@ async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
                 let _ = conn.wake_tx.try_send(());
             }
             Some(LivenessAction::PeerDown) => break Some(format!("no sign of life for {ticktime:?} (ticktime)")),
+            Some(LivenessAction::WriteStalled) => break Some(format!("a write stalled for {ticktime:?} (ticktime)")),
             None => {}
-        }
-        let mut deadline = lock(&conn.liveness).poll_timeout().unwrap_or(now);
-        if stalled != 0 {
-            deadline = deadline.min(conn.born + Duration::from_nanos(stalled) + ticktime);
         }
         let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         if let Some(Err(_)) = dist.within(wait, conn.stop_rx.recv()).await {

@@ -6,11 +6,11 @@
 //! queue), and tearing one down. That is what keeps per-sender FIFO across the connecting phase and
 //! what makes the duplicate-connection decision atomic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
@@ -20,6 +20,7 @@ use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
+use snow_shared::dist::peer_table::{NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
 use snow_shared::dist::Flags;
 use snow_shared::log_limit::{suppressed_note, LogLimit};
 use snow_shared::{NodeName, Pid, Ref, Term};
@@ -61,35 +62,23 @@ impl Default for Options {
     }
 }
 
-/// Frames queued for a node whose connection is being set up.
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub queue: Vec<(Lane, Vec<u8>)>,
-    pub bytes: usize,
-    pub waiters: Vec<Sender<Result<(), DistError>>>,
-    /// Senders suspended because `bytes` reached the budget: woken when the queue moves onto the
-    /// connection (they then wait on it if it is still over budget) or the attempt ends.
-    pub room: Vec<Waker>,
-}
-
-/// Wakes the senders suspended on a pending queue.
-fn wake_room(room: Vec<Waker>) {
-    for waker in room {
-        waker.wake();
-    }
-}
+/// Who waits for the outcome of a connection attempt.
+pub(crate) type Waiter = Sender<Result<(), DistError>>;
+/// The peer table of the driver: the sans-IO rules of `snow_shared::dist::peer_table`, with the
+/// driver's connections and waiters.
+pub(crate) type Peers = PeerTable<Arc<Conn>, Waiter>;
 
 /// Moves what was queued while connecting onto `conn`, and returns who waited for it. The caller
 /// still holds the peers lock that made `conn` visible: a sender that finds `conn` queues behind
 /// these frames, never ahead of them (per-sender order across the connection's set-up).
-fn take_over(conn: &Conn, previous: Option<Peer>) -> Vec<Sender<Result<(), DistError>>> {
-    match previous {
-        Some(Peer::Connecting(pending)) => {
-            conn.enqueue_all(pending.queue);
-            wake_room(pending.room);
+fn take_over(conn: &Conn, pending: Option<Pending<Waiter>>) -> Vec<Waiter> {
+    match pending {
+        Some(mut pending) => {
+            conn.enqueue_all(std::mem::take(&mut pending.queue));
+            pending.wake_room();
             pending.waiters
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     }
 }
 
@@ -105,7 +94,7 @@ pub(crate) fn sender_lane(pid: &Pid) -> Lane {
 }
 
 /// Tells those who waited for a connection that it is up (after the peers lock is released).
-fn wake_waiters(waiters: Vec<Sender<Result<(), DistError>>>) {
+fn wake_waiters(waiters: Vec<Waiter>) {
     for w in waiters {
         let _ = w.try_send(Ok(()));
     }
@@ -125,21 +114,6 @@ impl Congestion for PeerCongestion {
             None => Poll::Ready(()),
         }
     }
-}
-
-/// Where a peer node stands.
-pub(crate) enum Peer {
-    Connecting(Pending),
-    Up(Arc<Conn>),
-}
-
-/// Watchers of node up/down events.
-#[derive(Default)]
-pub(crate) struct NodeWatch {
-    /// `monitor_node`: one `{:nodedown, node}` per entry, then the entry is gone.
-    pub once: HashMap<NodeName, Vec<Pid>>,
-    /// `monitor_nodes(true)`: every nodeup and nodedown.
-    pub all: HashSet<Pid>,
 }
 
 /// A remote spawn waiting for its SPAWN_REPLY.
@@ -186,10 +160,10 @@ pub(crate) struct Dist {
     pub epmd: String,
     pub opts: Options,
     pub listen_addr: SocketAddr,
-    pub peers: Mutex<HashMap<NodeName, Peer>>,
+    pub peers: Mutex<Peers>,
     /// Nodes whose last connection attempt failed, and until when to hold off dialing them.
     pub backoff: Mutex<BackoffTable>,
-    pub watch: Mutex<NodeWatch>,
+    pub watch: Mutex<NodeWatches>,
     pub spawns: Mutex<HashMap<Ref, SpawnWait>>,
     /// Warnings that could repeat per message or per request, rate-limited.
     pub log_limit: Mutex<LogLimit<&'static str>>,
@@ -247,6 +221,7 @@ impl Dist {
             failures_per_window: opts.auth_failures_per_minute,
             window: Duration::from_secs(60),
         });
+        let peers = Mutex::new(PeerTable::new(hs.local.clone()));
         Dist {
             host,
             runtime,
@@ -259,9 +234,9 @@ impl Dist {
             epmd,
             opts,
             listen_addr,
-            peers: Mutex::new(HashMap::new()),
+            peers,
             backoff: Mutex::new(BackoffTable::default()),
-            watch: Mutex::new(NodeWatch::default()),
+            watch: Mutex::new(NodeWatches::default()),
             spawns: Mutex::new(HashMap::new()),
             log_limit: Mutex::new(LogLimit::default()),
             admission: Mutex::new(admission),
@@ -314,19 +289,12 @@ impl Dist {
 
     /// The nodes with a connection up.
     pub fn connected(&self) -> Vec<NodeName> {
-        let peers = lock(&self.peers);
-        let mut up: Vec<NodeName> =
-            peers.iter().filter(|(_, p)| matches!(p, Peer::Up(_))).map(|(n, _)| n.clone()).collect();
-        up.sort();
-        up
+        lock(&self.peers).connected()
     }
 
     /// The connection to `node`, if up.
     pub fn conn(&self, node: &NodeName) -> Option<Arc<Conn>> {
-        match lock(&self.peers).get(node) {
-            Some(Peer::Up(c)) => Some(c.clone()),
-            _ => None,
-        }
+        lock(&self.peers).connection(node).cloned()
     }
 
     /// Queues a control message for `node` (see [`Dist::route_frame`]).
@@ -342,33 +310,16 @@ impl Dist {
     /// - at the ceiling, a message of a process is refused and the process exits
     ///   ([`Backpressure::Overflow`]); a message from outside any process closes the connection.
     pub fn route_frame(self: &Arc<Self>, node: &NodeName, lane: Lane, bytes: Vec<u8>, origin: Origin) -> Backpressure {
-        let conn = {
-            let mut peers = lock(&self.peers);
-            match peers.get_mut(node) {
-                Some(Peer::Up(c)) => c.clone(),
-                Some(Peer::Connecting(p)) => {
-                    if origin == Origin::Process && p.bytes >= self.ceiling() {
-                        drop(peers);
-                        return self.overflow(node);
-                    }
-                    p.bytes += bytes.len();
-                    p.queue.push((lane, bytes));
-                    return if p.bytes >= self.opts.byte_budget {
-                        self.suspend(node, origin)
-                    } else {
-                        Backpressure::Clear
-                    };
-                }
-                None => {
-                    if self.closing.load(Ordering::Relaxed) || node == &self.name {
-                        return Backpressure::Clear;
-                    }
-                    let pending = Pending { bytes: bytes.len(), queue: vec![(lane, bytes)], ..Pending::default() };
-                    peers.insert(node.clone(), Peer::Connecting(pending));
-                    drop(peers);
-                    super::mesh::spawn_attempt(self.clone(), node.clone(), true);
-                    return Backpressure::Clear;
-                }
+        let ceiling = (origin == Origin::Process).then(|| self.ceiling());
+        let routed = lock(&self.peers).route(node, lane, bytes, ceiling);
+        let (conn, bytes) = match routed {
+            Routed::Connection(conn, bytes) => (conn, bytes),
+            Routed::Queued { bytes } if bytes >= self.opts.byte_budget => return self.suspend(node, origin),
+            Routed::Queued { .. } | Routed::Dropped => return Backpressure::Clear,
+            Routed::AtCeiling(_) => return self.overflow(node),
+            Routed::StartAttempt => {
+                super::mesh::spawn_attempt(self.clone(), node.clone(), true);
+                return Backpressure::Clear;
             }
         };
         self.push_on(&conn, lane, bytes, origin)
@@ -429,50 +380,49 @@ impl Dist {
     /// Whether a sender to `node` may go on now; if not, registers `cx`'s waker to be woken when
     /// the queue drains, moves onto a connection, or the node is gone.
     pub fn poll_room(&self, node: &NodeName, cx: &mut Context<'_>) -> Poll<()> {
-        let conn = match lock(&self.peers).get_mut(node) {
-            Some(Peer::Up(conn)) => conn.clone(),
-            Some(Peer::Connecting(p)) if p.bytes >= self.opts.byte_budget => {
-                p.room.push(cx.waker().clone());
-                return Poll::Pending;
-            }
-            Some(Peer::Connecting(_)) | None => return Poll::Ready(()),
-        };
-        conn.poll_room(cx)
+        let room = lock(&self.peers).poll_room(node, self.opts.byte_budget, cx.waker());
+        match room {
+            Room::Connection(conn) => conn.poll_room(cx),
+            Room::Ready => Poll::Ready(()),
+            Room::Wait => Poll::Pending,
+        }
     }
 
-    /// Acceptor side, after the initiator proved the cookie: keep this connection or not
-    /// (DESIGN.md 4.5; protocol-dist D.2.4). `make` builds the connection if it is kept.
+    /// Acceptor side, after the initiator proved the cookie: keep this connection or not (the
+    /// rules of [`PeerTable::decide`]). `make` builds the connection if it is kept.
     pub fn decide(&self, peer: &PeerInfo, make: impl FnOnce() -> Arc<Conn>) -> (Decision, Option<Arc<Conn>>) {
         let mut peers = lock(&self.peers);
-        let replaced = match peers.get(&peer.name) {
-            Some(Peer::Up(old)) if old.creation == peer.creation => return (Decision::Duplicate, None),
-            Some(Peer::Up(old)) => Some(old.clone()),
-            Some(Peer::Connecting(_)) if snow_shared::dist::handshake::keep_initiated(&self.name, &peer.name) => {
-                return (Decision::Duplicate, None)
+        let mut made = None;
+        let verdict = peers.decide(
+            &peer.name,
+            peer.creation,
+            |c| c.creation,
+            || {
+                let conn = make();
+                made = Some(conn.clone());
+                conn
+            },
+        );
+        match (verdict, made) {
+            (Verdict::Accept { replaced, pending }, Some(conn)) => {
+                let waiters = take_over(&conn, pending);
+                drop(peers);
+                wake_waiters(waiters);
+                (Decision::Accept(conn), replaced)
             }
-            _ => None,
-        };
-        let conn = make();
-        let pending = peers.insert(peer.name.clone(), Peer::Up(conn.clone()));
-        let waiters = take_over(&conn, pending);
-        drop(peers);
-        wake_waiters(waiters);
-        (Decision::Accept(conn), replaced)
+            _ => (Decision::Duplicate, None),
+        }
     }
 
     /// Initiator side, the acceptor said ok: install the connection, taking over the pending
     /// queue. Returns a connection it replaced (the peer restarted), if any.
     pub fn install(&self, conn: &Arc<Conn>) -> Option<Arc<Conn>> {
         let mut peers = lock(&self.peers);
-        match peers.insert(conn.peer.clone(), Peer::Up(conn.clone())) {
-            Some(Peer::Up(old)) => Some(old),
-            other => {
-                let waiters = take_over(conn, other);
-                drop(peers);
-                wake_waiters(waiters);
-                None
-            }
-        }
+        let (replaced, pending) = peers.install(&conn.peer, conn.clone());
+        let waiters = take_over(conn, pending);
+        drop(peers);
+        wake_waiters(waiters);
+        replaced
     }
 
     /// A connection came up: log, reset backoff, tell node watchers, share our node list. Called
@@ -487,7 +437,7 @@ impl Dist {
             conn.creation,
             conn.flags
         );
-        let watchers: Vec<Pid> = lock(&self.watch).all.iter().cloned().collect();
+        let watchers = lock(&self.watch).subscribers();
         if let Some(host) = self.host() {
             let msg = Term::tuple([Term::atom("nodeup"), Term::Atom(conn.peer.as_atom().clone())]);
             for w in watchers {
@@ -506,16 +456,7 @@ impl Dist {
     pub fn connection_down(&self, conn: &Arc<Conn>, reason: &str) {
         conn.close();
         conn.quiesce();
-        let current = {
-            let mut peers = lock(&self.peers);
-            match peers.get(&conn.peer) {
-                Some(Peer::Up(c)) if Arc::ptr_eq(c, conn) => {
-                    peers.remove(&conn.peer);
-                    true
-                }
-                _ => false,
-            }
-        };
+        let current = lock(&self.peers).remove_if_current(&conn.peer, |c| Arc::ptr_eq(c, conn));
         if current {
             log::info!("{}: connection to {} down: {reason}", self.name, conn.peer);
             self.node_gone(&conn.peer, true);
@@ -536,18 +477,9 @@ impl Dist {
     /// An attempt to connect failed: drop what was queued, fire `:noconnection` on links and
     /// monitors made meanwhile, tell `monitor_node` watchers, fail waiters.
     pub fn attempt_failed(&self, node: &NodeName, err: &DistError) {
-        let pending = {
-            let mut peers = lock(&self.peers);
-            match peers.get(node) {
-                Some(Peer::Connecting(_)) => match peers.remove(node) {
-                    Some(Peer::Connecting(p)) => Some(p),
-                    _ => None,
-                },
-                _ => None,
-            }
-        };
-        let Some(pending) = pending else { return };
-        wake_room(pending.room);
+        let pending = lock(&self.peers).attempt_failed(node);
+        let Some(mut pending) = pending else { return };
+        pending.wake_room();
         log::warn!("{}: cannot connect to {node}: {err} ({} queued frames dropped)", self.name, pending.queue.len());
         for w in pending.waiters {
             let _ = w.try_send(Err(err.clone()));
@@ -558,14 +490,7 @@ impl Dist {
     /// The local `pid` exited: forget its node watches, and mark its remote spawns in flight as
     /// abandoned (their replies are answered by undoing the link or monitor).
     pub fn process_exited(&self, pid: &Pid) {
-        {
-            let mut watch = lock(&self.watch);
-            watch.all.remove(pid);
-            watch.once.retain(|_, watchers| {
-                watchers.retain(|w| w != pid);
-                !watchers.is_empty()
-            });
-        }
+        lock(&self.watch).forget(pid);
         for wait in lock(&self.spawns).values_mut() {
             if &wait.requester == pid {
                 wait.abandoned = true;
@@ -577,12 +502,7 @@ impl Dist {
     /// connection (if there was one), so every message and signal it delivered comes before
     /// the `{:nodedown, node}` and the `:noconnection` signals.
     fn node_gone(&self, node: &NodeName, was_up: bool) {
-        let (once, all) = {
-            let mut watch = lock(&self.watch);
-            let once = watch.once.remove(node).unwrap_or_default();
-            let all: Vec<Pid> = if was_up { watch.all.iter().cloned().collect() } else { Vec::new() };
-            (once, all)
-        };
+        let told = lock(&self.watch).take_for_down(node, was_up);
         let failed_spawns: Vec<SpawnWait> = {
             let mut spawns = lock(&self.spawns);
             let refs: Vec<Ref> = spawns.iter().filter(|(_, w)| &w.node == node).map(|(r, _)| r.clone()).collect();
@@ -594,7 +514,7 @@ impl Dist {
         let Some(host) = self.host() else { return };
         host.connection_lost(node);
         let msg = Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())]);
-        for w in once.into_iter().chain(all) {
+        for w in told {
             host.deliver_message(&w, msg.clone());
         }
     }
@@ -605,7 +525,7 @@ impl Dist {
             return;
         }
         self.stop_tx.close();
-        let peers: Vec<(NodeName, Peer)> = lock(&self.peers).drain().collect();
+        let peers = lock(&self.peers).close();
         for (node, peer) in peers {
             match peer {
                 Peer::Up(conn) => {
@@ -614,8 +534,8 @@ impl Dist {
                     log::info!("{}: connection to {node} closed (shutdown)", self.name);
                     self.node_gone(&node, true);
                 }
-                Peer::Connecting(p) => {
-                    wake_room(p.room);
+                Peer::Connecting(mut p) => {
+                    p.wake_room();
                     for w in p.waiters {
                         let _ = w.try_send(Err(DistError::ShuttingDown));
                     }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use snow_shared::dist::backoff::Backoff;
 use snow_shared::NodeName;
 
-use super::core::{lock, Dist, Peer, Pending};
+use snow_shared::dist::peer_table::Ensured;
+
+use super::core::{lock, Dist};
 use super::error::DistError;
 use super::session;
 
@@ -38,8 +40,7 @@ fn start_sweeper(dist: &Arc<Dist>) {
 fn sweep_once(dist: &Weak<Dist>) -> Option<Instant> {
     let dist = dist.upgrade()?;
     // Taken before the backoff lock, never while holding it.
-    let busy: HashSet<NodeName> =
-        lock(&dist.peers).iter().filter(|(_, p)| matches!(p, Peer::Connecting(_))).map(|(n, _)| n.clone()).collect();
+    let busy: HashSet<NodeName> = lock(&dist.peers).connecting();
     let next = lock(&dist.backoff).sweep(Instant::now(), &busy);
     next
 }
@@ -69,26 +70,20 @@ pub(crate) fn ensure(
     wait: bool,
 ) -> Option<async_channel::Receiver<Result<(), DistError>>> {
     let (tx, rx) = async_channel::bounded(1);
-    let mut peers = lock(&dist.peers);
-    match peers.get_mut(node) {
-        Some(Peer::Up(_)) => {
-            let _ = tx.try_send(Ok(()));
-        }
-        Some(Peer::Connecting(p)) => {
-            if wait {
-                p.waiters.push(tx);
+    let ensured = lock(&dist.peers).ensure(node, wait.then_some(tx));
+    match ensured {
+        Ensured::Up(waiter) => {
+            if let Some(waiter) = waiter {
+                let _ = waiter.try_send(Ok(()));
             }
         }
-        None => {
-            if dist.closing.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = tx.try_send(Err(DistError::ShuttingDown));
-            } else {
-                let waiters = if wait { vec![tx] } else { Vec::new() };
-                peers.insert(node.clone(), Peer::Connecting(Pending { waiters, ..Pending::default() }));
-                drop(peers);
-                spawn_attempt(dist.clone(), node.clone(), respect_backoff);
+        Ensured::Waiting => {}
+        Ensured::Closing(waiter) => {
+            if let Some(waiter) = waiter {
+                let _ = waiter.try_send(Err(DistError::ShuttingDown));
             }
         }
+        Ensured::StartAttempt => spawn_attempt(dist.clone(), node.clone(), respect_backoff),
     }
     wait.then_some(rx)
 }
@@ -110,7 +105,7 @@ async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Re
                 tries += 1;
                 dist.sleep(retry.next_delay(rand::random())).await;
                 // An incoming connection from that node may have made the retry unnecessary.
-                if !matches!(lock(&dist.peers).get(node), Some(Peer::Connecting(_))) {
+                if !lock(&dist.peers).is_connecting(node) {
                     return Ok(());
                 }
             }
@@ -130,10 +125,10 @@ pub(crate) fn on_node_list(dist: &Arc<Dist>, from: &NodeName, nodes: Vec<NodeNam
     if !dist.opts.transitive {
         return;
     }
-    let mut attempts = lock(&dist.peers).values().filter(|p| matches!(p, Peer::Connecting(_))).count();
+    let mut attempts = lock(&dist.peers).connecting().len();
     let mut skipped = 0usize;
     for node in nodes {
-        if node == dist.name || lock(&dist.peers).contains_key(&node) {
+        if node == dist.name || lock(&dist.peers).knows(&node) {
             continue;
         }
         if attempts >= MAX_MESH_ATTEMPTS {

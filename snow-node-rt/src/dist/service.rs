@@ -14,7 +14,7 @@ use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::connection::Pushed;
-use super::core::{lock, sender_lane, Dist, Origin, Peer, SpawnWait};
+use super::core::{lock, sender_lane, Dist, Origin, SpawnWait};
 use super::mesh;
 use crate::error::{DistError, RemoteSpawnError, TrySendError};
 use crate::seam::{Backpressure, BoxFuture, Distribution, Monitored};
@@ -74,10 +74,10 @@ impl Distribution for Service {
     fn try_send(&self, from: &Pid, to: &Pid, msg: Term) -> Result<(), TrySendError> {
         let dist = &self.0;
         let node = to.node();
-        let (busy, up) = match lock(&dist.peers).get(node) {
-            Some(Peer::Up(conn)) => (false, Some(conn.clone())),
-            Some(Peer::Connecting(p)) => (p.bytes >= dist.opts.byte_budget, None),
-            None => (false, None),
+        let (busy, up) = {
+            let peers = lock(&dist.peers);
+            let busy = peers.pending_bytes(node).is_some_and(|bytes| bytes >= dist.opts.byte_budget);
+            (busy, peers.connection(node).cloned())
         };
         if busy {
             return Err(TrySendError::Busy { node: node.clone(), msg });
@@ -211,28 +211,19 @@ impl Distribution for Service {
         if !host.notify_exit(watcher) {
             return;
         }
-        lock(&dist.watch).once.entry(node.clone()).or_default().push(watcher.clone());
+        lock(&dist.watch).watch(node, watcher);
         mesh::ensure(dist, node, true, false);
     }
 
     fn demonitor_node(&self, watcher: &Pid, node: &NodeName) -> bool {
-        let mut watch = lock(&self.0.watch);
-        let Some(list) = watch.once.get_mut(node) else { return false };
-        let Some(at) = list.iter().position(|p| p == watcher) else { return false };
-        list.remove(at);
-        if list.is_empty() {
-            watch.once.remove(node);
-        }
-        true
+        lock(&self.0.watch).unwatch(node, watcher)
     }
 
     fn monitor_nodes(&self, watcher: &Pid, on: bool) {
         if !on {
-            lock(&self.0.watch).all.remove(watcher);
-            return;
-        }
-        if self.0.host().is_some_and(|host| host.notify_exit(watcher)) {
-            lock(&self.0.watch).all.insert(watcher.clone());
+            lock(&self.0.watch).subscribe(watcher, false);
+        } else if self.0.host().is_some_and(|host| host.notify_exit(watcher)) {
+            lock(&self.0.watch).subscribe(watcher, true);
         }
     }
 
@@ -293,20 +284,9 @@ impl Distribution for Service {
 
     fn table_sizes(&self) -> Vec<(&'static str, usize)> {
         let dist = &self.0;
-        let (peers, connecting, queued_frames) = {
-            let peers = lock(&dist.peers);
-            let pending = peers.values().filter_map(|p| match p {
-                Peer::Connecting(pending) => Some(pending.queue.len()),
-                Peer::Up(_) => None,
-            });
-            let (connecting, queued) = pending.fold((0, 0), |(n, q), len| (n + 1, q + len));
-            (peers.len(), connecting, queued)
-        };
+        let (peers, connecting, queued_frames) = lock(&dist.peers).sizes();
         let backoff = lock(&dist.backoff).len();
-        let node_watches = {
-            let watch = lock(&dist.watch);
-            watch.once.values().map(Vec::len).sum::<usize>() + watch.all.len()
-        };
+        let node_watches = lock(&dist.watch).len();
         let remote_spawns = lock(&dist.spawns).len();
         vec![
             ("peers", peers),

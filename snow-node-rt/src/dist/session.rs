@@ -17,7 +17,7 @@ use snow_shared::epmd::table::State;
 use snow_shared::NodeName;
 
 use super::connection::{self, Conn};
-use super::core::{lock, Decision, Dist, Peer};
+use super::core::{lock, Decision, Dist};
 use super::error::DistError;
 
 /// Why setting up a connection failed.
@@ -164,10 +164,11 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
 /// After a `Duplicate` verdict: the peer's own connection to us is on its way; wait for it.
 async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistError> {
     let (tx, rx) = async_channel::bounded(1);
-    match lock(&dist.peers).get_mut(node) {
-        Some(Peer::Up(_)) => return Ok(()),
-        Some(Peer::Connecting(p)) => p.waiters.push(tx),
-        None => return Err(DistError::ConnectionLost(node.clone())),
+    let waiting = lock(&dist.peers).wait_for(node, tx);
+    match waiting {
+        Ok(()) => {}
+        Err((_, true)) => return Ok(()),
+        Err((_, false)) => return Err(DistError::ConnectionLost(node.clone())),
     }
     match dist.within(dist.opts.handshake_timeout, rx.recv()).await {
         Some(Ok(result)) => result,
