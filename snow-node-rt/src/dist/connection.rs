@@ -35,7 +35,7 @@ use async_channel::{Receiver, Sender};
 use async_io::Async;
 use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use snow_shared::dist::control::{Control, MonitorTarget};
+use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::PeerInfo;
 use snow_shared::dist::inbound::Inbound;
 use snow_shared::dist::liveness::{Liveness, LivenessAction};
@@ -43,11 +43,11 @@ use snow_shared::dist::outbound::{Lane, Outbound, OutboundConfig};
 use snow_shared::dist::Flags;
 use snow_shared::fragment::{ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 use snow_shared::frame::{frame_header, DEFAULT_MAX_FRAME};
-use snow_shared::{NodeName, Term};
+use snow_shared::NodeName;
 
 use super::core::{lock, Dist, Origin};
-use crate::reason;
-use crate::seam::{Host, Monitored};
+use super::reactions::{self, Reaction};
+use crate::seam::Host;
 
 /// Target size of one write: enough frames to fill several TLS records per syscall.
 pub(crate) const BATCH_BYTES: usize = 256 << 10;
@@ -566,138 +566,19 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
 /// A signal the reader sends back to the peer (never refused).
 const REPLY: Origin = Origin::Signal { by_process: false };
 
-/// Acts on one control message from the peer. The peer speaks only for its own processes
-/// (`Inbound::only_from`), so every `from` here is a pid of `conn.peer`.
-fn dispatch(dist: &Arc<Dist>, node: &dyn Host, conn: &Conn, msg: Control) {
-    let ours = |pid: &snow_shared::Pid| pid.node() == &dist.name;
-    match msg {
-        Control::Send { to, msg, .. } => {
-            if ours(&to) {
-                node.deliver_message(&to, msg);
-            }
-        }
-        Control::RegSend { name, msg, .. } => {
-            node.deliver_named(&name, msg);
-        }
-        Control::Link { from, to } => {
-            if !node.add_remote_link(&to, &from) {
-                let _ = dist.send_on(conn, &Control::Exit { from: to, to: from, reason: reason::noproc() }, REPLY);
-            }
-        }
-        Control::Unlink { from, to } => node.remove_remote_link(&to, &from),
-        Control::Exit { from, to, reason } => node.deliver_exit(&from, &to, reason, true),
-        Control::Exit2 { from, to, reason } => node.deliver_exit(&from, &to, reason, false),
-        Control::Monitor { from, target, reference } => {
-            let target_pid = match &target {
-                MonitorTarget::Pid(p) => Some(p.clone()),
-                MonitorTarget::Name(name) => node.resolve_name(name),
-            };
-            let attached = target_pid.as_ref().is_some_and(|t| node.add_remote_monitor(t, &from, &reference));
-            if !attached {
-                let from_target = target_pid.map(MonitorTarget::Pid).unwrap_or(target);
-                let down = Control::MonitorExit { from: from_target, to: from, reference, reason: reason::noproc() };
-                let _ = dist.send_on(conn, &down, REPLY);
-            }
-        }
-        Control::Demonitor { target, reference, .. } => {
-            let target = match target {
-                MonitorTarget::Pid(pid) => Some(pid),
-                MonitorTarget::Name(name) => node.resolve_name(&name),
-            };
-            if let Some(target) = target {
-                node.remove_remote_monitor(&target, &reference);
-            }
-        }
-        Control::MonitorExit { from, to, reference, reason } => {
-            // Accepted only for a monitor `to` holds on a process of this peer (checked by the
-            // local layer against what the monitor watches).
-            let reported = match from {
-                MonitorTarget::Pid(pid) => Monitored::Pid(pid),
-                MonitorTarget::Name(name) => Monitored::Name { name, node: conn.peer.clone() },
-            };
-            node.deliver_down(&to, &reference, &reported, reason)
-        }
-        Control::SpawnReq { reference, from, function, args, opts } => {
-            let mut reply = |pid: &snow_shared::Pid| {
-                let ok =
-                    Control::SpawnReply { reference: reference.clone(), to: from.clone(), result: Ok(pid.clone()) };
-                let _ = dist.send_on(conn, &ok, REPLY);
-            };
-            let link_to = opts.link.then_some(&from);
-            let monitor_by = opts.monitor.then_some((&from, &reference));
-            if let Err(e) = node.spawn_registered(&function, Term::List(args), link_to, monitor_by, &mut reply) {
-                dist.warn_limited("spawn-refused", || format!("refused a remote spawn from {}: {e}", conn.peer));
-                let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
-                let _ = dist.send_on(conn, &Control::SpawnReply { reference, to: from, result: Err(why) }, REPLY);
-            }
-        }
-        Control::SpawnReply { reference, to, result } => spawn_reply(dist, node, conn, reference, to, result),
-        Control::NodeList { nodes } => super::mesh::on_node_list(dist, &conn.peer, nodes),
-        Control::Tick => {}
-        other => {
-            // Negotiated extensions and messages of features this build does not offer.
-            log::debug!("{}: ignored {} from {}", dist.name, other.name(), conn.peer);
-        }
-    }
-}
-
-/// The answer to one of our remote spawns. Accepted only from the node that was asked, for a
-/// request that is still waited for, addressed to the process that asked (references are not
-/// guessable, so a peer cannot answer a request it was not sent). The requester's side of the
-/// link or monitor is recorded before anything the new process sends can be processed (it comes
-/// after this reply on the same connection); then the requester is woken.
-fn spawn_reply(
-    dist: &Arc<Dist>,
-    node: &dyn Host,
-    conn: &Conn,
-    reference: snow_shared::Ref,
-    to: snow_shared::Pid,
-    result: Result<snow_shared::Pid, Term>,
-) {
-    let wait = {
-        let mut spawns = lock(&dist.spawns);
-        match spawns.get(&reference) {
-            Some(wait) if wait.node == conn.peer && wait.requester == to => spawns.remove(&reference),
-            Some(_) => None,
-            None => None,
-        }
+/// Acts on one control message from the peer: its reactions ([`reactions::react`]), with
+/// replies queued on this connection as they are made, then what concerns the driver's state.
+fn dispatch(dist: &Arc<Dist>, host: &dyn Host, conn: &Conn, msg: Control) {
+    let mut reply = |msg: Control| {
+        let _ = dist.send_on(conn, &msg, REPLY);
     };
-    let Some(wait) = wait else {
-        dist.warn_limited("spawn-reply-unknown", || {
-            format!("ignored a spawn reply from {} for no request of ours to that node", conn.peer)
-        });
-        return;
-    };
-    if wait.abandoned {
-        // Nobody waits any more (the requester timed out or exited): a child linked or monitored
-        // on its behalf must not live on unseen, as with Erlang's spawn_request_abandon.
-        if let Ok(child) = result {
-            log::debug!("{}: late spawn reply for {child} from {}; abandoning it", dist.name, conn.peer);
-            if wait.link {
-                let abandon = Control::Exit { from: to.clone(), to: child.clone(), reason: reason::abandoned() };
-                let _ = dist.send_on(conn, &abandon, REPLY);
-            }
-            if wait.monitor {
-                let demonitor = Control::Demonitor { from: to, target: MonitorTarget::Pid(child), reference };
-                let _ = dist.send_on(conn, &demonitor, REPLY);
-            }
+    match reactions::react(msg, host, &conn.peer, &mut reply) {
+        Reaction::Done => {}
+        Reaction::SpawnReply { reference, to, result } => {
+            reactions::spawn_reply(dist, host, &conn.peer, reference, to, result, &mut reply)
         }
-        return;
+        Reaction::NodeList(nodes) => super::mesh::on_node_list(dist, &conn.peer, nodes),
+        Reaction::SpawnRefused(why) => dist.warn_limited("spawn-refused", || why),
+        Reaction::Ignored(name) => log::debug!("{}: ignored {name} from {}", dist.name, conn.peer),
     }
-    if let Ok(child) = &result {
-        if wait.link && !node.add_remote_link(&to, child) {
-            // The requester is gone: its exit would have reached the child through the link.
-            let exit = Control::Exit { from: to.clone(), to: child.clone(), reason: reason::noproc() };
-            let _ = dist.send_on(conn, &exit, REPLY);
-        }
-        if wait.monitor && !node.add_monitor(&to, &reference, Monitored::Pid(child.clone())) {
-            let demonitor = Control::Demonitor {
-                from: to.clone(),
-                target: MonitorTarget::Pid(child.clone()),
-                reference: reference.clone(),
-            };
-            let _ = dist.send_on(conn, &demonitor, REPLY);
-        }
-    }
-    let _ = wait.reply.try_send(result);
 }

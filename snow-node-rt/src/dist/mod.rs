@@ -52,6 +52,7 @@ mod epmd;
 mod error;
 mod listener;
 mod mesh;
+mod reactions;
 mod service;
 mod session;
 
