@@ -1,6 +1,7 @@
 //! EPMD wire messages (Erlang's `erl_dist_protocol` section "EPMD Protocol") and Snow's extension
 //! requests on the same port: a request parser that accepts bytes in any slicing and encoders for
-//! every reply. See `/work/notes/protocol-epmd.md` (merged into PROTOCOL.md) for the tables.
+//! every reply, the ALIVE2 refusal codes, and the client-side reply parsers. Byte layouts:
+//! PROTOCOL.md section 5.
 //!
 //! Every request is `Length: u16 BE` followed by `Length` bytes whose first byte is the tag. The
 //! parser rejects zero-length requests, lengths over the per-tag limit (as soon as the tag is
@@ -43,12 +44,90 @@ pub const SNOW_SESSION_REQ: u8 = b'Q';
 /// Snow extension: the daemon's acknowledgement of [`SNOW_SESSION_REQ`] (first session reply).
 pub const SNOW_SESSION_RESP: u8 = b'q';
 
-/// Largest accepted body (tag included) of any request except gossip; EPMD's own input buffer.
-pub const MAX_REQUEST_LEN: usize = 1024;
+/// Largest accepted body (tag included) of any request except gossip: Erlang's epmd reads
+/// requests into a buffer of `3 * MAXSYMLEN` bytes and closes on a length of `3 * 1020 - 2` or more.
+pub const MAX_REQUEST_LEN: usize = 3 * MAX_EPMD_NAME_LEN - 3;
 /// Largest gossip message body (the u16 length field's limit).
 pub const MAX_GOSSIP_LEN: usize = u16::MAX as usize;
-/// Longest raw node name accepted in any request (EPMD's MAXSYMLEN).
-pub const MAX_RAW_NAME_LEN: usize = 255;
+/// Longest node name Erlang's epmd registers, in bytes (its MAXSYMLEN: 255 characters of UTF-8).
+pub const MAX_EPMD_NAME_LEN: usize = 255 * 4;
+/// Longest node name Erlang's epmd registers, in characters.
+pub const MAX_EPMD_NAME_CHARS: usize = 255;
+/// Longest Extra field Erlang's epmd registers.
+pub const MAX_EXTRA_LEN: usize = MAX_EPMD_NAME_LEN;
+/// The creation field of a refused ALIVE2 reply (Erlang's epmd sends 99).
+pub const REFUSED_CREATION: u32 = 99;
+
+/// ALIVE2 result codes (nonzero = refused; Erlang's clients only test for nonzero, and Erlang's
+/// epmd itself sends 1 for every refusal).
+pub mod refusal {
+    /// The name is registered and alive, or Erlang's epmd would refuse it too: over 255
+    /// characters or 1020 bytes, not UTF-8, or an Extra field over 1020 bytes.
+    pub const TAKEN: u8 = 1;
+    /// Sent by earlier snow-epmd versions for names outside Snow's rules; such names are now
+    /// registered as Erlang's epmd registers them.
+    pub const BAD_NAME: u8 = 2;
+    /// Registration from a non-loopback address without `--allow-remote-register`.
+    pub const NOT_LOCAL: u8 = 3;
+    /// The table or the per-source registration cap is full.
+    pub const LIMIT: u8 = 4;
+    /// The change could not be made durable.
+    pub const STORAGE: u8 = 5;
+    /// The Extra field starts like a Snow option but is not one (the request parser rejects such
+    /// requests before they get here; this code covers requests built in-process).
+    pub const BAD_EXTRA: u8 = 6;
+
+    /// What a refusal code means, for the client's error message.
+    pub fn reason(code: u8) -> &'static str {
+        match code {
+            TAKEN => {
+                "the name is already registered and alive, or is not a name Erlang's epmd accepts (1-255 \
+                 characters of UTF-8, at most 1020 bytes)"
+            }
+            BAD_NAME => "not a valid node name (name@host, name of 1-64 chars A-Z a-z 0-9 _ -)",
+            NOT_LOCAL => "registrations are accepted from loopback only (daemon flag --allow-remote-register)",
+            LIMIT => "a registration limit is reached (--max-entries / --max-per-source)",
+            STORAGE => "the daemon cannot write its database",
+            BAD_EXTRA => "the Extra field starts with SNOW but is not a valid Snow option",
+            _ => "refused",
+        }
+    }
+}
+
+/// Why a node name is one Erlang's epmd would not register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EpmdNameError {
+    /// Empty.
+    #[error("the node name is empty")]
+    Empty,
+    /// Longer than 1020 bytes or 255 characters.
+    #[error("the node name is over 255 characters or 1020 bytes")]
+    TooLong,
+    /// Not UTF-8.
+    #[error("the node name is not UTF-8")]
+    NotUtf8,
+    /// Contains a NUL byte.
+    #[error("the node name contains a NUL byte")]
+    Nul,
+}
+
+/// The name as Erlang's epmd accepts it: 1-255 characters of UTF-8, at most 1020 bytes, no NUL.
+pub fn epmd_name(raw: &[u8]) -> Result<&str, EpmdNameError> {
+    if raw.is_empty() {
+        return Err(EpmdNameError::Empty);
+    }
+    if raw.contains(&0) {
+        return Err(EpmdNameError::Nul);
+    }
+    if raw.len() > MAX_EPMD_NAME_LEN {
+        return Err(EpmdNameError::TooLong);
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| EpmdNameError::NotUtf8)?;
+    if text.chars().count() > MAX_EPMD_NAME_CHARS {
+        return Err(EpmdNameError::TooLong);
+    }
+    Ok(text)
+}
 
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +286,21 @@ pub fn split_request(buf: &[u8]) -> Result<Option<(&[u8], usize)>, RequestError>
 }
 
 /// The longest name field accepted in PORT_PLEASE2, STOP and LOOKUP (a raw name, `@`, a host).
-pub const MAX_NAME_FIELD: usize = MAX_RAW_NAME_LEN + 1 + 253;
+pub const MAX_NAME_FIELD: usize = MAX_EPMD_NAME_LEN + 1 + 253;
+
+/// The name of a PORT_PLEASE2 request as Erlang's epmd reads it: one trailing NUL is ignored; the
+/// rest must be 1..=[`MAX_NAME_FIELD`] bytes of UTF-8 without NUL (else the request is malformed
+/// and the connection closed without a reply, as Erlang's epmd does).
+pub fn port_please_name(raw: &[u8]) -> Result<&[u8], &'static str> {
+    let name = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if name.is_empty() || name.len() > MAX_NAME_FIELD {
+        return Err("name is empty or too long");
+    }
+    if name.contains(&0) || std::str::from_utf8(name).is_err() {
+        return Err("name is not UTF-8 or contains a NUL byte");
+    }
+    Ok(name)
+}
 
 /// Parses a request body (tag first, no length prefix).
 pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
@@ -223,8 +316,13 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
             let low_version = r.u16().map_err(|_| malformed("truncated before the lowest version"))?;
             let name = r.bytes16().map_err(|_| malformed("name length runs past the end"))?.to_vec();
             let extra = r.bytes16().map_err(|_| malformed("extra length runs past the end"))?.to_vec();
-            if name.is_empty() || name.len() > MAX_RAW_NAME_LEN {
-                return Err(malformed("name is empty or over 255 bytes"));
+            // Erlang's epmd closes without a reply on these; a name it would refuse for its length
+            // or encoding gets result 1 instead (the registration policy's decision).
+            if name.is_empty() {
+                return Err(malformed("name is empty"));
+            }
+            if name.contains(&0) {
+                return Err(malformed("name contains a NUL byte"));
             }
             if !r.is_empty() {
                 return Err(malformed("bytes after the extra field"));
@@ -232,12 +330,12 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
             parse_extra(&extra).map_err(|e| malformed(e.what()))?;
             Request::Alive2(Alive2Req { port, node_type, protocol, high_version, low_version, name, extra })
         }
-        PORT_PLEASE2_REQ | STOP_REQ | SNOW_LOOKUP_REQ => {
+        PORT_PLEASE2_REQ => Request::PortPlease2(port_please_name(rest).map_err(malformed)?.to_vec()),
+        STOP_REQ | SNOW_LOOKUP_REQ => {
             if rest.is_empty() || rest.len() > MAX_NAME_FIELD {
                 return Err(malformed("name is empty or too long"));
             }
             match tag {
-                PORT_PLEASE2_REQ => Request::PortPlease2(rest.to_vec()),
                 STOP_REQ => Request::Stop(rest.to_vec()),
                 _ => Request::Lookup(rest.to_vec()),
             }
@@ -442,6 +540,49 @@ pub fn decode_port2_resp(bytes: &[u8]) -> Result<Option<NodeInfo>, DecodeError> 
     Ok(Some(info))
 }
 
+/// The reply to ALIVE2_REQ as the client reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alive2Resp {
+    /// 0 registered; otherwise a [`refusal`] code.
+    pub result: u8,
+    /// The creation given (meaningless when refused).
+    pub creation: u32,
+}
+
+/// Length of the whole ALIVE2 reply whose first byte is `tag` (6 for ALIVE2_X_RESP, 4 for
+/// ALIVE2_RESP), so a client can read exactly that much; `None` for any other tag.
+pub fn alive2_resp_len(tag: u8) -> Option<usize> {
+    match tag {
+        ALIVE2_X_RESP => Some(6),
+        ALIVE2_RESP => Some(4),
+        _ => None,
+    }
+}
+
+/// Decodes ALIVE2_X_RESP or ALIVE2_RESP (the whole reply, [`alive2_resp_len`] bytes).
+pub fn decode_alive2_resp(bytes: &[u8]) -> Result<Alive2Resp, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let tag = r.u8()?;
+    let result = r.u8()?;
+    let creation = match tag {
+        ALIVE2_X_RESP => r.u32()?,
+        ALIVE2_RESP => u32::from(r.u16()?),
+        _ => return Err(DecodeError::BadTag),
+    };
+    if !r.is_empty() {
+        return Err(DecodeError::Invalid("bytes after the registration reply"));
+    }
+    Ok(Alive2Resp { result, creation })
+}
+
+/// Decodes a NAMES_RESP: the daemon's port (u32) and the `name N at port P` text.
+pub fn decode_names_resp(bytes: &[u8]) -> Result<(u32, String), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let port = r.u32()?;
+    let text = std::str::from_utf8(r.rest()).map_err(|_| DecodeError::Invalid("names text is not UTF-8"))?;
+    Ok((port, text.to_owned()))
+}
+
 /// NAMES_REQ / DUMP_REQ reply head: the daemon's own port as u32, then text lines follow.
 pub fn encode_names_head(epmd_port: u16) -> Vec<u8> {
     u32::from(epmd_port).to_be_bytes().to_vec()
@@ -630,12 +771,14 @@ mod tests {
         assert_eq!(parse_all(&[0, 0]), Err(RequestError::Empty));
         assert_eq!(
             parse_all(&[0xff, 0xff, ALIVE2_REQ]),
-            Err(RequestError::TooLong { tag: 120, declared: 65535, limit: 1024 })
+            Err(RequestError::TooLong { tag: 120, declared: 65535, limit: 3057 })
         );
+        // Erlang's epmd closes at a declared length of 3058 and takes 3057.
         assert_eq!(
-            parse_all(&[0x04, 0x01, NAMES_REQ]),
-            Err(RequestError::TooLong { tag: 110, declared: 1025, limit: 1024 })
+            parse_all(&[0x0b, 0xf2, NAMES_REQ]),
+            Err(RequestError::TooLong { tag: 110, declared: 3058, limit: 3057 })
         );
+        assert_eq!(parse_all(&[0x0b, 0xf1, NAMES_REQ]), Ok(None));
         assert_eq!(parse_all(&[0, 1, 0xee]), Err(RequestError::UnknownTag(0xee)));
         assert_eq!(
             parse_all(&[0, 2, NAMES_REQ, 0]),
@@ -663,9 +806,14 @@ mod tests {
         let mut v = (body.len() as u16).to_be_bytes().to_vec();
         v.extend_from_slice(&body);
         assert!(matches!(parse_all(&v), Err(RequestError::Malformed { .. })));
-        // Name over 255 bytes.
-        let long = encode_request(&Request::Alive2(alive(&[b'a'; 256])));
-        assert!(matches!(parse_all(&long), Err(RequestError::Malformed { .. })));
+        // An empty name or a NUL byte in the name: malformed (Erlang's epmd closes too). A name
+        // too long for Erlang's epmd parses; the registration policy answers it with result 1.
+        for bad in [&b""[..], b"a\0b"] {
+            let v = encode_request(&Request::Alive2(alive(bad)));
+            assert!(matches!(parse_all(&v), Err(RequestError::Malformed { .. })), "{bad:?}");
+        }
+        let long = encode_request(&Request::Alive2(alive(&[b'a'; 1021])));
+        assert!(matches!(parse_all(&long), Ok(Some(Request::Alive2(_)))));
     }
 
     #[test]
@@ -728,6 +876,44 @@ mod tests {
                 Err(_) => proptest::prop_assert!(extra.starts_with(&SNOW_EXTRA_MAGIC)),
             }
         }
+    }
+
+    #[test]
+    fn epmd_names_follow_erlangs_limits() {
+        assert_eq!(epmd_name("été".as_bytes()), Ok("été"));
+        assert_eq!(epmd_name(&[b'a'; 255]).map(str::len), Ok(255));
+        assert_eq!(epmd_name(&[b'a'; 256]), Err(EpmdNameError::TooLong));
+        let clefs = "\u{1d11e}".repeat(255);
+        assert_eq!(epmd_name(clefs.as_bytes()).map(str::len), Ok(1020));
+        assert_eq!(epmd_name("\u{1d11e}".repeat(256).as_bytes()), Err(EpmdNameError::TooLong));
+        assert_eq!(epmd_name(&[0xff, 0xfe]), Err(EpmdNameError::NotUtf8));
+        assert_eq!(epmd_name(b"a\0"), Err(EpmdNameError::Nul));
+        assert_eq!(epmd_name(b""), Err(EpmdNameError::Empty));
+        for odd in ["a b", "x@", "a@b@c"] {
+            assert_eq!(epmd_name(odd.as_bytes()), Ok(odd));
+        }
+    }
+
+    #[test]
+    fn port_please_names_lose_one_trailing_nul() {
+        assert_eq!(port_please_name(b"abc\0"), Ok(&b"abc"[..]));
+        assert!(port_please_name(b"a\0b").is_err());
+        assert!(port_please_name(b"\0").is_err());
+        assert!(port_please_name(&[0xff]).is_err());
+    }
+
+    #[test]
+    fn registration_replies_decode() {
+        let ok = encode_alive2_resp(0, 0x01020304, false);
+        assert_eq!(alive2_resp_len(ok[0]), Some(ok.len()));
+        assert_eq!(decode_alive2_resp(&ok), Ok(Alive2Resp { result: 0, creation: 0x01020304 }));
+        let old = encode_alive2_resp(refusal::TAKEN, REFUSED_CREATION, true);
+        assert_eq!(old, [ALIVE2_RESP, 1, 0, 99]);
+        assert_eq!(decode_alive2_resp(&old), Ok(Alive2Resp { result: 1, creation: 99 }));
+        assert_eq!(decode_alive2_resp(&ok[..5]), Err(DecodeError::Truncated));
+        assert_eq!(alive2_resp_len(b'w'), None);
+        assert_eq!(decode_names_resp(&[0, 0, 0x11, 0x11, b'x']), Ok((0x1111, "x".to_owned())));
+        assert!(decode_names_resp(&[0, 0]).is_err());
     }
 
     #[test]
