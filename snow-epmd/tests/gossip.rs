@@ -167,7 +167,7 @@ fn v(counter: u64) -> Version {
     Version { incarnation: 1, counter }
 }
 
-fn entry_named<'a>(h: &'a snow_epmd::ServerHandle, name: &str) -> Option<Entry> {
+fn entry_named(h: &snow_epmd::ServerHandle, name: &str) -> Option<Entry> {
     h.entries().into_iter().find(|e| e.name.as_str() == name)
 }
 
