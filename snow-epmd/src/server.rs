@@ -55,11 +55,13 @@ pub enum ServeError {
     Runtime(std::io::Error),
 }
 
-/// A running daemon. Dropping it does not stop it; call [`ServerHandle::shutdown`].
+/// A running daemon. Dropping it does not stop it (its tasks are detached and its threads keep
+/// running); call [`ServerHandle::shutdown`].
 pub struct ServerHandle {
     shared: Arc<Shared>,
     local_addrs: Vec<SocketAddr>,
-    tasks: Vec<Task<()>>,
+    /// Closed (every sender dropped) when the accept loops and the gossip loop have ended.
+    tasks_done: async_channel::Receiver<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
     executor: Arc<Executor<'static>>,
 }
@@ -110,9 +112,7 @@ impl ServerHandle {
         for (_, (_, stream)) in lock(&self.shared.registrations).drain() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
-        for t in self.tasks {
-            t.await;
-        }
+        let _ = self.tasks_done.recv().await;
         let flushed = self.shared.store.flush().await;
         self.shared.quit_tx.close();
         drop(self.executor);
@@ -184,12 +184,23 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
     let threads = config.threads.max(1);
     let shared = Arc::new(Shared::new(config, id, host, local_addrs[0].port(), protocol, store));
     let executor = Arc::new(Executor::new());
-    let mut tasks = Vec::new();
+    let (done_tx, tasks_done) = async_channel::bounded::<()>(1);
+    let mut tasks: Vec<Task<()>> = Vec::new();
     for listener in listeners {
         let listener = Async::new(listener).map_err(ServeError::Runtime)?;
-        tasks.push(executor.spawn(accept_loop(shared.clone(), listener, executor.clone())));
+        let (sh, ex, done) = (shared.clone(), executor.clone(), done_tx.clone());
+        tasks.push(executor.spawn(async move {
+            accept_loop(sh, listener, ex).await;
+            drop(done);
+        }));
     }
-    tasks.push(executor.spawn(gossip_driver::run(shared.clone(), executor.clone())));
+    let (sh, ex) = (shared.clone(), executor.clone());
+    tasks.push(executor.spawn(async move {
+        gossip_driver::run(sh, ex).await;
+        drop(done_tx);
+    }));
+    // Detached: dropping the handle must not stop the daemon.
+    tasks.into_iter().for_each(Task::detach);
     let mut handles = Vec::new();
     for i in 0..threads {
         let (ex, quit) = (executor.clone(), shared.quit_rx.clone());
@@ -201,7 +212,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
             .map_err(ServeError::Runtime)?;
         handles.push(handle);
     }
-    Ok(ServerHandle { shared, local_addrs, tasks, threads: handles, executor })
+    Ok(ServerHandle { shared, local_addrs, tasks_done, threads: handles, executor })
 }
 
 fn advertised_id(addr: SocketAddr, hostname: &str) -> String {

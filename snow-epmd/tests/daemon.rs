@@ -202,3 +202,16 @@ fn kill_is_refused_while_nodes_are_registered() {
         h.shutdown().await.unwrap();
     })
 }
+
+#[test]
+fn dropping_the_handle_does_not_stop_the_daemon() {
+    run(async {
+        let dir = TempDir::new("dropped");
+        let (h, addr) = start(config(&dir)).await;
+        drop(h);
+        let reg = client::register(&addr, &name("still@testhost"), 5).await.unwrap();
+        let found = client::lookup(&addr, &name("still@testhost")).await.unwrap();
+        assert_eq!(found.map(|f| f.port), Some(5));
+        drop(reg);
+    })
+}
