@@ -43,3 +43,8 @@ fn handshake_corpus() {
 fn epmd_corpus() {
     replay("epmd", checks::check_epmd);
 }
+
+#[test]
+fn gossip_corpus() {
+    replay("gossip", checks::check_gossip);
+}

@@ -1,8 +1,7 @@
-//! The command line (DESIGN.md 4.3): the daemon flags, `list`, `lookup` and `gen-cookie`.
-//! Exit codes: 0 ok, 1 not found / refused, 2 usage or configuration error, 3 daemon unreachable.
-//! Errors are one line on stderr.
+//! The command line (README "snow-epmd"): the daemon flags, `list`, `lookup`, `ping` and
+//! `gen-cookie`. Exit codes ([`crate::exit`]): 0 ok, 1 not found / refused, 2 usage or
+//! configuration error, 3 daemon unreachable. Errors are one line on stderr.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,14 +11,9 @@ use snow_shared::epmd::listing::ListRow;
 use snow_shared::NodeName;
 
 use crate::client::{self, ClientError};
-use crate::config::{default_data_dir, parse_listen, system_hostname, Config};
-
-/// Exit code: not found or refused.
-pub const EXIT_NOT_FOUND: i32 = 1;
-/// Exit code: usage or configuration error.
-pub const EXIT_CONFIG: i32 = 2;
-/// Exit code: the daemon cannot be reached.
-pub const EXIT_UNREACHABLE: i32 = 3;
+use crate::config::{default_data_dir, parse_listen, system_hostname, Config, Listen};
+use crate::exit::{CONFIG as EXIT_CONFIG, NOT_FOUND as EXIT_NOT_FOUND, UNREACHABLE as EXIT_UNREACHABLE};
+use crate::ping::PingTls;
 
 /// snow-epmd: the Snow node-name daemon. Run one on every host; nodes register with it, daemons
 /// gossip their tables to each other, and `list` / `lookup` show what is known.
@@ -37,10 +31,11 @@ pub struct Cli {
 /// Flags of the daemon.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Address and port to listen on: `4369` (all IPv4 addresses), `127.0.0.1:4369` or `[::1]:4369`.
-    /// Erlang's tools and nodes talk to this port too.
+    /// Address and port to listen on: `4369` (all IPv4 and IPv6 addresses, as Erlang's epmd),
+    /// `127.0.0.1:4369` or `[::1]:4369` (repeat for several). Erlang's tools and nodes talk to
+    /// this port too.
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_listen, required = true)]
-    pub listen: Option<SocketAddr>,
+    pub listen: Vec<Listen>,
     /// Directory of the persistent table (sled). Default: $XDG_STATE_HOME/snow-epmd, else
     /// ~/.local/state/snow-epmd.
     #[arg(long, env = "SNOW_EPMD_DATA", value_name = "DIR")]
@@ -77,15 +72,33 @@ pub struct DaemonArgs {
     /// Peers contacted per gossip round.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub fanout: usize,
-    /// Most entries the table holds (all hosts, all states); registrations beyond are refused.
+    /// Most entries of this daemon's own registrations (all states); registrations beyond are
+    /// refused. Entries learned from other daemons never count against it.
     #[arg(long, value_name = "N", default_value_t = 16_384)]
     pub max_entries: usize,
+    /// Most entries learned from other daemons, all together; more are refused (and logged).
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_remote_entries: usize,
+    /// Most entries of any one other daemon.
+    #[arg(long, value_name = "N", default_value_t = 16_384)]
+    pub max_entries_per_daemon: usize,
+    /// Most daemons known (gossip targets); ids beyond are ignored.
+    #[arg(long, value_name = "N", default_value_t = 1_024)]
+    pub max_daemons: usize,
     /// Most live registrations from one source address.
     #[arg(long, value_name = "N", default_value_t = 4_096)]
     pub max_per_source: usize,
-    /// Most simultaneous client connections; more are closed at once.
+    /// Most simultaneous client connections; more are closed at once. The daemon raises its
+    /// open-file limit to match, or refuses to start if the hard limit is lower.
     #[arg(long, value_name = "N", default_value_t = 4_096)]
     pub max_connections: usize,
+    /// Most simultaneous connections from one address that are not registrations (requests
+    /// being read, lookup sessions, gossip); more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections_per_source: usize,
+    /// Most lookup sessions (Snow request `Q`) open at once from one address.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_sessions_per_source: usize,
     /// Milliseconds a client has to send its whole request (and each gossip step has).
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub request_timeout: u64,
@@ -93,11 +106,15 @@ pub struct DaemonArgs {
     /// may stay silent before the daemon closes it.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub session_idle: u64,
+    /// Seconds a lookup session may last at most, busy or not; the client then opens a new one.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub session_lifetime: u64,
     /// Host part for short names (Erlang's `-sname x` becomes x@HOSTNAME). Default: this host's name.
     #[arg(long, value_name = "HOST")]
     pub hostname: Option<String>,
-    /// This daemon's id as other daemons reach it. Default: the listen address, or HOSTNAME:PORT
-    /// when listening on all addresses.
+    /// This daemon's id as other daemons reach it; its host is the one host this daemon speaks
+    /// for in gossip. Default: the listen address, or HOSTNAME:PORT when listening on all
+    /// addresses.
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise: Option<String>,
 }
@@ -146,22 +163,6 @@ pub enum Command {
     },
 }
 
-/// Certificate files for pinging a cluster whose nodes run with CA-verified mutual TLS
-/// (`SNOW_TLS_CERT`/`KEY`/`CA`, as the nodes do): all three or none. Without them, ping works
-/// with self-signed clusters only.
-#[derive(Debug, Args, Default)]
-pub struct PingTls {
-    /// PEM certificate chain (leaf first) to present, signed by the cluster's CA.
-    #[arg(long, env = "SNOW_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of that certificate.
-    #[arg(long, env = "SNOW_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// PEM certificate(s) of the CA the node's certificate must chain to.
-    #[arg(long, env = "SNOW_TLS_CA", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-}
-
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
@@ -169,8 +170,8 @@ pub fn run(cli: Cli) -> i32 {
             println!("{}", Cookie::generate(rand::random()));
             0
         }
-        Some(Command::List { epmd, json }) => async_std::task::block_on(list(&epmd, json)),
-        Some(Command::Lookup { name, epmd }) => async_std::task::block_on(lookup(&epmd, &name)),
+        Some(Command::List { epmd, json }) => async_io::block_on(list(&epmd, json)),
+        Some(Command::Lookup { name, epmd }) => async_io::block_on(lookup(&epmd, &name)),
         Some(Command::Ping { name, epmd, cookie_file, tls }) => {
             crate::ping::run(&name, &epmd, cookie_file.as_deref(), &tls)
         }
@@ -190,8 +191,10 @@ fn client_fail(e: ClientError) -> i32 {
 
 /// Builds the daemon configuration from flags and the environment.
 pub fn daemon_config(args: DaemonArgs) -> Result<Config, String> {
-    let listen = args.listen.ok_or("--listen [ADDR:]PORT is required to run the daemon")?;
-    let mut config = Config::new(listen, args.data_dir.unwrap_or_else(default_data_dir));
+    if args.listen.is_empty() {
+        return Err("--listen [ADDR:]PORT is required to run the daemon".into());
+    }
+    let mut config = Config::listening(args.listen, args.data_dir.unwrap_or_else(default_data_dir));
     config.cookie = match Cookie::from_sources(
         args.cookie_file.as_deref(),
         std::env::var_os(snow_shared::cookie::ENV_COOKIE),
@@ -210,8 +213,14 @@ pub fn daemon_config(args: DaemonArgs) -> Result<Config, String> {
     config.gossip_interval = Duration::from_millis(args.gossip_interval.max(1));
     config.fanout = args.fanout;
     config.max_entries = args.max_entries;
+    config.max_remote_entries = args.max_remote_entries;
+    config.max_entries_per_daemon = args.max_entries_per_daemon;
+    config.max_daemons = args.max_daemons.max(1);
     config.max_per_source = args.max_per_source;
     config.max_connections = args.max_connections;
+    config.max_connections_per_source = args.max_connections_per_source;
+    config.max_sessions_per_source = args.max_sessions_per_source;
+    config.session_lifetime = Duration::from_secs(args.session_lifetime.max(1));
     config.request_timeout = Duration::from_millis(args.request_timeout.max(1));
     config.session_idle = Duration::from_millis(args.session_idle.max(1));
     config.hostname = args.hostname.map(|h| h.to_ascii_lowercase()).unwrap_or_else(system_hostname);
@@ -224,7 +233,7 @@ fn run_daemon(args: DaemonArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(EXIT_CONFIG, e),
     };
-    async_std::task::block_on(async {
+    async_io::block_on(async {
         let handle = match crate::serve(config).await {
             Ok(h) => h,
             Err(e) => return fail(EXIT_CONFIG, e),
@@ -285,7 +294,7 @@ pub fn render_table(rows: &[ListRow]) -> String {
     let mut lines = vec![header];
     for r in rows {
         lines.push([
-            r.name.to_string(),
+            r.name.clone(),
             r.host.clone(),
             r.port.to_string(),
             r.creation.to_string(),
@@ -331,7 +340,7 @@ pub fn render_json(epmd: &str, rows: &[ListRow]) -> String {
         .map(|r| {
             format!(
                 "{{\"name\":{},\"host\":{},\"port\":{},\"creation\":{},\"state\":{},\"origin\":{},\"age_ms\":{}}}",
-                json_str(r.name.as_str()),
+                json_str(&r.name),
                 json_str(&r.host),
                 r.port,
                 r.creation,
@@ -351,7 +360,7 @@ mod tests {
 
     fn row(name: &str, origin: &str) -> ListRow {
         ListRow {
-            name: NodeName::parse(name).unwrap(),
+            name: name.to_owned(),
             host: "h".into(),
             port: 9100,
             creation: 3,
@@ -391,6 +400,8 @@ mod tests {
             Cli::try_parse_from(["snow-epmd", "--listen", "127.0.0.1:0", "--peer", "a:1", "--peer", "b:2"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.daemon.peers, ["a:1", "b:2"]);
+        let cli = Cli::try_parse_from(["snow-epmd", "--listen", "4369", "--listen", "[::1]:4370"]).unwrap();
+        assert_eq!(cli.daemon.listen, [Listen::AllAddresses(4369), Listen::Addr("[::1]:4370".parse().unwrap())]);
         assert!(Cli::try_parse_from(["snow-epmd"]).is_err(), "--listen is required for the daemon");
         assert!(Cli::try_parse_from(["snow-epmd", "--listen", "nope"]).is_err());
         let cli = Cli::try_parse_from(["snow-epmd", "lookup", "a@h", "--epmd", "127.0.0.1:1"]).unwrap();

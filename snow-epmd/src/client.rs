@@ -1,6 +1,9 @@
 //! Async client for snow-epmd (and, for the EPMD requests, Erlang's epmd): registration, lookup
 //! by full name, the full listing, PORT_PLEASE2 and NAMES. Used by the CLI and by snow-node-rt.
-//! Every call has a deadline ([`DEFAULT_TIMEOUT`] unless given).
+//! Every call has a deadline ([`DEFAULT_TIMEOUT`] unless given). The functions are plain `async fn`
+//! over async-net sockets (async-io's reactor), so they run on any executor. Replies are parsed by
+//! the shared decoders of `snow_shared::epmd::wire` and `listing`. The daemon's address may be
+//! `host:port`, `a.b.c.d:port` or `[v6]:port`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), snow_epmd::client::ClientError> {
@@ -16,14 +19,14 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use async_std::io::{ReadExt, WriteExt};
-use async_std::net::TcpStream;
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol_timeout::TimeoutExt;
 use snow_shared::epmd::listing::{decode_list_resp, decode_lookup_resp, Found, ListRow};
 use snow_shared::epmd::session::{next_reply, SESSION_ACK, SESSION_OPEN};
 use snow_shared::epmd::wire::{
-    decode_port2_resp, encode_creation_request, encode_request, Alive2Req, DecodeError, NodeInfo, Request, ALIVE2_RESP,
-    ALIVE2_X_RESP,
+    alive2_resp_len, decode_alive2_resp, decode_names_resp, decode_port2_resp, encode_creation_request, encode_request,
+    refusal, Alive2Req, DecodeError, NodeInfo, Request,
 };
 use snow_shared::NodeName;
 
@@ -166,7 +169,7 @@ pub async fn register_with(
 /// entry is this daemon's, not up, and has that creation; otherwise (and with Erlang's epmd,
 /// which ignores Extra) the daemon assigns a creation as usual. Compare
 /// [`Registration::creation`] with `creation` to know which happened. A new node start must use
-/// [`register`] instead, so that it gets a new creation (DESIGN.md 4.1).
+/// [`register`] instead, so that it gets a new creation (README "Guarantees and limits").
 pub async fn register_requesting(
     addr: &str,
     name: &NodeName,
@@ -197,40 +200,18 @@ async fn register_sending(
     let work = async {
         let mut s = connect(addr, timeout).await?;
         s.write_all(&encode_request(&req)).await.map_err(io_err(addr))?;
-        let mut head = [0u8; 2];
-        s.read_exact(&mut head).await.map_err(io_err(addr))?;
-        let creation = match head[0] {
-            ALIVE2_X_RESP => {
-                let mut c = [0u8; 4];
-                s.read_exact(&mut c).await.map_err(io_err(addr))?;
-                u32::from_be_bytes(c)
-            }
-            ALIVE2_RESP => {
-                let mut c = [0u8; 2];
-                s.read_exact(&mut c).await.map_err(io_err(addr))?;
-                u32::from(u16::from_be_bytes(c))
-            }
-            _ => return Err(ClientError::BadReply { addr: addr.to_owned(), source: DecodeError::BadTag }),
-        };
-        if head[1] != 0 {
-            return Err(ClientError::Refused { name: name.to_string(), reason: refusal_reason(head[1]) });
+        let mut reply = [0u8; 6];
+        s.read_exact(&mut reply[..1]).await.map_err(io_err(addr))?;
+        let bad = |source| ClientError::BadReply { addr: addr.to_owned(), source };
+        let len = alive2_resp_len(reply[0]).ok_or(bad(DecodeError::BadTag))?;
+        s.read_exact(&mut reply[1..len]).await.map_err(io_err(addr))?;
+        let resp = decode_alive2_resp(&reply[..len]).map_err(bad)?;
+        if resp.result != 0 {
+            return Err(ClientError::Refused { name: name.to_string(), reason: refusal::reason(resp.result) });
         }
-        Ok(Registration { name: name.clone(), creation, stream: s })
+        Ok(Registration { name: name.clone(), creation: resp.creation, stream: s })
     };
     work.timeout(timeout).await.unwrap_or_else(|| Err(ClientError::Timeout(addr.to_owned())))
-}
-
-fn refusal_reason(code: u8) -> &'static str {
-    use crate::server::refusal::*;
-    match code {
-        TAKEN => "the name is already registered and alive",
-        BAD_NAME => "not a valid node name (name@host, name of 1-64 chars A-Z a-z 0-9 _ -)",
-        NOT_LOCAL => "registrations are accepted from loopback only (daemon flag --allow-remote-register)",
-        LIMIT => "a registration limit is reached (--max-entries / --max-per-source)",
-        STORAGE => "the daemon cannot write its database",
-        BAD_EXTRA => "the Extra field starts with SNOW but is not a valid Snow option",
-        _ => "refused",
-    }
 }
 
 /// Looks a node up by full name (Snow LOOKUP). `Ok(None)`: unknown.
@@ -254,16 +235,14 @@ pub async fn port_please(addr: &str, short_name: &str) -> Result<Option<NodeInfo
 /// EPMD NAMES: the daemon's port and the `name N at port P` text.
 pub async fn names(addr: &str) -> Result<(u32, String), ClientError> {
     let reply = request(addr, &Request::Names, DEFAULT_TIMEOUT).await?;
-    if reply.len() < 4 {
-        return Err(ClientError::BadReply { addr: addr.to_owned(), source: DecodeError::Truncated });
-    }
-    let port = u32::from_be_bytes([reply[0], reply[1], reply[2], reply[3]]);
-    Ok((port, String::from_utf8_lossy(&reply[4..]).into_owned()))
+    decode_names_resp(&reply).map_err(|source| ClientError::BadReply { addr: addr.to_owned(), source })
 }
 
 /// A pipelined lookup session (Snow request `Q`, PROTOCOL.md 5.3): many lookups over one
 /// connection, each batch sent in one write and answered in order. The daemon closes a session
-/// that stays silent longer than its `--session-idle` (default 10 s); open a new one then.
+/// that stays silent longer than its `--session-idle` (default 10 s) or lasts longer than its
+/// `--session-lifetime` (default 300 s), and refuses more than `--max-sessions-per-source` (16) from
+/// one address; open a new one when a call fails.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), snow_epmd::client::ClientError> {

@@ -4,10 +4,10 @@
 //!   holds a whole PORT_PLEASE2 or LOOKUP, the reply is encoded from the in-memory table into a
 //!   reused buffer, written with one non-blocking write, and the connection closed. No task, no
 //!   reactor registration, no timer, no allocation, one uncontended lock. Anything else (the
-//!   request is not there yet, or is another request) goes to a task as before.
+//!   request is not there yet, or is another request) goes to a task.
 //! - [`serve_session`]: the pipelined lookup session (`Q`, PROTOCOL.md 5.3), with an idle
-//!   deadline, the request deadline for a partial request, a write deadline and a bounded
-//!   output buffer.
+//!   deadline, an absolute lifetime, the request deadline for a partial request, a write deadline
+//!   and a bounded output buffer.
 //!
 //! The answers themselves are the sans-IO `snow_shared::epmd::session::Query::answer`.
 
@@ -15,12 +15,13 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use async_std::io::ReadExt;
-use async_std::net::TcpStream;
+use async_net::TcpStream;
+use futures_lite::AsyncReadExt;
 use snow_shared::epmd::session::{next_query, Query, SESSION_ACK};
-use snow_shared::epmd::wire::{split_request, PORT_PLEASE2_REQ, SNOW_LOOKUP_REQ};
+use snow_shared::epmd::wire::{split_request, MAX_NAME_FIELD, PORT_PLEASE2_REQ, SNOW_LOOKUP_REQ};
 
-use crate::server::{within, write_all, Shared};
+use crate::io::{within, write_all};
+use crate::state::{SessionSlot, Shared};
 
 /// What the accept loop does with a connection after [`answer_at_once`].
 pub(crate) enum Next {
@@ -32,8 +33,8 @@ pub(crate) enum Next {
     Finish(std::net::TcpStream, Vec<u8>),
 }
 
-/// Bytes read at once from a fresh connection: any lookup fits (a name field is at most 509).
-const FIRST_READ: usize = 1024 + 2;
+/// Bytes read at once from a fresh connection: any lookup fits.
+const FIRST_READ: usize = MAX_NAME_FIELD + 4;
 
 /// Answers a fresh connection in the accept loop if its first bytes are a whole lookup.
 /// `out` is the accept loop's reused reply buffer.
@@ -72,7 +73,10 @@ pub(crate) fn answer_at_once(
         }
     };
     out.clear();
-    query.answer(sh.state().gossip.table(), &sh.host, out);
+    {
+        let st = sh.state();
+        query.answer(st.gossip.table(), &st.registry, &sh.host, out);
+    }
     match stream.write(out) {
         Ok(w) if w == out.len() => Next::Done,
         Ok(w) => Next::Finish(stream, out[w..].to_vec()),
@@ -88,12 +92,20 @@ const SESSION_IN: usize = 4096;
 /// Replies are written once this many bytes are pending (bounds a session's memory).
 const SESSION_OUT: usize = 16 * 1024;
 
-/// Serves a lookup session until the client closes, idles past `--session-idle`, leaves a request
-/// unfinished past `--request-timeout`, stops reading replies, or sends anything but a lookup.
-/// `first` holds bytes that arrived after the `Q` request.
-pub(crate) async fn serve_session(sh: &Shared, mut stream: TcpStream, peer: SocketAddr, first: &[u8]) {
+/// Serves a lookup session until the client closes, idles past `--session-idle`, reaches
+/// `--session-lifetime`, leaves a request unfinished past `--request-timeout`, stops reading
+/// replies, or sends anything but a lookup. `first` holds bytes that arrived after the `Q`
+/// request; `_slot` counts the session against `--max-sessions-per-source` while it lives.
+pub(crate) async fn serve_session(
+    sh: &Shared,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    first: &[u8],
+    _slot: SessionSlot,
+) {
     let who = || peer.ip().to_string();
     let timeout = sh.config.request_timeout;
+    let ends = Instant::now() + sh.config.session_lifetime;
     let mut buf = vec![0u8; SESSION_IN];
     let mut len = first.len().min(SESSION_IN);
     buf[..len].copy_from_slice(&first[..len]);
@@ -111,7 +123,7 @@ pub(crate) async fn serve_session(sh: &Shared, mut stream: TcpStream, peer: Sock
             while out.len() < SESSION_OUT {
                 match next_query(&buf[start..len]) {
                     Ok(Some((query, used))) => {
-                        query.answer_framed(table, &sh.host, &mut out);
+                        query.answer_framed(table, &st.registry, &sh.host, &mut out);
                         start += used;
                         answered += 1;
                     }
@@ -137,6 +149,11 @@ pub(crate) async fn serve_session(sh: &Shared, mut stream: TcpStream, peer: Sock
         if let Some(e) = refused {
             return sh.log_rejected(&who(), "lookup session", &e);
         }
+        let left = ends.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            log::debug!("snow-epmd {}: lookup session from {peer} reached --session-lifetime after {answered}", sh.id);
+            break;
+        }
         if len > 0 && next_query(&buf[..len]).is_ok_and(|q| q.is_some()) {
             continue; // more complete requests than one output buffer held
         }
@@ -144,7 +161,7 @@ pub(crate) async fn serve_session(sh: &Shared, mut stream: TcpStream, peer: Sock
             Some(since) => (timeout.saturating_sub(since.elapsed()), "request unfinished past the deadline"),
             None => (sh.config.session_idle, ""),
         };
-        match within(stream.read(&mut buf[len..]), limit).await {
+        match within(stream.read(&mut buf[len..]), limit.min(left)).await {
             Some(Ok(0)) | Some(Err(_)) => break,
             Some(Ok(n)) => {
                 if len == 0 {
@@ -152,6 +169,7 @@ pub(crate) async fn serve_session(sh: &Shared, mut stream: TcpStream, peer: Sock
                 }
                 len += n;
             }
+            None if Instant::now() >= ends => continue, // the lifetime check above closes it
             None if what.is_empty() => {
                 log::debug!("snow-epmd {}: lookup session from {peer} idle, closed after {answered}", sh.id);
                 break;

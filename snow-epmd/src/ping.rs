@@ -1,7 +1,7 @@
-//! `snow-epmd ping NAME@HOST` (DESIGN.md 4.3): checks that a node is reachable and shares our
-//! cookie, with a real connection: snow-epmd lookup, TCP, TLS 1.3, then the cookie handshake of
-//! DESIGN.md 4.5 as initiator (`snow_shared::dist::handshake`, bound to the TLS exporter), and a
-//! clean close. Prints `pong from NAME@HOST in X ms` (the time from TCP connect to an established
+//! `snow-epmd ping NAME@HOST` (README "Client commands"): checks that a node is reachable and
+//! shares our cookie, with a real connection: snow-epmd lookup, TCP, TLS 1.3, then the cookie
+//! handshake of PROTOCOL.md 4.2 as initiator (`snow_shared::dist::handshake`, bound to the TLS
+//! exporter), and a clean close. Prints `pong from NAME@HOST in X ms` (the time from TCP connect to an established
 //! handshake) or one line naming what failed.
 //!
 //! The pinging side introduces itself as `snow-epmd-ping-PID@localhost` with no capabilities, so
@@ -13,11 +13,12 @@
 //! node's host. Without them, a node that requires client certificates refuses the TLS handshake
 //! (reported as a TLS failure).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use async_std::io::{ReadExt, WriteExt};
-use async_std::net::TcpStream;
+use async_net::TcpStream;
+use clap::Args;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::TlsConnector;
 use smol_timeout::TimeoutExt;
 use snow_shared::cookie::{derive_key, Cookie, KeyLabel};
@@ -27,6 +28,23 @@ use snow_shared::dist::Flags;
 use snow_shared::NodeName;
 
 use crate::client::{self, ClientError};
+use crate::exit;
+
+/// Certificate files for pinging a cluster whose nodes run with CA-verified mutual TLS
+/// (`SNOW_TLS_CERT`/`KEY`/`CA`, as the nodes do): all three or none. Without them, ping works
+/// with self-signed clusters only.
+#[derive(Debug, Args, Default)]
+pub struct PingTls {
+    /// PEM certificate chain (leaf first) to present, signed by the cluster's CA.
+    #[arg(long, env = "SNOW_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "SNOW_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate(s) of the CA the node's certificate must chain to.
+    #[arg(long, env = "SNOW_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+}
 
 /// Time allowed for each step (TCP connect, TLS, cookie handshake).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,7 +125,7 @@ pub async fn ping(
 ) -> Result<Duration, PingError> {
     let key = {
         let cookie = cookie.clone();
-        async_std::task::spawn_blocking(move || derive_key(&cookie, KeyLabel::Distribution)).await
+        blocking::unblock(move || derive_key(&cookie, KeyLabel::Distribution)).await
     };
     let found = match client::lookup(epmd, name).await? {
         Some(found) if found.state.is_live() => found,
@@ -211,7 +229,7 @@ pub enum TlsFilesError {
 }
 
 /// Loads the certificate, key and CA given to ping, if any.
-pub fn load_tls(files: &crate::cli::PingTls) -> Result<Option<TlsMaterial>, TlsFilesError> {
+pub fn load_tls(files: &PingTls) -> Result<Option<TlsMaterial>, TlsFilesError> {
     let (cert, key, ca) = match (&files.tls_cert, &files.tls_key, &files.tls_ca) {
         (None, None, None) => return Ok(None),
         (Some(c), Some(k), Some(a)) => (c, k, a),
@@ -228,12 +246,12 @@ pub fn load_tls(files: &crate::cli::PingTls) -> Result<Option<TlsMaterial>, TlsF
 
 /// The `ping` subcommand: returns the process exit code (0 pong, 1 failure, 2 configuration,
 /// 3 snow-epmd unreachable) after printing one line.
-pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>, tls_files: &crate::cli::PingTls) -> i32 {
+pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>, tls_files: &PingTls) -> i32 {
     let name = match NodeName::parse(name) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("snow-epmd: {e}");
-            return crate::cli::EXIT_CONFIG;
+            return exit::CONFIG;
         }
     };
     let cookie = match Cookie::from_sources(
@@ -244,17 +262,17 @@ pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>, tls_files: &crate
         Ok(c) => c,
         Err(e) => {
             eprintln!("snow-epmd: ping needs the cluster cookie: {e}");
-            return crate::cli::EXIT_CONFIG;
+            return exit::CONFIG;
         }
     };
     let material = match load_tls(tls_files) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("snow-epmd: {e}");
-            return crate::cli::EXIT_CONFIG;
+            return exit::CONFIG;
         }
     };
-    match async_std::task::block_on(ping(epmd, &name, &cookie, material.as_ref())) {
+    match async_io::block_on(ping(epmd, &name, &cookie, material.as_ref())) {
         Ok(took) => {
             println!("pong from {name} in {:.1} ms", took.as_secs_f64() * 1e3);
             0
@@ -262,9 +280,9 @@ pub fn run(name: &str, epmd: &str, cookie_file: Option<&Path>, tls_files: &crate
         Err(e) => {
             eprintln!("snow-epmd: {e}");
             if e.is_epmd_unreachable() {
-                crate::cli::EXIT_UNREACHABLE
+                exit::UNREACHABLE
             } else {
-                crate::cli::EXIT_NOT_FOUND
+                exit::NOT_FOUND
             }
         }
     }

@@ -1,13 +1,16 @@
 //! Persistence of the table in sled. Every acknowledged change is written and flushed before the
 //! reply (the driver awaits [`Store::flush`]). Layout: tree `entries` (node name -> entry in the
 //! gossip entry layout with absolute times), tree `owners` (daemon id -> highest version seen),
-//! tree `meta` (`incarnation` -> u64).
+//! tree `meta` (`incarnation` -> u64). Pins of other daemons' keys are appended to the
+//! `known_daemons` file beside it ([`crate::keys`]).
 
 use std::path::{Path, PathBuf};
 
 use snow_shared::epmd::gossip::{decode_entry, encode_entry, put_version, version};
-use snow_shared::epmd::table::{Change, Entry, Table, Version};
+use snow_shared::epmd::table::{Change, Persisted, Table, Version};
 use snow_shared::epmd::wire::Reader;
+
+use crate::keys;
 
 /// sled's page cache size: small, so the daemon stays small (10,000 entries fit easily).
 const CACHE_BYTES: u64 = 2 * 1024 * 1024;
@@ -46,19 +49,21 @@ pub enum StoreError {
     /// A write or flush failed.
     #[error("database write failed: {0}; is the disk full?")]
     Write(#[from] sled::Error),
+    /// The known-daemons file could not be written.
+    #[error("cannot record a pinned daemon key in known_daemons: {source}; is the disk full?")]
+    Pins {
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// What was loaded at start-up.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// Incarnation of the previous run (0 for a fresh directory).
-    pub incarnation: u64,
+    /// The table's state (pins are read from the known-daemons file by the caller).
+    pub table: Persisted,
     /// The daemon id of the previous run, if stored.
     pub previous_id: Option<String>,
-    /// Highest version seen per owner.
-    pub owners: Vec<(String, Version)>,
-    /// All stored entries.
-    pub entries: Vec<Entry>,
 }
 
 /// The open database.
@@ -71,9 +76,10 @@ pub struct Store {
     /// Owner maxima as last written, so a change rewrites only the owners that moved.
     written: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Version>>>,
     /// One flush at a time: concurrent registrations queue here instead of each occupying a
-    /// blocking thread (every extra thread costs stack and a malloc arena: measured +10 MiB
-    /// resident with 64 concurrent registrations).
-    flushing: std::sync::Arc<async_std::sync::Mutex<()>>,
+    /// blocking thread (every extra thread costs stack and a malloc arena).
+    flushing: std::sync::Arc<async_lock::Mutex<()>>,
+    /// The data directory (for the known-daemons file).
+    dir: PathBuf,
 }
 
 impl Store {
@@ -83,9 +89,20 @@ impl Store {
         match Store::open_and_load(dir) {
             Ok(ok) => Ok(ok),
             Err(e) if repair => {
-                let aside = dir.with_extension(format!("broken-{}", crate::now_ms() / 1000));
+                let aside = dir.with_extension(format!("broken-{}", crate::clock::now_ms() / 1000));
                 log::warn!("snow-epmd: {e}; --repair: moving it to {} and starting empty", aside.display());
-                std::fs::rename(dir, &aside).map_err(|source| StoreError::Repair { dir: dir.to_owned(), source })?;
+                let repair_err = |source| StoreError::Repair { dir: dir.to_owned(), source };
+                std::fs::rename(dir, &aside).map_err(repair_err)?;
+                // The daemon's key and its pins are not the broken part: other daemons know the
+                // key, so it comes back into the fresh directory.
+                if aside.is_dir() {
+                    std::fs::create_dir_all(dir).map_err(repair_err)?;
+                    for file in [keys::KEY_FILE, keys::KNOWN_FILE] {
+                        if aside.join(file).exists() {
+                            std::fs::rename(aside.join(file), dir.join(file)).map_err(repair_err)?;
+                        }
+                    }
+                }
                 Store::open_and_load(dir)
             }
             Err(e) => Err(e),
@@ -101,13 +118,14 @@ impl Store {
             meta: db.open_tree("meta").map_err(open_err)?,
             written: Default::default(),
             flushing: Default::default(),
+            dir: dir.to_owned(),
             db,
         };
         let corrupt = |what: String| StoreError::Corrupt { dir: dir.to_owned(), what };
         let mut loaded = Loaded::default();
         if let Some(v) = store.meta.get("incarnation").map_err(open_err)? {
             let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| corrupt("incarnation".into()))?;
-            loaded.incarnation = u64::from_be_bytes(bytes);
+            loaded.table.incarnation = u64::from_be_bytes(bytes);
         }
         if let Some(v) = store.meta.get("id").map_err(open_err)? {
             loaded.previous_id = Some(String::from_utf8(v.to_vec()).map_err(|_| corrupt("daemon id".into()))?);
@@ -116,13 +134,13 @@ impl Store {
             let (k, v) = item.map_err(open_err)?;
             let owner = String::from_utf8(k.to_vec()).map_err(|_| corrupt("owner id".into()))?;
             let max = version(&mut Reader::new(&v)).map_err(|_| corrupt(format!("owner {owner}")))?;
-            loaded.owners.push((owner, max));
+            loaded.table.owners.push((owner, max));
         }
         for item in store.entries.iter() {
             let (k, v) = item.map_err(open_err)?;
             let entry = decode_entry(&mut Reader::new(&v), u64::MAX)
                 .map_err(|_| corrupt(format!("entry {}", String::from_utf8_lossy(&k))))?;
-            loaded.entries.push(entry);
+            loaded.table.entries.push(entry);
         }
         Ok((store, loaded))
     }
@@ -141,6 +159,9 @@ impl Store {
                     self.entries.remove(name.as_str().as_bytes())?;
                 }
                 Change::Meta => meta_changed = true,
+                Change::Pin(id, key) => {
+                    keys::append_known(&self.dir, &id, &key).map_err(|source| StoreError::Pins { source })?
+                }
             }
         }
         if meta_changed {
@@ -165,7 +186,7 @@ impl Store {
         // sled's flush blocks on disk I/O: keep it off the async executor's threads.
         let _one_at_a_time = self.flushing.lock().await;
         let db = self.db.clone();
-        async_std::task::spawn_blocking(move || db.flush()).await?;
+        blocking::unblock(move || db.flush()).await?;
         Ok(())
     }
 }

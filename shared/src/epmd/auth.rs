@@ -1,12 +1,14 @@
-//! Authentication of gossip messages between snow-epmd daemons (DESIGN.md 4.5 last part, 4.7).
+//! Authentication of gossip messages between snow-epmd daemons (PROTOCOL.md 5.4).
 //!
 //! A sealed message is
-//! `version (1) | time_ms u64 | nonce [16] | reply_to [16] | body | mac [32]` where
-//! `mac = HMAC-SHA256(gossip_key, "snow-gossip-v1" || everything before mac)` and `gossip_key` is
-//! [`crate::cookie::derive_key`] with [`crate::cookie::KeyLabel::Gossip`]. The receiver checks, in
-//! this order: the MAC (constant-time), that `time_ms` is within the window of its own clock, that
-//! the nonce was not seen within the window (replay), and for replies that `reply_to` is the nonce
-//! of the request it sent. Anything failing changes nothing.
+//! `version (2) | time_ms u64 | nonce [16] | reply_to [16] | recipient str16 | body | mac [32]`
+//! where `mac = HMAC-SHA256(gossip_key, "snow-gossip-v2" || everything before mac)` and
+//! `gossip_key` is [`crate::cookie::derive_key`] with [`crate::cookie::KeyLabel::Gossip`]. The
+//! receiver checks, in this order: the MAC (constant-time), that the recipient is its own id (a
+//! message replayed to another daemon is refused; only a request may name no recipient, and then
+//! it must be a probe), that `time_ms` is within the window of its own clock, that the nonce was
+//! not seen within the window (replay), and for replies that `reply_to` is the nonce of the
+//! request it sent. Anything failing changes nothing.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,13 +18,13 @@ use sha2::Sha256;
 use super::wire::Reader;
 
 /// Current envelope version.
-pub const ENVELOPE_VERSION: u8 = 1;
-/// Bytes the envelope adds around the body.
-pub const ENVELOPE_OVERHEAD: usize = 1 + 8 + 16 + 16 + 32;
-const MAC_CONTEXT: &[u8] = b"snow-gossip-v1";
+pub const ENVELOPE_VERSION: u8 = 2;
+/// Bytes the envelope adds around the body, besides the recipient id.
+pub const ENVELOPE_OVERHEAD: usize = 1 + 8 + 16 + 16 + 2 + 32;
+const MAC_CONTEXT: &[u8] = b"snow-gossip-v2";
 
 /// Why a sealed message was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// Shorter than the envelope.
     #[error("gossip message too short to be authenticated")]
@@ -49,6 +51,9 @@ pub enum AuthError {
     /// A reply that does not answer our request.
     #[error("gossip reply does not answer this daemon's request")]
     WrongReply,
+    /// Addressed to another daemon (or, for a reply, to nobody).
+    #[error("gossip message addressed to another daemon ({0:?})")]
+    WrongRecipient(String),
     /// Too many nonces in the replay cache within the window.
     #[error("gossip replay cache is full; message refused")]
     ReplayCacheFull,
@@ -61,6 +66,8 @@ pub struct Opened<'a> {
     pub body: &'a [u8],
     /// Its nonce (a reply must carry it as `reply_to`).
     pub nonce: [u8; 16],
+    /// It named no recipient (allowed for requests only; the gossip layer then requires a probe).
+    pub anonymous: bool,
 }
 
 /// Seals and opens gossip messages with one key, and remembers recent nonces.
@@ -93,14 +100,16 @@ impl Authenticator {
         m
     }
 
-    /// Seals `body` at wall-clock `now_ms` with a fresh random `nonce` from the caller;
-    /// `reply_to` is the nonce of the request being answered (zeros for a request).
-    pub fn seal(&self, body: &[u8], now_ms: u64, nonce: [u8; 16], reply_to: [u8; 16]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(body.len() + ENVELOPE_OVERHEAD);
+    /// Seals `body` for the daemon `recipient` (empty: any, for a probe) at wall-clock `now_ms`
+    /// with a fresh random `nonce` from the caller; `reply_to` is the nonce of the request being
+    /// answered (zeros for a request).
+    pub fn seal(&self, body: &[u8], now_ms: u64, nonce: [u8; 16], reply_to: [u8; 16], recipient: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + ENVELOPE_OVERHEAD + recipient.len());
         out.push(ENVELOPE_VERSION);
         out.extend_from_slice(&now_ms.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&reply_to);
+        super::wire::put_bytes16(&mut out, recipient.as_bytes());
         out.extend_from_slice(body);
         let mut m = self.mac();
         m.update(&out);
@@ -108,13 +117,14 @@ impl Authenticator {
         out
     }
 
-    /// Checks a sealed message at wall-clock `now_ms`. `expect_reply_to` is `Some(nonce)` when
-    /// this is the reply to our request with that nonce.
+    /// Checks a sealed message received by daemon `me` at wall-clock `now_ms`. `expect_reply_to`
+    /// is `Some(nonce)` when this is the reply to our request with that nonce.
     pub fn open<'a>(
         &mut self,
         sealed: &'a [u8],
         now_ms: u64,
         expect_reply_to: Option<[u8; 16]>,
+        me: &str,
     ) -> Result<Opened<'a>, AuthError> {
         if sealed.len() < ENVELOPE_OVERHEAD {
             return Err(AuthError::Truncated);
@@ -133,6 +143,11 @@ impl Authenticator {
         nonce.copy_from_slice(r.take(16).map_err(|_| AuthError::Truncated)?);
         let mut reply_to = [0u8; 16];
         reply_to.copy_from_slice(r.take(16).map_err(|_| AuthError::Truncated)?);
+        let recipient = r.bytes16().map_err(|_| AuthError::Truncated)?;
+        let anonymous = recipient.is_empty() && expect_reply_to.is_none();
+        if recipient != me.as_bytes() && !anonymous {
+            return Err(AuthError::WrongRecipient(String::from_utf8_lossy(recipient).into_owned()));
+        }
         let skew = time as i128 - now_ms as i128;
         if skew.unsigned_abs() > u128::from(self.window_ms) {
             let skew_ms = skew.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
@@ -152,7 +167,7 @@ impl Authenticator {
         }
         self.seen.insert(nonce, now_ms);
         self.order.push_back((nonce, now_ms));
-        Ok(Opened { body: r.rest(), nonce })
+        Ok(Opened { body: r.rest(), nonce, anonymous })
     }
 
     fn forget_before(&mut self, cutoff: u64) {
@@ -177,38 +192,51 @@ mod tests {
     #[test]
     fn round_trip_and_test_vector() {
         let a = auth(7);
-        let sealed = a.seal(b"hi", 1_000_000, [1; 16], [0; 16]);
-        // The vector in protocol-epmd.md: key = 32 x 0x07.
+        let sealed = a.seal(b"hi", 1_000_000, [1; 16], [0; 16], "b:1");
+        // PROTOCOL.md 5.6: key = 32 x 0x07.
         let hex: String = sealed.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(hex.starts_with("0100000000000f4240"), "{hex}");
+        let head = format!("0200000000000f4240{}{}0003623a316869", "01".repeat(16), "00".repeat(16));
+        assert!(hex.starts_with(&head), "{hex}");
+        assert_eq!(sealed.len(), head.len() / 2 + 32);
         let mut b = auth(7);
-        let opened = b.open(&sealed, 1_000_500, None).unwrap();
-        assert_eq!(opened.body, b"hi");
-        assert_eq!(opened.nonce, [1; 16]);
+        let opened = b.open(&sealed, 1_000_500, None, "b:1").unwrap();
+        assert_eq!((opened.body, opened.nonce, opened.anonymous), (&b"hi"[..], [1; 16], false));
     }
 
     #[test]
     fn wrong_key_tamper_replay_and_window_are_refused() {
         let a = auth(7);
-        let sealed = a.seal(b"hi", 1_000_000, [1; 16], [0; 16]);
-        assert_eq!(auth(8).open(&sealed, 1_000_000, None), Err(AuthError::BadMac));
+        let sealed = a.seal(b"hi", 1_000_000, [1; 16], [0; 16], "b:1");
+        assert_eq!(auth(8).open(&sealed, 1_000_000, None, "b:1"), Err(AuthError::BadMac));
         let mut tampered = sealed.clone();
         tampered[45] ^= 1;
-        assert_eq!(auth(7).open(&tampered, 1_000_000, None), Err(AuthError::BadMac));
+        assert_eq!(auth(7).open(&tampered, 1_000_000, None, "b:1"), Err(AuthError::BadMac));
         let mut b = auth(7);
-        assert!(b.open(&sealed, 1_000_000, None).is_ok());
-        assert_eq!(b.open(&sealed, 1_000_001, None), Err(AuthError::Replayed));
-        assert!(matches!(auth(7).open(&sealed, 1_040_000, None), Err(AuthError::OutsideWindow { .. })));
-        assert_eq!(auth(7).open(&sealed[..10], 1_000_000, None), Err(AuthError::Truncated));
+        assert!(b.open(&sealed, 1_000_000, None, "b:1").is_ok());
+        assert_eq!(b.open(&sealed, 1_000_001, None, "b:1"), Err(AuthError::Replayed));
+        assert!(matches!(auth(7).open(&sealed, 1_040_000, None, "b:1"), Err(AuthError::OutsideWindow { .. })));
+        assert_eq!(auth(7).open(&sealed[..10], 1_000_000, None, "b:1"), Err(AuthError::Truncated));
+    }
+
+    #[test]
+    fn a_message_for_another_daemon_is_refused() {
+        let a = auth(7);
+        let sealed = a.seal(b"hi", 1_000_000, [1; 16], [0; 16], "b:1");
+        assert_eq!(auth(7).open(&sealed, 1_000_000, None, "c:1"), Err(AuthError::WrongRecipient("b:1".into())));
+        // A request may name nobody (a probe); a reply may not.
+        let probe = a.seal(b"hi", 1_000_000, [2; 16], [0; 16], "");
+        assert!(auth(7).open(&probe, 1_000_000, None, "c:1").unwrap().anonymous);
+        let reply = a.seal(b"hi", 1_000_000, [3; 16], [9; 16], "");
+        assert_eq!(auth(7).open(&reply, 1_000_000, Some([9; 16]), "c:1"), Err(AuthError::WrongRecipient("".into())));
     }
 
     #[test]
     fn replies_must_answer_our_nonce() {
         let a = auth(7);
-        let reply = a.seal(b"ack", 5_000, [2; 16], [9; 16]);
-        assert_eq!(auth(7).open(&reply, 5_000, Some([8; 16])), Err(AuthError::WrongReply));
-        assert_eq!(auth(7).open(&reply, 5_000, None), Err(AuthError::WrongReply));
-        assert!(auth(7).open(&reply, 5_000, Some([9; 16])).is_ok());
+        let reply = a.seal(b"ack", 5_000, [2; 16], [9; 16], "x:1");
+        assert_eq!(auth(7).open(&reply, 5_000, Some([8; 16]), "x:1"), Err(AuthError::WrongReply));
+        assert_eq!(auth(7).open(&reply, 5_000, None, "x:1"), Err(AuthError::WrongReply));
+        assert!(auth(7).open(&reply, 5_000, Some([9; 16]), "x:1").is_ok());
     }
 
     #[test]
@@ -216,10 +244,11 @@ mod tests {
         let a = auth(7);
         let mut b = auth(7);
         for i in 0..4u8 {
-            b.open(&a.seal(b"x", 100_000, [i; 16], [0; 16]), 100_000, None).unwrap();
+            b.open(&a.seal(b"x", 100_000, [i; 16], [0; 16], "b:1"), 100_000, None, "b:1").unwrap();
         }
-        assert_eq!(b.open(&a.seal(b"x", 100_000, [9; 16], [0; 16]), 100_000, None), Err(AuthError::ReplayCacheFull));
+        let fifth = a.seal(b"x", 100_000, [9; 16], [0; 16], "b:1");
+        assert_eq!(b.open(&fifth, 100_000, None, "b:1"), Err(AuthError::ReplayCacheFull));
         // After twice the window the old nonces are forgotten.
-        assert!(b.open(&a.seal(b"x", 170_000, [9; 16], [0; 16]), 170_000, None).is_ok());
+        assert!(b.open(&a.seal(b"x", 170_000, [9; 16], [0; 16], "b:1"), 170_000, None, "b:1").is_ok());
     }
 }

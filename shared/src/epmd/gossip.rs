@@ -1,22 +1,34 @@
-//! Push-pull anti-entropy between snow-epmd daemons (DESIGN.md 4.7), sans-IO.
+//! Push-pull anti-entropy between snow-epmd daemons (PROTOCOL.md 5.5), sans-IO.
 //!
 //! One exchange is three messages on one connection: the initiator sends `Syn` (a digest per
 //! owner: highest version seen and a hash of the owner's live entries); the responder answers
-//! `Ack` (entries the initiator lacks, the owners it wants newer entries for, and live sets where
-//! versions agree but live hashes differ); the initiator finishes with `Ack2` (what was asked).
-//! Every owner in a digest is a daemon, so daemons learn each other transitively from `--peer`
-//! seeds. Each round the driver asks [`Gossip::round_targets`] for `fanout` random peers.
+//! `Ack` (entries the initiator lacks, the owners it wants newer entries for, and its own live set
+//! where versions agree but live hashes differ); the initiator finishes with `Ack2` (what was
+//! asked). Every owner in a digest is a daemon, so daemons learn each other transitively from
+//! `--peer` seeds. Each round the driver asks [`Gossip::round_targets`] for `fanout` random pinned
+//! peers, plus up to `pin_probes` daemons not pinned yet.
+//!
+//! Pinning (trust on first use): every message carries its sender's public key. When the
+//! initiator's `Ack` comes from the daemon id it dialed, that key is pinned for the id (a later
+//! different key is refused until an operator removes the pin). A daemon not pinned yet is sent a
+//! *probe*: a `Syn` without digests, which anyone may answer and which reveals nothing but the
+//! responder's id and key. Entries are signed by their owners and checked against pinned keys
+//! (`table.rs`), so relays cannot forge them; a live set, which removes entries, is believed only
+//! from its owner, in the `Ack` of an exchange this daemon started with it.
 //!
 //! Messages stay under the u16 frame limit: digests and entries are cut to a byte budget (entries
 //! of an owner always as a prefix in version order, which keeps the table invariant), and the rest
 //! follows in later rounds.
 
-use super::table::{Applied, DaemonId, Entry, State, Table, Version};
+use std::collections::BTreeMap;
+
+use super::identity::PublicKey;
+use super::table::{Applied, DaemonId, Entry, PinOutcome, State, Table, Version};
 use super::wire::{put_bytes16, DecodeError, Reader};
 use crate::name::NodeName;
 
 /// Budget for one encoded gossip body, leaving room for the envelope and frame header.
-pub const BODY_BUDGET: usize = super::wire::MAX_GOSSIP_LEN - super::auth::ENVELOPE_OVERHEAD - 16;
+pub const BODY_BUDGET: usize = super::wire::MAX_GOSSIP_LEN - super::auth::ENVELOPE_OVERHEAD - 512;
 
 /// Digest of one owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +55,8 @@ pub struct LiveSet {
 /// A gossip message body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// Initiator's digests. `complete` is false when the digest list was cut to fit.
+    /// Initiator's digests. `complete` is false when the digest list was cut to fit; a probe has
+    /// no digests and `complete` false.
     Syn {
         /// Per-owner digests.
         digests: Vec<OwnerDigest>,
@@ -56,23 +69,30 @@ pub enum Body {
         entries: Vec<Entry>,
         /// Owners (with the responder's max) the responder wants newer entries of.
         want: Vec<(DaemonId, Version)>,
-        /// Responder's live sets where hashes differ.
+        /// The responder's own live set, when the initiator's hash of it differs.
         live_sets: Vec<LiveSet>,
     },
     /// Initiator's final message.
     Ack2 {
         /// Entries the responder asked for.
         entries: Vec<Entry>,
-        /// Initiator's live sets for the owners where hashes differ.
-        live_sets: Vec<LiveSet>,
     },
 }
 
-/// A gossip message: who sends it and what.
+impl Body {
+    /// Whether this is a probe: a `Syn` without digests.
+    pub fn is_probe(&self) -> bool {
+        matches!(self, Body::Syn { digests, complete: false } if digests.is_empty())
+    }
+}
+
+/// A gossip message: who sends it (its id and public key) and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Sender's daemon id.
     pub sender: DaemonId,
+    /// Sender's public key (pinned by an initiator when the sender is the daemon it dialed).
+    pub key: PublicKey,
     /// The body.
     pub body: Body,
 }
@@ -88,21 +108,56 @@ pub struct Report {
     pub rejected: Vec<(NodeName, &'static str)>,
     /// Entries removed by live-set reconciliation.
     pub reconciled: usize,
+    /// The daemon answering was pinned on this exchange (first contact).
+    pub pinned: Option<DaemonId>,
+}
+
+/// Why a gossip message was refused (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GossipError {
+    /// Not the message kind expected at this step.
+    #[error("unexpected gossip message kind")]
+    WrongKind,
+    /// A `Syn` addressed to nobody in particular that is more than a probe.
+    #[error("a gossip Syn without a recipient must be a probe (no digests)")]
+    AnonymousSyn,
+    /// The daemon answering at a pinned id has another key.
+    #[error(
+        "daemon {daemon} answered with a key other than the one pinned for it; if it was reinstalled, \
+         remove its line from known_daemons in this daemon's data directory and restart"
+    )]
+    KeyMismatch {
+        /// The daemon id.
+        daemon: DaemonId,
+    },
 }
 
 /// Gossip settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GossipConfig {
-    /// Peers contacted per round.
+    /// Pinned peers contacted per round.
     pub fanout: usize,
+    /// Daemons not pinned yet probed per round (in addition to `fanout`).
+    pub pin_probes: usize,
+    /// Consecutive failed exchanges after which a daemon never pinned is forgotten.
+    pub forget_after: u32,
     /// Byte budget for one message body.
     pub budget: usize,
 }
 
 impl Default for GossipConfig {
     fn default() -> GossipConfig {
-        GossipConfig { fanout: 3, budget: BODY_BUDGET }
+        GossipConfig { fanout: 3, pin_probes: 16, forget_after: 3, budget: BODY_BUDGET }
     }
+}
+
+/// One peer to start an exchange with this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Its id (the address to dial).
+    pub peer: DaemonId,
+    /// Not pinned yet: send a probe.
+    pub probe: bool,
 }
 
 /// The gossip state of one daemon: its table, its seeds and a deterministic random source.
@@ -112,6 +167,7 @@ pub struct Gossip {
     seeds: Vec<DaemonId>,
     rng: u64,
     config: GossipConfig,
+    failures: BTreeMap<DaemonId, u32>,
 }
 
 impl Gossip {
@@ -119,7 +175,7 @@ impl Gossip {
     /// driver passes a random one, tests a fixed one).
     pub fn new(table: Table, seeds: Vec<DaemonId>, rng_seed: u64, config: GossipConfig) -> Gossip {
         let seeds = seeds.into_iter().filter(|s| s != table.me()).collect();
-        Gossip { table, seeds, rng: rng_seed | 1, config }
+        Gossip { table, seeds, rng: rng_seed | 1, config, failures: BTreeMap::new() }
     }
 
     /// The table.
@@ -133,13 +189,8 @@ impl Gossip {
     }
 
     fn next_random(&mut self) -> u64 {
-        // xorshift64*: deterministic, good enough to spread peer choice.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.rng = xorshift(self.rng);
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// Every daemon known (seeds and owners), except this one.
@@ -153,32 +204,74 @@ impl Gossip {
         all
     }
 
-    /// Up to `fanout` distinct random peers to start an exchange with this round.
-    pub fn round_targets(&mut self) -> Vec<DaemonId> {
-        let mut peers = self.peers();
-        let n = self.config.fanout.min(peers.len());
-        for i in 0..n {
-            let j = i + (self.next_random() % (peers.len() - i) as u64) as usize;
-            peers.swap(i, j);
+    /// This round's exchanges: up to `fanout` distinct random pinned peers (a full `Syn`), and
+    /// up to `pin_probes` random daemons not pinned yet (a probe).
+    pub fn round_targets(&mut self) -> Vec<Target> {
+        let me = self.table.me();
+        let mut pinned: Vec<&DaemonId> = Vec::new();
+        let mut unpinned: Vec<&DaemonId> = Vec::new();
+        for d in self.table.daemons().filter(|d| *d != me) {
+            if self.table.pinned_key(d).is_some() {
+                pinned.push(d);
+            } else {
+                unpinned.push(d);
+            }
         }
-        peers.truncate(n);
-        peers
+        for s in &self.seeds {
+            if self.table.pinned_key(s).is_none() && !unpinned.contains(&s) {
+                unpinned.push(s);
+            }
+        }
+        let (fanout, probes) = (self.config.fanout, self.config.pin_probes);
+        let mut rng = self.rng;
+        let mut pick = |v: &mut Vec<&DaemonId>, n: usize| {
+            for i in 0..n.min(v.len()) {
+                rng = xorshift(rng);
+                let j = i + (rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % (v.len() - i) as u64) as usize;
+                v.swap(i, j);
+            }
+            v.truncate(n);
+        };
+        pick(&mut pinned, fanout);
+        pick(&mut unpinned, probes);
+        let targets = pinned
+            .into_iter()
+            .map(|p| Target { peer: p.clone(), probe: false })
+            .chain(unpinned.into_iter().map(|p| Target { peer: p.clone(), probe: true }))
+            .collect();
+        self.rng = rng;
+        targets
     }
 
-    /// The `Syn` that starts an exchange.
+    /// The `Syn` that starts an exchange with `target`.
+    pub fn syn_for(&mut self, target: &Target) -> Message {
+        if target.probe {
+            return self.message(Body::Syn { digests: Vec::new(), complete: false });
+        }
+        self.syn()
+    }
+
+    fn message(&self, body: Body) -> Message {
+        Message { sender: self.table.me().to_owned(), key: *self.table.public_key(), body }
+    }
+
+    /// A full `Syn`: the digest of every owner whose key is pinned here (a random subset that
+    /// fits, if they do not). Owners not pinned yet are left out, so the responder does not send
+    /// entries this daemon would refuse; the Syn is then marked incomplete.
     pub fn syn(&mut self) -> Message {
-        let mut digests: Vec<OwnerDigest> = self
-            .table
-            .digest()
+        let all = self.table.digest();
+        let known = all.len();
+        let mut digests: Vec<OwnerDigest> = all
             .into_iter()
+            .filter(|(owner, _, _)| self.table.pinned_key(owner).is_some())
             .map(|(owner, max, live_hash)| OwnerDigest { owner, max, live_hash })
             .collect();
-        let mut complete = true;
+        let mut complete = digests.len() == known;
         let mut size = 0;
         if digests.iter().map(digest_len).sum::<usize>() > self.config.budget {
             complete = false;
-            // Keep a random subset that fits, always including ourselves.
             let len = digests.len();
+            // Keep a random subset that fits.
             for i in 0..len {
                 let j = i + (self.next_random() % (len - i) as u64) as usize;
                 digests.swap(i, j);
@@ -188,12 +281,17 @@ impl Gossip {
                 size <= self.config.budget
             });
         }
-        Message { sender: self.table.me().to_owned(), body: Body::Syn { digests, complete } }
+        self.message(Body::Syn { digests, complete })
     }
 
-    /// Answers a `Syn` with an `Ack`. Returns `None` (and changes nothing) for any other body.
-    pub fn handle_syn(&mut self, msg: &Message) -> Option<Message> {
-        let Body::Syn { digests, complete } = &msg.body else { return None };
+    /// Answers a `Syn` with an `Ack`. `anonymous`: the Syn named no recipient, which only a probe
+    /// may do. Learns the sender as a daemon (it becomes a gossip target; its key is pinned only
+    /// when this daemon dials it).
+    pub fn handle_syn(&mut self, msg: &Message, anonymous: bool) -> Result<Message, GossipError> {
+        let Body::Syn { digests, complete } = &msg.body else { return Err(GossipError::WrongKind) };
+        if anonymous && !msg.body.is_probe() {
+            return Err(GossipError::AnonymousSyn);
+        }
         self.table.note_owner(&msg.sender);
         let mut out = Budget::new(self.config.budget);
         let mut want = Vec::new();
@@ -208,7 +306,9 @@ impl Gossip {
             match self.table.owner_max(&d.owner) {
                 Some(mine) if mine > d.max => out.push_owner(&self.table, &d.owner, d.max),
                 Some(mine) if mine == d.max => {
-                    if self.table.owner_live_hash(&d.owner) != d.live_hash {
+                    // Only our own live set: a live set removes entries, so it is believed only
+                    // from the owner itself.
+                    if d.owner == self.table.me() && self.table.owner_live_hash(&d.owner) != d.live_hash {
                         let set = LiveSet { owner: d.owner.clone(), max: mine, live: self.table.live_set(&d.owner) };
                         if out.reserve(live_set_len(&set)) {
                             live_sets.push(set);
@@ -216,10 +316,8 @@ impl Gossip {
                     }
                 }
                 mine => {
-                    self.table.note_owner(&d.owner);
-                    let mine = mine.unwrap_or_default();
-                    if out.reserve(d.owner.len() + 18) {
-                        want.push((d.owner.clone(), mine));
+                    if self.table.note_owner(&d.owner) && out.reserve(d.owner.len() + 18) {
+                        want.push((d.owner.clone(), mine.unwrap_or_default()));
                     }
                 }
             }
@@ -232,46 +330,51 @@ impl Gossip {
                 out.push_owner(&self.table, &owner, Version::default());
             }
         }
-        Some(Message { sender: self.table.me().to_owned(), body: Body::Ack { entries: out.entries, want, live_sets } })
+        Ok(self.message(Body::Ack { entries: out.entries, want, live_sets }))
     }
 
-    /// Applies an `Ack` (at local time `now`) and builds the `Ack2`.
-    pub fn handle_ack(&mut self, msg: &Message, now: u64) -> Option<(Message, Report)> {
-        let Body::Ack { entries, want, live_sets } = &msg.body else { return None };
-        self.table.note_owner(&msg.sender);
+    /// Applies an `Ack` (at local time `now`) from the exchange this daemon started with
+    /// `dialed`, and builds the `Ack2`. Pins the sender's key when the sender is `dialed`.
+    pub fn handle_ack(&mut self, msg: &Message, dialed: &str, now: u64) -> Result<(Message, Report), GossipError> {
+        let Body::Ack { entries, want, live_sets } = &msg.body else { return Err(GossipError::WrongKind) };
+        let mut pinned = None;
+        let verified = if msg.sender == dialed {
+            match self.table.pin(dialed, msg.key) {
+                PinOutcome::Mismatch => return Err(GossipError::KeyMismatch { daemon: dialed.to_owned() }),
+                PinOutcome::Pinned => {
+                    pinned = Some(dialed.to_owned());
+                    true
+                }
+                PinOutcome::Known => true,
+                PinOutcome::NoRoom => false,
+            }
+        } else {
+            // A seed that calls itself otherwise: learn its id (it is pinned when dialed there)
+            // and stop probing the seed's spelling.
+            self.table.note_owner(&msg.sender);
+            if self.table.daemons().any(|d| *d == msg.sender) {
+                self.seeds.retain(|s| s != dialed);
+            }
+            false
+        };
         let mut report = self.apply(entries, now);
+        report.pinned = pinned;
         let mut out = Budget::new(self.config.budget);
         for (owner, theirs) in want {
             out.push_owner(&self.table, owner, *theirs);
         }
-        let mut mine_sets = Vec::new();
         for set in live_sets {
-            // Answer with our view before reconciling, so both sides see each other's sets.
-            let ours = LiveSet { owner: set.owner.clone(), max: set.max, live: self.table.live_set(&set.owner) };
-            if self.table.owner_max(&set.owner) == Some(set.max) {
+            if verified && set.owner == msg.sender && self.table.owner_max(&set.owner) == Some(set.max) {
                 report.reconciled += self.table.apply_live_set(&set.owner, set.max, &set.live);
-                if out.reserve(live_set_len(&ours)) {
-                    mine_sets.push(ours);
-                }
             }
         }
-        let ack2 = Message {
-            sender: self.table.me().to_owned(),
-            body: Body::Ack2 { entries: out.entries, live_sets: mine_sets },
-        };
-        Some((ack2, report))
+        Ok((self.message(Body::Ack2 { entries: out.entries }), report))
     }
 
     /// Applies an `Ack2`.
-    pub fn handle_ack2(&mut self, msg: &Message, now: u64) -> Option<Report> {
-        let Body::Ack2 { entries, live_sets } = &msg.body else { return None };
-        let mut report = self.apply(entries, now);
-        for set in live_sets {
-            if self.table.owner_max(&set.owner) == Some(set.max) {
-                report.reconciled += self.table.apply_live_set(&set.owner, set.max, &set.live);
-            }
-        }
-        Some(report)
+    pub fn handle_ack2(&mut self, msg: &Message, now: u64) -> Result<Report, GossipError> {
+        let Body::Ack2 { entries } = &msg.body else { return Err(GossipError::WrongKind) };
+        Ok(self.apply(entries, now))
     }
 
     /// Learns a peer address (a seed given later, or the sender of an accepted message).
@@ -279,6 +382,23 @@ impl Gossip {
         if peer != self.table.me() && !self.seeds.contains(&peer) {
             self.seeds.push(peer);
         }
+    }
+
+    /// An exchange with `peer` failed (unreachable, refused, timed out): after
+    /// [`GossipConfig::forget_after`] failures in a row a daemon never pinned is forgotten, so
+    /// invented ids in digests do not stay gossip targets. Seeds are kept.
+    pub fn exchange_failed(&mut self, peer: &str) {
+        let count = self.failures.entry(peer.to_owned()).or_insert(0);
+        *count += 1;
+        if *count >= self.config.forget_after {
+            self.failures.remove(peer);
+            self.table.forget_unpinned(peer);
+        }
+    }
+
+    /// An exchange with `peer` completed.
+    pub fn exchange_succeeded(&mut self, peer: &str) {
+        self.failures.remove(peer);
     }
 
     fn apply(&mut self, entries: &[Entry], now: u64) -> Report {
@@ -292,6 +412,15 @@ impl Gossip {
         }
         report
     }
+}
+
+/// xorshift64 step (with the multiplier above, xorshift64*): deterministic, good enough to spread
+/// peer choice.
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    x
 }
 
 struct Budget {
@@ -326,7 +455,7 @@ fn digest_len(d: &OwnerDigest) -> usize {
 }
 
 fn entry_len(e: &Entry) -> usize {
-    2 + e.name.as_str().len() + 2 + e.host.len() + 2 + 4 + 1 + 1 + 4 + 2 + e.extra.len() + 2 + e.owner.len() + 24
+    2 + e.name.as_str().len() + 2 + e.host.len() + 2 + 4 + 1 + 1 + 4 + 2 + e.extra.len() + 2 + e.owner.len() + 24 + 64
 }
 
 fn live_set_len(s: &LiveSet) -> usize {
@@ -337,13 +466,17 @@ const KIND_SYN: u8 = 1;
 const KIND_ACK: u8 = 2;
 const KIND_ACK2: u8 = 3;
 
-/// Encodes a message body for sealing (layout in protocol-epmd.md). Ages are `now - changed_at`.
+/// Encodes a message body for sealing (PROTOCOL.md 5.5). Ages are `now - changed_at`.
 pub fn encode(msg: &Message, now: u64) -> Vec<u8> {
     let mut out = Vec::new();
+    let head = |out: &mut Vec<u8>, kind: u8| {
+        out.push(kind);
+        put_bytes16(out, msg.sender.as_bytes());
+        out.extend_from_slice(&msg.key);
+    };
     match &msg.body {
         Body::Syn { digests, complete } => {
-            out.push(KIND_SYN);
-            put_bytes16(&mut out, msg.sender.as_bytes());
+            head(&mut out, KIND_SYN);
             out.push(u8::from(*complete));
             out.extend_from_slice(&(digests.len() as u32).to_be_bytes());
             for d in digests {
@@ -353,8 +486,7 @@ pub fn encode(msg: &Message, now: u64) -> Vec<u8> {
             }
         }
         Body::Ack { entries, want, live_sets } => {
-            out.push(KIND_ACK);
-            put_bytes16(&mut out, msg.sender.as_bytes());
+            head(&mut out, KIND_ACK);
             put_entries(&mut out, entries, now);
             out.extend_from_slice(&(want.len() as u32).to_be_bytes());
             for (owner, v) in want {
@@ -363,11 +495,9 @@ pub fn encode(msg: &Message, now: u64) -> Vec<u8> {
             }
             put_live_sets(&mut out, live_sets);
         }
-        Body::Ack2 { entries, live_sets } => {
-            out.push(KIND_ACK2);
-            put_bytes16(&mut out, msg.sender.as_bytes());
+        Body::Ack2 { entries } => {
+            head(&mut out, KIND_ACK2);
             put_entries(&mut out, entries, now);
-            put_live_sets(&mut out, live_sets);
         }
     }
     out
@@ -400,6 +530,7 @@ pub fn encode_entry(out: &mut Vec<u8>, e: &Entry, now: u64) {
     put_bytes16(out, &e.extra);
     put_bytes16(out, e.owner.as_bytes());
     put_version(out, e.version);
+    out.extend_from_slice(&e.signature);
     out.extend_from_slice(&now.saturating_sub(e.changed_at).to_be_bytes());
 }
 
@@ -423,6 +554,8 @@ pub fn decode(bytes: &[u8], now: u64) -> Result<Message, DecodeError> {
     let mut r = Reader::new(bytes);
     let kind = r.u8()?;
     let sender = daemon_id(&mut r)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(r.take(32)?);
     let body = match kind {
         KIND_SYN => {
             let complete = match r.u8()? {
@@ -449,22 +582,25 @@ pub fn decode(bytes: &[u8], now: u64) -> Result<Message, DecodeError> {
             }
             Body::Ack { entries, want, live_sets: live_sets(&mut r)? }
         }
-        KIND_ACK2 => Body::Ack2 { entries: entries(&mut r, now)?, live_sets: live_sets(&mut r)? },
+        KIND_ACK2 => Body::Ack2 { entries: entries(&mut r, now)? },
         _ => return Err(DecodeError::BadTag),
     };
     if !r.is_empty() {
         return Err(DecodeError::Invalid("bytes after the message"));
     }
-    Ok(Message { sender, body })
+    Ok(Message { sender, key, body })
 }
 
 fn daemon_id(r: &mut Reader<'_>) -> Result<DaemonId, DecodeError> {
     let s = r.str16()?;
-    if s.is_empty() || s.len() > 300 {
+    if s.len() > MAX_DAEMON_ID_LEN || !super::table::valid_daemon_id(s) {
         return Err(DecodeError::Invalid("daemon id"));
     }
     Ok(s.to_owned())
 }
+
+/// Longest daemon id (`host:port`: a DNS name of 253 bytes or a bracketed IPv6 address, a port).
+pub const MAX_DAEMON_ID_LEN: usize = 300;
 
 /// Reads a version (incarnation u64, counter u64).
 pub fn version(r: &mut Reader<'_>) -> Result<Version, DecodeError> {
@@ -497,6 +633,8 @@ pub fn decode_entry(r: &mut Reader<'_>, now: u64) -> Result<Entry, DecodeError> 
     let extra = r.bytes16()?.to_vec();
     let owner = daemon_id(r)?;
     let version = version(r)?;
+    let mut signature = [0u8; 64];
+    signature.copy_from_slice(r.take(64)?);
     let age = r.u64()?;
     if creation == 0 {
         return Err(DecodeError::Invalid("creation 0"));
@@ -515,6 +653,7 @@ pub fn decode_entry(r: &mut Reader<'_>, now: u64) -> Result<Entry, DecodeError> 
         owner,
         version,
         changed_at,
+        signature,
     })
 }
 

@@ -1,9 +1,9 @@
 //! Snow extension replies: LOOKUP (one node by full name) and LIST (the whole table with state,
 //! origin and age), as `snow-epmd lookup` / `snow-epmd list` and node runtimes read them.
 
+use super::registry::LocalName;
 use super::table::{Entry, State};
 use super::wire::{put_bytes16, DecodeError, Reader, SNOW_LIST_RESP, SNOW_LOOKUP_RESP};
-use crate::name::NodeName;
 
 /// What a lookup returns about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +66,9 @@ pub fn decode_lookup_resp(bytes: &[u8]) -> Result<Option<Found>, DecodeError> {
 /// One row of `snow-epmd list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRow {
-    /// Full node name.
-    pub name: NodeName,
+    /// Full node name (`name@host`), or a name registered here outside Snow's rules as it was
+    /// registered (Erlang's epmd accepts any UTF-8 name), shown with `@` and this daemon's host.
+    pub name: String,
     /// Address to connect to.
     pub host: String,
     /// Distribution port.
@@ -86,7 +87,7 @@ impl ListRow {
     /// The row for `e` as seen by daemon `me` at local time `now`.
     pub fn from_entry(e: &Entry, me: &str, now: u64) -> ListRow {
         ListRow {
-            name: e.name.clone(),
+            name: e.name.as_str().to_owned(),
             host: e.host.clone(),
             port: e.port,
             creation: e.creation,
@@ -97,13 +98,29 @@ impl ListRow {
     }
 }
 
+impl ListRow {
+    /// The row for a name registered at daemon `me` outside Snow's rules; `host` is the
+    /// daemon's host for short names.
+    pub fn from_local(l: &LocalName, host: &str, now: u64) -> ListRow {
+        ListRow {
+            name: format!("{}@{host}", l.name),
+            host: host.to_owned(),
+            port: l.request.port,
+            creation: l.creation,
+            state: State::Up,
+            origin: "local".to_owned(),
+            age_ms: now.saturating_sub(l.since),
+        }
+    }
+}
+
 /// LIST_RESP: `f`, count u32, then per row: name, host (u16-length strings), port u16,
 /// creation u32, state u8, origin (u16-length string), age_ms u64. The daemon closes after it.
 pub fn encode_list_resp(rows: &[ListRow]) -> Vec<u8> {
     let mut out = vec![SNOW_LIST_RESP];
     out.extend_from_slice(&(rows.len() as u32).to_be_bytes());
     for r in rows {
-        put_bytes16(&mut out, r.name.as_str().as_bytes());
+        put_bytes16(&mut out, r.name.as_bytes());
         put_bytes16(&mut out, r.host.as_bytes());
         out.extend_from_slice(&r.port.to_be_bytes());
         out.extend_from_slice(&r.creation.to_be_bytes());
@@ -123,7 +140,7 @@ pub fn decode_list_resp(bytes: &[u8]) -> Result<Vec<ListRow>, DecodeError> {
     let n = r.u32()?;
     let mut rows = Vec::new();
     for _ in 0..n {
-        let name = NodeName::parse(r.str16()?).map_err(|_| DecodeError::Invalid("node name"))?;
+        let name = r.str16()?.to_owned();
         let host = r.str16()?.to_owned();
         let port = r.u16()?;
         let creation = r.u32()?;
@@ -155,7 +172,7 @@ mod tests {
     #[test]
     fn list_round_trip_and_truncation() {
         let row = ListRow {
-            name: NodeName::parse("a@h").unwrap(),
+            name: "a@h".into(),
             host: "h".into(),
             port: 1,
             creation: 2,

@@ -15,10 +15,11 @@
 //! database (the table is in memory).
 
 use super::listing::put_lookup_resp;
+use super::registry::Registry;
 use super::table::{Entry, State, Table};
 use super::wire::{
-    put_port2_found, split_request, DecodeError, RequestError, MAX_NAME_FIELD, PORT2_RESP, PORT_PLEASE2_REQ,
-    SNOW_LOOKUP_REQ, SNOW_SESSION_REQ, SNOW_SESSION_RESP,
+    port_please_name, put_port2_found, split_request, DecodeError, RequestError, MAX_NAME_FIELD, PORT2_RESP,
+    PORT_PLEASE2_REQ, SNOW_LOOKUP_REQ, SNOW_SESSION_REQ, SNOW_SESSION_RESP,
 };
 use crate::name::{NodeName, MAX_HOST_LEN};
 
@@ -42,22 +43,39 @@ impl<'a> Query<'a> {
     /// The lookup in a request body (tag first), if it is one.
     pub fn from_body(body: &'a [u8]) -> Result<Query<'a>, RequestError> {
         let (&tag, name) = body.split_first().ok_or(RequestError::Empty)?;
-        let query = match tag {
-            PORT_PLEASE2_REQ => Query::PortPlease2(name),
-            SNOW_LOOKUP_REQ => Query::Lookup(name),
-            other => return Err(RequestError::NotInSession(other)),
-        };
-        if name.is_empty() || name.len() > MAX_NAME_FIELD {
-            return Err(RequestError::Malformed { tag, what: "name is empty or too long" });
+        match tag {
+            PORT_PLEASE2_REQ => {
+                port_please_name(name).map(Query::PortPlease2).map_err(|what| RequestError::Malformed { tag, what })
+            }
+            SNOW_LOOKUP_REQ if name.is_empty() || name.len() > MAX_NAME_FIELD => {
+                Err(RequestError::Malformed { tag, what: "name is empty or too long" })
+            }
+            SNOW_LOOKUP_REQ => Ok(Query::Lookup(name)),
+            other => Err(RequestError::NotInSession(other)),
         }
-        Ok(query)
     }
 
     /// Appends the reply (PORT2_RESP or LOOKUP_RESP, unframed) to `out`. `default_host` is the
-    /// canonical host given to short names (the daemon's `--hostname`).
-    pub fn answer(self, table: &Table, default_host: &str, out: &mut Vec<u8>) {
+    /// canonical host given to short names (the daemon's `--hostname`); `registry` holds the
+    /// names registered here outside Snow's rules.
+    pub fn answer(self, table: &Table, registry: &Registry, default_host: &str, out: &mut Vec<u8>) {
         match self {
             Query::Lookup(raw) => put_lookup_resp(out, lookup(table, raw)),
+            Query::PortPlease2(raw) if !registry.is_empty() && registry.local_name(raw).is_some() => {
+                if let Some(l) = registry.local_name(raw) {
+                    let r = &l.request;
+                    put_port2_found(
+                        out,
+                        r.port,
+                        r.node_type,
+                        r.protocol,
+                        r.high_version,
+                        r.low_version,
+                        &r.name,
+                        &r.extra,
+                    );
+                }
+            }
             Query::PortPlease2(raw) => match port_please(table, default_host, raw) {
                 Some(e) => put_port2_found(
                     out,
@@ -75,11 +93,11 @@ impl<'a> Query<'a> {
     }
 
     /// Appends the reply as a session frame (`Length u16`, reply).
-    pub fn answer_framed(self, table: &Table, default_host: &str, out: &mut Vec<u8>) {
+    pub fn answer_framed(self, table: &Table, registry: &Registry, default_host: &str, out: &mut Vec<u8>) {
         let at = out.len();
         out.extend_from_slice(&[0, 0]);
-        self.answer(table, default_host, out);
-        // Replies are far below 64 KiB: a name of at most 509 bytes, extra of at most 1 KiB.
+        self.answer(table, registry, default_host, out);
+        // Replies are far below 64 KiB: a name of at most 1,274 bytes, extra of at most 3 KiB.
         let len = (out.len() - at - 2).min(usize::from(u16::MAX)) as u16;
         out[at..at + 2].copy_from_slice(&len.to_be_bytes());
     }
@@ -151,7 +169,9 @@ pub fn port_please<'t>(table: &'t Table, default_host: &str, raw: &[u8]) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::epmd::identity::Identity;
     use crate::epmd::listing::{decode_lookup_resp, Found};
+    use crate::epmd::registry::RegistryPolicy;
     use crate::epmd::sim::reg;
     use crate::epmd::table::TableLimits;
     use crate::epmd::wire::{decode_port2_resp, encode_request, Request};
@@ -161,12 +181,16 @@ mod tests {
     }
 
     fn table() -> Table {
-        let mut t = Table::new("d:1".into(), 1, TableLimits::default());
+        let mut t = Table::new("h:1".into(), Identity::from_seed(&[1; 32]), 1, TableLimits::default());
         let mut r = reg("a@h");
         r.port = 0x1234;
         t.register(r, 5, 0).unwrap();
         t.register(reg("snow@127.0.0.1"), 6, 0).unwrap();
         t
+    }
+
+    fn registry() -> Registry {
+        Registry::new(RegistryPolicy { allow_remote: false, max_per_source: 10, default_host: "h".into() })
     }
 
     // PROTOCOL.md 5.6: the session vectors.
@@ -182,7 +206,7 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         while let Some((q, used)) = next_query(&input[at..]).unwrap() {
-            q.answer_framed(&t, "h", &mut out);
+            q.answer_framed(&t, &registry(), "h", &mut out);
             at += used;
         }
         assert_eq!(at, input.len());
@@ -193,23 +217,39 @@ mod tests {
     fn answers_match_the_plain_replies() {
         let t = table();
         let mut out = Vec::new();
-        Query::Lookup(b"a@H").answer(&t, "h", &mut out);
+        Query::Lookup(b"a@H").answer(&t, &registry(), "h", &mut out);
         let found = Found { host: "h".into(), port: 0x1234, creation: 5, state: State::Up };
         assert_eq!(decode_lookup_resp(&out), Ok(Some(found)));
         out.clear();
-        Query::Lookup(b"zz@h").answer(&t, "h", &mut out);
+        Query::Lookup(b"zz@h").answer(&t, &registry(), "h", &mut out);
         assert_eq!(decode_lookup_resp(&out), Ok(None));
         out.clear();
-        Query::PortPlease2(b"a").answer(&t, "h", &mut out);
+        Query::PortPlease2(b"a").answer(&t, &registry(), "h", &mut out);
         let info = decode_port2_resp(&out).unwrap().unwrap();
         assert_eq!((info.port, info.name.as_slice()), (0x1234, &b"a"[..]));
         // A short name registered here under another host spelling.
         out.clear();
-        Query::PortPlease2(b"snow").answer(&t, "h", &mut out);
+        Query::PortPlease2(b"snow").answer(&t, &registry(), "h", &mut out);
         assert_eq!(decode_port2_resp(&out).unwrap().unwrap().name, b"snow");
         out.clear();
-        Query::PortPlease2(&[b'x'; 600]).answer(&t, "h", &mut out);
+        Query::PortPlease2(&[b'x'; 1300]).answer(&t, &registry(), "h", &mut out);
         assert_eq!(decode_port2_resp(&out), Ok(None));
+        // A name registered here outside Snow's rules.
+        let mut r = registry();
+        let mut t = table();
+        let req = crate::epmd::wire::Alive2Req {
+            port: 99,
+            node_type: 72,
+            protocol: 0,
+            high_version: 6,
+            low_version: 5,
+            name: "été".as_bytes().to_vec(),
+            extra: b"x".to_vec(),
+        };
+        r.register(&mut t, std::net::Ipv4Addr::LOCALHOST.into(), &req, 3, 0).unwrap();
+        out.clear();
+        Query::PortPlease2("été".as_bytes()).answer(&t, &r, "h", &mut out);
+        assert_eq!(decode_port2_resp(&out), Ok(Some(req)));
     }
 
     #[test]
@@ -220,8 +260,8 @@ mod tests {
         assert_eq!(next_query(&[0xff, 0xff, b'G']), Err(RequestError::NotInSession(b'G')));
         assert_eq!(next_query(&[0, 1, b'x']), Err(RequestError::NotInSession(b'x')));
         assert_eq!(
-            next_query(&[0x04, 0x01, b'L']),
-            Err(RequestError::TooLong { tag: b'L', declared: 1025, limit: 1024 })
+            next_query(&[0x0b, 0xf2, b'L']),
+            Err(RequestError::TooLong { tag: b'L', declared: 3058, limit: 3057 })
         );
         assert!(matches!(next_query(&[0, 1, b'L']), Err(RequestError::Malformed { .. })));
         assert_eq!(next_reply(&[0, 0]), Err(DecodeError::Invalid("empty session frame")));
@@ -241,7 +281,7 @@ mod tests {
             for piece in input.chunks(chunk) {
                 buf.extend_from_slice(piece);
                 while let Some((q, used)) = next_query(&buf).unwrap() {
-                    q.answer_framed(&t, "h", &mut out);
+                    q.answer_framed(&t, &registry(), "h", &mut out);
                     buf.drain(..used);
                 }
             }

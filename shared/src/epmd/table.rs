@@ -1,9 +1,20 @@
-//! The node table of one snow-epmd daemon: owner-authoritative, versioned entries (DESIGN.md 4.7).
+//! The node table of one snow-epmd daemon: owner-authoritative, signed, versioned entries
+//! (PROTOCOL.md 5.5, README "Security").
 //!
 //! Every entry is owned by the daemon its node registered with. Only the owner changes an entry,
 //! and each change gets a new [`Version`] `(owner incarnation, counter)`; a daemon restart starts a
 //! new incarnation, so its versions beat everything it said before. A node leaving becomes a
 //! `Down` entry (the tombstone), gossiped like any change and removed after a TTL.
+//!
+//! Trust: a daemon speaks only for the host of its own id (`host:port`, the address other daemons
+//! dial). It signs every entry it owns with its [`Identity`]; an entry from gossip is stored only
+//! if its node's host is its owner's host, its owner's public key is pinned here (learned on an
+//! exchange this daemon started with that owner at its id, see `gossip.rs`), its signature verifies
+//! with that key, and its version is within [`MAX_COUNTER`] / [`MAX_INCARNATION_STEP`] of what
+//! was seen. Remote entries have their own budget ([`TableLimits::max_remote_entries`]) and a quota
+//! per owner, so they never crowd out this daemon's registrations, and the number of daemons known
+//! is capped. Own registrations for a host this daemon does not speak for stay local: stored and
+//! answered here, never gossiped (no version of their own, not in the owner index).
 //!
 //! Invariant used by gossip: for each owner the table remembers the highest version it has seen
 //! (`owner_max`), and it holds every entry of that owner whose current version is at most that
@@ -13,12 +24,24 @@
 //! Time is a `u64` of milliseconds supplied by the caller; the table never reads a clock.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
+use super::identity::{ed25519_verify, Identity, PublicKey, Signature, Verifier};
+use super::wire::put_bytes16;
 use crate::name::NodeName;
 
 /// Identity of a daemon: its advertised `host:port`. Also used as the gossip peer address.
 pub type DaemonId = String;
+
+/// Highest change counter accepted in a remote entry (an honest daemon making a million changes
+/// a second needs nine years to reach it), so a version cannot be pushed to `u64::MAX`.
+pub const MAX_COUNTER: u64 = 1 << 48;
+/// Most incarnations (daemon restarts) a remote owner may advance past the highest version seen
+/// from it in one step.
+pub const MAX_INCARNATION_STEP: u64 = 1 << 20;
+/// Highest incarnation accepted from an owner not seen before.
+pub const MAX_FIRST_INCARNATION: u64 = 1 << 40;
 
 /// Version of an entry: `(owner incarnation, counter)`, compared in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -100,6 +123,52 @@ pub struct Entry {
     pub version: Version,
     /// Local time (ms) of the last change, for `age` and the grace/TTL timers.
     pub changed_at: u64,
+    /// The owner's Ed25519 signature over [`Entry::signed_payload`]; relays forward it unchanged.
+    pub signature: Signature,
+}
+
+/// Domain separation for entry signatures.
+const ENTRY_SIGNATURE_CONTEXT: &[u8] = b"snow-epmd-entry-v1";
+
+impl Entry {
+    /// The bytes the owner signs: every field except the local time, in the gossip layout
+    /// (PROTOCOL.md 5.5).
+    pub fn signed_payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96 + self.name.as_str().len() + self.host.len() + self.extra.len());
+        out.extend_from_slice(ENTRY_SIGNATURE_CONTEXT);
+        put_bytes16(&mut out, self.name.as_str().as_bytes());
+        put_bytes16(&mut out, self.host.as_bytes());
+        out.extend_from_slice(&self.port.to_be_bytes());
+        out.extend_from_slice(&self.creation.to_be_bytes());
+        out.push(self.state.to_u8());
+        out.push(self.node_type);
+        out.extend_from_slice(&self.high_version.to_be_bytes());
+        out.extend_from_slice(&self.low_version.to_be_bytes());
+        put_bytes16(&mut out, &self.extra);
+        put_bytes16(&mut out, self.owner.as_bytes());
+        out.extend_from_slice(&self.version.incarnation.to_be_bytes());
+        out.extend_from_slice(&self.version.counter.to_be_bytes());
+        out
+    }
+}
+
+/// The host a daemon speaks for: the host part of its id `host:port` (IPv6 without brackets).
+pub fn daemon_host(id: &str) -> &str {
+    if let Some(rest) = id.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| h);
+    }
+    id.rsplit_once(':').map_or(id, |(h, _)| h)
+}
+
+/// Whether daemon `owner` speaks for `host`: the host of its id, compared as addresses when both
+/// are IP literals, else as DNS names (case-insensitive, a trailing dot ignored).
+pub fn speaks_for(owner: &str, host: &str) -> bool {
+    let own = daemon_host(owner);
+    match (own.parse::<IpAddr>(), host.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        (Ok(_), Err(_)) | (Err(_), Ok(_)) => false,
+        _ => own.trim_end_matches('.').eq_ignore_ascii_case(host.trim_end_matches('.')),
+    }
 }
 
 /// A new registration, as the daemon builds it from ALIVE2_REQ.
@@ -122,8 +191,15 @@ pub struct Registration {
 /// Limits and timers of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableLimits {
-    /// Most entries (any owner, any state) the table holds; new registrations beyond are refused.
+    /// Most entries (any state) owned by this daemon: its own registrations. Remote entries
+    /// never count against it.
     pub max_entries: usize,
+    /// Most entries learned from other daemons, all owners together.
+    pub max_remote_entries: usize,
+    /// Most entries of any one other daemon.
+    pub max_entries_per_daemon: usize,
+    /// Most daemons known (owners, gossip targets), this one included.
+    pub max_daemons: usize,
     /// How long a restarted owner keeps its old entries `unconfirmed` (ms).
     pub grace_ms: u64,
     /// How long a `Down` entry stays before it is collected (ms).
@@ -132,7 +208,14 @@ pub struct TableLimits {
 
 impl Default for TableLimits {
     fn default() -> TableLimits {
-        TableLimits { max_entries: 16_384, grace_ms: 30_000, tombstone_ttl_ms: 3_600_000 }
+        TableLimits {
+            max_entries: 16_384,
+            max_remote_entries: 65_536,
+            max_entries_per_daemon: 16_384,
+            max_daemons: 1_024,
+            grace_ms: 30_000,
+            tombstone_ttl_ms: 3_600_000,
+        }
     }
 }
 
@@ -142,8 +225,10 @@ pub enum RegisterError {
     /// The name is registered and live (here or at another daemon).
     #[error("node name {0} is already registered and alive")]
     AlreadyRegistered(NodeName),
-    /// The table is full.
-    #[error("the table is full ({0} entries); raise --max-entries or wait for tombstones to expire")]
+    /// This daemon's own budget is full.
+    #[error(
+        "this daemon holds {0} registrations (live or down); raise --max-entries or wait for tombstones to expire"
+    )]
     TableFull(usize),
 }
 
@@ -156,6 +241,8 @@ pub enum Change {
     Remove(NodeName),
     /// The table's own metadata (incarnation, counter, owner maxima) changed.
     Meta,
+    /// A daemon's public key was pinned (persist it: trust on first use).
+    Pin(DaemonId, PublicKey),
 }
 
 /// What happened to one entry received by gossip.
@@ -167,6 +254,32 @@ pub enum Applied {
     Stale,
     /// Refused: the reason is logged by the driver.
     Rejected(&'static str),
+}
+
+/// What [`Table::pin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinOutcome {
+    /// First contact: the key is pinned now.
+    Pinned,
+    /// The same key was pinned already.
+    Known,
+    /// Another key is pinned for this daemon id; nothing changed.
+    Mismatch,
+    /// The daemon is unknown and [`TableLimits::max_daemons`] are known already.
+    NoRoom,
+}
+
+/// What the table remembers across restarts (the store loads it).
+#[derive(Debug, Clone, Default)]
+pub struct Persisted {
+    /// Incarnation of the previous run (0 for a fresh data directory).
+    pub incarnation: u64,
+    /// Highest version seen per owner.
+    pub owners: Vec<(DaemonId, Version)>,
+    /// Pinned public keys.
+    pub pins: Vec<(DaemonId, PublicKey)>,
+    /// All stored entries.
+    pub entries: Vec<Entry>,
 }
 
 /// Key of the entry map: a node name, ordered by its canonical text, so that the map can be
@@ -202,12 +315,18 @@ impl std::borrow::Borrow<NodeName> for Key {
 struct OwnerState {
     max: Version,
     live_hash: u64,
+    /// Pinned public key (None: not contacted directly yet; its entries are refused).
+    key: Option<PublicKey>,
+    /// Entries held of this owner.
+    entries: usize,
 }
 
 /// The table of one daemon.
 #[derive(Debug, Clone)]
 pub struct Table {
     me: DaemonId,
+    identity: Identity,
+    verifier: Verifier,
     incarnation: u64,
     counter: u64,
     limits: TableLimits,
@@ -218,10 +337,13 @@ pub struct Table {
 }
 
 impl Table {
-    /// An empty table for daemon `me` at `incarnation` (1 for a fresh data directory).
-    pub fn new(me: DaemonId, incarnation: u64, limits: TableLimits) -> Table {
+    /// An empty table for daemon `me` signing with `identity`, at `incarnation` (1 for a fresh
+    /// data directory).
+    pub fn new(me: DaemonId, identity: Identity, incarnation: u64, limits: TableLimits) -> Table {
         let mut t = Table {
             me,
+            identity,
+            verifier: ed25519_verify,
             incarnation,
             counter: 0,
             limits,
@@ -230,45 +352,60 @@ impl Table {
             owners: BTreeMap::new(),
             changes: Vec::new(),
         };
-        t.owners.insert(t.me.clone(), OwnerState { max: t.own_version(), live_hash: 0 });
+        let own = OwnerState { max: t.own_version(), key: Some(*t.identity.public_key()), ..OwnerState::default() };
+        t.owners.insert(t.me.clone(), own);
         t
     }
 
     /// Rebuilds a table from persisted state after a restart (clean or not): starts incarnation
     /// `previous_incarnation + 1`, and marks every live entry owned by this daemon `Unconfirmed`
-    /// (re-versioned, so peers learn it) until its node registers again or the grace period ends.
-    pub fn restore(
-        me: DaemonId,
-        previous_incarnation: u64,
-        owner_maxima: Vec<(DaemonId, Version)>,
-        entries: Vec<Entry>,
-        limits: TableLimits,
-        now: u64,
-    ) -> Table {
-        let mut t = Table::new(me, previous_incarnation + 1, limits);
-        for (owner, max) in owner_maxima {
+    /// (re-versioned and re-signed, so peers learn it) until its node registers again or the grace
+    /// period ends. Pinned keys come back as they were.
+    pub fn restore(me: DaemonId, identity: Identity, persisted: Persisted, limits: TableLimits, now: u64) -> Table {
+        let mut t = Table::new(me, identity, persisted.incarnation + 1, limits);
+        for (owner, key) in persisted.pins {
+            if owner != t.me {
+                t.owners.entry(owner).or_default().key = Some(key);
+            }
+        }
+        for (owner, max) in persisted.owners {
             if owner != t.me {
                 t.owners.entry(owner).or_default().max = max;
             }
         }
-        for mut e in entries {
+        for mut e in persisted.entries {
             if e.owner == t.me {
                 if e.state.is_live() {
                     e.state = State::Unconfirmed;
                     e.changed_at = now;
                 }
-                e.version = t.bump();
+                e.version = t.version_for(&e.host);
             }
-            t.owner_mut(&e.owner).max = t.owner_mut(&e.owner).max.max(e.version);
+            let max = t.owner_mut(&e.owner).max.max(e.version);
+            t.owner_mut(&e.owner).max = max;
             t.put(e);
         }
         t.changes.push(Change::Meta);
         t
     }
 
+    /// Replaces the signature check (the simulation of 1,000 daemons uses a cheaper one).
+    pub fn set_verifier(&mut self, verifier: Verifier) {
+        self.verifier = verifier;
+    }
+
+    /// The signature check in use.
+    pub fn verifier(&self) -> Verifier {
+        self.verifier
+    }
+
     /// This daemon's id.
     pub fn me(&self) -> &str {
         &self.me
+    }
+    /// This daemon's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        self.identity.public_key()
     }
     /// Current incarnation.
     pub fn incarnation(&self) -> u64 {
@@ -285,6 +422,14 @@ impl Table {
     /// True if there are no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// Entries owned by this daemon (its registrations, any state).
+    pub fn own_len(&self) -> usize {
+        self.owners.get(&self.me).map_or(0, |o| o.entries)
+    }
+    /// Entries learned from other daemons.
+    pub fn remote_len(&self) -> usize {
+        self.entries.len() - self.own_len()
     }
     /// One entry.
     pub fn get(&self, name: &NodeName) -> Option<&Entry> {
@@ -303,6 +448,19 @@ impl Table {
     /// Every daemon this table has heard of (owners), including itself.
     pub fn daemons(&self) -> impl Iterator<Item = &DaemonId> {
         self.owners.keys()
+    }
+    /// The pinned public key of `daemon`, if this daemon contacted it already.
+    pub fn pinned_key(&self, daemon: &str) -> Option<&PublicKey> {
+        self.owners.get(daemon).and_then(|o| o.key.as_ref())
+    }
+    /// How many other daemons are pinned.
+    pub fn pinned_count(&self) -> usize {
+        self.owners.iter().filter(|(o, s)| **o != self.me && s.key.is_some()).count()
+    }
+
+    /// Every pinned key, this daemon's own excepted (for persistence).
+    pub fn pins(&self) -> Vec<(DaemonId, PublicKey)> {
+        self.owners.iter().filter(|(o, _)| **o != self.me).filter_map(|(o, s)| Some((o.clone(), s.key?))).collect()
     }
     /// Highest version seen per owner, for persistence.
     pub fn owner_maxima(&self) -> Vec<(DaemonId, Version)> {
@@ -330,27 +488,53 @@ impl Table {
         v
     }
 
+    /// The version of an own change for a node on `host`: a new one if it is gossiped, else the
+    /// current one (a local-only entry has no version of its own, so peers never wait for it).
+    fn version_for(&mut self, host: &str) -> Version {
+        if speaks_for(&self.me, host) {
+            self.bump()
+        } else {
+            self.own_version()
+        }
+    }
+
+    /// Whether `e` takes part in gossip: everything of other owners, and own entries for the host
+    /// this daemon speaks for.
+    fn exported(&self, e: &Entry) -> bool {
+        e.owner != self.me || speaks_for(&self.me, &e.host)
+    }
+
     fn owner_mut(&mut self, owner: &str) -> &mut OwnerState {
         self.owners.entry(owner.to_owned()).or_default()
     }
 
-    fn put(&mut self, entry: Entry) {
+    fn put(&mut self, mut entry: Entry) {
         self.remove_quiet(&entry.name);
-        let key = (entry.owner.clone(), entry.version);
-        self.by_owner.insert(key, entry.name.clone());
-        if entry.state.is_live() {
-            self.owner_mut(&entry.owner).live_hash ^= live_hash(&entry.name, entry.version);
+        if entry.owner == self.me {
+            entry.signature = self.identity.sign(&entry.signed_payload());
         }
+        if self.exported(&entry) {
+            let key = (entry.owner.clone(), entry.version);
+            self.by_owner.insert(key, entry.name.clone());
+            if entry.state.is_live() {
+                self.owner_mut(&entry.owner).live_hash ^= live_hash(&entry.name, entry.version);
+            }
+        }
+        self.owner_mut(&entry.owner).entries += 1;
         self.changes.push(Change::Put(entry.clone()));
         self.entries.insert(Key(entry.name.clone()), entry);
     }
 
     fn remove_quiet(&mut self, name: &NodeName) -> Option<Entry> {
         let old = self.entries.remove(name)?;
-        self.by_owner.remove(&(old.owner.clone(), old.version));
-        if old.state.is_live() {
-            self.owner_mut(&old.owner).live_hash ^= live_hash(&old.name, old.version);
+        if self.exported(&old) {
+            self.by_owner.remove(&(old.owner.clone(), old.version));
+            if old.state.is_live() {
+                self.owner_mut(&old.owner).live_hash ^= live_hash(&old.name, old.version);
+            }
         }
+        let owner = self.owner_mut(&old.owner);
+        owner.entries = owner.entries.saturating_sub(1);
         Some(old)
     }
 
@@ -362,7 +546,7 @@ impl Table {
 
     /// Registers a node at this daemon. `fresh_creation` is a random nonzero value used when the
     /// name was never seen; otherwise the creation is the previous one plus one (never 0), so each
-    /// registration of a name gets a new creation (DESIGN.md 4.1).
+    /// registration of a name gets a new creation (README "Guarantees and limits").
     pub fn register(&mut self, reg: Registration, fresh_creation: u32, now: u64) -> Result<Entry, RegisterError> {
         self.register_requesting(reg, None, fresh_creation, now)
     }
@@ -391,7 +575,9 @@ impl Table {
             if prev.state.is_live() && !ours_unconfirmed {
                 return Err(RegisterError::AlreadyRegistered(reg.name));
             }
-        } else if self.entries.len() >= self.limits.max_entries {
+        }
+        let adds_own = !previous.is_some_and(|p| p.owner == self.me);
+        if adds_own && self.own_len() >= self.limits.max_entries {
             return Err(RegisterError::TableFull(self.limits.max_entries));
         }
         let creation = match (previous, requested.map(NonZeroU32::get)) {
@@ -402,7 +588,7 @@ impl Table {
             (Some(prev), _) => next_creation(prev.creation),
             (None, None) => fresh_creation.max(1),
         };
-        let version = self.bump();
+        let version = self.version_for(reg.name.host_for_connect());
         let entry = Entry {
             host: reg.name.host_for_connect().to_owned(),
             name: reg.name,
@@ -416,10 +602,12 @@ impl Table {
             owner: self.me.clone(),
             version,
             changed_at: now,
+            signature: [0; 64],
         };
-        self.put(entry.clone());
+        let name = entry.name.clone();
+        self.put(entry);
         self.changes.push(Change::Meta);
-        Ok(entry)
+        Ok(self.entries.get(&name).cloned().unwrap_or_else(|| unreachable!("just stored")))
     }
 
     /// Marks a registration gone (its connection closed). Only acts if the entry is still the
@@ -431,7 +619,7 @@ impl Table {
         }
         let mut e = e.clone();
         e.state = State::Down;
-        e.version = self.bump();
+        e.version = self.version_for(&e.host);
         e.changed_at = now;
         self.put(e);
         self.changes.push(Change::Meta);
@@ -451,7 +639,7 @@ impl Table {
         for name in expired_grace {
             if let Some(mut e) = self.entries.get(&name).cloned() {
                 e.state = State::Down;
-                e.version = self.bump();
+                e.version = self.version_for(&e.host);
                 e.changed_at = now;
                 self.put(e);
                 self.changes.push(Change::Meta);
@@ -481,31 +669,53 @@ impl Table {
             .min()
     }
 
-    /// Applies an entry received by gossip (`age_ms` = its age at the sender).
+    /// Applies an entry received by gossip (`age_ms` = its age at the sender). Checks, in order:
+    /// the entry names its owner's host; its version is within bounds of what was seen from that
+    /// owner; it is newer than what is held; the owner's key is pinned and the signature
+    /// verifies; no live entry of another owner holds the name; the owner's quota and the remote
+    /// budget have room. A refusal before the signature check leaves the owner's maximum alone,
+    /// so a forged version cannot hide the owner's real updates.
     pub fn apply_remote(&mut self, mut e: Entry, now: u64) -> Applied {
         if e.owner == self.me {
             return self.adopt_own(e, now);
         }
+        if e.host != e.name.host_for_connect() || !speaks_for(&e.owner, &e.host) {
+            return Applied::Rejected("entry for a host its owning daemon does not speak for");
+        }
+        let seen = self.owners.get(&e.owner).map(|s| s.max);
+        if !version_within_bounds(seen, e.version) {
+            return Applied::Rejected("entry version jumps past the bound");
+        }
+        let seen = seen.unwrap_or_default();
         if e.state == State::Down && e.changed_at.saturating_add(self.limits.tombstone_ttl_ms) <= now {
             return Applied::Stale;
         }
-        let seen = self.owners.get(&e.owner).map(|s| s.max).unwrap_or_default();
-        let outcome = match self.entries.get(&e.name) {
-            None if e.version <= seen => Applied::Stale,
-            None if self.entries.len() >= self.limits.max_entries => Applied::Rejected("table full"),
-            None => Applied::Stored,
-            Some(local) if local.owner == e.owner => {
-                if e.version > local.version {
-                    Applied::Stored
-                } else {
-                    Applied::Stale
-                }
-            }
+        let local = self.entries.get(&e.name);
+        match local {
+            None if e.version <= seen => return Applied::Stale,
+            Some(local) if local.owner == e.owner && e.version <= local.version => return Applied::Stale,
+            _ => {}
+        }
+        let Some(key) = self.owners.get(&e.owner).and_then(|o| o.key) else {
+            return Applied::Rejected("its owning daemon is not pinned here yet (no exchange with it at its id)");
+        };
+        if !(self.verifier)(&key, &e.signed_payload(), &e.signature) {
+            return Applied::Rejected("signature does not verify with the owning daemon's pinned key");
+        }
+        let outcome = match local {
+            Some(local) if local.owner == e.owner => Applied::Stored,
             Some(local) if local.owner == self.me && local.state.is_live() => {
                 Applied::Rejected("peer claims a live entry this daemon owns")
             }
             Some(local) if local.state.is_live() => Applied::Rejected("peer claims a live entry another daemon owns"),
-            Some(_) => Applied::Stored,
+            _ if self.owners.get(&e.owner).map_or(0, |o| o.entries) >= self.limits.max_entries_per_daemon => {
+                return Applied::Rejected("its owning daemon's quota of entries is full (--max-entries-per-daemon)");
+            }
+            Some(local) if local.owner == self.me => Applied::Stored,
+            _ if self.remote_len() >= self.limits.max_remote_entries => {
+                return Applied::Rejected("the budget for other daemons' entries is full (--max-remote-entries)");
+            }
+            _ => Applied::Stored,
         };
         if outcome == Applied::Stored {
             if e.changed_at > now {
@@ -513,7 +723,7 @@ impl Table {
             }
             self.put(e.clone());
         }
-        if !matches!(outcome, Applied::Rejected("table full")) && e.version > seen {
+        if e.version > seen {
             self.owner_mut(&e.owner).max = e.version;
             self.changes.push(Change::Meta);
         }
@@ -526,6 +736,9 @@ impl Table {
         if e.version.incarnation >= self.incarnation {
             return Applied::Rejected("peer sent an entry in this daemon's name and incarnation");
         }
+        if !(self.verifier)(self.identity.public_key(), &e.signed_payload(), &e.signature) {
+            return Applied::Rejected("entry in this daemon's name without this daemon's signature");
+        }
         if self.entries.get(&e.name).is_some_and(|l| l.owner == self.me) {
             return Applied::Stale;
         }
@@ -536,7 +749,7 @@ impl Table {
             e.state = State::Unconfirmed;
             e.changed_at = now;
         }
-        e.version = self.bump();
+        e.version = self.version_for(&e.host);
         self.put(e);
         self.changes.push(Change::Meta);
         Applied::Stored
@@ -544,15 +757,54 @@ impl Table {
 
     /// Per-owner summary for gossip digests: `(owner, max version, hash of its live entries)`.
     pub fn digest(&self) -> Vec<(DaemonId, Version, u64)> {
+        // Every owner, pinned or not; gossip filters.
         self.owners.iter().map(|(o, s)| (o.clone(), s.max, s.live_hash)).collect()
     }
 
-    /// Records that daemon `owner` exists (learned from a digest), without any entries yet.
-    pub fn note_owner(&mut self, owner: &str) {
-        if !self.owners.contains_key(owner) {
-            self.owners.insert(owner.to_owned(), OwnerState::default());
+    /// Records that daemon `owner` exists (learned from a digest or a message), without any
+    /// entries or key yet. Returns false (and records nothing) when [`TableLimits::max_daemons`]
+    /// daemons are known already, or `owner` is not a `host:port` id.
+    pub fn note_owner(&mut self, owner: &str) -> bool {
+        if self.owners.contains_key(owner) {
+            return true;
+        }
+        if self.owners.len() >= self.limits.max_daemons || !valid_daemon_id(owner) {
+            return false;
+        }
+        self.owners.insert(owner.to_owned(), OwnerState::default());
+        self.changes.push(Change::Meta);
+        true
+    }
+
+    /// Pins `key` for daemon `owner` (first authenticated contact at its id: trust on first use).
+    pub fn pin(&mut self, owner: &str, key: PublicKey) -> PinOutcome {
+        if owner == self.me {
+            return if key == *self.identity.public_key() { PinOutcome::Known } else { PinOutcome::Mismatch };
+        }
+        if !self.note_owner(owner) {
+            return PinOutcome::NoRoom;
+        }
+        let state = self.owner_mut(owner);
+        match state.key {
+            Some(k) if k == key => PinOutcome::Known,
+            Some(_) => PinOutcome::Mismatch,
+            None => {
+                state.key = Some(key);
+                self.changes.push(Change::Pin(owner.to_owned(), key));
+                PinOutcome::Pinned
+            }
+        }
+    }
+
+    /// Forgets a daemon that was only heard of (never pinned, no entries held): the driver calls
+    /// this after repeated failures to reach it, so invented ids do not stay gossip targets.
+    pub fn forget_unpinned(&mut self, owner: &str) -> bool {
+        let forgettable = owner != self.me && self.owners.get(owner).is_some_and(|o| o.key.is_none() && o.entries == 0);
+        if forgettable {
+            self.owners.remove(owner);
             self.changes.push(Change::Meta);
         }
+        forgettable
     }
 
     /// Highest version seen for `owner`.
@@ -602,6 +854,23 @@ impl Table {
     }
 }
 
+/// Whether a remote owner's version is plausible given the highest seen from it (`None`: never).
+fn version_within_bounds(seen: Option<Version>, v: Version) -> bool {
+    let incarnation_ok = match seen {
+        Some(s) if s != Version::default() => v.incarnation <= s.incarnation.saturating_add(MAX_INCARNATION_STEP),
+        _ => v.incarnation <= MAX_FIRST_INCARNATION,
+    };
+    incarnation_ok && v.counter <= MAX_COUNTER
+}
+
+/// A daemon id is `host:port` with a nonempty host and a numeric port.
+pub fn valid_daemon_id(id: &str) -> bool {
+    let host = daemon_host(id);
+    let port =
+        if id.starts_with('[') { id.rsplit_once("]:").map(|(_, p)| p) } else { id.rsplit_once(':').map(|(_, p)| p) };
+    !host.is_empty() && port.is_some_and(|p| p.parse::<u16>().is_ok())
+}
+
 fn next_creation(previous: u32) -> u32 {
     match previous.wrapping_add(1) {
         0 => 1,
@@ -620,217 +889,5 @@ fn live_hash(name: &NodeName, v: Version) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::epmd::sim::reg;
-
-    fn limits() -> TableLimits {
-        TableLimits { max_entries: 4, grace_ms: 1000, tombstone_ttl_ms: 5000 }
-    }
-
-    #[test]
-    fn register_refuses_live_duplicates_and_gives_new_creations() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        let e = t.register(reg("a@h"), 7, 0).unwrap();
-        assert_eq!(e.creation, 7);
-        assert!(matches!(t.register(reg("a@h"), 9, 1), Err(RegisterError::AlreadyRegistered(_))));
-        assert!(!t.unregister(&e.name, 8, 2), "wrong creation must not unregister");
-        assert!(t.unregister(&e.name, 7, 2));
-        assert_eq!(t.get(&e.name).unwrap().state, State::Down);
-        let again = t.register(reg("a@h"), 9, 3).unwrap();
-        assert_eq!(again.creation, 8);
-        assert!(again.version > e.version);
-    }
-
-    #[test]
-    fn get_by_str_finds_canonical_names_only() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        let e = t.register(reg("a@Host.Example"), 7, 0).unwrap();
-        assert_eq!(e.name.as_str(), "a@host.example");
-        assert_eq!(t.get_by_str("a@host.example"), Some(&e));
-        assert_eq!(t.get_by_str("a@Host.Example"), None, "the caller canonicalises other spellings");
-        assert_eq!(t.get_by_str("b@host.example"), None);
-        t.register(reg("b@host.example"), 8, 0).unwrap();
-        let names: Vec<&str> = t.entries().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["a@host.example", "b@host.example"]);
-    }
-
-    #[test]
-    fn creation_never_wraps_to_zero() {
-        assert_eq!(next_creation(u32::MAX), 1);
-    }
-
-    #[test]
-    fn table_full_is_refused() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        for i in 0..4 {
-            t.register(reg(&format!("n{i}@h")), 1, 0).unwrap();
-        }
-        assert_eq!(t.register(reg("n9@h"), 1, 0), Err(RegisterError::TableFull(4)));
-    }
-
-    #[test]
-    fn restart_makes_own_entries_unconfirmed_then_down_then_gone() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        t.register(reg("a@h"), 5, 0).unwrap();
-        let entries: Vec<Entry> = t.entries().cloned().collect();
-        let mut r = Table::restore("d1:1".into(), 1, t.owner_maxima(), entries, limits(), 100);
-        assert_eq!(r.incarnation(), 2);
-        let name = NodeName::parse("a@h").unwrap();
-        assert_eq!(r.get(&name).unwrap().state, State::Unconfirmed);
-        assert_eq!(r.get(&name).unwrap().version.incarnation, 2);
-        r.tick(1099);
-        assert_eq!(r.get(&name).unwrap().state, State::Unconfirmed);
-        r.tick(1100);
-        assert_eq!(r.get(&name).unwrap().state, State::Down);
-        r.tick(6100);
-        assert!(r.get(&name).is_none());
-    }
-
-    #[test]
-    fn re_registration_confirms_an_unconfirmed_entry() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        t.register(reg("a@h"), 5, 0).unwrap();
-        let entries: Vec<Entry> = t.entries().cloned().collect();
-        let mut r = Table::restore("d1:1".into(), 1, vec![], entries, limits(), 100);
-        let e = r.register(reg("a@h"), 1, 200).unwrap();
-        assert_eq!((e.state, e.creation), (State::Up, 6));
-    }
-
-    fn asked(c: u32) -> Option<NonZeroU32> {
-        NonZeroU32::new(c)
-    }
-
-    /// A table at incarnation 2 of "d1:1" holding `a@h` (creation 5) unconfirmed, as after a
-    /// daemon restart.
-    fn restarted_with_a_at_5() -> Table {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        t.register(reg("a@h"), 5, 0).unwrap();
-        let entries: Vec<Entry> = t.entries().cloned().collect();
-        Table::restore("d1:1".into(), 1, vec![], entries, limits(), 100)
-    }
-
-    #[test]
-    fn requested_creation_is_honoured_for_an_unknown_name() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        let e = t.register_requesting(reg("a@h"), asked(42), 7, 0).unwrap();
-        assert_eq!((e.state, e.creation), (State::Up, 42), "not the random fresh creation 7");
-    }
-
-    #[test]
-    fn requested_creation_is_honoured_for_our_unconfirmed_entry_with_that_creation() {
-        let mut r = restarted_with_a_at_5();
-        let before = r.get(&NodeName::parse("a@h").unwrap()).unwrap().version;
-        let e = r.register_requesting(reg("a@h"), asked(5), 99, 200).unwrap();
-        assert_eq!((e.state, e.creation), (State::Up, 5));
-        assert!(e.version > before, "the change is versioned so gossip carries it");
-    }
-
-    #[test]
-    fn requested_creation_is_honoured_for_our_down_entry_with_that_creation() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        let e = t.register(reg("a@h"), 5, 0).unwrap();
-        assert!(t.unregister(&e.name, 5, 1));
-        let again = t.register_requesting(reg("a@h"), asked(5), 99, 2).unwrap();
-        assert_eq!((again.state, again.creation), (State::Up, 5));
-    }
-
-    #[test]
-    fn requested_creation_other_than_the_entrys_is_ignored() {
-        let mut r = restarted_with_a_at_5();
-        let e = r.register_requesting(reg("a@h"), asked(9), 99, 200).unwrap();
-        assert_eq!((e.state, e.creation), (State::Up, 6), "assigned as without a request");
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        t.register(reg("b@h"), 5, 0).unwrap();
-        t.unregister(&NodeName::parse("b@h").unwrap(), 5, 1);
-        assert_eq!(t.register_requesting(reg("b@h"), asked(4), 99, 2).unwrap().creation, 6);
-    }
-
-    #[test]
-    fn requested_creation_is_ignored_for_another_daemons_entry() {
-        let mut a = Table::new("a:1".into(), 1, limits());
-        let mut b = Table::new("b:1".into(), 1, limits());
-        let e = a.register(reg("x@h"), 5, 0).unwrap();
-        a.unregister(&e.name, 5, 1);
-        assert_eq!(b.apply_remote(a.get(&e.name).unwrap().clone(), 1), Applied::Stored);
-        // x@h left a's table down; registering it at b with a's old creation gets a new one.
-        let got = b.register_requesting(reg("x@h"), asked(5), 99, 2).unwrap();
-        assert_eq!((got.creation, got.owner.as_str()), (6, "b:1"));
-    }
-
-    #[test]
-    fn requested_creation_never_lets_a_live_duplicate_in() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        t.register(reg("a@h"), 5, 0).unwrap();
-        assert!(matches!(t.register_requesting(reg("a@h"), asked(5), 99, 1), Err(RegisterError::AlreadyRegistered(_))));
-        // Live at another daemon (up or unconfirmed there): refused as well.
-        let mut other = Table::new("o:1".into(), 1, limits());
-        let x = other.register(reg("x@h"), 3, 0).unwrap();
-        t.apply_remote(x.clone(), 0);
-        assert!(matches!(t.register_requesting(reg("x@h"), asked(3), 99, 1), Err(RegisterError::AlreadyRegistered(_))));
-        let entries: Vec<Entry> = other.entries().cloned().collect();
-        let restarted = Table::restore("o:1".into(), 1, vec![], entries, limits(), 5);
-        let unconfirmed = restarted.get(&x.name).unwrap().clone();
-        assert_eq!(t.apply_remote(unconfirmed, 5), Applied::Stored);
-        assert!(matches!(t.register_requesting(reg("x@h"), asked(3), 99, 6), Err(RegisterError::AlreadyRegistered(_))));
-    }
-
-    #[test]
-    fn requested_creation_does_not_bypass_the_table_limit() {
-        let mut t = Table::new("d1:1".into(), 1, limits());
-        for i in 0..4 {
-            t.register(reg(&format!("n{i}@h")), 1, 0).unwrap();
-        }
-        assert_eq!(t.register_requesting(reg("n9@h"), asked(3), 1, 0), Err(RegisterError::TableFull(4)));
-    }
-
-    #[test]
-    fn remote_entries_follow_versions_and_ownership() {
-        let mut a = Table::new("a:1".into(), 1, limits());
-        let mut b = Table::new("b:1".into(), 1, limits());
-        let e = a.register(reg("x@h"), 3, 0).unwrap();
-        assert_eq!(b.apply_remote(e.clone(), 0), Applied::Stored);
-        assert_eq!(b.apply_remote(e.clone(), 0), Applied::Stale);
-        // A forged entry in b's own name is refused; a claim on a live entry of another owner too.
-        let mut forged = e.clone();
-        forged.owner = "b:1".into();
-        assert!(matches!(b.apply_remote(forged, 0), Applied::Rejected(_)));
-        let mut takeover = e.clone();
-        takeover.owner = "c:1".into();
-        takeover.version = Version { incarnation: 9, counter: 9 };
-        assert!(matches!(b.apply_remote(takeover, 0), Applied::Rejected(_)));
-        assert_eq!(b.get(&e.name).unwrap().owner, "a:1");
-        // Older versions lose.
-        a.unregister(&e.name, 3, 1);
-        let down = a.get(&e.name).unwrap().clone();
-        assert_eq!(b.apply_remote(down.clone(), 1), Applied::Stored);
-        assert_eq!(b.apply_remote(e, 1), Applied::Stale);
-        assert_eq!(b.get(&down.name).unwrap().state, State::Down);
-    }
-
-    #[test]
-    fn lost_data_is_adopted_from_peers_as_unconfirmed() {
-        let mut a = Table::new("a:1".into(), 1, limits());
-        let e = a.register(reg("x@h"), 3, 0).unwrap();
-        let mut fresh = Table::new("a:1".into(), 2, limits());
-        assert_eq!(fresh.apply_remote(e.clone(), 10), Applied::Stored);
-        let got = fresh.get(&e.name).unwrap();
-        assert_eq!((got.state, got.version.incarnation), (State::Unconfirmed, 2));
-    }
-
-    #[test]
-    fn live_set_reconciliation_drops_entries_the_peer_saw_end() {
-        let mut b = Table::new("b:1".into(), 1, limits());
-        let mut a = Table::new("a:1".into(), 1, limits());
-        let x = a.register(reg("x@h"), 3, 0).unwrap();
-        b.apply_remote(x.clone(), 0);
-        let y = a.register(reg("y@h"), 3, 0).unwrap();
-        // c saw x end and collected it; c's max equals b's once b has y.
-        b.apply_remote(y.clone(), 0);
-        let their = vec![(y.name.clone(), y.version)];
-        assert_eq!(b.apply_live_set("a:1", y.version, &their), 1);
-        assert!(b.get(&x.name).is_none());
-        assert!(b.get(&y.name).is_some());
-    }
-}
+#[path = "table_tests.rs"]
+mod tests;

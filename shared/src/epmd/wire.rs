@@ -1,6 +1,7 @@
 //! EPMD wire messages (Erlang's `erl_dist_protocol` section "EPMD Protocol") and Snow's extension
 //! requests on the same port: a request parser that accepts bytes in any slicing and encoders for
-//! every reply. See `/work/notes/protocol-epmd.md` (merged into PROTOCOL.md) for the tables.
+//! every reply, the ALIVE2 refusal codes, and the client-side reply parsers. Byte layouts:
+//! PROTOCOL.md section 5.
 //!
 //! Every request is `Length: u16 BE` followed by `Length` bytes whose first byte is the tag. The
 //! parser rejects zero-length requests, lengths over the per-tag limit (as soon as the tag is
@@ -43,12 +44,90 @@ pub const SNOW_SESSION_REQ: u8 = b'Q';
 /// Snow extension: the daemon's acknowledgement of [`SNOW_SESSION_REQ`] (first session reply).
 pub const SNOW_SESSION_RESP: u8 = b'q';
 
-/// Largest accepted body (tag included) of any request except gossip; EPMD's own input buffer.
-pub const MAX_REQUEST_LEN: usize = 1024;
+/// Largest accepted body (tag included) of any request except gossip: Erlang's epmd reads
+/// requests into a buffer of `3 * MAXSYMLEN` bytes and closes on a length of `3 * 1020 - 2` or more.
+pub const MAX_REQUEST_LEN: usize = 3 * MAX_EPMD_NAME_LEN - 3;
 /// Largest gossip message body (the u16 length field's limit).
 pub const MAX_GOSSIP_LEN: usize = u16::MAX as usize;
-/// Longest raw node name accepted in any request (EPMD's MAXSYMLEN).
-pub const MAX_RAW_NAME_LEN: usize = 255;
+/// Longest node name Erlang's epmd registers, in bytes (its MAXSYMLEN: 255 characters of UTF-8).
+pub const MAX_EPMD_NAME_LEN: usize = 255 * 4;
+/// Longest node name Erlang's epmd registers, in characters.
+pub const MAX_EPMD_NAME_CHARS: usize = 255;
+/// Longest Extra field Erlang's epmd registers.
+pub const MAX_EXTRA_LEN: usize = MAX_EPMD_NAME_LEN;
+/// The creation field of a refused ALIVE2 reply (Erlang's epmd sends 99).
+pub const REFUSED_CREATION: u32 = 99;
+
+/// ALIVE2 result codes (nonzero = refused; Erlang's clients only test for nonzero, and Erlang's
+/// epmd itself sends 1 for every refusal).
+pub mod refusal {
+    /// The name is registered and alive, or Erlang's epmd would refuse it too: over 255
+    /// characters or 1020 bytes, not UTF-8, or an Extra field over 1020 bytes.
+    pub const TAKEN: u8 = 1;
+    /// Sent by earlier snow-epmd versions for names outside Snow's rules; such names are now
+    /// registered as Erlang's epmd registers them.
+    pub const BAD_NAME: u8 = 2;
+    /// Registration from a non-loopback address without `--allow-remote-register`.
+    pub const NOT_LOCAL: u8 = 3;
+    /// The table or the per-source registration cap is full.
+    pub const LIMIT: u8 = 4;
+    /// The change could not be made durable.
+    pub const STORAGE: u8 = 5;
+    /// The Extra field starts like a Snow option but is not one (the request parser rejects such
+    /// requests before they get here; this code covers requests built in-process).
+    pub const BAD_EXTRA: u8 = 6;
+
+    /// What a refusal code means, for the client's error message.
+    pub fn reason(code: u8) -> &'static str {
+        match code {
+            TAKEN => {
+                "the name is already registered and alive, or is not a name Erlang's epmd accepts (1-255 \
+                 characters of UTF-8, at most 1020 bytes)"
+            }
+            BAD_NAME => "not a valid node name (name@host, name of 1-64 chars A-Z a-z 0-9 _ -)",
+            NOT_LOCAL => "registrations are accepted from loopback only (daemon flag --allow-remote-register)",
+            LIMIT => "a registration limit is reached (--max-entries / --max-per-source)",
+            STORAGE => "the daemon cannot write its database",
+            BAD_EXTRA => "the Extra field starts with SNOW but is not a valid Snow option",
+            _ => "refused",
+        }
+    }
+}
+
+/// Why a node name is one Erlang's epmd would not register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EpmdNameError {
+    /// Empty.
+    #[error("the node name is empty")]
+    Empty,
+    /// Longer than 1020 bytes or 255 characters.
+    #[error("the node name is over 255 characters or 1020 bytes")]
+    TooLong,
+    /// Not UTF-8.
+    #[error("the node name is not UTF-8")]
+    NotUtf8,
+    /// Contains a NUL byte.
+    #[error("the node name contains a NUL byte")]
+    Nul,
+}
+
+/// The name as Erlang's epmd accepts it: 1-255 characters of UTF-8, at most 1020 bytes, no NUL.
+pub fn epmd_name(raw: &[u8]) -> Result<&str, EpmdNameError> {
+    if raw.is_empty() {
+        return Err(EpmdNameError::Empty);
+    }
+    if raw.contains(&0) {
+        return Err(EpmdNameError::Nul);
+    }
+    if raw.len() > MAX_EPMD_NAME_LEN {
+        return Err(EpmdNameError::TooLong);
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| EpmdNameError::NotUtf8)?;
+    if text.chars().count() > MAX_EPMD_NAME_CHARS {
+        return Err(EpmdNameError::TooLong);
+    }
+    Ok(text)
+}
 
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +286,21 @@ pub fn split_request(buf: &[u8]) -> Result<Option<(&[u8], usize)>, RequestError>
 }
 
 /// The longest name field accepted in PORT_PLEASE2, STOP and LOOKUP (a raw name, `@`, a host).
-pub const MAX_NAME_FIELD: usize = MAX_RAW_NAME_LEN + 1 + 253;
+pub const MAX_NAME_FIELD: usize = MAX_EPMD_NAME_LEN + 1 + 253;
+
+/// The name of a PORT_PLEASE2 request as Erlang's epmd reads it: one trailing NUL is ignored; the
+/// rest must be 1..=[`MAX_NAME_FIELD`] bytes of UTF-8 without NUL (else the request is malformed
+/// and the connection closed without a reply, as Erlang's epmd does).
+pub fn port_please_name(raw: &[u8]) -> Result<&[u8], &'static str> {
+    let name = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if name.is_empty() || name.len() > MAX_NAME_FIELD {
+        return Err("name is empty or too long");
+    }
+    if name.contains(&0) || std::str::from_utf8(name).is_err() {
+        return Err("name is not UTF-8 or contains a NUL byte");
+    }
+    Ok(name)
+}
 
 /// Parses a request body (tag first, no length prefix).
 pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
@@ -223,8 +316,13 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
             let low_version = r.u16().map_err(|_| malformed("truncated before the lowest version"))?;
             let name = r.bytes16().map_err(|_| malformed("name length runs past the end"))?.to_vec();
             let extra = r.bytes16().map_err(|_| malformed("extra length runs past the end"))?.to_vec();
-            if name.is_empty() || name.len() > MAX_RAW_NAME_LEN {
-                return Err(malformed("name is empty or over 255 bytes"));
+            // Erlang's epmd closes without a reply on these; a name it would refuse for its length
+            // or encoding gets result 1 instead (the registration policy's decision).
+            if name.is_empty() {
+                return Err(malformed("name is empty"));
+            }
+            if name.contains(&0) {
+                return Err(malformed("name contains a NUL byte"));
             }
             if !r.is_empty() {
                 return Err(malformed("bytes after the extra field"));
@@ -232,12 +330,12 @@ pub fn parse_body(body: &[u8]) -> Result<Request, RequestError> {
             parse_extra(&extra).map_err(|e| malformed(e.what()))?;
             Request::Alive2(Alive2Req { port, node_type, protocol, high_version, low_version, name, extra })
         }
-        PORT_PLEASE2_REQ | STOP_REQ | SNOW_LOOKUP_REQ => {
+        PORT_PLEASE2_REQ => Request::PortPlease2(port_please_name(rest).map_err(malformed)?.to_vec()),
+        STOP_REQ | SNOW_LOOKUP_REQ => {
             if rest.is_empty() || rest.len() > MAX_NAME_FIELD {
                 return Err(malformed("name is empty or too long"));
             }
             match tag {
-                PORT_PLEASE2_REQ => Request::PortPlease2(rest.to_vec()),
                 STOP_REQ => Request::Stop(rest.to_vec()),
                 _ => Request::Lookup(rest.to_vec()),
             }
@@ -442,6 +540,49 @@ pub fn decode_port2_resp(bytes: &[u8]) -> Result<Option<NodeInfo>, DecodeError> 
     Ok(Some(info))
 }
 
+/// The reply to ALIVE2_REQ as the client reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alive2Resp {
+    /// 0 registered; otherwise a [`refusal`] code.
+    pub result: u8,
+    /// The creation given (meaningless when refused).
+    pub creation: u32,
+}
+
+/// Length of the whole ALIVE2 reply whose first byte is `tag` (6 for ALIVE2_X_RESP, 4 for
+/// ALIVE2_RESP), so a client can read exactly that much; `None` for any other tag.
+pub fn alive2_resp_len(tag: u8) -> Option<usize> {
+    match tag {
+        ALIVE2_X_RESP => Some(6),
+        ALIVE2_RESP => Some(4),
+        _ => None,
+    }
+}
+
+/// Decodes ALIVE2_X_RESP or ALIVE2_RESP (the whole reply, [`alive2_resp_len`] bytes).
+pub fn decode_alive2_resp(bytes: &[u8]) -> Result<Alive2Resp, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let tag = r.u8()?;
+    let result = r.u8()?;
+    let creation = match tag {
+        ALIVE2_X_RESP => r.u32()?,
+        ALIVE2_RESP => u32::from(r.u16()?),
+        _ => return Err(DecodeError::BadTag),
+    };
+    if !r.is_empty() {
+        return Err(DecodeError::Invalid("bytes after the registration reply"));
+    }
+    Ok(Alive2Resp { result, creation })
+}
+
+/// Decodes a NAMES_RESP: the daemon's port (u32) and the `name N at port P` text.
+pub fn decode_names_resp(bytes: &[u8]) -> Result<(u32, String), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let port = r.u32()?;
+    let text = std::str::from_utf8(r.rest()).map_err(|_| DecodeError::Invalid("names text is not UTF-8"))?;
+    Ok((port, text.to_owned()))
+}
+
 /// NAMES_REQ / DUMP_REQ reply head: the daemon's own port as u32, then text lines follow.
 pub fn encode_names_head(epmd_port: u16) -> Vec<u8> {
     u32::from(epmd_port).to_be_bytes().to_vec()
@@ -551,190 +692,5 @@ impl fmt::Display for Hex<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
-
-    fn parse_all(bytes: &[u8]) -> Result<Option<Request>, RequestError> {
-        RequestParser::new().feed(bytes)
-    }
-
-    fn alive(name: &[u8]) -> Alive2Req {
-        Alive2Req {
-            port: 0x1234,
-            node_type: 77,
-            protocol: 0,
-            high_version: 6,
-            low_version: 5,
-            name: name.to_vec(),
-            extra: vec![],
-        }
-    }
-
-    // The vectors below are the ones in protocol-epmd.md.
-    #[test]
-    fn alive2_vector() {
-        let v = hex("001078123448000006000500036162630000");
-        let mut a = alive(b"abc");
-        a.node_type = 72;
-        assert_eq!(encode_request(&Request::Alive2(a.clone())), v);
-        assert_eq!(parse_all(&v), Ok(Some(Request::Alive2(a))));
-        assert_eq!(encode_alive2_resp(0, 0x01020304, false), hex("760001020304"));
-        assert_eq!(encode_alive2_resp(0, 0x01020304, true), hex("79000304"));
-    }
-
-    #[test]
-    fn other_vectors() {
-        assert_eq!(encode_request(&Request::PortPlease2(b"abc".to_vec())), hex("00047a616263"));
-        assert_eq!(encode_request(&Request::Names), hex("00016e"));
-        assert_eq!(encode_request(&Request::Lookup(b"a@h".to_vec())), hex("00044c614068"));
-        assert_eq!(encode_request(&Request::List), hex("000146"));
-        let info = NodeInfo {
-            port: 0x1234,
-            node_type: 77,
-            protocol: 0,
-            high_version: 6,
-            low_version: 5,
-            name: b"abc".to_vec(),
-            extra: vec![],
-        };
-        let v = hex("770012344d000006000500036162630000");
-        assert_eq!(encode_port2_resp(Some(&info)), v);
-        assert_eq!(decode_port2_resp(&v), Ok(Some(info)));
-        assert_eq!(encode_port2_resp(None), hex("7701"));
-        assert_eq!(decode_port2_resp(&hex("7701")), Ok(None));
-    }
-
-    #[test]
-    fn any_slicing_gives_the_same_request() {
-        let bytes = encode_request(&Request::Alive2(alive(b"node")));
-        for chunk in 1..bytes.len() {
-            let mut p = RequestParser::new();
-            let mut got = None;
-            for piece in bytes.chunks(chunk) {
-                if let Some(r) = p.feed(piece).unwrap() {
-                    got = Some(r);
-                }
-            }
-            assert_eq!(got, Some(Request::Alive2(alive(b"node"))), "chunk {chunk}");
-        }
-    }
-
-    #[test]
-    fn hostile_framing_is_rejected() {
-        assert_eq!(parse_all(&[]), Ok(None));
-        assert_eq!(parse_all(&[0]), Ok(None));
-        assert_eq!(parse_all(&[0, 0]), Err(RequestError::Empty));
-        assert_eq!(
-            parse_all(&[0xff, 0xff, ALIVE2_REQ]),
-            Err(RequestError::TooLong { tag: 120, declared: 65535, limit: 1024 })
-        );
-        assert_eq!(
-            parse_all(&[0x04, 0x01, NAMES_REQ]),
-            Err(RequestError::TooLong { tag: 110, declared: 1025, limit: 1024 })
-        );
-        assert_eq!(parse_all(&[0, 1, 0xee]), Err(RequestError::UnknownTag(0xee)));
-        assert_eq!(
-            parse_all(&[0, 2, NAMES_REQ, 0]),
-            Err(RequestError::Malformed { tag: 110, what: "unexpected bytes after the tag" })
-        );
-        // A gossip frame may be long, but the parser still waits for all of it.
-        assert_eq!(parse_all(&[0xff, 0xff, SNOW_GOSSIP, 1, 2]), Ok(None));
-    }
-
-    #[test]
-    fn truncated_and_overrunning_alive2_is_rejected() {
-        let full = encode_request(&Request::Alive2(alive(b"node")));
-        // Every truncation of the body, with the length field fixed up so the frame is complete.
-        for cut in 1..full.len() - 2 {
-            let mut v = ((cut) as u16).to_be_bytes().to_vec();
-            v.extend_from_slice(&full[2..2 + cut]);
-            assert!(matches!(parse_all(&v), Err(RequestError::Malformed { tag: 120, .. })), "cut {cut}");
-        }
-        // A name length that points past the end, with and without filler bytes.
-        let mut body = vec![ALIVE2_REQ, 0, 1, 77, 0, 0, 6, 0, 5, 0xff, 0xf0, b'a'];
-        let mut v = (body.len() as u16).to_be_bytes().to_vec();
-        v.extend_from_slice(&body);
-        assert!(matches!(parse_all(&v), Err(RequestError::Malformed { .. })));
-        body.extend(std::iter::repeat(b'a').take(900));
-        let mut v = (body.len() as u16).to_be_bytes().to_vec();
-        v.extend_from_slice(&body);
-        assert!(matches!(parse_all(&v), Err(RequestError::Malformed { .. })));
-        // Name over 255 bytes.
-        let long = encode_request(&Request::Alive2(alive(&[b'a'; 256])));
-        assert!(matches!(parse_all(&long), Err(RequestError::Malformed { .. })));
-    }
-
-    #[test]
-    fn creation_request_vector_and_round_trip() {
-        let c = NonZeroU32::new(0x01020304).unwrap();
-        let extra = encode_creation_request(c);
-        assert_eq!(extra, hex("534e4f570101020304"));
-        assert_eq!(parse_extra(&extra), Ok(Extra { requested_creation: Some(c), opaque: &[] }));
-        // The whole ALIVE2_REQ (PROTOCOL.md 5.6): name `abc`, extra = the option.
-        let mut a = alive(b"abc");
-        a.extra = extra;
-        let v = hex("00197812344d000006000500036162630009534e4f570101020304");
-        assert_eq!(encode_request(&Request::Alive2(a.clone())), v);
-        assert_eq!(parse_all(&v), Ok(Some(Request::Alive2(a))));
-    }
-
-    #[test]
-    fn other_extra_bytes_stay_opaque() {
-        for extra in [&b""[..], b"x", b"SNO", b"snow\x01\x00\x00\x00\x01", b"\x00SNOW\x01\x00\x00\x00\x01"] {
-            assert_eq!(parse_extra(extra), Ok(Extra { requested_creation: None, opaque: extra }), "{extra:?}");
-        }
-    }
-
-    #[test]
-    fn malformed_snow_extra_is_rejected() {
-        let good = encode_creation_request(NonZeroU32::new(7).unwrap());
-        assert_eq!(parse_extra(b"SNOW"), Err(ExtraError::BadLength(4)));
-        for cut in 5..good.len() {
-            assert_eq!(parse_extra(&good[..cut]), Err(ExtraError::BadLength(cut)), "cut {cut}");
-        }
-        let mut long = good.clone();
-        long.push(0);
-        assert_eq!(parse_extra(&long), Err(ExtraError::BadLength(10)));
-        assert_eq!(parse_extra(b"SNOW\x02\x00\x00\x00\x07"), Err(ExtraError::UnknownOption(2)));
-        assert_eq!(parse_extra(b"SNOW\x01\x00\x00\x00\x00"), Err(ExtraError::ZeroCreation));
-        // Inside a request, the whole ALIVE2_REQ is malformed.
-        let mut a = alive(b"abc");
-        a.extra = b"SNOW\x01\x00\x00\x00\x00".to_vec();
-        assert_eq!(
-            parse_all(&encode_request(&Request::Alive2(a))),
-            Err(RequestError::Malformed { tag: ALIVE2_REQ, what: ExtraError::ZeroCreation.what() })
-        );
-    }
-
-    proptest::proptest! {
-        /// Any Extra, Snow-looking or not: no panic, and an accepted option round-trips.
-        #[test]
-        fn any_extra_is_parsed_or_refused_without_panic(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16), snow in proptest::prelude::any::<bool>()) {
-            let mut extra = if snow { SNOW_EXTRA_MAGIC.to_vec() } else { Vec::new() };
-            extra.extend_from_slice(&tail);
-            match parse_extra(&extra) {
-                Ok(Extra { requested_creation: Some(c), opaque }) => {
-                    proptest::prop_assert!(opaque.is_empty());
-                    proptest::prop_assert_eq!(encode_creation_request(c), extra);
-                }
-                Ok(Extra { requested_creation: None, opaque }) => {
-                    proptest::prop_assert!(!extra.starts_with(&SNOW_EXTRA_MAGIC));
-                    proptest::prop_assert_eq!(opaque, &extra[..]);
-                }
-                Err(_) => proptest::prop_assert!(extra.starts_with(&SNOW_EXTRA_MAGIC)),
-            }
-        }
-    }
-
-    #[test]
-    fn reader_never_reads_past_the_end() {
-        let mut r = Reader::new(&[0, 5, 1]);
-        assert_eq!(r.bytes16(), Err(DecodeError::Truncated));
-        let mut r = Reader::new(&[1]);
-        assert_eq!(r.u64(), Err(DecodeError::Truncated));
-    }
-}
+#[path = "wire_tests.rs"]
+mod tests;

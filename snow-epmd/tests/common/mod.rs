@@ -1,18 +1,32 @@
-//! Helpers shared by the snow-epmd test files: temp data dirs, in-process daemons, raw requests.
+//! Helpers shared by the snow-epmd test files: one deadline policy, one temp directory type,
+//! in-process daemons, raw requests, connections from a chosen loopback address.
 #![allow(dead_code)]
 
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_std::io::{ReadExt, WriteExt};
-use async_std::net::TcpStream;
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol_timeout::TimeoutExt;
 use snow_epmd::{Config, ServerHandle};
 use snow_shared::cookie::Cookie;
 
+/// The whole of one test must finish within this.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(120);
+/// A condition awaited with [`eventually`] or a reply awaited with [`read_to_close`] must come
+/// within this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a test body on the current thread, failing it if it outlives [`TEST_DEADLINE`].
+pub fn run<T>(body: impl Future<Output = T>) -> T {
+    async_io::block_on(body.timeout(TEST_DEADLINE)).expect("test outlived its deadline")
+}
+
 /// A temp directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
@@ -49,6 +63,7 @@ pub fn config(dir: &TempDir) -> Config {
     c.request_timeout = Duration::from_millis(1500);
     c.gossip_interval = Duration::from_millis(50);
     c.pbkdf2_iterations = 1000;
+    c.threads = 2;
     c
 }
 
@@ -58,14 +73,16 @@ pub async fn start(config: Config) -> (ServerHandle, String) {
     (h, addr)
 }
 
-/// Sends raw bytes and reads until the daemon closes (or the deadline).
+/// Sends raw bytes and reads until the daemon closes (or [`WAIT`] passes).
 pub async fn raw(addr: &str, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(bytes).await.unwrap();
-    read_to_close(&mut s, Duration::from_secs(5)).await
+    read_to_close(&mut s).await
 }
 
-pub async fn read_to_close(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
+/// Everything the daemon sends until it closes; fails the test if it does not close within
+/// [`WAIT`].
+pub async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     let work = async {
         let mut buf = [0u8; 4096];
@@ -76,20 +93,40 @@ pub async fn read_to_close(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
             }
         }
     };
-    work.timeout(limit).await.expect("daemon did not close the connection");
+    work.timeout(WAIT).await.expect("daemon did not close the connection");
     out
 }
 
-/// Polls `cond` every 20 ms until it holds or `limit` passes.
-pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
+/// Polls `cond` every 20 ms until it holds or [`WAIT`] passes.
+pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + WAIT;
     while Instant::now() < end {
         if cond() {
             return true;
         }
-        async_std::task::sleep(Duration::from_millis(20)).await;
+        async_io::Timer::after(Duration::from_millis(20)).await;
     }
     cond()
+}
+
+/// Sleeps (the daemon's own timers are what the test waits for).
+pub async fn sleep(d: Duration) {
+    async_io::Timer::after(d).await;
+}
+
+/// A TCP connection to `to` from the local address `from` (e.g. 127.0.0.2, another source).
+pub async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let family = if from.is_ipv4() { rustix::net::AddressFamily::INET } else { rustix::net::AddressFamily::INET6 };
+    let fd =
+        rustix::net::socket_with(family, rustix::net::SocketType::STREAM, rustix::net::SocketFlags::CLOEXEC, None)?;
+    rustix::net::bind(&fd, &SocketAddr::new(from, 0))?;
+    let std = std::net::TcpStream::from(fd);
+    let stream = async_io::Async::new(std)?;
+    let _ = rustix::net::connect(stream.get_ref(), &to);
+    stream.writable().await?;
+    let s: TcpStream = stream.into();
+    s.peer_addr()?;
+    Ok(s)
 }
 
 /// An ALIVE2 request body for `name` (port 4000, normal node, versions 5-6).
