@@ -5,6 +5,8 @@
 //!   daemon runs its tasks on its own threads, so `serve` may be awaited on any executor.
 //! - [`client`] is the async client for registration, lookup and listing, used by the CLI and by
 //!   snow-node-rt; it works on any executor (async-net sockets on async-io's reactor).
+//! - [`handshake`] drives the node handshake over a TLS stream: the one driver nodes, `ping` and
+//!   tests share.
 //! - [`store`] keeps the table in sled, flushed before every acknowledgement; [`keys`] keeps the
 //!   daemon's signing key and the pinned keys of other daemons.
 //!
@@ -23,6 +25,7 @@ mod clock;
 pub mod config;
 pub mod exit;
 mod gossip_driver;
+pub mod handshake;
 mod io;
 pub mod keys;
 pub mod listen;

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
 use clap::Args;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use futures_rustls::TlsConnector;
 use smol_timeout::TimeoutExt;
 use snow_shared::cookie::{derive_key, Cookie, KeyLabel};
-use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent};
+use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError};
+
+use crate::handshake::DriveError;
 use snow_shared::dist::tls::{self, TlsMaterial};
 use snow_shared::dist::Flags;
 use snow_shared::NodeName;
@@ -174,36 +176,22 @@ pub async fn ping(
     config.flags = Flags::NONE;
     config.timeout = STEP_TIMEOUT;
     let mut hs = Handshake::initiator(config, name.clone(), binding, rand::random(), Instant::now());
-    let fail = |source: HandshakeError| match source {
-        HandshakeError::WrongCookie | HandshakeError::ProofRejected => PingError::CookieRejected { name: name.clone() },
-        source => PingError::Handshake { name: name.clone(), source },
-    };
-    let deadline = started + STEP_TIMEOUT * 3;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let out = hs.take_output();
-        if !out.is_empty() {
-            // A write error means the peer closed: the next read reports why.
-            let _ = stream.write_all(&out).await;
-            let _ = stream.flush().await;
+    let outcome = crate::handshake::drive(&mut hs, &mut stream, |_, _| {}).await;
+    match outcome {
+        Ok(_) => {
+            let took = started.elapsed();
+            stream.get_mut().1.send_close_notify();
+            let _ = stream.flush().timeout(Duration::from_secs(1)).await;
+            Ok(took)
         }
-        while let Some(event) = hs.poll_event() {
-            if let HandshakeEvent::Established(_) = event {
-                let took = started.elapsed();
-                stream.get_mut().1.send_close_notify();
-                let _ = stream.flush().timeout(Duration::from_secs(1)).await;
-                return Ok(took);
-            }
+        Err(DriveError::Handshake(HandshakeError::WrongCookie | HandshakeError::ProofRejected)) => {
+            Err(PingError::CookieRejected { name: name.clone() })
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match stream.read(&mut buf).timeout(left).await {
-            None => return Err(timeout("the cookie handshake")),
-            // In TLS 1.3 the node checks our certificate after we consider TLS done: its
-            // refusal (an alert) arrives here, as a TLS error.
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => return Err(tls_err(e.to_string())),
-            Some(Ok(0)) | Some(Err(_)) => return Err(hs.feed_eof().err().map_or_else(|| timeout("close"), fail)),
-            Some(Ok(n)) => hs.feed(&buf[..n]).map_err(fail)?,
-        }
+        Err(DriveError::Handshake(HandshakeError::Timeout(_))) => Err(timeout("the cookie handshake")),
+        Err(DriveError::Handshake(source)) => Err(PingError::Handshake { name: name.clone(), source }),
+        // In TLS 1.3 the node checks our certificate after we consider TLS done: its refusal (an
+        // alert) arrives here, as a TLS error.
+        Err(DriveError::Io(e)) => Err(tls_err(e.to_string())),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Setting a connection up: TCP, TLS 1.3 (futures-rustls), then the cookie handshake of
-//! DESIGN.md 4.5 (the sans-IO [`Handshake`]) over the TLS stream, all under one deadline.
+//! Setting a connection up: TCP, TLS 1.3 (futures-rustls), then the cookie handshake
+//! (PROTOCOL.md section 4, the sans-IO [`Handshake`], driven by `snow_epmd::handshake::drive`)
+//! over the TLS stream, all under one deadline.
 //! Both directions: [`dial`] for the side that connects, [`accept`] for the listener's side.
 
 use std::net::SocketAddr;
@@ -7,11 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_net::TcpStream;
-use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_rustls::{TlsAcceptor, TlsConnector};
-use smol_timeout::TimeoutExt;
+
 use snow_shared::dist::admission::Outcome;
-use snow_shared::dist::handshake::{Handshake, HandshakeError, HandshakeEvent, PeerInfo};
+use snow_shared::dist::handshake::{Handshake, HandshakeError};
 use snow_shared::dist::tls;
 use snow_shared::epmd::table::State;
 use snow_shared::NodeName;
@@ -33,53 +33,11 @@ pub(crate) enum SessionError {
     Deadline(std::time::Duration),
 }
 
-/// Runs the cookie handshake over `stream` until it is established (returning the peer) or fails.
-/// `decide` is called on the acceptor side once the initiator has proven the cookie; it must call
-/// `accept` or `reject_duplicate` on the handshake.
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    hs: &mut Handshake,
-    stream: &mut S,
-    mut decide: impl FnMut(&mut Handshake, &PeerInfo),
-) -> Result<PeerInfo, SessionError> {
-    let mut buf = [0u8; 2048];
-    loop {
-        let out = hs.take_output();
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-            stream.flush().await?;
-        }
-        let mut decided = false;
-        while let Some(event) = hs.poll_event() {
-            match event {
-                HandshakeEvent::PeerHello(_) => {}
-                HandshakeEvent::DecisionNeeded(peer) => {
-                    decide(hs, &peer);
-                    decided = true;
-                }
-                HandshakeEvent::Established(peer) => {
-                    let rest = hs.take_output();
-                    if !rest.is_empty() {
-                        stream.write_all(&rest).await?;
-                        stream.flush().await?;
-                    }
-                    return Ok(peer);
-                }
-            }
-        }
-        if decided {
-            // Write the verdict (and pick up `Established`) before reading again.
-            continue;
-        }
-        hs.result()?;
-        let deadline = hs.poll_timeout().unwrap_or_else(Instant::now);
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match stream.read(&mut buf).timeout(wait).await {
-            None => hs.handle_timeout(Instant::now())?,
-            // A peer that closes without TLS close_notify is still a close.
-            Some(Ok(0)) => hs.feed_eof()?,
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => hs.feed_eof()?,
-            Some(Ok(n)) => hs.feed(&buf[..n])?,
-            Some(Err(e)) => return Err(e.into()),
+impl From<snow_epmd::handshake::DriveError> for SessionError {
+    fn from(e: snow_epmd::handshake::DriveError) -> SessionError {
+        match e {
+            snow_epmd::handshake::DriveError::Handshake(e) => SessionError::Handshake(e),
+            snow_epmd::handshake::DriveError::Io(e) => SessionError::Io(e),
         }
     }
 }
@@ -132,7 +90,7 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
         let binding =
             tls::channel_binding(stream.get_ref().1, dist.ca_verified).map_err(|e| SessionError::Tls(e.to_string()))?;
         let mut hs = Handshake::initiator(dist.hs.clone(), node.clone(), binding, handshake_random(), Instant::now());
-        let peer = run(&mut hs, &mut stream, |_, _| {}).await?;
+        let peer = snow_epmd::handshake::drive(&mut hs, &mut stream, |_, _| {}).await?;
         Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
     };
     let result = dist.within(timeout, work).await.unwrap_or(Err(SessionError::Deadline(timeout)));
@@ -199,7 +157,7 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) ->
             let binding = tls::channel_binding(stream.get_ref().1, dist.ca_verified)
                 .map_err(|e| SessionError::Tls(e.to_string()))?;
             let mut hs = Handshake::acceptor(dist.hs.clone(), binding, handshake_random(), Instant::now());
-            let peer = run(&mut hs, &mut stream, |hs, peer| {
+            let peer = snow_epmd::handshake::drive(&mut hs, &mut stream, |hs, peer| {
                 // Asked only once the peer's key confirmation verified.
                 *authenticated = true;
                 match dist.decide(peer, || Conn::new(dist, peer, handle.clone())) {

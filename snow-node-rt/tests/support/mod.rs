@@ -191,13 +191,14 @@ pub mod raw {
     use std::time::Instant;
 
     use async_net::TcpStream;
-    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use futures_lite::io::AsyncReadExt;
     use futures_rustls::client::TlsStream;
     use futures_rustls::TlsConnector;
     use smol_timeout::TimeoutExt;
     use snow_node_rt::Node;
     use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
-    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, PeerInfo};
+    use snow_epmd::handshake::DriveError;
+    use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo};
     use snow_shared::dist::tls::TlsMaterial;
     use snow_shared::dist::{tls, Flags};
     use snow_shared::NodeName;
@@ -272,24 +273,12 @@ pub mod raw {
             config.flags = flags;
         }
         let mut hs = Handshake::initiator(config, target.name().clone(), binding, rand::random(), Instant::now());
-        let mut buf = [0u8; 4096];
-        loop {
-            let out = hs.take_output();
-            // A write may fail once the node has closed: the read below reports why.
-            let _ = stream.write_all(&out).await;
-            let _ = stream.flush().await;
-            while let Some(ev) = hs.poll_event() {
-                if let HandshakeEvent::Established(info) = ev {
-                    return Ok((stream, info));
-                }
-            }
-            hs.result().map_err(RawError::Handshake)?;
-            let n = stream.read(&mut buf).timeout(super::WAIT).await.expect("the node answers").unwrap_or(0);
-            if n == 0 {
-                hs.feed_eof().map_err(RawError::Handshake)?;
-            } else {
-                hs.feed(&buf[..n]).map_err(RawError::Handshake)?;
-            }
+        // The same driver nodes and `snow-epmd ping` use; read errors other than a close are the
+        // node refusing TLS late (an alert).
+        match snow_epmd::handshake::drive(&mut hs, &mut stream, |_, _| {}).await {
+            Ok(info) => Ok((stream, info)),
+            Err(DriveError::Handshake(e)) => Err(RawError::Handshake(e)),
+            Err(DriveError::Io(e)) => Err(RawError::Tls(e)),
         }
     }
 
