@@ -92,7 +92,7 @@ impl Cluster {
     }
 }
 
-/// Sets a node's environment (DESIGN.md 4.2) on `cmd`: name, snow-epmd, cookie file and
+/// Sets a node's environment (README, "Node environment") on `cmd`: name, snow-epmd, cookie file and
 /// ticktime; clears the other variables so the caller's environment cannot leak in.
 pub fn node_env(cmd: &mut Command, name: &str, epmd: &str, cookie: &Path, ticktime: u64) {
     cmd.env("SNOW_NODE", name)

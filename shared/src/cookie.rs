@@ -1,5 +1,5 @@
 //! The cluster cookie: the shared secret every node and snow-epmd daemon of a cluster knows
-//! (DESIGN.md 4.2, 4.5), and the keys derived from it.
+//! (README, "Node environment"; PROTOCOL.md 4.2), and the keys derived from it.
 //!
 //! The cookie itself never crosses the wire. [`derive_key`] stretches it once at start-up with
 //! PBKDF2-HMAC-SHA256 under a fixed, versioned salt that names its purpose ([`KeyLabel`]), so the
@@ -37,9 +37,9 @@ pub const ENV_COOKIE_FILE: &str = "SNOW_COOKIE_FILE";
 /// for the same cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyLabel {
-    /// Node-to-node connection handshake (DESIGN.md 4.5).
+    /// Node-to-node connection handshake (PROTOCOL.md 4.2).
     Distribution,
-    /// Gossip between snow-epmd daemons (DESIGN.md 4.7).
+    /// Gossip between snow-epmd daemons (PROTOCOL.md section 5).
     Gossip,
 }
 

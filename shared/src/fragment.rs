@@ -1,4 +1,4 @@
-//! Fragmentation of large messages, sans-IO (DESIGN.md 4.6, PROTOCOL.md section 3).
+//! Fragmentation of large messages, sans-IO (PROTOCOL.md section 3).
 //!
 //! A message larger than a chunk is sent as a *sequence* of fragments, each carried in its own
 //! frame, so the writer can put ticks, control signals and other senders' small messages between

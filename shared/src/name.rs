@@ -1,4 +1,4 @@
-//! Node names (`name@host`, DESIGN.md 4.1): parsing, validation and canonical form.
+//! Node names (`name@host`, README "Node environment"): parsing, validation and canonical form.
 //!
 //! The `name` part is 1 to 64 characters of `[A-Za-z0-9_-]` and keeps its case. The `host` part is
 //! a DNS name (lowercased, since DNS is case-insensitive), an IPv4 literal, or an IPv6 literal in

@@ -1,4 +1,4 @@
-//! Process and reference identifiers that carry their node's identity (DESIGN.md 4.1).
+//! Process and reference identifiers that carry their node's identity (README, "Guarantees (BEAM's)").
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Exit reasons and the atoms that system messages are made of (DESIGN.md 4.4).
+//! Exit reasons and the atoms that system messages are made of (README, "Guarantees (BEAM's)").
 //!
 //! A reason is any [`Term`]; these helpers build the ones the runtime itself uses. They are cached,
 //! so building `:normal` for every exiting process costs a reference-count increment, not an

@@ -1,4 +1,4 @@
-//! The term codec (DESIGN.md 4.6, PROTOCOL.md section 1): [`Term`] to bytes and back.
+//! The term codec (PROTOCOL.md section 1): [`Term`] to bytes and back.
 //!
 //! An encoded term is one version byte ([`WIRE_VERSION`]) followed by one type-tagged value.
 //! Integers 0 to 127 take a single byte; other integers are zigzag varints; every length and count
@@ -57,7 +57,7 @@ pub(crate) mod tag {
 /// Bounds a decoder enforces on one encoded term. Every bound fails with its own [`DecodeError`].
 ///
 /// The defaults suit distribution traffic: deep enough for any real message, large enough for the
-/// 100 MB messages DESIGN.md 4.6 mentions, small enough that a peer cannot make a node allocate
+/// 100 MB messages README's "Guarantees" mentions, small enough that a peer cannot make a node allocate
 /// without bound. Element counts are further limited by the input itself (each element takes at
 /// least one byte), so `max_elements` only matters for inputs that are large anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

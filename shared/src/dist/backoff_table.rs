@@ -1,5 +1,5 @@
 //! Which nodes are in connection backoff, and until when: the driver's table of failed attempts
-//! (DESIGN.md 5), bounded in size and in time. Time is supplied by the caller; the table never
+//! (README, "Guarantees"), bounded in size and in time. Time is supplied by the caller; the table never
 //! reads a clock or starts a task, it says when it wants to be swept.
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +28,7 @@ struct BackoffEntry {
     forget: Instant,
 }
 
-/// The nodes whose last connection attempt failed (DESIGN.md 5), with their backoff state.
+/// The nodes whose last connection attempt failed (README, "Guarantees"), with their backoff state.
 ///
 /// An entry is useful while its backoff period runs (it holds off on-demand dials) and for one
 /// delay after it (a failure then escalates the delay). After that [`BackoffTable::sweep`] removes

@@ -1,4 +1,4 @@
-//! Control messages of an established connection (DESIGN.md 4.6): what one node tells another
+//! Control messages of an established connection (PROTOCOL.md section 4.3): what one node tells another
 //! about processes (messages, links, monitors, exits, spawns), liveness (TICK), the mesh (which
 //! nodes it is connected to), the global registry and process groups.
 //!

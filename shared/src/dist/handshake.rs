@@ -1,4 +1,4 @@
-//! The node-to-node connection handshake (DESIGN.md 4.5, PROTOCOL.md 4.2), as a deterministic
+//! The node-to-node connection handshake (PROTOCOL.md 4.2), as a deterministic
 //! state machine.
 //!
 //! It runs inside an established TLS 1.3 session; the driver does TLS and hands in a

@@ -1,4 +1,4 @@
-//! The node-to-node distribution protocol, sans-IO (DESIGN.md 4.5, 4.6).
+//! The node-to-node distribution protocol, sans-IO (PROTOCOL.md sections 2-4).
 //!
 //! Each piece is a deterministic value that a driver moves bytes and time through:
 //!

@@ -1,4 +1,4 @@
-//! TLS 1.3 settings for node-to-node connections (DESIGN.md 4.5), shared by the node runtime and
+//! TLS 1.3 settings for node-to-node connections (PROTOCOL.md 4.1), shared by the node runtime and
 //! `snow-epmd ping`.
 //!
 //! rustls is itself sans-IO, so building its configurations belongs here; the drivers wrap them in

@@ -101,7 +101,7 @@ pub(crate) fn put_name(out: &mut Vec<u8>, name: Option<&NodeName>) {
 }
 
 /// Appends a 4-byte big-endian length and the payload: the frame layout of every distribution
-/// message (DESIGN.md 4.6).
+/// message (PROTOCOL.md section 1).
 pub(crate) fn put_frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(payload);

@@ -97,7 +97,7 @@ pub struct NodeBuilder {
 }
 
 impl NodeBuilder {
-    /// A builder for node `name` with the defaults of DESIGN.md 4.2 (snow-epmd at
+    /// A builder for node `name` with the defaults of README's "Node environment" (snow-epmd at
     /// `127.0.0.1:4369`, any free port on all addresses of the family of the name's host,
     /// self-signed TLS, ticktime 20 s). A cookie must still be given.
     pub fn new(name: NodeName) -> NodeBuilder {

@@ -1,4 +1,4 @@
-//! Distribution settings read at start-up (DESIGN.md 4.2).
+//! Distribution settings read at start-up (README, "Node environment").
 //!
 //! | variable | meaning | default |
 //! |---|---|---|

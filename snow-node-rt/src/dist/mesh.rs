@@ -1,4 +1,4 @@
-//! Mesh formation (DESIGN.md 5): connections made on demand, explicitly, or transitively from a
+//! Mesh formation (README, "Guarantees"): connections made on demand, explicitly, or transitively from a
 //! peer's node list; retries with exponential backoff and jitter.
 //!
 //! An attempt retries network failures (refused, unreachable, timed out) up to
