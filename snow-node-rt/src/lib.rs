@@ -57,6 +57,7 @@
 pub mod dist;
 pub mod error;
 mod local;
+mod pool_runtime;
 pub mod reason;
 mod sched;
 pub mod seam;
@@ -67,8 +68,9 @@ pub use error::{
 };
 pub use local::supervisor;
 pub use local::{start_from_env, yield_now, Node, Process, Receive, ReceiveMatch, Spawnable};
+pub use pool_runtime::PoolRuntime;
 pub use reason::IntoExitReason;
-pub use sched::{block_on, spawn as spawn_task, JoinHandle, PoolRuntime};
+pub use sched::{block_on, spawn as spawn_task, JoinHandle};
 pub use seam::{Backpressure, Congestion, Distribution, Host, Monitored, Runtime};
 pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 pub use timers::{sleep, TimerRef};

@@ -24,9 +24,9 @@ use snow_shared::NodeName;
 use zeroize::Zeroizing;
 
 use super::config::{DistConfig, TlsSource, DEFAULT_EPMD};
-use super::core::{offered_flags, Dist, Options};
 use super::error::StartError;
 use super::service::Service;
+use super::state::{offered_flags, Driver, Options};
 use crate::seam::{Distribution, Host, Runtime};
 
 /// Where the TLS identity comes from.
@@ -328,7 +328,7 @@ impl Prepared {
     pub fn start(self, host: Weak<dyn Host>, runtime: Arc<dyn Runtime>) -> Arc<dyn Distribution> {
         let port = self.local.port();
         let creation = self.hs.creation;
-        let dist = Dist::new(
+        let dist = Driver::new(
             host,
             runtime,
             self.hs,
@@ -340,6 +340,7 @@ impl Prepared {
             self.local,
         );
         let dist = Arc::new(dist);
+        dist.spawn(super::mesh::run(dist.clone()));
         dist.spawn(super::listener::run(dist.clone(), self.listener));
         dist.spawn(super::epmd::keep_registered(dist.clone(), self.registration, port));
         log::info!(

@@ -45,8 +45,9 @@ use snow_shared::fragment::{ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 use snow_shared::frame::{frame_header, DEFAULT_MAX_FRAME};
 use snow_shared::NodeName;
 
-use super::core::{lock, Dist, Origin};
+use super::link::{Link, Pushed};
 use super::reactions::{self, Reaction};
+use super::state::{lock, Driver, Origin};
 use crate::seam::Host;
 
 /// Target size of one write: enough frames to fill several TLS records per syscall.
@@ -97,18 +98,6 @@ pub(crate) struct Conn {
     stalled_since: AtomicU64,
 }
 
-/// What [`Conn::push`] did with a frame.
-pub(crate) enum Pushed {
-    /// Queued (or written), and the queue is under its budget.
-    Clear,
-    /// Queued, and the queue is now over its budget: the sender should wait for it to drain.
-    OverBudget,
-    /// Not queued: the queue is at the ceiling given. The frame is handed back.
-    AtCeiling(Vec<u8>),
-    /// Not queued: the connection is closed (its loss is reported to links and monitors).
-    Closed,
-}
-
 /// What one turn of the writer achieved.
 enum Pump {
     /// Everything queued is written.
@@ -119,7 +108,7 @@ enum Pump {
 
 impl Conn {
     /// A connection to the peer described by `info` over `tcp` (the socket it reads and writes).
-    pub fn new(dist: &Dist, info: &PeerInfo, tcp: TcpStream) -> Arc<Conn> {
+    pub fn new(dist: &Driver, info: &PeerInfo, tcp: TcpStream) -> Arc<Conn> {
         let config = OutboundConfig {
             byte_budget: dist.opts.byte_budget,
             fragments: info.flags.contains(Flags::FRAGMENTS),
@@ -372,6 +361,36 @@ impl Conn {
     }
 }
 
+impl Link for Conn {
+    fn peer(&self) -> &NodeName {
+        &self.peer
+    }
+    fn creation(&self) -> u32 {
+        self.creation
+    }
+    fn flags(&self) -> Flags {
+        self.flags
+    }
+    fn push(&self, lane: Lane, frame: Vec<u8>, ceiling: Option<usize>) -> Pushed {
+        Conn::push(self, lane, frame, ceiling)
+    }
+    fn enqueue_all(&self, frames: Vec<(Lane, Vec<u8>)>) {
+        Conn::enqueue_all(self, frames)
+    }
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        Conn::poll_room(self, cx)
+    }
+    fn close(&self) {
+        Conn::close(self)
+    }
+    fn quiesce(&self) {
+        Conn::quiesce(self)
+    }
+    fn queue_high_water(&self) -> usize {
+        Conn::queue_high_water(self)
+    }
+}
+
 /// A waker that does nothing: the write-through path polls the socket once and hands anything
 /// left to the writer task, which then waits with its own waker.
 fn noop_waker() -> &'static Waker {
@@ -429,7 +448,7 @@ impl Write for SocketWriter<'_, '_> {
 
 /// Starts the tasks of an installed connection, handing it the TLS state the handshake ended
 /// with. `leftover` is the plaintext the handshake read past its last message.
-pub(crate) fn start(dist: Arc<Dist>, conn: Arc<Conn>, mut tls: rustls::Connection, leftover: Vec<u8>) {
+pub(crate) fn start(dist: Arc<Driver>, conn: Arc<Conn>, mut tls: rustls::Connection, leftover: Vec<u8>) {
     // The output queue bounds what is buffered; rustls holds at most one batch or one frame more.
     tls.set_buffer_limit(None);
     *lock(&conn.tls) = Some(tls);
@@ -439,7 +458,7 @@ pub(crate) fn start(dist: Arc<Dist>, conn: Arc<Conn>, mut tls: rustls::Connectio
     dist.spawn(reader(dist.clone(), conn, leftover));
 }
 
-async fn writer(dist: Arc<Dist>, conn: Arc<Conn>) {
+async fn writer(dist: Arc<Driver>, conn: Arc<Conn>) {
     let mut batch = Vec::with_capacity(BATCH_BYTES + (64 << 10));
     let reason = loop {
         if conn.is_closed() {
@@ -464,7 +483,7 @@ async fn writer(dist: Arc<Dist>, conn: Arc<Conn>) {
 
 /// Keeps time for the connection: feeds the liveness rules (shared/src/dist/liveness.rs) what the
 /// connection's writes and reads did, and does what they say: a tick, or closing the connection.
-async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
+async fn ticker(dist: Arc<Driver>, conn: Arc<Conn>) {
     let ticktime = dist.opts.ticktime;
     let reason = loop {
         if conn.is_closed() {
@@ -503,7 +522,7 @@ async fn ticker(dist: Arc<Dist>, conn: Arc<Conn>) {
     conn.close();
 }
 
-async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
+async fn reader(dist: Arc<Driver>, conn: Arc<Conn>, leftover: Vec<u8>) {
     let mut inbound = Inbound::new(
         snow_shared::dist::control::DecodeContext::new(conn.flags),
         DEFAULT_MAX_FRAME,
@@ -560,7 +579,7 @@ async fn reader(dist: Arc<Dist>, conn: Arc<Conn>, leftover: Vec<u8>) {
     };
     let reason =
         if conn.is_closed() && reason.starts_with("closed") { "closed by this node".to_owned() } else { reason };
-    dist.connection_down(&conn, &reason);
+    dist.connection_down(&*conn, &reason);
 }
 
 /// A signal the reader sends back to the peer (never refused).
@@ -568,7 +587,7 @@ const REPLY: Origin = Origin::Signal { by_process: false };
 
 /// Acts on one control message from the peer: its reactions ([`reactions::react`]), with
 /// replies queued on this connection as they are made, then what concerns the driver's state.
-fn dispatch(dist: &Arc<Dist>, host: &dyn Host, conn: &Conn, msg: Control) {
+fn dispatch(dist: &Arc<Driver>, host: &dyn Host, conn: &Conn, msg: Control) {
     let mut reply = |msg: Control| {
         let _ = dist.send_on(conn, &msg, REPLY);
     };
@@ -577,7 +596,7 @@ fn dispatch(dist: &Arc<Dist>, host: &dyn Host, conn: &Conn, msg: Control) {
         Reaction::SpawnReply { reference, to, result } => {
             reactions::spawn_reply(dist, host, &conn.peer, reference, to, result, &mut reply)
         }
-        Reaction::NodeList(nodes) => super::mesh::on_node_list(dist, &conn.peer, nodes),
+        Reaction::NodeList(nodes) => dist.on_node_list(&conn.peer, nodes),
         Reaction::SpawnRefused(why) => dist.warn_limited("spawn-refused", || why),
         Reaction::Ignored(name) => log::debug!("{}: ignored {name} from {}", dist.name, conn.peer),
     }

@@ -13,7 +13,7 @@ use futures_lite::future;
 use snow_epmd::client::{register_requesting, Registration, DEFAULT_TIMEOUT};
 use snow_shared::dist::backoff::{Backoff, DEFAULT_BASE};
 
-use super::core::Dist;
+use super::state::Driver;
 
 /// Longest wait between two re-registration attempts. A node learns at once that snow-epmd went
 /// away (its registration connection closes) and then keeps trying; with this cap (jittered over
@@ -44,7 +44,7 @@ async fn stopped_during(stop: &async_channel::Receiver<()>, work: impl std::futu
 }
 
 /// Holds `reg` until shutdown, re-registering whenever snow-epmd drops it.
-pub(crate) async fn keep_registered(dist: Arc<Dist>, mut reg: Registration, port: u16) {
+pub(crate) async fn keep_registered(dist: Arc<Driver>, mut reg: Registration, port: u16) {
     let stop = dist.stop_rx.clone();
     loop {
         if stopped_during(&stop, reg.closed()).await {

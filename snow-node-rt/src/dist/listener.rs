@@ -12,11 +12,11 @@ use async_net::TcpListener;
 use futures_lite::future;
 use snow_shared::dist::admission::Refusal;
 
-use super::core::{lock, Dist};
-use super::session;
+use super::setup;
+use super::state::{lock, Driver};
 
 /// Accepts until the node shuts down.
-pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
+pub(crate) async fn run(dist: Arc<Driver>, listener: TcpListener) {
     let stop = dist.stop_rx.clone();
     loop {
         let next = future::or(async { Some(listener.accept().await) }, async {
@@ -49,7 +49,7 @@ pub(crate) async fn run(dist: Arc<Dist>, listener: TcpListener) {
         };
         let task_dist = dist.clone();
         dist.spawn(async move {
-            let outcome = session::accept(task_dist.clone(), tcp, addr).await;
+            let outcome = setup::accept(task_dist.clone(), tcp, addr).await;
             lock(&task_dist.admission).finish(ticket, outcome, Instant::now());
         });
     }

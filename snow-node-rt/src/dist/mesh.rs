@@ -18,15 +18,13 @@ use std::time::{Duration, Instant};
 use snow_shared::dist::backoff::Backoff;
 use snow_shared::NodeName;
 
-use snow_shared::dist::peer_table::Ensured;
-
-use super::core::{lock, Dist};
 use super::error::DistError;
-use super::session;
+use super::setup;
+use super::state::{lock, Driver};
 
 /// Runs the backoff table's sweeper until the table is empty or the node is gone. It holds the
 /// driver state weakly, so it does not keep a stopped node's state alive.
-fn start_sweeper(dist: &Arc<Dist>) {
+fn start_sweeper(dist: &Arc<Driver>) {
     let runtime = dist.runtime.clone();
     let weak = Arc::downgrade(dist);
     dist.spawn(async move {
@@ -37,7 +35,7 @@ fn start_sweeper(dist: &Arc<Dist>) {
 }
 
 /// One sweep of `dist`'s backoff table; when to sweep next, or `None` to stop.
-fn sweep_once(dist: &Weak<Dist>) -> Option<Instant> {
+fn sweep_once(dist: &Weak<Driver>) -> Option<Instant> {
     let dist = dist.upgrade()?;
     // Taken before the backoff lock, never while holding it.
     let busy: HashSet<NodeName> = lock(&dist.peers).connecting();
@@ -47,7 +45,7 @@ fn sweep_once(dist: &Weak<Dist>) -> Option<Instant> {
 
 /// Starts a connection attempt to `node` in the background. The caller has put a `Connecting`
 /// entry in the peer table; the attempt installs the connection or reports the failure.
-pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bool) {
+pub(crate) fn spawn_attempt(dist: Arc<Driver>, node: NodeName, respect_backoff: bool) {
     dist.clone().spawn(async move {
         if let Err(e) = attempt(&dist, &node, respect_backoff).await {
             if !matches!(e, DistError::Backoff { .. }) {
@@ -61,34 +59,7 @@ pub(crate) fn spawn_attempt(dist: Arc<Dist>, node: NodeName, respect_backoff: bo
     });
 }
 
-/// Makes sure a connection to `node` exists or is being made. Returns a receiver of the outcome
-/// when `wait` is set (for callers that wait for the connection).
-pub(crate) fn ensure(
-    dist: &Arc<Dist>,
-    node: &NodeName,
-    respect_backoff: bool,
-    wait: bool,
-) -> Option<async_channel::Receiver<Result<(), DistError>>> {
-    let (tx, rx) = async_channel::bounded(1);
-    let ensured = lock(&dist.peers).ensure(node, wait.then_some(tx));
-    match ensured {
-        Ensured::Up(waiter) => {
-            if let Some(waiter) = waiter {
-                let _ = waiter.try_send(Ok(()));
-            }
-        }
-        Ensured::Waiting => {}
-        Ensured::Closing(waiter) => {
-            if let Some(waiter) = waiter {
-                let _ = waiter.try_send(Err(DistError::ShuttingDown));
-            }
-        }
-        Ensured::StartAttempt => spawn_attempt(dist.clone(), node.clone(), respect_backoff),
-    }
-    wait.then_some(rx)
-}
-
-async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Result<(), DistError> {
+async fn attempt(dist: &Arc<Driver>, node: &NodeName, respect_backoff: bool) -> Result<(), DistError> {
     if respect_backoff {
         let retry_in = lock(&dist.backoff).retry_in(node, Instant::now());
         if let Some(retry_in) = retry_in {
@@ -98,7 +69,7 @@ async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Re
     let mut retry = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut tries = 1;
     loop {
-        match session::dial(dist, node).await {
+        match setup::dial(dist, node).await {
             Ok(()) => return Ok(()),
             Err(failure) if failure.retriable && tries < dist.opts.connect_attempts => {
                 log::debug!("{}: attempt {tries} to reach {node} failed: {}; retrying", dist.name, failure.error);
@@ -114,35 +85,18 @@ async fn attempt(dist: &Arc<Dist>, node: &NodeName, respect_backoff: bool) -> Re
     }
 }
 
-/// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
-/// list (any length) cannot make this node dial more nodes than this at once. Names beyond it
-/// are skipped; every new connection brings the new peer's own list, so the mesh still forms.
-pub(crate) const MAX_MESH_ATTEMPTS: usize = 16;
-
-/// A peer told us its connected nodes: connect to those we do not know (transitive mesh), while
-/// fewer than [`MAX_MESH_ATTEMPTS`] attempts are in progress.
-pub(crate) fn on_node_list(dist: &Arc<Dist>, from: &NodeName, nodes: Vec<NodeName>) {
-    if !dist.opts.transitive {
-        return;
+/// Starts the connection attempts the driver asks for ([`Driver::start_attempt`]), until the node
+/// shuts down.
+pub(crate) async fn run(dist: Arc<Driver>) {
+    let stop = dist.stop_rx.clone();
+    loop {
+        let next = futures_lite::future::or(async { dist.attempts.1.recv().await.ok() }, async {
+            let _ = stop.recv().await;
+            None
+        })
+        .await;
+        let Some((node, respect_backoff)) = next else { break };
+        spawn_attempt(dist.clone(), node, respect_backoff);
     }
-    let mut attempts = lock(&dist.peers).connecting().len();
-    let mut skipped = 0usize;
-    for node in nodes {
-        if node == dist.name || lock(&dist.peers).knows(&node) {
-            continue;
-        }
-        if attempts >= MAX_MESH_ATTEMPTS {
-            skipped += 1;
-            continue;
-        }
-        log::debug!("{}: {from} is connected to {node}; connecting too", dist.name);
-        ensure(dist, &node, true, false);
-        attempts += 1;
-    }
-    if skipped > 0 {
-        log::info!(
-            "{}: {from}'s node list names {skipped} more nodes than can be dialed now ({MAX_MESH_ATTEMPTS} attempts at once); skipped",
-            dist.name
-        );
-    }
+    let _ = dist.tasks_done.0.try_send(());
 }

@@ -47,14 +47,15 @@
 mod builder;
 pub mod config;
 mod connection;
-mod core;
 mod epmd;
 mod error;
+mod link;
 mod listener;
 mod mesh;
 mod reactions;
 mod service;
-mod session;
+mod setup;
+mod state;
 
 pub use builder::{NodeBuilder, Prepared};
 pub use config::{ConfigError, DistConfig, TlsSource};

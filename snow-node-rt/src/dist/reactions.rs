@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use snow_shared::dist::control::{Control, MonitorTarget};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
-use super::core::{lock, SpawnWait};
+use super::state::{lock, SpawnWait};
 use crate::reason;
 use crate::seam::{Host, Monitored};
 
@@ -117,7 +117,7 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
 /// after this reply on the same connection); then the requester is woken. A reply whose requester
 /// stopped waiting undoes the link (exit `:abandoned`) or monitor made for it.
 pub(crate) fn spawn_reply(
-    dist: &super::core::Dist,
+    dist: &super::state::Driver,
     host: &dyn Host,
     peer: &NodeName,
     reference: Ref,

@@ -13,14 +13,14 @@ use snow_shared::dist::control::{Control, MonitorTarget, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use super::connection::Pushed;
-use super::core::{lock, sender_lane, Dist, Origin, SpawnWait};
-use super::mesh;
+use super::link::Pushed;
+use super::state::{lock, sender_lane, Driver, Origin, SpawnWait};
+
 use crate::error::{DistError, RemoteSpawnError, TrySendError};
 use crate::seam::{Backpressure, BoxFuture, Distribution, Monitored};
 
 /// The distribution layer of one node: a handle on the driver state.
-pub(crate) struct Service(pub Arc<Dist>);
+pub(crate) struct Service(pub Arc<Driver>);
 
 impl Service {
     fn runtime_pid(&self) -> Pid {
@@ -164,7 +164,7 @@ impl Distribution for Service {
             if node == dist.name {
                 return Ok(());
             }
-            let Some(rx) = mesh::ensure(&dist, &node, false, true) else { return Err(DistError::NotDistributed) };
+            let Some(rx) = dist.ensure(&node, false, true) else { return Err(DistError::NotDistributed) };
             match dist.within(deadline, rx.recv()).await {
                 Some(Ok(result)) => result,
                 Some(Err(_)) => Err(DistError::ConnectionLost(node)),
@@ -176,7 +176,7 @@ impl Distribution for Service {
     fn disconnect(&self, node: &NodeName) -> bool {
         match self.0.conn(node) {
             Some(conn) => {
-                self.0.connection_down(&conn, "disconnected by this node");
+                self.0.connection_down(&*conn, "disconnected by this node");
                 true
             }
             None => false,
@@ -187,8 +187,8 @@ impl Distribution for Service {
         let dist = self.0.clone();
         Box::pin(async move {
             dist.shutdown();
-            // The listener and the snow-epmd keeper each report once when they stop.
-            for _ in 0..2 {
+            // The listener, the snow-epmd keeper and the mesh task each report once when they stop.
+            for _ in 0..3 {
                 if dist.within(Duration::from_secs(5), dist.tasks_done.1.recv()).await.is_none() {
                     log::warn!("{}: a distribution task did not stop within 5 s", dist.name);
                     break;
@@ -212,7 +212,7 @@ impl Distribution for Service {
             return;
         }
         lock(&dist.watch).watch(node, watcher);
-        mesh::ensure(dist, node, true, false);
+        dist.ensure(node, true, false);
     }
 
     fn demonitor_node(&self, watcher: &Pid, node: &NodeName) -> bool {
@@ -241,7 +241,7 @@ impl Distribution for Service {
         let (from, node, function) = (from.clone(), node.clone(), function.clone());
         Box::pin(async move {
             connect.await?;
-            let flags = dist.conn(&node).map(|c| c.flags).ok_or_else(|| DistError::ConnectionLost(node.clone()))?;
+            let flags = dist.conn(&node).map(|c| c.flags()).ok_or_else(|| DistError::ConnectionLost(node.clone()))?;
             if !flags.contains(Flags::SPAWN) {
                 return Err(RemoteSpawnError::Unsupported(node));
             }

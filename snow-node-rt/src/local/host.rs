@@ -6,12 +6,12 @@
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::entry::Monitoring;
-use super::node::NodeInner;
+use super::node_state::NodeState;
 use crate::error::SpawnError;
 use crate::reason;
 use crate::seam::{Host, Monitored};
 
-impl Host for NodeInner {
+impl Host for NodeState {
     fn node_name(&self) -> &NodeName {
         self.table.name()
     }
@@ -100,7 +100,7 @@ impl Host for NodeInner {
             child.add_watcher(reference, watcher);
         }
         before_start(child.pid());
-        Ok(super::lifecycle::start(&node, child, move |p| body(p, args)))
+        Ok(body.start(&node, child, args))
     }
 
     fn connection_lost(&self, node: &NodeName) {

@@ -15,27 +15,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::FutureExt;
-use snow_shared::{Pid, Term};
+use snow_shared::Term;
 
 use super::entry::ProcessEntry;
-use super::node::{Node, NodeInner};
-use super::process::Process;
+use super::node_state::NodeState;
 use crate::reason::{self, IntoExitReason};
 
-/// Starts a prepared process running `body`; returns its pid.
-pub(crate) fn start<F, Fut>(node: &Node, entry: Arc<ProcessEntry>, body: F) -> Pid
+/// Runs `body` (the body of the process `entry`, already in the table) as its task on the
+/// scheduler pool, and the exit procedure when it ends. The task is detached: the process reports
+/// its end through links and monitors, like any process.
+pub(crate) fn launch<Fut>(node: Arc<NodeState>, entry: Arc<ProcessEntry>, body: Fut)
 where
-    F: FnOnce(Process) -> Fut,
     Fut: Future + Send + 'static,
     Fut::Output: IntoExitReason,
 {
-    let pid = entry.pid().clone();
-    node.inner.table.insert(entry.clone());
-    let fut = body(Process::new(node.clone(), entry.clone()));
-    // The join handle is dropped: the task is detached and reports its end through links and
-    // monitors, like any process.
-    drop(crate::sched::spawn(run(node.clone(), entry, fut)));
-    pid
+    drop(crate::sched::spawn(run(node, entry, body)));
 }
 
 /// Completes with the exit reason once an exit was decided for the process.
@@ -65,7 +59,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// The whole life of a process: run the body until it returns, panics or is killed, then exit.
-async fn run<Fut>(node: Node, entry: Arc<ProcessEntry>, body: Fut)
+async fn run<Fut>(node: Arc<NodeState>, entry: Arc<ProcessEntry>, body: Fut)
 where
     Fut: Future + Send,
     Fut::Output: IntoExitReason,
@@ -76,7 +70,7 @@ where
                 Ok(result) => result.into_exit_reason(),
                 Err(payload) => {
                     let message = panic_message(&*payload);
-                    log::warn!("{}: process {} panicked: {message}", node.name(), entry.pid());
+                    log::warn!("{}: process {} panicked: {message}", node.table.name(), entry.pid());
                     reason::panic(message)
                 }
             }
@@ -93,12 +87,12 @@ where
     // An exit decided while the body ran its last stretch (a signal, or a send refused at a
     // connection's ceiling) wins over the body's own result: the process died at that point.
     let reason = entry.take_decided_exit().unwrap_or(reason);
-    finish(&node.inner, &entry, reason);
+    finish(&node, &entry, reason);
 }
 
 /// The exit procedure, run by the process's own task: mark dead, free the name, fire links and
 /// monitors, drop the mailbox, tell the distribution layer if it asked.
-fn finish(node: &NodeInner, entry: &ProcessEntry, reason: Term) {
+fn finish(node: &NodeState, entry: &ProcessEntry, reason: Term) {
     let pid = entry.pid();
     let remains = entry.mark_dead();
     node.table.remove(pid);

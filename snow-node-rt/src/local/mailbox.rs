@@ -12,20 +12,33 @@
 //! leaves the others in order. A parked selective receive remembers how far it scanned, so each
 //! message is tested once per receive (the predicate must not depend on anything but the message).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use snow_shared::Term;
 
-use super::process::Process;
+use super::entry::ProcessEntry;
 
 /// Consecutive messages a process may take without yielding to the executor, so a process with a
 /// full mailbox cannot starve the others sharing its thread (BEAM uses reductions for this).
-pub(crate) const BUDGET: u32 = 128;
+const BUDGET: u32 = 128;
 
-impl Process {
+/// The receiving side of one process's mailbox: the private queue the owner takes from, and the
+/// fairness budget. The shared inbox senders append to is in the process's entry.
+pub(crate) struct Mailbox {
+    entry: Arc<ProcessEntry>,
+    private: VecDeque<Term>,
+    budget: u32,
+}
+
+impl Mailbox {
+    pub fn new(entry: Arc<ProcessEntry>) -> Mailbox {
+        Mailbox { entry, private: VecDeque::new(), budget: BUDGET }
+    }
+
     /// Moves everything in the shared inbox to the private queue; if both are empty, parks the
     /// process (registers `cx`'s waker) and returns `false`.
     fn refill_or_park(&mut self, cx: &mut Context<'_>) -> bool {
@@ -45,38 +58,15 @@ impl Process {
 
     /// Waits for the oldest message and takes it.
     pub fn receive(&mut self) -> Receive<'_> {
-        Receive { process: self }
+        Receive { mailbox: self }
     }
 
-    /// Like [`receive`](Process::receive), but gives up after `timeout` (`None`). A zero timeout
-    /// takes a message only if one is already there (Erlang's `after 0`).
-    pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
-        if let Some(msg) = crate::timers::within(timeout, self.receive()).await {
-            return Some(msg);
-        }
-        // The timeout only wins if there is really nothing to take (the receive may have been
-        // yielding for fairness when the timer fired).
-        self.try_receive()
-    }
-
-    /// Waits for the oldest message `accept` returns `true` for and takes it; the messages it
-    /// skips stay in the mailbox in their order.
+    /// Waits for the oldest message `accept` returns `true` for and takes it.
     pub fn receive_match<P>(&mut self, accept: P) -> ReceiveMatch<'_, P>
     where
         P: FnMut(&Term) -> bool,
     {
-        ReceiveMatch { process: self, accept, scanned: 0 }
-    }
-
-    /// Selective receive that gives up after `timeout` (`None`), leaving the mailbox unchanged.
-    pub async fn receive_match_timeout<P>(&mut self, mut accept: P, timeout: Duration) -> Option<Term>
-    where
-        P: FnMut(&Term) -> bool,
-    {
-        if let Some(msg) = crate::timers::within(timeout, self.receive_match(&mut accept)).await {
-            return Some(msg);
-        }
-        self.try_receive_match(accept)
+        ReceiveMatch { mailbox: self, accept, scanned: 0 }
     }
 
     /// Takes the oldest message `accept` returns `true` for, without waiting.
@@ -94,13 +84,13 @@ impl Process {
         self.private.pop_front()
     }
 
-    /// Number of messages waiting in the mailbox.
-    pub fn mailbox_len(&self) -> usize {
+    /// Number of messages waiting.
+    pub fn len(&self) -> usize {
         self.private.len() + self.entry.inbox_len()
     }
 
     /// Removes every message `reject` returns `true` for; returns how many were removed.
-    pub(crate) fn remove_matching(&mut self, mut reject: impl FnMut(&Term) -> bool) -> usize {
+    pub fn remove_matching(&mut self, mut reject: impl FnMut(&Term) -> bool) -> usize {
         let before = self.private.len();
         self.private.retain(|m| !reject(m));
         let removed = before - self.private.len();
@@ -108,40 +98,40 @@ impl Process {
     }
 }
 
-/// Future of [`Process::receive`].
+/// Future of [`Process::receive`](crate::Process::receive).
 #[must_use = "futures do nothing unless awaited"]
 pub struct Receive<'a> {
-    process: &'a mut Process,
+    mailbox: &'a mut Mailbox,
 }
 
 impl Future for Receive<'_> {
     type Output = Term;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Term> {
-        let p = &mut *self.get_mut().process;
-        if p.entry.poll_congestion(cx).is_pending() {
+        let m = &mut *self.get_mut().mailbox;
+        if m.entry.poll_congestion(cx).is_pending() {
             return Poll::Pending;
         }
         loop {
-            if !p.private.is_empty() {
-                if p.must_yield(cx) {
+            if !m.private.is_empty() {
+                if m.must_yield(cx) {
                     return Poll::Pending;
                 }
-                if let Some(msg) = p.private.pop_front() {
+                if let Some(msg) = m.private.pop_front() {
                     return Poll::Ready(msg);
                 }
             }
-            if !p.refill_or_park(cx) {
+            if !m.refill_or_park(cx) {
                 return Poll::Pending;
             }
         }
     }
 }
 
-/// Future of [`Process::receive_match`].
+/// Future of [`Process::receive_match`](crate::Process::receive_match).
 #[must_use = "futures do nothing unless awaited"]
 pub struct ReceiveMatch<'a, P> {
-    process: &'a mut Process,
+    mailbox: &'a mut Mailbox,
     accept: P,
     scanned: usize,
 }
@@ -153,24 +143,24 @@ impl<P: FnMut(&Term) -> bool> Future for ReceiveMatch<'_, P> {
         // Every field is Unpin (a reference, a counter and the predicate, which is never pinned
         // in place), so the future can be taken apart by value.
         let this = Pin::into_inner(self);
-        if this.process.entry.poll_congestion(cx).is_pending() {
+        if this.mailbox.entry.poll_congestion(cx).is_pending() {
             return Poll::Pending;
         }
         loop {
-            let p = &mut *this.process;
-            let start = this.scanned.min(p.private.len());
-            if let Some(offset) = p.private.range(start..).position(&mut this.accept) {
-                if p.must_yield(cx) {
+            let m = &mut *this.mailbox;
+            let start = this.scanned.min(m.private.len());
+            if let Some(offset) = m.private.range(start..).position(&mut this.accept) {
+                if m.must_yield(cx) {
                     this.scanned = start + offset;
                     return Poll::Pending;
                 }
                 this.scanned = 0;
-                if let Some(msg) = p.private.remove(start + offset) {
+                if let Some(msg) = m.private.remove(start + offset) {
                     return Poll::Ready(msg);
                 }
             }
-            this.scanned = p.private.len();
-            if !p.refill_or_park(cx) {
+            this.scanned = m.private.len();
+            if !m.refill_or_park(cx) {
                 return Poll::Pending;
             }
         }

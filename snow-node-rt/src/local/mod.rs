@@ -1,7 +1,7 @@
 //! The local process layer: BEAM-style processes on this crate's scheduler, and this layer as the
 //! [`Host`](crate::seam::Host) of the distribution layer (ARCHITECTURE.md).
 //!
-//! - [`node`]: [`Node`], the runtime value, and what a program calls on it.
+//! - [`node`]: what a program calls on a [`Node`]; `node_state`: what a node's handles share.
 //! - [`process`] / [`mailbox`]: [`Process`], the handle a process body gets.
 //! - `entry`: one process's state, owned there (private fields, named operations).
 //! - `table`: the live processes of a node, pid and reference numbers.
@@ -17,6 +17,7 @@ mod host;
 mod lifecycle;
 pub(crate) mod mailbox;
 pub(crate) mod node;
+mod node_state;
 pub(crate) mod process;
 mod registry;
 mod signals;

@@ -4,104 +4,22 @@
 //! Several `Node`s can live in one OS process (tests run whole clusters in-process); nothing in
 //! the runtime is a hidden global but the scheduler pool they share.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use super::lifecycle;
+pub use super::node_state::Node;
+use super::node_state::NodeState;
 use super::process::Process;
-use super::registry::Registry;
+pub use super::process::Spawnable;
 use super::table::ProcessTable;
 use crate::error::{DistError, RegisterError, SendError, UnregisterError};
 use crate::reason::IntoExitReason;
 use crate::seam::{Distribution, Host};
-use crate::timers::{self, TimerRef};
-
-/// A function other nodes may spawn by name (the allow-list of remote spawn): it gets the new
-/// process and the spawn arguments.
-pub type Spawnable =
-    Arc<dyn Fn(Process, Term) -> Pin<Box<dyn Future<Output = Term> + Send + 'static>> + Send + Sync + 'static>;
-
-/// What a node handle shares: its processes, names, allow-list and distribution.
-pub(crate) struct NodeInner {
-    /// This value's own `Arc`, to hand out [`Node`] handles from `&NodeInner` (the [`Host`]
-    /// implementation spawns processes, whose handle needs one).
-    me: Weak<NodeInner>,
-    pub table: ProcessTable,
-    pub registry: Registry,
-    spawnables: RwLock<HashMap<Atom, Spawnable>>,
-    distribution: RwLock<Option<Arc<dyn Distribution>>>,
-}
-
-impl NodeInner {
-    /// A handle on this node.
-    pub fn handle(&self) -> Option<Node> {
-        self.me.upgrade().map(|inner| Node { inner })
-    }
-
-    /// Runs `f` on the distribution layer, if any, under the read lock: no reference count
-    /// changes, for the per-message paths. `f` must be short and must not install or remove it.
-    pub fn with_distribution<T>(&self, f: impl FnOnce(&dyn Distribution) -> T) -> Option<T> {
-        self.distribution.read().unwrap_or_else(PoisonError::into_inner).as_deref().map(f)
-    }
-
-    pub fn distribution(&self) -> Option<Arc<dyn Distribution>> {
-        self.distribution.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    pub fn spawnable(&self, function: &Atom) -> Option<Spawnable> {
-        self.spawnables.read().unwrap_or_else(PoisonError::into_inner).get(function).cloned()
-    }
-}
-
-/// A runtime: the processes of one node. Cheap to clone (a shared handle).
-///
-/// A node that is not distributed is [`Node::local`] (`nonode@nohost`, creation 0). A distributed
-/// node is started by [`NodeBuilder`](crate::dist::NodeBuilder) or
-/// [`start_from_env`](crate::start_from_env), which give it its name and creation and
-/// install the distribution layer.
-///
-/// ```
-/// use snow_node_rt::{Node, Term};
-///
-/// let node = Node::local();
-/// let (tx, rx) = async_channel::bounded(1);
-/// let pid = node.spawn(move |mut me| async move {
-///     let greeting = me.receive().await;
-///     let _ = tx.send(greeting).await;
-/// });
-/// node.send(&pid, Term::atom("hello"));
-/// assert_eq!(snow_node_rt::block_on(rx.recv()).unwrap(), Term::atom("hello"));
-/// ```
-#[derive(Clone)]
-pub struct Node {
-    pub(crate) inner: Arc<NodeInner>,
-}
-
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Node({}, creation {})", self.inner.table.name(), self.inner.table.creation())
-    }
-}
-
-impl PartialEq for Node {
-    fn eq(&self, other: &Node) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Eq for Node {}
-
-impl std::hash::Hash for Node {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.inner) as usize).hash(state)
-    }
-}
+use crate::timers::TimerRef;
 
 impl Node {
     /// A runtime that is not distributed: `nonode@nohost`, creation 0.
@@ -112,14 +30,7 @@ impl Node {
     /// A runtime for node `name` in its `creation` (README, "Node environment"). Pids it mints
     /// carry both, so they stay valid when sent to other nodes.
     pub fn new(name: NodeName, creation: u32) -> Node {
-        let inner = Arc::new_cyclic(|me| NodeInner {
-            me: me.clone(),
-            table: ProcessTable::new(name, creation),
-            registry: Registry::default(),
-            spawnables: RwLock::new(HashMap::new()),
-            distribution: RwLock::new(None),
-        });
-        Node { inner }
+        NodeState::new_node(ProcessTable::new(name, creation))
     }
 
     /// This node's name (Erlang's `node()`); `nonode@nohost` when local-only.
@@ -140,7 +51,7 @@ impl Node {
     /// This node as the host of its processes, for a distribution layer (weakly: the layer must
     /// not keep the node alive).
     pub fn as_host(&self) -> Weak<dyn Host> {
-        let weak: Weak<NodeInner> = Arc::downgrade(&self.inner);
+        let weak: Weak<NodeState> = Arc::downgrade(&self.inner);
         weak
     }
 
@@ -187,7 +98,7 @@ impl Node {
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
-        lifecycle::start(self, self.inner.table.prepare(), body)
+        super::process::start(self, self.inner.table.prepare(), body)
     }
 
     /// Sends `msg` to `pid` from outside any process (the sender is [`Node::runtime_pid`]).
@@ -237,13 +148,7 @@ impl Node {
     /// Sends `msg` to `to` after `delay`, unless the timer is cancelled first (Erlang's
     /// `erlang:send_after/3`). As in BEAM, if `to` has exited by then the message goes nowhere.
     pub fn send_after(&self, to: &Pid, delay: Duration, msg: Term) -> TimerRef {
-        let node = Arc::downgrade(&self.inner);
-        let to = to.clone();
-        timers::after(delay, move || {
-            if let Some(node) = node.upgrade() {
-                let _ = super::signals::send(&node, None, &to, msg);
-            }
-        })
+        super::signals::send_after(&self.inner, to, delay, msg)
     }
 
     /// Allows other nodes to spawn `function` by `name` (remote spawn runs only allow-listed
@@ -254,7 +159,7 @@ impl Node {
         Fut: Future<Output = Term> + Send + 'static,
     {
         let boxed: Spawnable = Arc::new(move |p, args| Box::pin(function(p, args)));
-        self.inner.spawnables.write().unwrap_or_else(PoisonError::into_inner).insert(Atom::new(name), boxed);
+        self.inner.add_spawnable(Atom::new(name), Arc::new(boxed));
     }
 
     /// For tests: how many links, monitors on it, and monitors it holds the live local process
@@ -269,7 +174,7 @@ impl Node {
     /// Installs the distribution layer. Operations on pids of other nodes go through it; without
     /// one they behave as if sent to a dead process. The distribution starters call this.
     pub fn set_distribution(&self, distribution: Arc<dyn Distribution>) {
-        *self.inner.distribution.write().unwrap_or_else(PoisonError::into_inner) = Some(distribution);
+        self.inner.set_distribution(Some(distribution));
     }
 
     fn dist(&self) -> Result<Arc<dyn Distribution>, DistError> {
@@ -316,8 +221,7 @@ impl Node {
     /// across them fire `:noconnection`), the node unregisters from snow-epmd, and remote pids
     /// behave as dead from then on. Local processes keep running. Idempotent.
     pub async fn shutdown(&self) {
-        let dist = self.inner.distribution.write().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(dist) = dist {
+        if let Some(dist) = self.inner.set_distribution(None) {
             dist.shutdown().await;
         }
     }

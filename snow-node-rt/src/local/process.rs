@@ -1,8 +1,8 @@
 //! [`Process`]: the handle a process body gets to its own mailbox and to the runtime, with every
-//! operation only a process can do (receiving is in `mailbox.rs`).
+//! operation only a process can do (how receiving works is `mailbox.rs`'s).
 
-use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use smol_timeout::TimeoutExt;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::entry::ProcessEntry;
-use super::node::Node;
+use super::mailbox::{Mailbox, Receive, ReceiveMatch};
+use super::node_state::{AllowListed, Node};
 use super::signals;
 use crate::error::{DistError, LinkError, RegisterError, RemoteSpawnError, SendError, TrySendError};
 use crate::reason::IntoExitReason;
@@ -30,10 +31,9 @@ use crate::timers::TimerRef;
 /// `process_flag(trap_exit, B)` = [`trap_exit`](Process::trap_exit), `make_ref()` =
 /// [`make_ref`](Process::make_ref).
 pub struct Process {
-    pub(crate) node: Node,
-    pub(crate) entry: Arc<ProcessEntry>,
-    pub(crate) private: VecDeque<Term>,
-    pub(crate) budget: u32,
+    node: Node,
+    entry: Arc<ProcessEntry>,
+    mailbox: Mailbox,
 }
 
 impl std::fmt::Debug for Process {
@@ -44,8 +44,65 @@ impl std::fmt::Debug for Process {
 
 impl Process {
     pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>) -> Process {
-        Process { node, entry, private: VecDeque::new(), budget: super::mailbox::BUDGET }
+        let mailbox = Mailbox::new(entry.clone());
+        Process { node, entry, mailbox }
     }
+
+    // ---- receiving ----------------------------------------------------------------------------
+
+    /// Waits for the oldest message and takes it (Erlang's `receive`). Every receive is a
+    /// suspension point: a process that a congested connection asked to wait waits here first.
+    pub fn receive(&mut self) -> Receive<'_> {
+        self.mailbox.receive()
+    }
+
+    /// Like [`receive`](Process::receive), but gives up after `timeout` (`None`). A zero timeout
+    /// takes a message only if one is already there (Erlang's `after 0`).
+    pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
+        if let Some(msg) = crate::timers::within(timeout, self.mailbox.receive()).await {
+            return Some(msg);
+        }
+        // The timeout only wins if there is really nothing to take (the receive may have been
+        // yielding for fairness when the timer fired).
+        self.mailbox.try_receive()
+    }
+
+    /// Waits for the oldest message `accept` returns `true` for and takes it; the messages it
+    /// skips stay in the mailbox in their order (selective receive).
+    pub fn receive_match<P>(&mut self, accept: P) -> ReceiveMatch<'_, P>
+    where
+        P: FnMut(&Term) -> bool,
+    {
+        self.mailbox.receive_match(accept)
+    }
+
+    /// Selective receive that gives up after `timeout` (`None`), leaving the mailbox unchanged.
+    pub async fn receive_match_timeout<P>(&mut self, mut accept: P, timeout: Duration) -> Option<Term>
+    where
+        P: FnMut(&Term) -> bool,
+    {
+        if let Some(msg) = crate::timers::within(timeout, self.mailbox.receive_match(&mut accept)).await {
+            return Some(msg);
+        }
+        self.mailbox.try_receive_match(accept)
+    }
+
+    /// Takes the oldest message `accept` returns `true` for, without waiting.
+    pub fn try_receive_match(&mut self, accept: impl FnMut(&Term) -> bool) -> Option<Term> {
+        self.mailbox.try_receive_match(accept)
+    }
+
+    /// Takes the oldest message if there is one, without waiting.
+    pub fn try_receive(&mut self) -> Option<Term> {
+        self.mailbox.try_receive()
+    }
+
+    /// Number of messages waiting in the mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    // ---- everything else -------------------------------------------------------------------
 
     /// This process's pid (`self()`).
     pub fn pid(&self) -> &Pid {
@@ -59,7 +116,7 @@ impl Process {
 
     /// A fresh reference (Erlang's `make_ref()`), e.g. to tag a request and match its reply.
     pub fn make_ref(&self) -> Ref {
-        self.node.make_ref()
+        self.node.inner.table.make_ref()
     }
 
     /// Sends `msg` to `to`. Never blocks; sending to a dead pid does nothing (as in BEAM).
@@ -79,7 +136,9 @@ impl Process {
 
     /// Sends `msg` to the process registered as `name` on this node.
     pub fn send_named(&self, name: &str, msg: Term) -> Result<(), SendError> {
-        let pid = self.node.whereis(name).ok_or_else(|| SendError::NotRegistered(name.to_owned()))?;
+        let state = &self.node.inner;
+        let pid =
+            state.registry.whereis(&state.table, name).ok_or_else(|| SendError::NotRegistered(name.to_owned()))?;
         self.send(&pid, msg);
         Ok(())
     }
@@ -218,7 +277,7 @@ impl Process {
             None => false,
         };
         if flush && !active {
-            self.remove_matching(|m| is_down_for(m, reference));
+            self.mailbox.remove_matching(|m| is_down_for(m, reference));
         }
         active
     }
@@ -304,7 +363,7 @@ impl Process {
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
-        self.node.spawn(body)
+        start(&self.node, self.node.inner.table.prepare(), body)
     }
 
     /// Spawns a process linked to this one; the link exists before the new process runs.
@@ -316,7 +375,7 @@ impl Process {
     {
         let child = self.node.inner.table.prepare();
         signals::prelink(&self.entry, &child);
-        super::lifecycle::start(&self.node, child, body)
+        start(&self.node, child, body)
     }
 
     /// Spawns a process monitored by this one; the monitor exists before the new process runs.
@@ -328,23 +387,51 @@ impl Process {
     {
         let child = self.node.inner.table.prepare();
         let reference = signals::premonitor(&self.node.inner, &self.entry, &child);
-        (super::lifecycle::start(&self.node, child, body), reference)
+        (start(&self.node, child, body), reference)
     }
 
     /// Registers this process under `name` (see [`Node::register`]).
     pub fn register(&self, name: &str) -> Result<(), RegisterError> {
-        self.node.register(name, self.pid())
+        let state = &self.node.inner;
+        state.registry.register(&state.table, name, self.pid())
     }
 
     /// Sends `msg` to `to` after `delay` (see [`Node::send_after`]).
     pub fn send_after(&self, to: &Pid, delay: Duration, msg: Term) -> TimerRef {
-        self.node.send_after(to, delay, msg)
+        signals::send_after(&self.node.inner, to, delay, msg)
     }
 
     /// The registered name of this process, if any.
     pub fn registered_name(&self) -> Option<Atom> {
         self.entry.name()
     }
+}
+
+/// A function run as a process body with arguments: what [`Node::register_spawnable`] puts on the
+/// allow-list of remote spawn, and what a supervisor's child spec starts.
+pub type Spawnable =
+    Arc<dyn Fn(Process, Term) -> Pin<Box<dyn Future<Output = Term> + Send + 'static>> + Send + Sync + 'static>;
+
+impl AllowListed for Spawnable {
+    fn start(&self, node: &Node, entry: Arc<ProcessEntry>, args: Term) -> Pid {
+        let body = self.clone();
+        start(node, entry, move |p| body(p, args))
+    }
+}
+
+/// Starts the prepared process `entry` running `body`, which gets the process's handle; returns
+/// its pid.
+pub(crate) fn start<F, Fut>(node: &Node, entry: Arc<ProcessEntry>, body: F) -> Pid
+where
+    F: FnOnce(Process) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoExitReason,
+{
+    let pid = entry.pid().clone();
+    node.inner.table.insert(entry.clone());
+    let fut = body(Process::new(node.clone(), entry.clone()));
+    super::lifecycle::launch(node.inner.clone(), entry, fut);
+    pid
 }
 
 /// Lets the other processes of this scheduler thread run before this one goes on (Erlang's

@@ -5,17 +5,21 @@
 //! that acts for it, so per sender-receiver order holds for messages and signals alike. The rules
 //! a receiver applies to an exit signal are [`ProcessEntry::exit_signal`]'s.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use snow_shared::{Pid, Ref, Term};
 
 use super::entry::{Monitoring, ProcessEntry};
-use super::node::NodeInner;
+use super::node_state::NodeState;
 use super::table::Route;
 use crate::reason;
 use crate::seam::{Backpressure, Monitored};
+use crate::timers::TimerRef;
 
 /// Sends a message; never blocks, dropped if `to` is dead. A message to another node may come
 /// back with backpressure for the sending process (`from`).
-pub(crate) fn send(node: &NodeInner, from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure {
+pub(crate) fn send(node: &NodeState, from: Option<&Pid>, to: &Pid, msg: Term) -> Backpressure {
     if to.node() == node.table.name() {
         // The hot path: delivered under the table's read lock, without cloning the entry's `Arc`.
         node.table.with(to, |p| p.deliver(msg));
@@ -25,7 +29,7 @@ pub(crate) fn send(node: &NodeInner, from: Option<&Pid>, to: &Pid, msg: Term) ->
 }
 
 /// Sends an exit signal from `from` to `to`; `linked` says it comes from a link breaking.
-pub(crate) fn exit(node: &NodeInner, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure {
+pub(crate) fn exit(node: &NodeState, from: &Pid, to: &Pid, reason: Term, linked: bool) -> Backpressure {
     match node.table.route(to) {
         Route::Local(p) => p.exit_signal(from, reason, linked),
         Route::Dead => {}
@@ -37,7 +41,7 @@ pub(crate) fn exit(node: &NodeInner, from: &Pid, to: &Pid, reason: Term, linked:
 }
 
 /// Tells `watcher` that `target`, which it monitors with `reference`, ended.
-pub(crate) fn down(node: &NodeInner, watcher: &Pid, reference: &Ref, target: &Pid, reason: Term) {
+pub(crate) fn down(node: &NodeState, watcher: &Pid, reference: &Ref, target: &Pid, reason: Term) {
     match node.table.route(watcher) {
         Route::Local(p) => p.down(reference, &Monitored::Pid(target.clone()), reason),
         Route::Dead => {}
@@ -49,7 +53,7 @@ pub(crate) fn down(node: &NodeInner, watcher: &Pid, reference: &Ref, target: &Pi
 
 /// Removes the monitor `reference` that `watcher` holds from the monitored side.
 pub(crate) fn forget_watcher(
-    node: &NodeInner,
+    node: &NodeState,
     watcher: &Pid,
     monitoring: &Monitoring,
     reference: &Ref,
@@ -65,8 +69,20 @@ pub(crate) fn forget_watcher(
     Backpressure::Clear
 }
 
+/// Sends `msg` to `to` after `delay`, unless the returned timer is cancelled first; dropped if
+/// `to` has exited by then (or the node is gone).
+pub(crate) fn send_after(node: &Arc<NodeState>, to: &Pid, delay: Duration, msg: Term) -> TimerRef {
+    let node = Arc::downgrade(node);
+    let to = to.clone();
+    crate::timers::after(delay, move || {
+        if let Some(node) = node.upgrade() {
+            let _ = send(&node, None, &to, msg);
+        }
+    })
+}
+
 /// Links `me` (a live local process) with `other`. `false` when `other` does not exist.
-pub(crate) fn link(node: &NodeInner, me: &ProcessEntry, other: &Pid) -> bool {
+pub(crate) fn link(node: &NodeState, me: &ProcessEntry, other: &Pid) -> bool {
     if other == me.pid() {
         return true;
     }
@@ -85,7 +101,7 @@ pub(crate) fn link(node: &NodeInner, me: &ProcessEntry, other: &Pid) -> bool {
 }
 
 /// Removes the link between `me` and `other` on both sides.
-pub(crate) fn unlink(node: &NodeInner, me: &ProcessEntry, other: &Pid) {
+pub(crate) fn unlink(node: &NodeState, me: &ProcessEntry, other: &Pid) {
     let had = me.remove_link(other);
     match node.table.route(other) {
         Route::Local(target) => {
@@ -104,7 +120,7 @@ pub(crate) fn unlink(node: &NodeInner, me: &ProcessEntry, other: &Pid) {
 
 /// Makes `me` monitor `target` with a fresh reference. A target that does not exist gives an
 /// immediate `{:DOWN, ref, item, :noproc}`.
-pub(crate) fn monitor(node: &NodeInner, me: &ProcessEntry, target: Monitored) -> Ref {
+pub(crate) fn monitor(node: &NodeState, me: &ProcessEntry, target: Monitored) -> Ref {
     let reference = node.table.make_ref();
     // A name on this node is resolved now, as Erlang does; the `:DOWN` still names it.
     let resolved = match &target {
@@ -145,7 +161,7 @@ pub(crate) fn prelink(parent: &ProcessEntry, child: &ProcessEntry) {
 }
 
 /// Makes `parent` monitor a process that has not started yet (spawn_monitor).
-pub(crate) fn premonitor(node: &NodeInner, parent: &ProcessEntry, child: &ProcessEntry) -> Ref {
+pub(crate) fn premonitor(node: &NodeState, parent: &ProcessEntry, child: &ProcessEntry) -> Ref {
     let reference = node.table.make_ref();
     parent.add_monitoring(&reference, Monitoring::of(Monitored::Pid(child.pid().clone())));
     child.add_watcher(&reference, parent.pid());

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::node::Node;
+use super::node_state::Node;
 use crate::dist::{DistConfig, NodeBuilder, StartError};
 
 impl NodeBuilder {
@@ -17,7 +17,7 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, StartError> {
         let prepared = self.prepare().await?;
         let node = Node::new(prepared.name().clone(), prepared.creation());
-        let distribution = prepared.start(node.as_host(), Arc::new(crate::sched::PoolRuntime));
+        let distribution = prepared.start(node.as_host(), Arc::new(crate::PoolRuntime));
         node.set_distribution(distribution);
         Ok(node)
     }

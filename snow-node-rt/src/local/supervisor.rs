@@ -32,8 +32,7 @@ use smol_timeout::TimeoutExt;
 
 use snow_shared::{Pid, Term};
 
-use super::node::Spawnable;
-use super::process::Process;
+use super::process::{Process, Spawnable};
 use crate::reason::{self, IntoExitReason};
 
 /// How a supervisor reacts to a child's exit.

@@ -60,8 +60,6 @@ use std::time::{Duration, Instant};
 
 use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
-use crate::seam::{BoxFuture, Runtime};
-
 pub(crate) mod heap;
 use concurrent_queue::{ConcurrentQueue, PushError};
 
@@ -145,22 +143,6 @@ fn global() -> &'static Pool {
     })
 }
 
-/// The scheduler pool as the runtime of a distribution layer ([`Runtime`]): tasks on the pool,
-/// waits on the runtime's timer service. A foreign host may use it for its distribution layer
-/// while it runs its own processes elsewhere.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PoolRuntime;
-
-impl Runtime for PoolRuntime {
-    fn spawn(&self, task: BoxFuture<()>) {
-        drop(spawn(task));
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        Box::pin(crate::timers::sleep_until(deadline))
-    }
-}
-
 /// Runs `future` to completion on the calling thread (which must not be one of the scheduler's
 /// threads), driving sockets and timers meanwhile: the entry point for code outside processes,
 /// such as `main` or a test. Processes themselves run on the scheduler's threads.
@@ -218,11 +200,11 @@ impl<T> Drop for JoinHandle<T> {
 /// A pool of worker threads. The process-wide one lives forever; others (tests) stop their
 /// threads when dropped.
 pub(crate) struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
 }
 
 /// What the workers and the wakers of a pool share.
-struct Shared {
+struct PoolShared {
     /// Tasks woken or spawned outside the pool's threads.
     injector: ConcurrentQueue<Runnable>,
     workers: Box<[WorkerSlot]>,
@@ -266,7 +248,7 @@ impl WorkerSlot {
 
 /// The part of a worker only its own thread touches.
 struct Local {
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
     index: usize,
     lifo: Cell<Option<Runnable>>,
     /// The worker is parked (driving the reactor): a task it wakes must end the park.
@@ -301,7 +283,7 @@ impl Pool {
                 thread: OnceLock::new(),
             })
             .collect();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PoolShared {
             injector: ConcurrentQueue::unbounded(),
             workers,
             // Every worker starts out searching.
@@ -365,7 +347,7 @@ impl Drop for Pool {
     }
 }
 
-impl Shared {
+impl PoolShared {
     /// The schedule function of every task: called when the task is woken.
     fn schedule(self: &Arc<Self>, runnable: Runnable, info: ScheduleInfo) {
         let mut pending = Some(runnable);
@@ -461,7 +443,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 /// A worker's private loop state.
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
     index: usize,
     searching: bool,
     tick: u32,
@@ -478,7 +460,7 @@ struct Park {
     spin_until: Instant,
 }
 
-fn worker_main(shared: Arc<Shared>, index: usize) {
+fn worker_main(shared: Arc<PoolShared>, index: usize) {
     let _ = shared.workers[index].thread.set(std::thread::current());
     let installed = WORKER.with(|cell| {
         cell.set(Local { shared: shared.clone(), index, lifo: Cell::new(None), parked: Cell::new(false) }).is_ok()
@@ -642,7 +624,7 @@ impl Worker {
             sleepers.push(self.index);
             shared.num_sleepers.fetch_add(1, SeqCst);
         }
-        // Pairs with the fence in `Shared::notify`: a notifier that saw this worker still
+        // Pairs with the fence in `PoolShared::notify`: a notifier that saw this worker still
         // searching (and so woke nobody) pushed its work before that; the look below sees it.
         fence(SeqCst);
         if shared.shutdown.load(SeqCst) || shared.has_stealable_work() {

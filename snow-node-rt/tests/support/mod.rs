@@ -195,9 +195,9 @@ pub mod raw {
     use futures_rustls::client::TlsStream;
     use futures_rustls::TlsConnector;
     use smol_timeout::TimeoutExt;
+    use snow_epmd::handshake::DriveError;
     use snow_node_rt::Node;
     use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
-    use snow_epmd::handshake::DriveError;
     use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo};
     use snow_shared::dist::tls::TlsMaterial;
     use snow_shared::dist::{tls, Flags};

@@ -20,13 +20,13 @@ use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
-use snow_shared::dist::peer_table::{NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
+use snow_shared::dist::peer_table::{Ensured, NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
 use snow_shared::dist::Flags;
 use snow_shared::log_limit::{suppressed_note, LogLimit};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
-use super::connection::{Conn, Pushed};
 use super::error::DistError;
+use super::link::{self, Link, Pushed};
 use crate::seam::{Backpressure, Congestion, Host, Runtime};
 
 /// Tunables of the driver (the builder sets them; defaults in [`Options::default`]).
@@ -62,16 +62,19 @@ impl Default for Options {
     }
 }
 
+/// A connection attempt for the mesh task: the node, and whether to respect its backoff.
+pub(crate) type Attempt = (NodeName, bool);
+
 /// Who waits for the outcome of a connection attempt.
 pub(crate) type Waiter = Sender<Result<(), DistError>>;
 /// The peer table of the driver: the sans-IO rules of `snow_shared::dist::peer_table`, with the
 /// driver's connections and waiters.
-pub(crate) type Peers = PeerTable<Arc<Conn>, Waiter>;
+pub(crate) type Peers = PeerTable<Arc<dyn Link>, Waiter>;
 
 /// Moves what was queued while connecting onto `conn`, and returns who waited for it. The caller
 /// still holds the peers lock that made `conn` visible: a sender that finds `conn` queues behind
 /// these frames, never ahead of them (per-sender order across the connection's set-up).
-fn take_over(conn: &Conn, pending: Option<Pending<Waiter>>) -> Vec<Waiter> {
+fn take_over(conn: &dyn Link, pending: Option<Pending<Waiter>>) -> Vec<Waiter> {
     match pending {
         Some(mut pending) => {
             conn.enqueue_all(std::mem::take(&mut pending.queue));
@@ -103,7 +106,7 @@ fn wake_waiters(waiters: Vec<Waiter>) {
 /// The congestion of one node's queue, as a suspended sender waits for it. Holds the driver
 /// state weakly: a stopped node releases its suspended senders.
 struct PeerCongestion {
-    dist: std::sync::Weak<Dist>,
+    dist: std::sync::Weak<Driver>,
     node: NodeName,
 }
 
@@ -130,7 +133,7 @@ pub(crate) struct SpawnWait {
     pub abandoned: bool,
 }
 
-/// Who a frame comes from, for the rules of [`Dist::route_frame`].
+/// Who a frame comes from, for the rules of [`Driver::route_frame`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Origin {
     /// A message sent by a process: suspended over the budget, stopped at the ceiling.
@@ -147,7 +150,7 @@ pub(crate) enum Origin {
 /// One distributed node's driver state. Shared by its tasks through `Arc`; it refers to its host
 /// weakly, so the host (which holds this through its [`Distribution`](crate::seam::Distribution))
 /// does not keep itself alive.
-pub(crate) struct Dist {
+pub(crate) struct Driver {
     host: Weak<dyn Host>,
     /// Runs the driver's tasks and keeps its time.
     pub runtime: Arc<dyn Runtime>,
@@ -173,7 +176,10 @@ pub(crate) struct Dist {
     /// Closed at shutdown: the listener and the snow-epmd keeper stop when `recv` fails.
     pub stop_tx: Sender<()>,
     pub stop_rx: Receiver<()>,
-    /// Ended by the listener and the snow-epmd keeper when they stop: shutdown waits for both.
+    /// Connection attempts to start (node, whether to respect its backoff), for the mesh task.
+    pub attempts: (Sender<Attempt>, Receiver<Attempt>),
+    /// Ended by the listener, the snow-epmd keeper and the mesh task when they stop: shutdown
+    /// waits for all three.
     pub tasks_done: (Sender<()>, Receiver<()>),
 }
 
@@ -193,15 +199,20 @@ pub(crate) fn offered_flags(transitive: bool) -> Flags {
     }
 }
 
-/// What [`Dist::decide`] concluded for an authenticated incoming connection.
+/// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
+/// list (any length) cannot make this node dial more nodes than this at once. Names beyond it
+/// are skipped; every new connection brings the new peer's own list, so the mesh still forms.
+pub(crate) const MAX_MESH_ATTEMPTS: usize = 16;
+
+/// What [`Driver::decide`] concluded for an authenticated incoming connection.
 pub(crate) enum Decision {
     /// Keep it: the new connection is installed (and an older one, if any, was replaced).
-    Accept(Arc<Conn>),
+    Accept,
     /// Refuse it: another connection with that node is kept.
     Duplicate,
 }
 
-impl Dist {
+impl Driver {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         host: Weak<dyn Host>,
@@ -213,7 +224,7 @@ impl Dist {
         epmd: String,
         opts: Options,
         listen_addr: SocketAddr,
-    ) -> Dist {
+    ) -> Driver {
         let (stop_tx, stop_rx) = async_channel::bounded(1);
         let admission = Admission::new(AdmissionLimits {
             max_pending: opts.max_pending_handshakes,
@@ -222,7 +233,7 @@ impl Dist {
             window: Duration::from_secs(60),
         });
         let peers = Mutex::new(PeerTable::new(hs.local.clone()));
-        Dist {
+        Driver {
             host,
             runtime,
             name: hs.local.clone(),
@@ -243,7 +254,8 @@ impl Dist {
             closing: AtomicBool::new(false),
             stop_tx,
             stop_rx,
-            tasks_done: async_channel::bounded(2),
+            attempts: async_channel::unbounded(),
+            tasks_done: async_channel::bounded(3),
         }
     }
 
@@ -293,11 +305,11 @@ impl Dist {
     }
 
     /// The connection to `node`, if up.
-    pub fn conn(&self, node: &NodeName) -> Option<Arc<Conn>> {
+    pub fn conn(&self, node: &NodeName) -> Option<Arc<dyn Link>> {
         lock(&self.peers).connection(node).cloned()
     }
 
-    /// Queues a control message for `node` (see [`Dist::route_frame`]).
+    /// Queues a control message for `node` (see [`Driver::route_frame`]).
     pub fn route(self: &Arc<Self>, node: &NodeName, msg: &Control, origin: Origin) -> Backpressure {
         self.route_frame(node, lane_of(msg), msg.to_bytes(), origin)
     }
@@ -318,33 +330,33 @@ impl Dist {
             Routed::Queued { .. } | Routed::Dropped => return Backpressure::Clear,
             Routed::AtCeiling(_) => return self.overflow(node),
             Routed::StartAttempt => {
-                super::mesh::spawn_attempt(self.clone(), node.clone(), true);
+                self.start_attempt(node, true);
                 return Backpressure::Clear;
             }
         };
-        self.push_on(&conn, lane, bytes, origin)
+        self.push_on(&*conn, lane, bytes, origin)
     }
 
     /// Queues a control message on an established connection (a reply from its reader, or a
     /// send whose caller already holds the connection). Signals are never refused.
-    pub fn send_on(self: &Arc<Self>, conn: &Conn, msg: &Control, origin: Origin) -> Backpressure {
+    pub fn send_on(self: &Arc<Self>, conn: &dyn Link, msg: &Control, origin: Origin) -> Backpressure {
         self.push_on(conn, lane_of(msg), msg.to_bytes(), origin)
     }
 
-    fn push_on(self: &Arc<Self>, conn: &Conn, lane: Lane, bytes: Vec<u8>, origin: Origin) -> Backpressure {
+    fn push_on(self: &Arc<Self>, conn: &dyn Link, lane: Lane, bytes: Vec<u8>, origin: Origin) -> Backpressure {
         let ceiling = match origin {
             Origin::Process | Origin::Runtime => Some(self.ceiling()),
             Origin::Signal { .. } => None,
         };
         match conn.push(lane, bytes, ceiling) {
             Pushed::Clear | Pushed::Closed => Backpressure::Clear,
-            Pushed::OverBudget => self.suspend(&conn.peer, origin),
-            Pushed::AtCeiling(_) if origin == Origin::Process => self.overflow(&conn.peer),
+            Pushed::OverBudget => self.suspend(conn.peer(), origin),
+            Pushed::AtCeiling(_) if origin == Origin::Process => self.overflow(conn.peer()),
             Pushed::AtCeiling(bytes) => {
                 self.warn_limited("ceiling-runtime", || {
                     format!(
                         "closing the connection to {}: a message sent from outside any process found its send queue at its ceiling ({} bytes); links and monitors across it fire :noconnection",
-                        conn.peer,
+                        conn.peer(),
                         self.ceiling()
                     )
                 });
@@ -377,6 +389,68 @@ impl Dist {
         Backpressure::Overflow(crate::reason::send_queue_overflow(node))
     }
 
+    /// Asks the mesh task to start a connection attempt to `node` (the caller has put a
+    /// connecting entry in the peer table).
+    pub fn start_attempt(&self, node: &NodeName, respect_backoff: bool) {
+        // Unbounded, and never closed before the driver state is dropped.
+        let _ = self.attempts.0.try_send((node.clone(), respect_backoff));
+    }
+
+    /// Makes sure a connection to `node` exists or is being made. Returns a receiver of the outcome
+    /// when `wait` is set (for callers that wait for the connection).
+    pub fn ensure(
+        &self,
+        node: &NodeName,
+        respect_backoff: bool,
+        wait: bool,
+    ) -> Option<async_channel::Receiver<Result<(), DistError>>> {
+        let (tx, rx) = async_channel::bounded(1);
+        let ensured = lock(&self.peers).ensure(node, wait.then_some(tx));
+        match ensured {
+            Ensured::Up(waiter) => {
+                if let Some(waiter) = waiter {
+                    let _ = waiter.try_send(Ok(()));
+                }
+            }
+            Ensured::Waiting => {}
+            Ensured::Closing(waiter) => {
+                if let Some(waiter) = waiter {
+                    let _ = waiter.try_send(Err(DistError::ShuttingDown));
+                }
+            }
+            Ensured::StartAttempt => self.start_attempt(node, respect_backoff),
+        }
+        wait.then_some(rx)
+    }
+
+    /// A peer told us its connected nodes: connect to those we do not know (transitive mesh), while
+    /// fewer than [`MAX_MESH_ATTEMPTS`] attempts are in progress.
+    pub fn on_node_list(&self, from: &NodeName, nodes: Vec<NodeName>) {
+        if !self.opts.transitive {
+            return;
+        }
+        let mut attempts = lock(&self.peers).connecting().len();
+        let mut skipped = 0usize;
+        for node in nodes {
+            if node == self.name || lock(&self.peers).knows(&node) {
+                continue;
+            }
+            if attempts >= MAX_MESH_ATTEMPTS {
+                skipped += 1;
+                continue;
+            }
+            log::debug!("{}: {from} is connected to {node}; connecting too", self.name);
+            self.ensure(&node, true, false);
+            attempts += 1;
+        }
+        if skipped > 0 {
+            log::info!(
+                "{}: {from}'s node list names {skipped} more nodes than can be dialed now ({MAX_MESH_ATTEMPTS} attempts at once); skipped",
+                self.name
+            );
+        }
+    }
+
     /// Whether a sender to `node` may go on now; if not, registers `cx`'s waker to be woken when
     /// the queue drains, moves onto a connection, or the node is gone.
     pub fn poll_room(&self, node: &NodeName, cx: &mut Context<'_>) -> Poll<()> {
@@ -390,13 +464,13 @@ impl Dist {
 
     /// Acceptor side, after the initiator proved the cookie: keep this connection or not (the
     /// rules of [`PeerTable::decide`]). `make` builds the connection if it is kept.
-    pub fn decide(&self, peer: &PeerInfo, make: impl FnOnce() -> Arc<Conn>) -> (Decision, Option<Arc<Conn>>) {
+    pub fn decide(&self, peer: &PeerInfo, make: impl FnOnce() -> Arc<dyn Link>) -> (Decision, Option<Arc<dyn Link>>) {
         let mut peers = lock(&self.peers);
         let mut made = None;
         let verdict = peers.decide(
             &peer.name,
             peer.creation,
-            |c| c.creation,
+            |c| c.creation(),
             || {
                 let conn = make();
                 made = Some(conn.clone());
@@ -405,10 +479,10 @@ impl Dist {
         );
         match (verdict, made) {
             (Verdict::Accept { replaced, pending }, Some(conn)) => {
-                let waiters = take_over(&conn, pending);
+                let waiters = take_over(&*conn, pending);
                 drop(peers);
                 wake_waiters(waiters);
-                (Decision::Accept(conn), replaced)
+                (Decision::Accept, replaced)
             }
             _ => (Decision::Duplicate, None),
         }
@@ -416,10 +490,10 @@ impl Dist {
 
     /// Initiator side, the acceptor said ok: install the connection, taking over the pending
     /// queue. Returns a connection it replaced (the peer restarted), if any.
-    pub fn install(&self, conn: &Arc<Conn>) -> Option<Arc<Conn>> {
+    pub fn install(&self, conn: &Arc<dyn Link>) -> Option<Arc<dyn Link>> {
         let mut peers = lock(&self.peers);
-        let (replaced, pending) = peers.install(&conn.peer, conn.clone());
-        let waiters = take_over(conn, pending);
+        let (replaced, pending) = peers.install(conn.peer(), conn.clone());
+        let waiters = take_over(&**conn, pending);
         drop(peers);
         wake_waiters(waiters);
         replaced
@@ -428,24 +502,24 @@ impl Dist {
     /// A connection came up: log, reset backoff, tell node watchers, share our node list. Called
     /// before the connection's reader starts, so every `{:nodeup, node}` is in its subscriber's
     /// mailbox before anything that node sends on this connection is delivered.
-    pub fn connection_up(self: &Arc<Self>, conn: &Conn, addr: &str) {
-        lock(&self.backoff).remove(&conn.peer);
+    pub fn connection_up(self: &Arc<Self>, conn: &dyn Link, addr: &str) {
+        lock(&self.backoff).remove(conn.peer());
         log::info!(
             "{}: connection to {} up ({addr}, creation {}, flags {:?})",
             self.name,
-            conn.peer,
-            conn.creation,
-            conn.flags
+            conn.peer(),
+            conn.creation(),
+            conn.flags()
         );
         let watchers = lock(&self.watch).subscribers();
         if let Some(host) = self.host() {
-            let msg = Term::tuple([Term::atom("nodeup"), Term::Atom(conn.peer.as_atom().clone())]);
+            let msg = Term::tuple([Term::atom("nodeup"), Term::Atom(conn.peer().as_atom().clone())]);
             for w in watchers {
                 host.deliver_message(&w, msg.clone());
             }
         }
-        if conn.flags.contains(Flags::MESH) {
-            let nodes: Vec<NodeName> = self.connected().into_iter().filter(|n| n != &conn.peer).collect();
+        if conn.flags().contains(Flags::MESH) {
+            let nodes: Vec<NodeName> = self.connected().into_iter().filter(|n| n != conn.peer()).collect();
             let _ = self.send_on(conn, &Control::NodeList { nodes }, Origin::Signal { by_process: false });
         }
     }
@@ -453,25 +527,25 @@ impl Dist {
     /// A connection ended (its reader finished). If it was the node's current connection, the node
     /// is down: links and monitors fire `:noconnection`, node monitors get `{:nodedown, node}`,
     /// remote spawns waiting on it fail.
-    pub fn connection_down(&self, conn: &Arc<Conn>, reason: &str) {
+    pub fn connection_down(&self, conn: &dyn Link, reason: &str) {
         conn.close();
         conn.quiesce();
-        let current = lock(&self.peers).remove_if_current(&conn.peer, |c| Arc::ptr_eq(c, conn));
+        let current = lock(&self.peers).remove_if_current(conn.peer(), |c| link::same(&**c, conn));
         if current {
-            log::info!("{}: connection to {} down: {reason}", self.name, conn.peer);
-            self.node_gone(&conn.peer, true);
+            log::info!("{}: connection to {} down: {reason}", self.name, conn.peer());
+            self.node_gone(conn.peer(), true);
         } else {
-            log::debug!("{}: superseded connection to {} closed: {reason}", self.name, conn.peer);
+            log::debug!("{}: superseded connection to {} closed: {reason}", self.name, conn.peer());
         }
     }
 
     /// A connection was replaced by a newer one from the same node (it restarted): the old
     /// incarnation's links and monitors fire as for a lost connection.
-    pub fn connection_replaced(&self, old: &Arc<Conn>) {
+    pub fn connection_replaced(&self, old: &dyn Link) {
         old.close();
         old.quiesce();
-        log::info!("{}: {} restarted (creation {}); old connection closed", self.name, old.peer, old.creation);
-        self.node_gone(&old.peer, true);
+        log::info!("{}: {} restarted (creation {}); old connection closed", self.name, old.peer(), old.creation());
+        self.node_gone(old.peer(), true);
     }
 
     /// An attempt to connect failed: drop what was queued, fire `:noconnection` on links and

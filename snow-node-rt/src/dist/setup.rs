@@ -17,8 +17,9 @@ use snow_shared::epmd::table::State;
 use snow_shared::NodeName;
 
 use super::connection::{self, Conn};
-use super::core::{lock, Decision, Dist};
 use super::error::DistError;
+use super::link::Link;
+use super::state::{lock, Decision, Driver};
 
 /// Why setting up a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,10 @@ impl From<snow_epmd::handshake::DriveError> for SessionError {
     }
 }
 
+/// An incoming connection that was kept: itself, and the connection it replaced (the peer
+/// restarted), if any.
+type Accepted = (Arc<Conn>, Option<Arc<dyn Link>>);
+
 /// Fresh secret randomness for one handshake's key exchange.
 fn handshake_random() -> [u8; 32] {
     rand::random()
@@ -55,7 +60,7 @@ pub(crate) struct DialFailure {
 
 /// Dials `node` once: snow-epmd lookup, TCP, TLS, handshake. On success the connection is
 /// installed and running. On `Duplicate`, waits for the connection the peer keeps instead.
-pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFailure> {
+pub(crate) async fn dial(dist: &Arc<Driver>, node: &NodeName) -> Result<(), DialFailure> {
     let fail = |error, retriable| DialFailure { error, retriable };
     let found = snow_epmd::client::lookup(&dist.epmd, node)
         .await
@@ -97,11 +102,12 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
     match result {
         Ok((stream, leftover, peer)) => {
             let conn = Conn::new(dist, &peer, handle);
-            if let Some(old) = dist.install(&conn) {
-                dist.connection_replaced(&old);
+            let link: Arc<dyn Link> = conn.clone();
+            if let Some(old) = dist.install(&link) {
+                dist.connection_replaced(&*old);
             }
             // Nodeup first: every subscriber hears of the node before its reader delivers anything.
-            dist.connection_up(&conn, &addr);
+            dist.connection_up(&*conn, &addr);
             let (_, tls) = stream.into_inner();
             connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
             Ok(())
@@ -120,7 +126,7 @@ pub(crate) async fn dial(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DialFa
 }
 
 /// After a `Duplicate` verdict: the peer's own connection to us is on its way; wait for it.
-async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistError> {
+async fn wait_for_other(dist: &Arc<Driver>, node: &NodeName) -> Result<(), DistError> {
     let (tx, rx) = async_channel::bounded(1);
     let waiting = lock(&dist.peers).wait_for(node, tx);
     match waiting {
@@ -138,11 +144,12 @@ async fn wait_for_other(dist: &Arc<Dist>, node: &NodeName) -> Result<(), DistErr
 /// Runs the accepting side of one incoming connection, under the handshake deadline. Returns
 /// whether the peer proved the cookie: anything else (TLS failure, malformed messages, timeout,
 /// close, wrong cookie) is a failed authentication of its source.
-pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) -> Outcome {
+pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) -> Outcome {
     let _ = tcp.set_nodelay(true);
     let handle = tcp.clone();
     let timeout = dist.opts.handshake_timeout;
-    let mut accepted: Option<(Arc<Conn>, Option<Arc<Conn>>)> = None;
+    // The connection kept, and the one of the peer's previous creation it replaced.
+    let mut accepted: Option<Accepted> = None;
     let mut authenticated = false;
     let result = {
         let accepted = &mut accepted;
@@ -160,8 +167,10 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) ->
             let peer = snow_epmd::handshake::drive(&mut hs, &mut stream, |hs, peer| {
                 // Asked only once the peer's key confirmation verified.
                 *authenticated = true;
-                match dist.decide(peer, || Conn::new(dist, peer, handle.clone())) {
-                    (Decision::Accept(conn), replaced) => {
+                let conn = Conn::new(dist, peer, handle.clone());
+                let link: Arc<dyn Link> = conn.clone();
+                match dist.decide(peer, || link) {
+                    (Decision::Accept, replaced) => {
                         hs.accept();
                         *accepted = Some((conn, replaced));
                     }
@@ -176,15 +185,15 @@ pub(crate) async fn accept(dist: Arc<Dist>, tcp: TcpStream, addr: SocketAddr) ->
     match (result, accepted) {
         (Ok((stream, leftover, _peer)), Some((conn, replaced))) => {
             if let Some(old) = replaced {
-                dist.connection_replaced(&old);
+                dist.connection_replaced(&*old);
             }
-            dist.connection_up(&conn, &addr.to_string());
+            dist.connection_up(&*conn, &addr.to_string());
             let (_, tls) = stream.into_inner();
             connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
         }
         (Err(e), Some((conn, _))) => {
             // Accepted, but the verdict could not be delivered.
-            dist.connection_down(&conn, &format!("handshake with {addr} failed after acceptance: {e}"));
+            dist.connection_down(&*conn, &format!("handshake with {addr} failed after acceptance: {e}"));
         }
         (Ok(_), None) => {
             let _ = handle.shutdown(std::net::Shutdown::Both);
