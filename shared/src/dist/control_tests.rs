@@ -48,7 +48,8 @@ fn arb_target() -> impl Strategy<Value = MonitorTarget> {
 }
 
 fn arb_entry() -> impl Strategy<Value = GlobalEntry> {
-    (arb_term(), arb_pid(), 0..=i64::MAX as u64).prop_map(|(name, pid, stamp)| GlobalEntry { name, pid, stamp })
+    (arb_term(), arb_pid(), 0..=i64::MAX as u64, arb_node(), any::<u32>())
+        .prop_map(|(name, pid, stamp, origin, generation)| GlobalEntry { name, pid, stamp, origin, generation })
 }
 
 fn arb_control() -> impl Strategy<Value = Control> {
@@ -87,9 +88,12 @@ fn arb_control() -> impl Strategy<Value = Control> {
         arb_entry().prop_map(Control::GlobalRegister),
         (arb_term(), arb_pid()).prop_map(|(name, pid)| Control::GlobalUnregister { name, pid }),
         proptest::collection::vec(arb_entry(), 0..4).prop_map(|entries| Control::GlobalSync { entries }),
-        (arb_term(), pids()).prop_map(|(group, pids)| Control::GroupJoin { group, pids }),
-        (arb_term(), pids()).prop_map(|(group, pids)| Control::GroupLeave { group, pids }),
-        proptest::collection::vec((arb_term(), pids()), 0..4).prop_map(|groups| Control::GroupSync { groups }),
+        (arb_pid(), arb_entry()).prop_map(|(loser, winner)| Control::GlobalConflict { loser, winner }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupJoin { scope, group, pids }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupLeave { scope, group, pids }),
+        (arb_atom(), proptest::collection::vec((arb_term(), pids()), 0..4))
+            .prop_map(|(scope, groups)| Control::GroupSync { scope, groups }),
+        arb_atom().prop_map(|scope| Control::GroupDiscover { scope }),
     ]
 }
 
@@ -123,7 +127,7 @@ proptest! {
     }
 
     #[test]
-    fn valid_tag_with_garbage_never_panics(tag in 0u8..=0x1a, body in proptest::collection::vec(any::<u8>(), 0..120)) {
+    fn valid_tag_with_garbage_never_panics(tag in 0u8..=0x1b, body in proptest::collection::vec(any::<u8>(), 0..120)) {
         let mut bytes = vec![tag];
         bytes.extend(body);
         let _ = decode(&bytes, &ctx());
@@ -170,7 +174,7 @@ fn capability_messages_need_their_flag() {
     );
     assert_eq!(spawn.required_flag(), Some(Flags::SPAWN));
     assert_eq!(Control::Tick.required_flag(), None);
-    let groups = Control::GroupSync { groups: vec![] };
+    let groups = Control::GroupSync { scope: Atom::new("pg"), groups: vec![] };
     assert!(decode(&groups.to_bytes(), &DecodeContext::new(Flags::NONE)).is_err());
 }
 
