@@ -110,6 +110,10 @@ pub mod hlc;
 mod peers;
 mod pid_set;
 
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod sim_tests;
 
 use crate::dist::control::Control;
 use crate::dist::Flags;
