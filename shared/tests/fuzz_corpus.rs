@@ -43,3 +43,8 @@ fn handshake_corpus() {
 fn epmd_corpus() {
     replay("epmd", checks::check_epmd);
 }
+
+#[test]
+fn cluster_decode_corpus() {
+    replay("cluster_decode", checks::check_cluster);
+}
