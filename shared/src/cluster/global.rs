@@ -59,7 +59,7 @@ pub enum LossCause {
 /// What the driver delivers to a process that lost a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
-    /// Send the process an exit signal with this reason (from the process that won the name).
+    /// Send the process an exit signal with this reason.
     Exit(Term),
     /// Send the process this message.
     Message(Term),

@@ -29,8 +29,9 @@
 //! - *Conflict rule*: of two claims, the one with the lower `(stamp, origin node, generation
 //!   descending, pid)` wins. The stamp is a hybrid logical clock reading ([`hlc`]): wall-clock
 //!   milliseconds and a counter, never running backwards and always above every stamp the node
-//!   has seen. So the registration made first keeps the name, and one made by a node that already
-//!   knew the other can never win against it, whatever the clocks say; between registrations that
+//!   has seen. So the registration made first keeps the name, and a fresh registration made by a node
+//!   that already knew the other (and lost sight of it in a partition) can never win against it,
+//!   whatever the clocks say; between registrations that
 //!   did not know of each other, "first" is judged by the wall clocks, within their skew. A
 //!   re-registration (`re_register_name`) keeps the stamp of the registration it takes over and
 //!   raises its generation, so it beats it. Ties are impossible: the pid makes the order total.
@@ -55,15 +56,20 @@
 //!   and, when a claim loses, sends a GLOBAL_CONFLICT notice to the loser's node, so the conflict
 //!   is resolved even though A and C cannot talk (three message delays). C does not see A's
 //!   names while it cannot reach A, and may register one of them again; B resolves that too.
-//! - What a reader may see: a node that learns of two conflicting claims in the "wrong" order
-//!   shows the later-registered one until the earlier arrives (at most one message delay after
-//!   the connection is up), then the winner, never back.
+//! - What a reader may see: `whereis_name` on a node that hears of two conflicting claims answers
+//!   with the first it heard of until the other arrives, then with the winner; it answers with
+//!   the loser again only if the winner's node disconnects before the loser's withdrawal arrives.
+//!   On the node that registered, the registration is visible at once (read your writes).
+//! - Costs: `register_name`, `unregister_name` and an exit send one message to each peer (N-1 for
+//!   N nodes) and wait for nothing; `whereis_name` sends nothing. A conflict adds the loser's
+//!   withdrawal (N-1 messages) and at most one GLOBAL_CONFLICT notice from each other node.
 //!
 //! Erlang's `global` instead sets a cluster-wide lock for each registration (messages to every
 //! node and back, so registration gets slower as the cluster grows), which makes registration
 //! consistent in a fully connected network; during a partition both sides register freely too,
-//! and when they meet, a resolve function (by default `random_exit_name`: one holder at random is
-//! killed with `kill`) picks the winner. Its table can become inconsistent in overlapping
+//! and when they meet, a resolve function given per registration (by default `random_exit_name`:
+//! one holder at random is killed with `kill`) picks the winner. Snow has one rule for every name
+//! (so every node can apply it alone) and a per-node choice of notice. Its table can become inconsistent in overlapping
 //! partitions, which is why OTP 25 enables `prevent_overlapping_partitions`: `global` disconnects
 //! nodes that report lost connections, so that fully connected partitions form. Snow never
 //! disconnects anyone for the registry's sake: each view is "what my connected peers announced",
