@@ -208,7 +208,7 @@ pub fn check_cluster(data: &[u8]) {
         };
         let _ = outcome;
         while let Some(transmit) = global.poll_transmit().or_else(|| groups.poll_transmit()) {
-            assert_eq!(transmit.to, [peer.clone()], "only the one peer is connected");
+            assert_eq!(transmit.to, std::slice::from_ref(&peer), "only the one peer is connected");
         }
         while global.poll_event().is_some() || groups.poll_event().is_some() {}
         // The registry: every name has a holder, and a local process's names are its own.

@@ -135,6 +135,44 @@ proptest! {
     }
 }
 
+/// The registry and group messages, with longer lists than `arb_control` makes.
+fn arb_cluster_message() -> impl Strategy<Value = Control> {
+    let pids = || proptest::collection::vec(arb_pid(), 0..12);
+    prop_oneof![
+        arb_entry().prop_map(Control::GlobalRegister),
+        (arb_term(), arb_pid()).prop_map(|(name, pid)| Control::GlobalUnregister { name, pid }),
+        proptest::collection::vec(arb_entry(), 0..24).prop_map(|entries| Control::GlobalSync { entries }),
+        (arb_pid(), arb_entry()).prop_map(|(loser, winner)| Control::GlobalConflict { loser, winner }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupJoin { scope, group, pids }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupLeave { scope, group, pids }),
+        (arb_atom(), proptest::collection::vec((arb_term(), pids()), 0..12))
+            .prop_map(|(scope, groups)| Control::GroupSync { scope, groups }),
+        arb_atom().prop_map(|scope| Control::GroupDiscover { scope }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn cluster_messages_round_trip_and_their_mutations_decode_or_error(
+        msg in arb_cluster_message(),
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let bytes = msg.to_bytes();
+        prop_assert_eq!(decode(&bytes, &ctx()), Ok(msg.clone()));
+        let without = DecodeContext::new(Flags::ALL.without(msg.required_flag().unwrap()));
+        prop_assert!(decode(&bytes, &without).is_err(), "{} decoded without its capability", msg.name());
+        let mut mutated = bytes;
+        for (at, value) in edits {
+            let i = at.index(mutated.len());
+            mutated[i] = value;
+        }
+        // Whatever a corrupted message decodes to must itself round-trip.
+        if let Ok(decoded) = decode(&mutated, &ctx()) {
+            prop_assert_eq!(decode(&decoded.to_bytes(), &ctx()), Ok(decoded));
+        }
+    }
+}
+
 #[test]
 fn test_vectors_match_the_spec() {
     let send = Control::Send { from: Pid::new(node("a@h"), 1, 1), to: Pid::new(node("b@h"), 2, 3), msg: Term::Int(42) };
