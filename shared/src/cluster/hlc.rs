@@ -6,6 +6,10 @@
 //! the greater stamp (it cannot win a conflict against a registration it knew about), and
 //! registrations made without knowledge of each other (two sides of a partition) are ordered by
 //! wall-clock time, within the clocks' skew.
+//!
+//! A node whose clock runs far ahead pulls ahead the stamps of every node that hears from it (as
+//! with any hybrid logical clock). Causality is kept whatever the clocks say; only the order of
+//! registrations that did not know of each other depends on the clocks.
 
 /// Bits of a stamp below the milliseconds: a counter for stamps issued within one millisecond (it
 /// carries into the milliseconds when it overflows, so stamps stay unique).
