@@ -1,4 +1,4 @@
-//! The checks both fuzz targets run, shared with `shared/tests/fuzz_corpus.rs`, which replays the
+//! The checks the fuzz targets run, shared with `shared/tests/fuzz_corpus.rs`, which replays the
 //! committed corpus through the same code on every `cargo test`.
 // Each includer uses only some of these functions.
 #![allow(dead_code)]
@@ -224,5 +224,103 @@ pub fn check_gossip(data: &[u8]) {
     assert!(t.daemons().count() <= limits.max_daemons);
     for d in t.daemons().filter(|d| d.as_str() != t.me()) {
         assert!(t.entries().filter(|e| e.owner == *d).count() <= limits.max_entries_per_daemon);
+    }
+}
+
+/// The GLOBAL_* and GROUP_* messages, decoded and then applied to a registry and a groups value
+/// that hold some state of their own. The input is a sequence of records `len u8, selector u8,
+/// body[len]`: the selector's low 3 bits pick the tag (so every record exercises a cluster
+/// message), bit 3 reconnects the peer first (node_down + node_up), bit 4 makes a local
+/// registration or join first. Whatever decodes must re-encode to the same message; applying it
+/// must not panic, and the values' answers must stay consistent with each other.
+pub fn check_cluster(data: &[u8]) {
+    use snow_shared::cluster::global::{Global, GlobalConfig};
+    use snow_shared::cluster::groups::Groups;
+    use snow_shared::dist::control::{decode as decode_control, tag, DecodeContext};
+    use snow_shared::dist::Flags;
+    use snow_shared::{Atom, NodeName, Pid, Ref, Term};
+    const TAGS: [u8; 8] = [
+        tag::GLOBAL_REGISTER,
+        tag::GLOBAL_UNREGISTER,
+        tag::GLOBAL_SYNC,
+        tag::GLOBAL_CONFLICT,
+        tag::GROUP_JOIN,
+        tag::GROUP_LEAVE,
+        tag::GROUP_SYNC,
+        tag::GROUP_DISCOVER,
+    ];
+    let (Ok(me), Ok(peer)) = (NodeName::parse("m@h"), NodeName::parse("p@h")) else { return };
+    let ctx = DecodeContext {
+        flags: Flags::GLOBAL.with(Flags::GROUPS),
+        limits: DecodeLimits { max_depth: 16, max_elements: 1 << 12, max_bytes: 1 << 16 },
+    };
+    let pg = Atom::new("pg");
+    let mut global = Global::new(me.clone(), 1, GlobalConfig::default());
+    let mut groups = Groups::new(me.clone(), 1);
+    groups.add_scope(pg.clone());
+    groups.add_scope(Atom::new("rooms"));
+    global.node_up(peer.clone(), 1, Flags::ALL);
+    groups.node_up(peer.clone(), 1, Flags::ALL);
+    let watcher = Pid::new(me.clone(), 1000, 1);
+    let _ = groups.monitor_scope(&pg, watcher.clone(), Ref::new(me.clone(), 1, 1));
+    let mut rest = data;
+    let mut local = 0u64;
+    while let [len, selector, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (body, next) = tail.split_at(len);
+        rest = next;
+        if selector & 0x08 != 0 {
+            global.node_down(&peer);
+            groups.node_down(&peer);
+            global.node_up(peer.clone(), 1, Flags::ALL);
+            groups.node_up(peer.clone(), 1, Flags::ALL);
+        }
+        if selector & 0x10 != 0 {
+            local += 1;
+            let pid = Pid::new(me.clone(), local % 4, 1);
+            let name = Term::Int(i64::from(selector >> 5));
+            let _ = global.register_name(name.clone(), pid.clone(), local);
+            let _ = groups.join(&pg, name, std::slice::from_ref(&pid));
+            if selector & 0x20 != 0 {
+                global.process_exited(&pid);
+                groups.process_exited(&pid);
+            }
+        }
+        let mut payload = vec![TAGS[usize::from(selector & 0x07)]];
+        payload.extend_from_slice(body);
+        let Ok(message) = decode_control(&payload, &ctx) else { continue };
+        assert_eq!(decode_control(&message.to_bytes(), &ctx).as_ref(), Ok(&message));
+        let outcome = match message.tag() {
+            tag::GLOBAL_REGISTER..=tag::GLOBAL_CONFLICT => global.handle_message(&peer, message),
+            _ => groups.handle_message(&peer, message),
+        };
+        let _ = outcome;
+        while let Some(transmit) = global.poll_transmit().or_else(|| groups.poll_transmit()) {
+            assert_eq!(transmit.to, std::slice::from_ref(&peer), "only the one peer is connected");
+        }
+        while global.poll_event().is_some() || groups.poll_event().is_some() {}
+        // The registry: every name has a holder, and a local process's names are its own.
+        for name in global.registered_names() {
+            let holder = global.whereis_name(name).expect("a known name has a holder");
+            assert_eq!(global.entry(name).map(|e| e.pid).as_ref(), Some(holder));
+            for own in global.names_of(holder) {
+                assert_eq!(global.whereis_name(own), Some(holder));
+            }
+        }
+        // Groups: no empty group, each node once with at least one member, local ones local.
+        for scope in [pg.clone(), Atom::new("rooms")] {
+            for group in groups.which_groups(&scope) {
+                let count = groups.member_count(&scope, group);
+                assert!(count > 0);
+                assert_eq!(groups.members(&scope, group).count(), count);
+                let mut nodes: Vec<&NodeName> = Vec::new();
+                for (node, pids) in groups.members_by_node(&scope, group) {
+                    assert!(!pids.is_empty() && !nodes.contains(&node));
+                    assert!(pids.iter().all(|p| p.node() == node));
+                    nodes.push(node);
+                }
+                assert!(groups.local_members(&scope, group).iter().all(|p| p.node() == &me));
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod atom;
+pub mod cluster;
 pub mod codec;
 pub mod convert;
 pub mod cookie;

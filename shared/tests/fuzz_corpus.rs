@@ -48,3 +48,8 @@ fn epmd_corpus() {
 fn gossip_corpus() {
     replay("gossip", checks::check_gossip);
 }
+
+#[test]
+fn cluster_decode_corpus() {
+    replay("cluster_decode", checks::check_cluster);
+}

@@ -49,18 +49,23 @@ pub mod tag {
     pub const TICK: u8 = 0x0C;
     /// NODE_LIST {nodes}: the sender's connected nodes, for the transitive mesh.
     pub const NODE_LIST: u8 = 0x0D;
-    /// GLOBAL_REGISTER {name, pid, stamp}.
+    /// GLOBAL_REGISTER {name, pid, stamp, origin, generation}: a process of the sender claims a
+    /// global name.
     pub const GLOBAL_REGISTER: u8 = 0x10;
-    /// GLOBAL_UNREGISTER {name, pid}.
+    /// GLOBAL_UNREGISTER {name, pid}: a process of the sender gave up its claim.
     pub const GLOBAL_UNREGISTER: u8 = 0x11;
-    /// GLOBAL_SYNC {entries}: the sender's whole view of the global registry.
+    /// GLOBAL_SYNC {entries}: claims of the sender's processes, sent when a connection comes up.
     pub const GLOBAL_SYNC: u8 = 0x12;
-    /// GROUP_JOIN {group, pids}.
+    /// GLOBAL_CONFLICT {loser, winner}: a claim of the receiver's process loses to `winner`.
+    pub const GLOBAL_CONFLICT: u8 = 0x13;
+    /// GROUP_JOIN {scope, group, pids}: processes of the sender joined a group.
     pub const GROUP_JOIN: u8 = 0x18;
-    /// GROUP_LEAVE {group, pids}.
+    /// GROUP_LEAVE {scope, group, pids}: processes of the sender left a group.
     pub const GROUP_LEAVE: u8 = 0x19;
-    /// GROUP_SYNC {groups}: every group membership of the sender's local processes.
+    /// GROUP_SYNC {scope, groups}: every membership of the sender's processes in one scope.
     pub const GROUP_SYNC: u8 = 0x1A;
+    /// GROUP_DISCOVER {scope}: the sender runs the scope and asks for the receiver's GROUP_SYNC.
+    pub const GROUP_DISCOVER: u8 = 0x1B;
     /// First tag of the ignorable extension range.
     pub const EXTENSION_FIRST: u8 = 0x80;
     /// Last tag of the ignorable extension range; `0xF0..=0xFF` are connection frame kinds.
@@ -89,16 +94,21 @@ pub struct SpawnOpts {
     pub monitor: bool,
 }
 
-/// One global registry entry. `stamp` orders competing registrations of one name (the lower
-/// `(stamp, node name)` wins, so every node resolves a conflict the same way).
+/// One claim on a global name (PROTOCOL.md 4.3.5). `stamp`, `origin` and `generation` order
+/// competing claims of one name the same way on every node (`crate::cluster::global` has the rule).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GlobalEntry {
     /// The globally registered name.
     pub name: Term,
-    /// Who holds it.
+    /// The process that claims it; it lives on the node that sends the claim.
     pub pid: Pid,
-    /// Registration order stamp (non-negative).
+    /// Hybrid logical clock reading taken when the name was first registered (re-registrations
+    /// keep it); at most `i64::MAX`.
     pub stamp: u64,
+    /// The node whose clock gave `stamp`.
+    pub origin: NodeName,
+    /// How many times the registration was taken over with `re_register_name` (0 for a fresh one).
+    pub generation: u32,
 }
 
 /// A decoded control message. Field names are the protocol's (notes in each variant).
@@ -131,18 +141,22 @@ pub enum Control {
     Tick,
     /// The sender's connected nodes.
     NodeList { nodes: Vec<NodeName> },
-    /// `pid` registered `name` globally.
+    /// A process of the sender claims a global name.
     GlobalRegister(GlobalEntry),
-    /// `pid` gave up `name`.
+    /// `pid`, a process of the sender, gave up its claim on `name`.
     GlobalUnregister { name: Term, pid: Pid },
-    /// The sender's whole global registry.
+    /// Claims of the sender's processes (all of them, possibly over several messages).
     GlobalSync { entries: Vec<GlobalEntry> },
-    /// Local processes of the sender joined `group`.
-    GroupJoin { group: Term, pids: Vec<Pid> },
-    /// Local processes of the sender left `group`.
-    GroupLeave { group: Term, pids: Vec<Pid> },
-    /// All group memberships of the sender's local processes.
-    GroupSync { groups: Vec<(Term, Vec<Pid>)> },
+    /// The claim of `loser` (a process of the receiver) on `winner.name` loses to `winner`.
+    GlobalConflict { loser: Pid, winner: GlobalEntry },
+    /// Processes of the sender joined `group` in `scope`.
+    GroupJoin { scope: Atom, group: Term, pids: Vec<Pid> },
+    /// Processes of the sender left `group` in `scope`.
+    GroupLeave { scope: Atom, group: Term, pids: Vec<Pid> },
+    /// Every membership of the sender's processes in `scope`; replaces what the receiver knew.
+    GroupSync { scope: Atom, groups: Vec<(Term, Vec<Pid>)> },
+    /// The sender runs `scope`; a receiver that runs it too answers with its GROUP_SYNC.
+    GroupDiscover { scope: Atom },
     /// An extension-range message this build does not know, ignored as negotiated.
     Unknown { tag: u8 },
 }
@@ -236,9 +250,11 @@ impl Control {
             Control::GlobalRegister(_) => tag::GLOBAL_REGISTER,
             Control::GlobalUnregister { .. } => tag::GLOBAL_UNREGISTER,
             Control::GlobalSync { .. } => tag::GLOBAL_SYNC,
+            Control::GlobalConflict { .. } => tag::GLOBAL_CONFLICT,
             Control::GroupJoin { .. } => tag::GROUP_JOIN,
             Control::GroupLeave { .. } => tag::GROUP_LEAVE,
             Control::GroupSync { .. } => tag::GROUP_SYNC,
+            Control::GroupDiscover { .. } => tag::GROUP_DISCOVER,
             Control::Unknown { tag } => *tag,
         }
     }
@@ -328,26 +344,31 @@ impl Control {
                 encode_into(&entry.name, out);
                 pid(out, &entry.pid);
                 encode_into(&stamp_term(entry.stamp), out);
+                atom(out, entry.origin.as_atom());
+                encode_into(&Term::Int(i64::from(entry.generation)), out);
             }
             Control::GlobalUnregister { name, pid: p } => {
                 encode_into(name, out);
                 pid(out, p);
             }
             Control::GlobalSync { entries } => {
-                let list = entries
-                    .iter()
-                    .map(|e| Term::tuple([e.name.clone(), Term::Pid(e.pid.clone()), stamp_term(e.stamp)]))
-                    .collect();
-                encode_into(&Term::List(list), out);
+                encode_into(&Term::List(entries.iter().map(entry_term).collect()), out);
             }
-            Control::GroupJoin { group, pids: ps } | Control::GroupLeave { group, pids: ps } => {
+            Control::GlobalConflict { loser, winner } => {
+                pid(out, loser);
+                encode_into(&entry_term(winner), out);
+            }
+            Control::GroupJoin { scope, group, pids: ps } | Control::GroupLeave { scope, group, pids: ps } => {
+                atom(out, scope);
                 encode_into(group, out);
                 pids(out, ps);
             }
-            Control::GroupSync { groups } => {
+            Control::GroupSync { scope, groups } => {
+                atom(out, scope);
                 let list = groups.iter().map(|(g, ps)| Term::tuple([g.clone(), pid_list(ps)])).collect();
                 encode_into(&Term::List(list), out);
             }
+            Control::GroupDiscover { scope } => atom(out, scope),
         }
     }
 
@@ -403,6 +424,17 @@ fn stamp_term(stamp: u64) -> Term {
     Term::Int(i64::try_from(stamp).unwrap_or(i64::MAX))
 }
 
+/// A claim as the tuple `{name, pid, stamp, origin, generation}` of GLOBAL_SYNC and GLOBAL_CONFLICT.
+fn entry_term(entry: &GlobalEntry) -> Term {
+    Term::tuple([
+        entry.name.clone(),
+        Term::Pid(entry.pid.clone()),
+        stamp_term(entry.stamp),
+        Term::Atom(entry.origin.as_atom().clone()),
+        Term::Int(i64::from(entry.generation)),
+    ])
+}
+
 /// The protocol name of a tag (`"UNKNOWN"` for tags this build does not define).
 pub fn tag_name(tag: u8) -> &'static str {
     match tag {
@@ -422,9 +454,11 @@ pub fn tag_name(tag: u8) -> &'static str {
         tag::GLOBAL_REGISTER => "GLOBAL_REGISTER",
         tag::GLOBAL_UNREGISTER => "GLOBAL_UNREGISTER",
         tag::GLOBAL_SYNC => "GLOBAL_SYNC",
+        tag::GLOBAL_CONFLICT => "GLOBAL_CONFLICT",
         tag::GROUP_JOIN => "GROUP_JOIN",
         tag::GROUP_LEAVE => "GROUP_LEAVE",
         tag::GROUP_SYNC => "GROUP_SYNC",
+        tag::GROUP_DISCOVER => "GROUP_DISCOVER",
         _ => "UNKNOWN",
     }
 }
@@ -433,8 +467,8 @@ fn required_flag(tag: u8) -> Option<Flags> {
     match tag {
         tag::SPAWN_REQ | tag::SPAWN_REPLY => Some(Flags::SPAWN),
         tag::NODE_LIST => Some(Flags::MESH),
-        tag::GLOBAL_REGISTER | tag::GLOBAL_UNREGISTER | tag::GLOBAL_SYNC => Some(Flags::GLOBAL),
-        tag::GROUP_JOIN | tag::GROUP_LEAVE | tag::GROUP_SYNC => Some(Flags::GROUPS),
+        tag::GLOBAL_REGISTER | tag::GLOBAL_UNREGISTER | tag::GLOBAL_SYNC | tag::GLOBAL_CONFLICT => Some(Flags::GLOBAL),
+        tag::GROUP_JOIN | tag::GROUP_LEAVE | tag::GROUP_SYNC | tag::GROUP_DISCOVER => Some(Flags::GROUPS),
         _ => None,
     }
 }
@@ -511,6 +545,39 @@ impl Fields<'_> {
         match term {
             Term::Int(i) if i >= 0 => Ok(i as u64),
             other => Err(self.bad(field, "a non-negative integer", &other)),
+        }
+    }
+
+    fn generation(&self, field: &'static str, term: Term) -> Result<u32, ControlError> {
+        match term {
+            Term::Int(i) if (0..=i64::from(u32::MAX)).contains(&i) => Ok(i as u32),
+            other => Err(self.bad(field, "an integer from 0 to 4294967295", &other)),
+        }
+    }
+
+    fn node(&self, field: &'static str, term: Term) -> Result<NodeName, ControlError> {
+        match &term {
+            Term::Atom(a) => NodeName::parse(a.as_str()).map_err(|_| self.bad(field, "a node name", &term)),
+            _ => Err(self.bad(field, "a node-name atom", &term)),
+        }
+    }
+
+    /// A `{name, pid, stamp, origin, generation}` tuple (GLOBAL_SYNC, GLOBAL_CONFLICT).
+    fn entry_of(&self, field: &'static str, item: Term) -> Result<GlobalEntry, ControlError> {
+        const EXPECTED: &str = "{name, pid, stamp, origin, generation} tuples";
+        let fields = match item {
+            Term::Tuple(t) => <[Term; 5]>::try_from(t).map_err(|t| self.bad(field, EXPECTED, &Term::Tuple(t)))?,
+            other => return Err(self.bad(field, EXPECTED, &other)),
+        };
+        match fields {
+            [name, Term::Pid(pid), stamp, origin, generation] => Ok(GlobalEntry {
+                name,
+                pid,
+                stamp: self.stamp(field, stamp)?,
+                origin: self.node(field, origin)?,
+                generation: self.generation(field, generation)?,
+            }),
+            other => Err(self.bad(field, EXPECTED, &Term::tuple(other))),
         }
     }
 
@@ -593,49 +660,43 @@ fn decode_fields(tag: u8, f: &mut Fields<'_>) -> Result<Control, ControlError> {
         tag::TICK => Control::Tick,
         tag::NODE_LIST => {
             let items = f.list("nodes")?;
-            let nodes = items
-                .into_iter()
-                .map(|t| match &t {
-                    Term::Atom(a) => NodeName::parse(a.as_str()).map_err(|_| f.bad("nodes", "node names", &t)),
-                    _ => Err(f.bad("nodes", "a list of node-name atoms", &t)),
-                })
-                .collect::<Result<_, _>>()?;
+            let nodes = items.into_iter().map(|t| f.node("nodes", t)).collect::<Result<_, _>>()?;
             Control::NodeList { nodes }
         }
         tag::GLOBAL_REGISTER => {
-            let (name, pid, stamp) = (f.term("name")?, f.pid("pid")?, f.term("stamp")?);
-            Control::GlobalRegister(GlobalEntry { name, pid, stamp: f.stamp("stamp", stamp)? })
+            let (name, pid) = (f.term("name")?, f.pid("pid")?);
+            let stamp = f.term("stamp")?;
+            let stamp = f.stamp("stamp", stamp)?;
+            let origin = f.term("origin")?;
+            let origin = f.node("origin", origin)?;
+            let generation = f.term("generation")?;
+            let generation = f.generation("generation", generation)?;
+            Control::GlobalRegister(GlobalEntry { name, pid, stamp, origin, generation })
         }
         tag::GLOBAL_UNREGISTER => Control::GlobalUnregister { name: f.term("name")?, pid: f.pid("pid")? },
         tag::GLOBAL_SYNC => {
             let items = f.list("entries")?;
-            let mut entries = Vec::with_capacity(items.len());
-            for item in items {
-                let entry = match item {
-                    Term::Tuple(t) => <[Term; 3]>::try_from(t).map_err(Term::Tuple),
-                    other => Err(other),
-                };
-                match entry {
-                    Ok([name, Term::Pid(pid), stamp]) => {
-                        entries.push(GlobalEntry { name, pid, stamp: f.stamp("entries", stamp)? })
-                    }
-                    Ok(triple) => return Err(f.bad("entries", "{name, pid, stamp} tuples", &Term::tuple(triple))),
-                    Err(other) => return Err(f.bad("entries", "{name, pid, stamp} tuples", &other)),
-                }
-            }
+            let entries = items.into_iter().map(|item| f.entry_of("entries", item)).collect::<Result<_, _>>()?;
             Control::GlobalSync { entries }
         }
+        tag::GLOBAL_CONFLICT => {
+            let loser = f.pid("loser")?;
+            let winner = f.term("winner")?;
+            Control::GlobalConflict { loser, winner: f.entry_of("winner", winner)? }
+        }
         tag::GROUP_JOIN | tag::GROUP_LEAVE => {
-            let group = f.term("group")?;
+            let (scope, group) = (f.atom("scope")?, f.term("group")?);
             let items = f.list("pids")?;
             let pids = f.pids_of("pids", items)?;
             if tag == tag::GROUP_JOIN {
-                Control::GroupJoin { group, pids }
+                Control::GroupJoin { scope, group, pids }
             } else {
-                Control::GroupLeave { group, pids }
+                Control::GroupLeave { scope, group, pids }
             }
         }
+        tag::GROUP_DISCOVER => Control::GroupDiscover { scope: f.atom("scope")? },
         tag::GROUP_SYNC => {
+            let scope = f.atom("scope")?;
             let items = f.list("groups")?;
             let mut groups = Vec::with_capacity(items.len());
             for item in items {
@@ -649,7 +710,7 @@ fn decode_fields(tag: u8, f: &mut Fields<'_>) -> Result<Control, ControlError> {
                     Err(other) => return Err(f.bad("groups", "{group, [pid]} tuples", &other)),
                 }
             }
-            Control::GroupSync { groups }
+            Control::GroupSync { scope, groups }
         }
         other => return Err(ControlError::UnknownTag(other)),
     })

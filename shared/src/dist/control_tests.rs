@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn node(text: &str) -> NodeName {
     NodeName::parse(text).unwrap()
@@ -48,7 +49,8 @@ fn arb_target() -> impl Strategy<Value = MonitorTarget> {
 }
 
 fn arb_entry() -> impl Strategy<Value = GlobalEntry> {
-    (arb_term(), arb_pid(), 0..=i64::MAX as u64).prop_map(|(name, pid, stamp)| GlobalEntry { name, pid, stamp })
+    (arb_term(), arb_pid(), 0..=i64::MAX as u64, arb_node(), any::<u32>())
+        .prop_map(|(name, pid, stamp, origin, generation)| GlobalEntry { name, pid, stamp, origin, generation })
 }
 
 fn arb_control() -> impl Strategy<Value = Control> {
@@ -87,9 +89,12 @@ fn arb_control() -> impl Strategy<Value = Control> {
         arb_entry().prop_map(Control::GlobalRegister),
         (arb_term(), arb_pid()).prop_map(|(name, pid)| Control::GlobalUnregister { name, pid }),
         proptest::collection::vec(arb_entry(), 0..4).prop_map(|entries| Control::GlobalSync { entries }),
-        (arb_term(), pids()).prop_map(|(group, pids)| Control::GroupJoin { group, pids }),
-        (arb_term(), pids()).prop_map(|(group, pids)| Control::GroupLeave { group, pids }),
-        proptest::collection::vec((arb_term(), pids()), 0..4).prop_map(|groups| Control::GroupSync { groups }),
+        (arb_pid(), arb_entry()).prop_map(|(loser, winner)| Control::GlobalConflict { loser, winner }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupJoin { scope, group, pids }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupLeave { scope, group, pids }),
+        (arb_atom(), proptest::collection::vec((arb_term(), pids()), 0..4))
+            .prop_map(|(scope, groups)| Control::GroupSync { scope, groups }),
+        arb_atom().prop_map(|scope| Control::GroupDiscover { scope }),
     ]
 }
 
@@ -123,10 +128,48 @@ proptest! {
     }
 
     #[test]
-    fn valid_tag_with_garbage_never_panics(tag in 0u8..=0x1a, body in proptest::collection::vec(any::<u8>(), 0..120)) {
+    fn valid_tag_with_garbage_never_panics(tag in 0u8..=0x1b, body in proptest::collection::vec(any::<u8>(), 0..120)) {
         let mut bytes = vec![tag];
         bytes.extend(body);
         let _ = decode(&bytes, &ctx());
+    }
+}
+
+/// The registry and group messages, with longer lists than `arb_control` makes.
+fn arb_cluster_message() -> impl Strategy<Value = Control> {
+    let pids = || proptest::collection::vec(arb_pid(), 0..12);
+    prop_oneof![
+        arb_entry().prop_map(Control::GlobalRegister),
+        (arb_term(), arb_pid()).prop_map(|(name, pid)| Control::GlobalUnregister { name, pid }),
+        proptest::collection::vec(arb_entry(), 0..24).prop_map(|entries| Control::GlobalSync { entries }),
+        (arb_pid(), arb_entry()).prop_map(|(loser, winner)| Control::GlobalConflict { loser, winner }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupJoin { scope, group, pids }),
+        (arb_atom(), arb_term(), pids()).prop_map(|(scope, group, pids)| Control::GroupLeave { scope, group, pids }),
+        (arb_atom(), proptest::collection::vec((arb_term(), pids()), 0..12))
+            .prop_map(|(scope, groups)| Control::GroupSync { scope, groups }),
+        arb_atom().prop_map(|scope| Control::GroupDiscover { scope }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn cluster_messages_round_trip_and_their_mutations_decode_or_error(
+        msg in arb_cluster_message(),
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let bytes = msg.to_bytes();
+        prop_assert_eq!(decode(&bytes, &ctx()), Ok(msg.clone()));
+        let without = DecodeContext::new(Flags::ALL.without(msg.required_flag().unwrap()));
+        prop_assert!(decode(&bytes, &without).is_err(), "{} decoded without its capability", msg.name());
+        let mut mutated = bytes;
+        for (at, value) in edits {
+            let i = at.index(mutated.len());
+            mutated[i] = value;
+        }
+        // Whatever a corrupted message decodes to must itself round-trip.
+        if let Ok(decoded) = decode(&mutated, &ctx()) {
+            prop_assert_eq!(decode(&decoded.to_bytes(), &ctx()), Ok(decoded));
+        }
     }
 }
 
@@ -170,7 +213,7 @@ fn capability_messages_need_their_flag() {
     );
     assert_eq!(spawn.required_flag(), Some(Flags::SPAWN));
     assert_eq!(Control::Tick.required_flag(), None);
-    let groups = Control::GroupSync { groups: vec![] };
+    let groups = Control::GroupSync { scope: Atom::new("pg"), groups: vec![] };
     assert!(decode(&groups.to_bytes(), &DecodeContext::new(Flags::NONE)).is_err());
 }
 
@@ -223,4 +266,77 @@ fn sender_is_the_ordering_key() {
     assert_eq!(send.sender(), Some(&p));
     assert_eq!(Control::Tick.sender(), None);
     assert_eq!(Control::NodeList { nodes: vec![] }.sender(), None);
+}
+
+/// `control NAME = hex` (or `control-reject NAME = hex` when `reject`) lines of PROTOCOL.md 4.3.7.
+fn documented_control_vectors(reject: bool) -> BTreeMap<String, Vec<u8>> {
+    let kind = if reject { "control-reject" } else { "control" };
+    let mut out = BTreeMap::new();
+    for line in include_str!("../../PROTOCOL.md").lines() {
+        let Some((head, hex)) = line.split_once(" = ") else { continue };
+        let Some((k, name)) = head.split_once(' ') else { continue };
+        if k != kind {
+            continue;
+        }
+        let bytes = hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+        assert!(out.insert(name.to_owned(), bytes).is_none(), "{kind} {name} appears twice in PROTOCOL.md");
+    }
+    out
+}
+
+/// The messages PROTOCOL.md 4.3.7 describes in its table.
+fn cluster_vector_messages() -> BTreeMap<String, Control> {
+    let a1 = Pid::new(node("a@h"), 1, 1);
+    let a2 = Pid::new(node("a@h"), 2, 1);
+    let stamp = (1_700_000_000_000u64 << 16) | 3;
+    assert_eq!(stamp, 111_411_200_000_000_003, "the stamp the document quotes");
+    let db = GlobalEntry { name: Term::atom("db"), pid: a1.clone(), stamp, origin: node("a@h"), generation: 0 };
+    let cache =
+        GlobalEntry { name: Term::string("cache"), pid: a2.clone(), stamp: 5, origin: node("b@h"), generation: 2 };
+    let pg = || Atom::new("pg");
+    let chat = Term::tuple([Term::atom("chat"), Term::Int(7)]);
+    [
+        ("global-register", Control::GlobalRegister(db.clone())),
+        ("global-unregister", Control::GlobalUnregister { name: Term::atom("db"), pid: a1.clone() }),
+        ("global-sync", Control::GlobalSync { entries: vec![db.clone(), cache] }),
+        ("global-conflict", Control::GlobalConflict { loser: Pid::new(node("b@h"), 2, 3), winner: db }),
+        (
+            "group-join",
+            Control::GroupJoin { scope: pg(), group: Term::atom("room"), pids: vec![a1.clone(), a2.clone()] },
+        ),
+        ("group-leave", Control::GroupLeave { scope: pg(), group: Term::atom("room"), pids: vec![a2.clone()] }),
+        (
+            "group-sync",
+            Control::GroupSync { scope: pg(), groups: vec![(Term::atom("room"), vec![a1]), (chat, vec![a2])] },
+        ),
+        ("group-discover", Control::GroupDiscover { scope: pg() }),
+    ]
+    .into_iter()
+    .map(|(name, message)| (name.to_owned(), message))
+    .collect()
+}
+
+#[test]
+fn cluster_vectors_match_the_spec() {
+    let documented = documented_control_vectors(false);
+    let expected = cluster_vector_messages();
+    assert_eq!(documented.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    for (name, message) in &expected {
+        assert_eq!(&message.to_bytes(), &documented[name], "encoding of {name}");
+        assert_eq!(decode(&documented[name], &ctx()).as_ref(), Ok(message), "decoding of {name}");
+        // Each needs its capability.
+        let flag = message.required_flag().unwrap();
+        assert!(decode(&documented[name], &DecodeContext::new(Flags::ALL.without(flag))).is_err(), "{name}");
+    }
+    let rejects = documented_control_vectors(true);
+    let field = |name: &str| match decode(&rejects[name], &ctx()) {
+        Err(ControlError::BadField { field, .. }) => field,
+        other => panic!("control-reject {name} gave {other:?}"),
+    };
+    assert_eq!(field("generation-too-large"), "generation");
+    assert_eq!(field("negative-stamp"), "stamp");
+    assert_eq!(field("origin-not-a-node-name"), "origin");
+    assert_eq!(field("sync-entry-of-four"), "entries");
+    assert_eq!(field("join-scope-not-an-atom"), "scope");
+    assert_eq!(rejects.len(), 5, "every reject vector is checked here");
 }
