@@ -154,6 +154,52 @@ typedef int32_t snow_status;
 #endif // __cplusplus
 
 /**
+ * What happened to a process.
+ */
+enum snow_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A message: `message` holds it.
+   */
+  SNOW_EVENT_MESSAGE = 0,
+  /**
+   * An exit signal from `pid`, with `reason`; `linked` says it reports the end of a link (the
+   * linked process exited, or its node was lost: `:noconnection`), else it was sent with
+   * `snow_exit`. The embedder applies Erlang's rules: a process that traps exits gets `message`
+   * (`{:EXIT, pid, reason}`) in its mailbox; otherwise `:normal` is ignored (unless `pid` is the
+   * process itself), `:kill` not `linked` kills it with `:killed`, and any other reason kills it
+   * with that reason.
+   */
+  SNOW_EVENT_EXIT = 1,
+  /**
+   * A monitor fired: `reference` is the monitor's, `reason` why; `message` is the
+   * `{:DOWN, reference, item, reason}` message to put in the mailbox (`item`: the pid, or
+   * `{name, node}` for a monitor by name). The monitor is gone.
+   */
+  SNOW_EVENT_DOWN = 2,
+  /**
+   * The connection that made a send of this process return `SNOW_SUSPEND` has room again (or is
+   * gone): let the process run.
+   */
+  SNOW_EVENT_RESUME = 3,
+  /**
+   * A process that the `spawn` callback created for another node may run now: `pid` is its pid,
+   * `message` its arguments (the list the `spawn` callback saw). It must not run before this.
+   */
+  SNOW_EVENT_START = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum snow_event_kind snow_event_kind;
+#else
+typedef uint32_t snow_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What a decoded item is.
  */
 enum snow_kind
@@ -233,60 +279,6 @@ typedef uint32_t snow_kind;
 #endif // __cplusplus
 
 /**
- * What happened to a process.
- */
-enum snow_event_kind
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * A message: `message` holds it.
-   */
-  SNOW_EVENT_MESSAGE = 0,
-  /**
-   * An exit signal from `pid`, with `reason`; `linked` says it reports the end of a link (the
-   * linked process exited, or its node was lost: `:noconnection`), else it was sent with
-   * `snow_exit`. The embedder applies Erlang's rules: a process that traps exits gets `message`
-   * (`{:EXIT, pid, reason}`) in its mailbox; otherwise `:normal` is ignored (unless `pid` is the
-   * process itself), `:kill` not `linked` kills it with `:killed`, and any other reason kills it
-   * with that reason.
-   */
-  SNOW_EVENT_EXIT = 1,
-  /**
-   * A monitor fired: `reference` is the monitor's, `reason` why; `message` is the
-   * `{:DOWN, reference, item, reason}` message to put in the mailbox (`item`: the pid, or
-   * `{name, node}` for a monitor by name). The monitor is gone.
-   */
-  SNOW_EVENT_DOWN = 2,
-  /**
-   * The connection that made a send of this process return `SNOW_SUSPEND` has room again (or is
-   * gone): let the process run.
-   */
-  SNOW_EVENT_RESUME = 3,
-  /**
-   * A process that the `spawn` callback created for another node may run now: `pid` is its pid,
-   * `message` its arguments (the list the `spawn` callback saw). It must not run before this.
-   */
-  SNOW_EVENT_START = 4,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum snow_event_kind snow_event_kind;
-#else
-typedef uint32_t snow_event_kind;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-typedef struct Option_snow_deliver_fn Option_snow_deliver_fn;
-
-typedef struct Option_snow_done_fn Option_snow_done_fn;
-
-typedef struct Option_snow_schedule_fn Option_snow_schedule_fn;
-
-typedef struct Option_snow_spawn_fn Option_snow_spawn_fn;
-
-/**
  * A decoded term, read item by item with `snow_decode_next`. Made by `snow_decoder_new`, freed by
  * `snow_decoder_free`; use it from one thread at a time.
  */
@@ -311,63 +303,6 @@ typedef struct snow_node snow_node;
  * (when the embedder's scheduler shuts down without running it).
  */
 typedef struct snow_task snow_task;
-
-/**
- * What the embedder gives a node: its context pointer and its callbacks. Copied by the start
- * functions. `ctx` and the callbacks must stay valid until `snow_node_free` returns; every
- * callback may be called from any thread.
- */
-typedef struct snow_callbacks {
-  /**
-   * Passed to every callback as is.
-   */
-  void *ctx;
-  /**
-   * Required: where events for the embedder's processes go.
-   */
-  struct Option_snow_deliver_fn deliver;
-  /**
-   * Optional: remote spawn of the functions the embedder offers. Null: this node refuses every
-   * remote spawn.
-   */
-  struct Option_snow_spawn_fn spawn;
-  /**
-   * Optional: run the runtime's tasks on the embedder's scheduler (`snow_task_run`). Null: they
-   * run on the runtime's own threads (one per CPU, or `SNOW_SCHEDULERS`).
-   */
-  struct Option_snow_schedule_fn schedule;
-} snow_callbacks;
-
-/**
- * One start-up setting: the name of an environment variable of README's "Node environment"
- * (`SNOW_NODE`, `SNOW_COOKIE`, `SNOW_COOKIE_FILE`, `SNOW_EPMD`, `SNOW_DIST_PORT`, `SNOW_DIST_ADDR`,
- * `SNOW_TLS_CERT`, `SNOW_TLS_KEY`, `SNOW_TLS_CA`, `SNOW_TICKTIME`) and its value, both
- * nul-terminated UTF-8.
- */
-typedef struct snow_setting {
-  /**
-   * The variable's name.
-   */
-  const char *name;
-  /**
-   * Its value.
-   */
-  const char *value;
-} snow_setting;
-
-/**
- * An encoded term owned by the library (`snow_node_nodes`): free it with `snow_bytes_free`.
- */
-typedef struct snow_bytes {
-  /**
-   * The bytes.
-   */
-  uint8_t *data;
-  /**
-   * How many.
-   */
-  size_t len;
-} snow_bytes;
 
 /**
  * A process identifier: which node, which process on it, which start of that node. A plain
@@ -407,6 +342,171 @@ typedef struct snow_ref {
    */
   uint32_t creation;
 } snow_ref;
+
+/**
+ * One event for one process, given to the `deliver` callback. Every pointer in it is valid only
+ * during the callback: copy what you keep. Fields other than those its kind names are null/0.
+ */
+typedef struct snow_event {
+  /**
+   * What happened.
+   */
+  snow_event_kind kind;
+  /**
+   * An encoded term (PROTOCOL.md section 1): see the kind.
+   */
+  const uint8_t *message;
+  /**
+   * Bytes at `message`.
+   */
+  size_t message_len;
+  /**
+   * `SNOW_EVENT_EXIT`, `SNOW_EVENT_DOWN`: the encoded reason.
+   */
+  const uint8_t *reason;
+  /**
+   * Bytes at `reason`.
+   */
+  size_t reason_len;
+  /**
+   * `SNOW_EVENT_EXIT`: who sent the signal; `SNOW_EVENT_START`: the new process's own pid.
+   */
+  const struct snow_pid *pid;
+  /**
+   * `SNOW_EVENT_DOWN`: the monitor's reference.
+   */
+  const struct snow_ref *reference;
+  /**
+   * `SNOW_EVENT_EXIT`: whether the signal reports the end of a link.
+   */
+  bool linked;
+} snow_event;
+
+/**
+ * Delivers an event to the embedder's process `token` (the token it gave when it registered the
+ * process, or returned from its `spawn` callback). Called from any thread, including from inside
+ * calls of this library on the caller's own thread (a send to a local process delivers at once);
+ * events for one process from one sender come in order. It must not block: queue the event and
+ * return. It may call this library.
+ */
+typedef void (*snow_deliver_fn)(void *ctx, uint64_t token, const struct snow_event *event);
+
+/**
+ * Another node asks this one to spawn `function` with `args` (an encoded list). Allow-list by
+ * name: return `SNOW_ERR_REFUSED` for every function you do not offer (the requester then gets
+ * `{:not_spawnable, "function"}`). To accept, create the process in a state where it does not run,
+ * store your token for it in `*token` and return `SNOW_OK`: it gets `SNOW_EVENT_START`, with
+ * its pid, once its links and monitors are in place. Called from a runtime thread; must not
+ * block. Pointers are valid during the call only.
+ */
+typedef snow_status (*snow_spawn_fn)(void *ctx,
+                                     const char *function,
+                                     size_t function_len,
+                                     const uint8_t *args,
+                                     size_t args_len,
+                                     uint64_t *token);
+
+/**
+ * The embedder's scheduler: called from any thread, possibly from inside a call of this library
+ * (even `snow_task_run` itself), whenever a task becomes runnable. It must only queue the task
+ * and return; the embedder then calls `snow_task_run(task)` on one of its threads.
+ */
+typedef void (*snow_schedule_fn)(void *ctx, struct snow_task *task);
+
+/**
+ * What the embedder gives a node: its context pointer and its callbacks. Copied by the start
+ * functions. `ctx` and the callbacks must stay valid until `snow_node_free` returns; every
+ * callback may be called from any thread.
+ */
+typedef struct snow_callbacks {
+  /**
+   * Passed to every callback as is.
+   */
+  void *ctx;
+  /**
+   * Required: where events for the embedder's processes go.
+   */
+  snow_deliver_fn deliver;
+  /**
+   * Optional: remote spawn of the functions the embedder offers. Null: this node refuses every
+   * remote spawn.
+   */
+  snow_spawn_fn spawn;
+  /**
+   * Optional: run the runtime's tasks on the embedder's scheduler (`snow_task_run`). Null: they
+   * run on the runtime's own threads (one per CPU, or `SNOW_SCHEDULERS`).
+   */
+  snow_schedule_fn schedule;
+} snow_callbacks;
+
+/**
+ * One start-up setting: the name of an environment variable of README's "Node environment"
+ * (`SNOW_NODE`, `SNOW_COOKIE`, `SNOW_COOKIE_FILE`, `SNOW_EPMD`, `SNOW_DIST_PORT`, `SNOW_DIST_ADDR`,
+ * `SNOW_TLS_CERT`, `SNOW_TLS_KEY`, `SNOW_TLS_CA`, `SNOW_TICKTIME`) and its value, both
+ * nul-terminated UTF-8.
+ */
+typedef struct snow_setting {
+  /**
+   * The variable's name.
+   */
+  const char *name;
+  /**
+   * Its value.
+   */
+  const char *value;
+} snow_setting;
+
+/**
+ * How an operation that waited for the network ended. Given to a `snow_done_fn`; every pointer
+ * in it is valid only during the callback.
+ */
+typedef struct snow_completion {
+  /**
+   * `SNOW_OK`, or why it failed.
+   */
+  snow_status status;
+  /**
+   * When it failed: what happened, nul-terminated UTF-8; null on success.
+   */
+  const char *error;
+  /**
+   * A remote spawn: the new process.
+   */
+  const struct snow_pid *pid;
+  /**
+   * A remote spawn with `SNOW_SPAWN_MONITOR`: the monitor's reference.
+   */
+  const struct snow_ref *reference;
+  /**
+   * A refused remote spawn: the other node's reason, encoded.
+   */
+  const uint8_t *reason;
+  /**
+   * Bytes at `reason`.
+   */
+  size_t reason_len;
+} snow_completion;
+
+/**
+ * Called exactly once when an operation that waited for the network completes (successfully,
+ * with an error, or at its deadline), from a runtime thread; `ctx` is the pointer given with the
+ * operation. It must not block; it may call this library.
+ */
+typedef void (*snow_done_fn)(void *ctx, const struct snow_completion *completion);
+
+/**
+ * An encoded term owned by the library (`snow_node_nodes`): free it with `snow_bytes_free`.
+ */
+typedef struct snow_bytes {
+  /**
+   * The bytes.
+   */
+  uint8_t *data;
+  /**
+   * How many.
+   */
+  size_t len;
+} snow_bytes;
 
 /**
  * One item of a decoded term, in depth-first order. Only the fields of its `kind` are set; text
@@ -459,45 +559,6 @@ typedef struct snow_item {
    */
   struct snow_ref reference;
 } snow_item;
-
-/**
- * One event for one process, given to the `deliver` callback. Every pointer in it is valid only
- * during the callback: copy what you keep. Fields other than those its kind names are null/0.
- */
-typedef struct snow_event {
-  /**
-   * What happened.
-   */
-  snow_event_kind kind;
-  /**
-   * An encoded term (PROTOCOL.md section 1): see the kind.
-   */
-  const uint8_t *message;
-  /**
-   * Bytes at `message`.
-   */
-  size_t message_len;
-  /**
-   * `SNOW_EVENT_EXIT`, `SNOW_EVENT_DOWN`: the encoded reason.
-   */
-  const uint8_t *reason;
-  /**
-   * Bytes at `reason`.
-   */
-  size_t reason_len;
-  /**
-   * `SNOW_EVENT_EXIT`: who sent the signal; `SNOW_EVENT_START`: the new process's own pid.
-   */
-  const struct snow_pid *pid;
-  /**
-   * `SNOW_EVENT_DOWN`: the monitor's reference.
-   */
-  const struct snow_ref *reference;
-  /**
-   * `SNOW_EVENT_EXIT`: whether the signal reports the end of a link.
-   */
-  bool linked;
-} snow_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -567,9 +628,7 @@ snow_status snow_node_start(const struct snow_setting *settings,
  * # Safety
  * `node` must be a node not yet freed; `done` a valid callback.
  */
-snow_status snow_node_stop(const struct snow_node *node,
-                           struct Option_snow_done_fn done,
-                           void *ctx);
+snow_status snow_node_stop(const struct snow_node *node, snow_done_fn done, void *ctx);
 
 /**
  * Frees the node handle. Stop it first (`snow_node_stop`, and wait for its `done`); a node freed
@@ -635,7 +694,7 @@ void snow_bytes_free(struct snow_bytes *bytes);
  */
 snow_status snow_connect(const struct snow_node *node,
                          const char *other,
-                         struct Option_snow_done_fn done,
+                         snow_done_fn done,
                          void *ctx);
 
 /**
@@ -863,7 +922,7 @@ snow_status snow_spawn_remote(const struct snow_node *node,
                               const uint8_t *args,
                               size_t args_len,
                               uint32_t flags,
-                              struct Option_snow_done_fn done,
+                              snow_done_fn done,
                               void *ctx);
 
 /**
@@ -903,6 +962,154 @@ snow_status snow_encoder_reset(struct snow_encoder *encoder);
  * `encoder` as `snow_encoder_free`, not null; `data` and `len` writable.
  */
 snow_status snow_encoder_bytes(struct snow_encoder *encoder, const uint8_t **data, size_t *len);
+
+/**
+ * A signed 64-bit integer.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_int(struct snow_encoder *encoder, int64_t value);
+
+/**
+ * A 64-bit float (any bit pattern).
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_float(struct snow_encoder *encoder, double value);
+
+/**
+ * The unit value `()`.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_unit(struct snow_encoder *encoder);
+
+/**
+ * `true` or `false`.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_bool(struct snow_encoder *encoder, bool value);
+
+/**
+ * An atom: `len` bytes of UTF-8 (at most 1024).
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_atom(struct snow_encoder *encoder, const char *text, size_t len);
+
+/**
+ * A string: `len` bytes of UTF-8 (copied).
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_string(struct snow_encoder *encoder, const char *text, size_t len);
+
+/**
+ * A binary: `len` raw bytes (copied).
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_binary(struct snow_encoder *encoder, const uint8_t *data, size_t len);
+
+/**
+ * A pid.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_pid(struct snow_encoder *encoder, const struct snow_pid *pid);
+
+/**
+ * A reference.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_ref(struct snow_encoder *encoder, const struct snow_ref *reference);
+
+/**
+ * A tuple of `arity` values: the next `arity` values (each possibly a container) are its
+ * elements.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_tuple(struct snow_encoder *encoder, size_t arity);
+
+/**
+ * A list of `count` values, which follow.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_list(struct snow_encoder *encoder, size_t count);
+
+/**
+ * A map of `pairs` entries: a key then its value, `pairs` times. A key given twice fails when
+ * the map is complete. The bytes list the keys in the canonical order (PROTOCOL.md 1.7)
+ * whatever order they were given in.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_map(struct snow_encoder *encoder, size_t pairs);
+
+/**
+ * A struct named `name` (`name_len` bytes of UTF-8) with `fields` fields: then, for each,
+ * `snow_encode_field` and the field's value.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_struct(struct snow_encoder *encoder,
+                               const char *name,
+                               size_t name_len,
+                               size_t fields);
+
+/**
+ * The name of a struct's next field; its value follows.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_field(struct snow_encoder *encoder, const char *name, size_t len);
+
+/**
+ * A value of a sum type (`Shape.Circle(1.5)`): the type's and variant's names, and `fields`
+ * positional fields, which follow.
+ *
+ * # Safety
+ * `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+ * point at as many readable bytes as their lengths say.
+ */
+snow_status snow_encode_sum(struct snow_encoder *encoder,
+                            const char *type_name,
+                            size_t type_len,
+                            const char *variant,
+                            size_t variant_len,
+                            size_t fields);
 
 /**
  * Decodes the encoded term of `len` bytes at `data` (checked with the same limits as terms from

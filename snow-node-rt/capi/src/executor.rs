@@ -29,7 +29,10 @@ pub struct snow_task {
 /// The embedder's scheduler: called from any thread, possibly from inside a call of this library
 /// (even `snow_task_run` itself), whenever a task becomes runnable. It must only queue the task
 /// and return; the embedder then calls `snow_task_run(task)` on one of its threads.
-pub type snow_schedule_fn = unsafe extern "C" fn(ctx: *mut c_void, task: *mut snow_task);
+pub type snow_schedule_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, task: *mut snow_task)>;
+
+/// [`snow_schedule_fn`] once checked non-null.
+type ScheduleFn = unsafe extern "C" fn(ctx: *mut c_void, task: *mut snow_task);
 
 /// The embedder's context pointer. The callbacks' contract makes it usable from any thread.
 #[derive(Clone, Copy)]
@@ -51,12 +54,12 @@ unsafe impl Sync for Ctx {}
 /// The runtime of one node: a [`Runtime`] that counts its live tasks, so that stopping a node
 /// can wait until none is left (after which no callback is called).
 pub(crate) struct Executor {
-    schedule: Option<(snow_schedule_fn, Ctx)>,
+    schedule: Option<(ScheduleFn, Ctx)>,
     live: Arc<AtomicUsize>,
 }
 
 impl Executor {
-    pub fn new(schedule: Option<snow_schedule_fn>, ctx: Ctx) -> Executor {
+    pub fn new(schedule: snow_schedule_fn, ctx: Ctx) -> Executor {
         Executor { schedule: schedule.map(|f| (f, ctx)), live: Arc::new(AtomicUsize::new(0)) }
     }
 

@@ -71,22 +71,27 @@ pub struct snow_event {
 /// calls of this library on the caller's own thread (a send to a local process delivers at once);
 /// events for one process from one sender come in order. It must not block: queue the event and
 /// return. It may call this library.
-pub type snow_deliver_fn = unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event);
+pub type snow_deliver_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event)>;
+
+/// [`snow_deliver_fn`] once checked non-null.
+pub(crate) type DeliverFn = unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event);
 
 /// Another node asks this one to spawn `function` with `args` (an encoded list). Allow-list by
 /// name: return `SNOW_ERR_REFUSED` for every function you do not offer (the requester then gets
-/// `{:not_spawnable, function}`). To accept, create the process in a state where it does not run,
+/// `{:not_spawnable, "function"}`). To accept, create the process in a state where it does not run,
 /// store your token for it in `*token` and return `SNOW_OK`: it gets `SNOW_EVENT_START`, with
 /// its pid, once its links and monitors are in place. Called from a runtime thread; must not
 /// block. Pointers are valid during the call only.
-pub type snow_spawn_fn = unsafe extern "C" fn(
-    ctx: *mut c_void,
-    function: *const c_char,
-    function_len: usize,
-    args: *const u8,
-    args_len: usize,
-    token: *mut u64,
-) -> snow_status;
+pub type snow_spawn_fn = Option<
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        function: *const c_char,
+        function_len: usize,
+        args: *const u8,
+        args_len: usize,
+        token: *mut u64,
+    ) -> snow_status,
+>;
 
 /// A monitor a process holds: what it watches, and for a local target, which process holds the
 /// other end.
@@ -152,8 +157,8 @@ enum Remote {
 pub(crate) struct CHost {
     name: NodeName,
     creation: u32,
-    deliver: snow_deliver_fn,
-    spawn: Option<snow_spawn_fn>,
+    deliver: DeliverFn,
+    spawn: snow_spawn_fn,
     ctx: Ctx,
     table: Mutex<Table>,
     dist: OnceLock<Arc<dyn Distribution>>,
@@ -178,8 +183,8 @@ impl CHost {
     pub fn new(
         name: NodeName,
         creation: u32,
-        deliver: snow_deliver_fn,
-        spawn: Option<snow_spawn_fn>,
+        deliver: DeliverFn,
+        spawn: snow_spawn_fn,
         ctx: Ctx,
         runtime: Arc<Executor>,
     ) -> Arc<CHost> {

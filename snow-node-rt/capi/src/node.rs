@@ -45,13 +45,13 @@ pub struct snow_callbacks {
     /// Passed to every callback as is.
     pub ctx: *mut c_void,
     /// Required: where events for the embedder's processes go.
-    pub deliver: Option<snow_deliver_fn>,
+    pub deliver: snow_deliver_fn,
     /// Optional: remote spawn of the functions the embedder offers. Null: this node refuses every
     /// remote spawn.
-    pub spawn: Option<snow_spawn_fn>,
+    pub spawn: snow_spawn_fn,
     /// Optional: run the runtime's tasks on the embedder's scheduler (`snow_task_run`). Null: they
     /// run on the runtime's own threads (one per CPU, or `SNOW_SCHEDULERS`).
-    pub schedule: Option<snow_schedule_fn>,
+    pub schedule: snow_schedule_fn,
 }
 
 /// One start-up setting: the name of an environment variable of README's "Node environment"
@@ -87,7 +87,10 @@ pub struct snow_completion {
 /// Called exactly once when an operation that waited for the network completes (successfully,
 /// with an error, or at its deadline), from a runtime thread; `ctx` is the pointer given with the
 /// operation. It must not block; it may call this library.
-pub type snow_done_fn = unsafe extern "C" fn(ctx: *mut c_void, completion: *const snow_completion);
+pub type snow_done_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, completion: *const snow_completion)>;
+
+/// [`snow_done_fn`] once checked non-null.
+type DoneFn = unsafe extern "C" fn(ctx: *mut c_void, completion: *const snow_completion);
 
 /// An encoded term owned by the library (`snow_node_nodes`): free it with `snow_bytes_free`.
 #[repr(C)]
@@ -119,12 +122,12 @@ impl Done {
 
 /// A completion callback and its context, called once.
 pub(crate) struct Completion {
-    done: snow_done_fn,
+    done: DoneFn,
     ctx: Ctx,
 }
 
 impl Completion {
-    pub fn new(done: Option<snow_done_fn>, ctx: *mut c_void) -> Outcome<Completion> {
+    pub fn new(done: snow_done_fn, ctx: *mut c_void) -> Outcome<Completion> {
         let done =
             done.ok_or_else(|| Failure::argument("done is null: every operation that waits needs a callback"))?;
         Ok(Completion { done, ctx: Ctx(ctx) })
@@ -300,11 +303,7 @@ pub unsafe extern "C" fn snow_node_start(
 /// # Safety
 /// `node` must be a node not yet freed; `done` a valid callback.
 #[no_mangle]
-pub unsafe extern "C" fn snow_node_stop(
-    node: *const snow_node,
-    done: Option<snow_done_fn>,
-    ctx: *mut c_void,
-) -> snow_status {
+pub unsafe extern "C" fn snow_node_stop(node: *const snow_node, done: snow_done_fn, ctx: *mut c_void) -> snow_status {
     guard("snow_node_stop", || {
         // SAFETY: the caller's contract.
         let node = unsafe { self::node(node)? };
@@ -449,7 +448,7 @@ pub unsafe extern "C" fn snow_bytes_free(bytes: *mut snow_bytes) {
 pub unsafe extern "C" fn snow_connect(
     node: *const snow_node,
     other: *const c_char,
-    done: Option<snow_done_fn>,
+    done: snow_done_fn,
     ctx: *mut c_void,
 ) -> snow_status {
     guard("snow_connect", || {

@@ -454,7 +454,7 @@ pub unsafe extern "C" fn snow_spawn_remote(
     args: *const u8,
     args_len: usize,
     flags: u32,
-    done: Option<snow_done_fn>,
+    done: snow_done_fn,
     ctx: *mut c_void,
 ) -> snow_status {
     guard("snow_spawn_remote", || {

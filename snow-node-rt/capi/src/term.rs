@@ -264,123 +264,224 @@ pub unsafe extern "C" fn snow_encoder_bytes(
     })
 }
 
-macro_rules! encode_fn {
-    ($(#[$doc:meta])* $name:ident ( $($arg:ident : $ty:ty),* ) => |$e:ident| $body:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments
-        /// must point at as many readable bytes as their lengths say.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(encoder: *mut snow_encoder $(, $arg: $ty)*) -> snow_status {
-            guard(stringify!($name), || {
-                // SAFETY: the caller's contract.
-                let $e = unsafe { self::encoder(encoder)? };
-                $e.call(|$e| $body)
-            })
-        }
-    };
+/// Runs one encoder call for an entry point, whose contract says that `encoder` is null or an
+/// encoder from `snow_encoder_new` not yet freed.
+fn encode_call(
+    entry: &'static str,
+    encoder: *mut snow_encoder,
+    op: impl FnOnce(&mut snow_encoder) -> Outcome<()>,
+) -> snow_status {
+    guard(entry, || {
+        // SAFETY: the entry point's contract.
+        let e = unsafe { self::encoder(encoder)? };
+        e.call(op)
+    })
 }
 
-encode_fn!(
-    /// A signed 64-bit integer.
-    snow_encode_int(value: i64) => |e| e.value(Term::Int(value))
-);
-encode_fn!(
-    /// A 64-bit float (any bit pattern).
-    snow_encode_float(value: f64) => |e| e.value(Term::Float(value))
-);
-encode_fn!(
-    /// The unit value `()`.
-    snow_encode_unit() => |e| e.value(Term::Unit)
-);
-encode_fn!(
-    /// `true` or `false`.
-    snow_encode_bool(value: bool) => |e| e.value(Term::Bool(value))
-);
-encode_fn!(
-    /// An atom: `len` bytes of UTF-8 (at most 1024).
-    snow_encode_atom(text: *const c_char, len: usize) => |e| {
+/// A signed 64-bit integer.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_int(encoder: *mut snow_encoder, value: i64) -> snow_status {
+    encode_call("snow_encode_int", encoder, |e| e.value(Term::Int(value)))
+}
+
+/// A 64-bit float (any bit pattern).
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_float(encoder: *mut snow_encoder, value: f64) -> snow_status {
+    encode_call("snow_encode_float", encoder, |e| e.value(Term::Float(value)))
+}
+
+/// The unit value `()`.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_unit(encoder: *mut snow_encoder) -> snow_status {
+    encode_call("snow_encode_unit", encoder, |e| e.value(Term::Unit))
+}
+
+/// `true` or `false`.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_bool(encoder: *mut snow_encoder, value: bool) -> snow_status {
+    encode_call("snow_encode_bool", encoder, |e| e.value(Term::Bool(value)))
+}
+
+/// An atom: `len` bytes of UTF-8 (at most 1024).
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_atom(encoder: *mut snow_encoder, text: *const c_char, len: usize) -> snow_status {
+    encode_call("snow_encode_atom", encoder, |e| {
         // SAFETY: the caller's contract.
         let atom = unsafe { ids::atom(text, len, "the atom")? };
         e.value(Term::Atom(atom))
-    }
-);
-encode_fn!(
-    /// A string: `len` bytes of UTF-8 (copied).
-    snow_encode_string(text: *const c_char, len: usize) => |e| {
+    })
+}
+
+/// A string: `len` bytes of UTF-8 (copied).
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_string(
+    encoder: *mut snow_encoder,
+    text: *const c_char,
+    len: usize,
+) -> snow_status {
+    encode_call("snow_encode_string", encoder, |e| {
         // SAFETY: the caller's contract.
         let text = unsafe { ids::text(text, len, "the string")? };
         e.value(Term::String(text.to_owned()))
-    }
-);
-encode_fn!(
-    /// A binary: `len` raw bytes (copied).
-    snow_encode_binary(data: *const u8, len: usize) => |e| {
+    })
+}
+
+/// A binary: `len` raw bytes (copied).
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_binary(encoder: *mut snow_encoder, data: *const u8, len: usize) -> snow_status {
+    encode_call("snow_encode_binary", encoder, |e| {
         // SAFETY: the caller's contract.
         let data = unsafe { ids::bytes(data, len, "the binary")? };
         e.value(Term::Binary(data.to_vec()))
-    }
-);
-encode_fn!(
-    /// A pid.
-    snow_encode_pid(pid: *const snow_pid) => |e| {
+    })
+}
+
+/// A pid.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_pid(encoder: *mut snow_encoder, pid: *const snow_pid) -> snow_status {
+    encode_call("snow_encode_pid", encoder, |e| {
         // SAFETY: the caller's contract.
         let pid = unsafe { ids::get(pid, "pid")? }.to_pid("pid")?;
         e.value(Term::Pid(pid))
-    }
-);
-encode_fn!(
-    /// A reference.
-    snow_encode_ref(reference: *const snow_ref) => |e| {
+    })
+}
+
+/// A reference.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_ref(encoder: *mut snow_encoder, reference: *const snow_ref) -> snow_status {
+    encode_call("snow_encode_ref", encoder, |e| {
         // SAFETY: the caller's contract.
         let reference = unsafe { ids::get(reference, "reference")? }.to_ref("reference")?;
         e.value(Term::Ref(reference))
-    }
-);
-encode_fn!(
-    /// A tuple of `arity` values: the next `arity` values (each possibly a container) are its
-    /// elements.
-    snow_encode_tuple(arity: usize) => |e| e.open(Open::Tuple { want: arity, items: Vec::new() })
-);
-encode_fn!(
-    /// A list of `count` values, which follow.
-    snow_encode_list(count: usize) => |e| e.open(Open::List { want: count, items: Vec::new() })
-);
-encode_fn!(
-    /// A map of `pairs` entries: a key then its value, `pairs` times. A key given twice fails when
-    /// the map is complete. The bytes list the keys in the canonical order (PROTOCOL.md 1.7)
-    /// whatever order they were given in.
-    snow_encode_map(pairs: usize) => |e| e.open(Open::Map { want: pairs, items: Vec::new() })
-);
-encode_fn!(
-    /// A struct named `name` (`name_len` bytes of UTF-8) with `fields` fields: then, for each,
-    /// `snow_encode_field` and the field's value.
-    snow_encode_struct(name: *const c_char, name_len: usize, fields: usize) => |e| {
+    })
+}
+
+/// A tuple of `arity` values: the next `arity` values (each possibly a container) are its
+/// elements.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_tuple(encoder: *mut snow_encoder, arity: usize) -> snow_status {
+    encode_call("snow_encode_tuple", encoder, |e| e.open(Open::Tuple { want: arity, items: Vec::new() }))
+}
+
+/// A list of `count` values, which follow.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_list(encoder: *mut snow_encoder, count: usize) -> snow_status {
+    encode_call("snow_encode_list", encoder, |e| e.open(Open::List { want: count, items: Vec::new() }))
+}
+
+/// A map of `pairs` entries: a key then its value, `pairs` times. A key given twice fails when
+/// the map is complete. The bytes list the keys in the canonical order (PROTOCOL.md 1.7)
+/// whatever order they were given in.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_map(encoder: *mut snow_encoder, pairs: usize) -> snow_status {
+    encode_call("snow_encode_map", encoder, |e| e.open(Open::Map { want: pairs, items: Vec::new() }))
+}
+
+/// A struct named `name` (`name_len` bytes of UTF-8) with `fields` fields: then, for each,
+/// `snow_encode_field` and the field's value.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_struct(
+    encoder: *mut snow_encoder,
+    name: *const c_char,
+    name_len: usize,
+    fields: usize,
+) -> snow_status {
+    encode_call("snow_encode_struct", encoder, |e| {
         // SAFETY: the caller's contract.
         let name = unsafe { ids::atom(name, name_len, "the struct name")? };
         e.open(Open::Struct { name, want: fields, fields: Vec::new(), field: None })
-    }
-);
-encode_fn!(
-    /// The name of a struct's next field; its value follows.
-    snow_encode_field(name: *const c_char, len: usize) => |e| {
+    })
+}
+
+/// The name of a struct's next field; its value follows.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_field(encoder: *mut snow_encoder, name: *const c_char, len: usize) -> snow_status {
+    encode_call("snow_encode_field", encoder, |e| {
         // SAFETY: the caller's contract.
         let name = unsafe { ids::atom(name, len, "the field name")? };
         e.field(name)
-    }
-);
-encode_fn!(
-    /// A value of a sum type (`Shape.Circle(1.5)`): the type's and variant's names, and `fields`
-    /// positional fields, which follow.
-    snow_encode_sum(type_name: *const c_char, type_len: usize, variant: *const c_char, variant_len: usize, fields: usize) => |e| {
+    })
+}
+
+/// A value of a sum type (`Shape.Circle(1.5)`): the type's and variant's names, and `fields`
+/// positional fields, which follow.
+///
+/// # Safety
+/// `encoder` must be an encoder from `snow_encoder_new` not yet freed; pointer arguments must
+/// point at as many readable bytes as their lengths say.
+#[no_mangle]
+pub unsafe extern "C" fn snow_encode_sum(
+    encoder: *mut snow_encoder,
+    type_name: *const c_char,
+    type_len: usize,
+    variant: *const c_char,
+    variant_len: usize,
+    fields: usize,
+) -> snow_status {
+    encode_call("snow_encode_sum", encoder, |e| {
         // SAFETY: the caller's contract.
         let type_name = unsafe { ids::atom(type_name, type_len, "the type name")? };
         // SAFETY: the caller's contract.
         let variant = unsafe { ids::atom(variant, variant_len, "the variant name")? };
         e.open(Open::Sum { type_name, variant, want: fields, items: Vec::new() })
-    }
-);
+    })
+}
 
 /// What a decoded item is.
 #[repr(u32)]
