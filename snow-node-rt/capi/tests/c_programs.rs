@@ -61,3 +61,100 @@ fn a_c_program_talks_to_a_rust_node_and_sees_it_die() {
     let status = c.wait();
     assert!(status.success(), "echo_client exited with {status}; stderr:\n{}", c.stderr());
 }
+
+/// `tests/c/foreign_scheduler.c`: one thread of a C program runs the runtime's tasks and its own
+/// processes (item 3 of the embedding issue: a foreign scheduler through the seam, driven from C).
+/// A Rust node of this test talks to it, links to and monitors its processes, spawns a process on
+/// it through its `spawn` callback, is refused another function, and sees the exits' real reasons.
+#[test]
+fn a_single_threaded_c_scheduler_hosts_a_node() {
+    use snow_node_rt::dist::NodeBuilder;
+    use snow_node_rt::error::RemoteSpawnError;
+    use snow_node_rt::{NodeName, Term};
+    use snow_shared::cookie::Cookie;
+    use std::time::Duration;
+
+    let dir = TempDir::new("capi-c").expect("a temp dir");
+    let exe = compile_c("tests/c", "foreign_scheduler", dir.path(), &[]);
+    let epmd = Epmd::start();
+    let mut cmd = Command::new(exe);
+    epmd.node_env(&mut cmd, "f@127.0.0.1");
+    let mut c = Proc::spawn("foreign_scheduler", cmd);
+    assert_eq!(c.expect("READY"), "f@127.0.0.1");
+
+    let report = snow_node_rt::block_on(async {
+        let node = NodeBuilder::new(NodeName::parse("r@127.0.0.1").unwrap())
+            .cookie(Cookie::from_bytes(COOKIE.as_bytes()).unwrap())
+            .epmd(&epmd.addr())
+            .listen_ip("127.0.0.1".parse().unwrap())
+            .start()
+            .await
+            .expect("the Rust node starts");
+        let (tx, rx) = async_channel::bounded(1);
+        node.spawn(move |mut me| async move {
+            let result: Result<Vec<Term>, String> = async {
+                let f = NodeName::parse("f@127.0.0.1").unwrap();
+                let wait = Duration::from_secs(20);
+                me.trap_exit(true);
+                let me_term = Term::Pid(me.pid().clone());
+                me.send_named_on("c_echo", &f, Term::tuple([me_term.clone(), Term::string("hi")]))
+                    .map_err(|e| e.to_string())?;
+                let reply = me.receive_timeout(wait).await.ok_or("no reply from c_echo")?;
+                let server = match reply.as_tuple() {
+                    Some([tag, Term::Pid(server), Term::String(s)]) if tag.is_atom("c_echo") && s == "hi" => {
+                        server.clone()
+                    }
+                    _ => return Err(format!("odd reply {reply}")),
+                };
+                me.link(&server).map_err(|e| e.to_string())?;
+                let server_watch = me.monitor(&server);
+                // A process spawned on the C node through its `spawn` callback.
+                let (child, child_watch) = me
+                    .spawn_monitor_remote(&f, "c_echo", vec![Term::atom("child")])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                me.send(&child, Term::tuple([me_term.clone(), Term::Int(42)]));
+                let child_reply = me.receive_timeout(wait).await.ok_or("no reply from the child")?;
+                let refused = match me.spawn_remote(&f, "forbidden", vec![]).await {
+                    Err(RemoteSpawnError::Refused { reason, .. }) => reason,
+                    other => return Err(format!("the forbidden spawn: {other:?}")),
+                };
+                me.send(&child, Term::atom("stop"));
+                let child_down = me.receive_timeout(wait).await.ok_or("no :DOWN of the child")?;
+                me.send(&server, Term::atom("stop"));
+                let mut ends = vec![
+                    me.receive_timeout(wait).await.ok_or("no end of the server")?,
+                    me.receive_timeout(wait).await.ok_or("no second end of the server")?,
+                ];
+                ends.sort();
+                let _ = (server_watch, child_watch);
+                Ok([vec![reply.as_tuple().unwrap()[0].clone(), child_reply, refused, child_down], ends].concat())
+            }
+            .await;
+            let _ = tx.send(result).await;
+        });
+        let report = rx.recv().await.expect("the Rust process reports");
+        node.shutdown().await;
+        report
+    });
+    let terms = report.unwrap_or_else(|e| panic!("{e}; C program so far {:?}; stderr:\n{}", c.seen, c.stderr()));
+    let text: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
+    assert_eq!(text[0], ":c_echo");
+    assert!(text[1].starts_with("{:c_echo, <f@127.0.0.1.") && text[1].ends_with(", 42}"), "{}", text[1]);
+    assert_eq!(text[2], "{:not_spawnable, \"forbidden\"}");
+    assert!(text[3].starts_with("{:DOWN, #Ref<") && text[3].ends_with(", {:shutdown, :done}}"), "{}", text[3]);
+    // Sorted: tuples by size first, so the 3-tuple {:EXIT, ..} before the 4-tuple {:DOWN, ..}.
+    assert!(text[4].starts_with("{:EXIT, <f@127.0.0.1.") && text[4].ends_with(", {:shutdown, :done}}"), "{}", text[4]);
+    assert!(text[5].starts_with("{:DOWN, #Ref<") && text[5].ends_with(", {:shutdown, :done}}"), "{}", text[5]);
+
+    assert_eq!(c.expect("STARTED"), "[:child]");
+    assert_eq!(c.expect("EXITED"), "1");
+    assert_eq!(c.expect("EXITED"), "0");
+    c.expect("ALL_EXITED");
+    let tasks: u64 = c.expect("TASKS_RUN").parse().expect("a count");
+    assert!(tasks > 10, "the C scheduler ran only {tasks} runtime tasks");
+    c.expect("SCHEDULED_ELSEWHERE");
+    c.expect("DONE");
+    let status = c.wait();
+    assert!(status.success(), "foreign_scheduler exited with {status}; stderr:\n{}", c.stderr());
+}

@@ -67,7 +67,7 @@ typedef struct queue {
     item *head, *tail;
 } queue;
 
-static void queue_init(queue *q) {
+static inline void queue_init(queue *q) {
     pthread_mutex_init(&q->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -76,7 +76,7 @@ static void queue_init(queue *q) {
     q->head = q->tail = NULL;
 }
 
-static void queue_push(queue *q, item *it) {
+static inline void queue_push(queue *q, item *it) {
     it->next = NULL;
     pthread_mutex_lock(&q->lock);
     if (q->tail) q->tail->next = it; else q->head = it;
@@ -86,7 +86,7 @@ static void queue_push(queue *q, item *it) {
 }
 
 /* The next item, or NULL after `ms` milliseconds without one. */
-static item *queue_pop(queue *q, long ms) {
+static inline item *queue_pop(queue *q, long ms) {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += ms / 1000;
@@ -105,7 +105,7 @@ static item *queue_pop(queue *q, long ms) {
     return it;
 }
 
-static uint8_t *copy_bytes(const uint8_t *data, size_t len) {
+static inline uint8_t *copy_bytes(const uint8_t *data, size_t len) {
     if (!data || !len) return NULL;
     uint8_t *copy = malloc(len);
     if (!copy) FAIL("out of memory");
@@ -113,21 +113,21 @@ static uint8_t *copy_bytes(const uint8_t *data, size_t len) {
     return copy;
 }
 
-static item *new_item(enum item_kind kind) {
+static inline item *new_item(enum item_kind kind) {
     item *it = calloc(1, sizeof *it);
     if (!it) FAIL("out of memory");
     it->kind = kind;
     return it;
 }
 
-static void free_item(item *it) {
+static inline void free_item(item *it) {
     free(it->message);
     free(it->reason);
     free(it);
 }
 
 /* snow_deliver_fn: copy the event (its pointers die with the call) and queue it. */
-static void on_deliver(void *ctx, uint64_t token, const snow_event *event) {
+static inline void on_deliver(void *ctx, uint64_t token, const snow_event *event) {
     item *it = new_item(ITEM_EVENT);
     it->token = token;
     it->event = event->kind;
@@ -147,7 +147,7 @@ typedef struct pending {
     const char *tag;
 } pending;
 
-static void on_done(void *ctx, const snow_completion *c) {
+static inline void on_done(void *ctx, const snow_completion *c) {
     pending *p = ctx;
     item *it = new_item(ITEM_DONE);
     it->tag = p->tag;
@@ -161,7 +161,7 @@ static void on_done(void *ctx, const snow_completion *c) {
     free(p);
 }
 
-static pending *pending_for(queue *q, const char *tag) {
+static inline pending *pending_for(queue *q, const char *tag) {
     pending *p = malloc(sizeof *p);
     if (!p) FAIL("out of memory");
     p->q = q;
@@ -170,7 +170,7 @@ static pending *pending_for(queue *q, const char *tag) {
 }
 
 /* The term as text, in a static buffer (one at a time). */
-static const char *text_of(const uint8_t *data, size_t len) {
+static inline const char *text_of(const uint8_t *data, size_t len) {
     static char buf[4096];
     size_t needed = 0;
     snow_status s = snow_term_to_text(data, len, buf, sizeof buf, &needed);
@@ -178,33 +178,33 @@ static const char *text_of(const uint8_t *data, size_t len) {
     return buf;
 }
 
-static int same_ref(const snow_ref *a, const snow_ref *b) {
+static inline int same_ref(const snow_ref *a, const snow_ref *b) {
     return a->id == b->id && a->creation == b->creation && strcmp(a->node, b->node) == 0;
 }
 
-static int same_pid(const snow_pid *a, const snow_pid *b) {
+static inline int same_pid(const snow_pid *a, const snow_pid *b) {
     return a->id == b->id && a->creation == b->creation && strcmp(a->node, b->node) == 0;
 }
 
 /* Encodes an atom as a whole term into `e` (reset first). */
-static void encode_atom_term(snow_encoder *e, const char *atom) {
+static inline void encode_atom_term(snow_encoder *e, const char *atom) {
     CHECK(snow_encoder_reset(e));
     CHECK(snow_encode_atom(e, atom, strlen(atom)));
 }
 
 /* `{pid, "text"}` into `e` (reset first). */
-static void encode_request(snow_encoder *e, const snow_pid *pid, const char *text) {
+static inline void encode_request(snow_encoder *e, const snow_pid *pid, const char *text) {
     CHECK(snow_encoder_reset(e));
     CHECK(snow_encode_tuple(e, 2));
     CHECK(snow_encode_pid(e, pid));
     CHECK(snow_encode_string(e, text, strlen(text)));
 }
 
-static void encoded(snow_encoder *e, const uint8_t **data, size_t *len) {
+static inline void encoded(snow_encoder *e, const uint8_t **data, size_t *len) {
     CHECK(snow_encoder_bytes(e, data, len));
 }
 
-static const char *env(const char *name) {
+static inline const char *env(const char *name) {
     const char *value = getenv(name);
     if (!value) FAIL("%s is not set", name);
     return value;
