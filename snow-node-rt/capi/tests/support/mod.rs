@@ -24,11 +24,19 @@ pub fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("the executable is in target/<profile>/deps").to_path_buf()
 }
 
-/// The static library, as the build of this crate left it beside its test binaries.
+/// The static library, as the build of this crate left it beside its test or bench binaries:
+/// `target/<profile>/libsnow_node_capi.a` (uplifted by `cargo build`) or, in the build of a test or
+/// bench, `target/<profile>/deps/libsnow_node_capi.a`; the newer if both exist.
 pub fn static_library() -> PathBuf {
-    let lib = profile_dir().join("libsnow_node_capi.a");
-    assert!(lib.exists(), "{} is missing: build the crate first (cargo build -p snow-node-capi)", lib.display());
-    lib
+    let dir = profile_dir();
+    let candidates = [dir.join("libsnow_node_capi.a"), dir.join("deps").join("libsnow_node_capi.a")];
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    candidates
+        .iter()
+        .filter_map(|p| modified(p).map(|t| (t, p.clone())))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("no libsnow_node_capi.a in {} or its deps/: build the crate first", dir.display()))
 }
 
 /// The link flags a program that links the static library needs (README, "Embedding").
