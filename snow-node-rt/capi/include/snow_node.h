@@ -478,13 +478,14 @@ typedef struct snow_completion {
    */
   const struct snow_ref *reference;
   /**
-   * A refused remote spawn: the other node's reason, encoded.
+   * An encoded term the operation produced: for a refused remote spawn, the other node's
+   * reason. Null when there is none.
    */
-  const uint8_t *reason;
+  const uint8_t *data;
   /**
-   * Bytes at `reason`.
+   * Bytes at `data`.
    */
-  size_t reason_len;
+  size_t data_len;
 } snow_completion;
 
 /**

@@ -78,10 +78,11 @@ pub struct snow_completion {
     pub pid: *const snow_pid,
     /// A remote spawn with `SNOW_SPAWN_MONITOR`: the monitor's reference.
     pub reference: *const snow_ref,
-    /// A refused remote spawn: the other node's reason, encoded.
-    pub reason: *const u8,
-    /// Bytes at `reason`.
-    pub reason_len: usize,
+    /// An encoded term the operation produced: for a refused remote spawn, the other node's
+    /// reason. Null when there is none.
+    pub data: *const u8,
+    /// Bytes at `data`.
+    pub data_len: usize,
 }
 
 /// Called exactly once when an operation that waited for the network completes (successfully,
@@ -107,16 +108,16 @@ pub(crate) struct Done {
     pub error: Option<String>,
     pub pid: Option<Pid>,
     pub reference: Option<Ref>,
-    pub reason: Option<Term>,
+    pub data: Option<Term>,
 }
 
 impl Done {
     pub fn ok() -> Done {
-        Done { status: SNOW_OK, error: None, pid: None, reference: None, reason: None }
+        Done { status: SNOW_OK, error: None, pid: None, reference: None, data: None }
     }
 
     pub fn failed(status: snow_status, error: String) -> Done {
-        Done { status, error: Some(error), pid: None, reference: None, reason: None }
+        Done { status, error: Some(error), pid: None, reference: None, data: None }
     }
 }
 
@@ -137,14 +138,14 @@ impl Completion {
         let error = outcome.error.map(|e| CString::new(e.replace('\0', "\\0")).unwrap_or_default());
         let pid = outcome.pid.as_ref().map(snow_pid::from_pid);
         let reference = outcome.reference.as_ref().map(snow_ref::from_ref);
-        let reason = outcome.reason.as_ref().map(codec::encode);
+        let data = outcome.data.as_ref().map(codec::encode);
         let c = snow_completion {
             status: outcome.status,
             error: error.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
             pid: pid.as_ref().map_or(std::ptr::null(), |p| p as *const snow_pid),
             reference: reference.as_ref().map_or(std::ptr::null(), |r| r as *const snow_ref),
-            reason: reason.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
-            reason_len: reason.as_ref().map_or(0, |r| r.len()),
+            data: data.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
+            data_len: data.as_ref().map_or(0, |r| r.len()),
         };
         // SAFETY: the embedder's callback with its own context; `c` and what it points at live
         // until the call returns.
@@ -168,7 +169,7 @@ pub(crate) fn spawn_failure(e: RemoteSpawnError) -> Done {
         RemoteSpawnError::Dist(d) => dist_failure(d),
         RemoteSpawnError::Refused { reason, .. } => {
             let mut done = Done::failed(SNOW_ERR_REFUSED, e.to_string());
-            done.reason = Some(reason.clone());
+            done.data = Some(reason.clone());
             done
         }
         RemoteSpawnError::Unsupported(_) => Done::failed(SNOW_ERR_REFUSED, e.to_string()),

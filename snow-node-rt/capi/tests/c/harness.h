@@ -155,8 +155,8 @@ static inline void on_done(void *ctx, const snow_completion *c) {
     if (c->error) snprintf(it->error, sizeof it->error, "%s", c->error);
     if (c->pid) { it->pid = *c->pid; it->has_pid = true; }
     if (c->reference) { it->ref = *c->reference; it->has_ref = true; }
-    it->reason = copy_bytes(c->reason, c->reason_len);
-    it->reason_len = c->reason_len;
+    it->reason = copy_bytes(c->data, c->data_len);
+    it->reason_len = c->data_len;
     queue_push(p->q, it);
     free(p);
 }
