@@ -88,6 +88,9 @@ fn c_run(exe: &Path, client: &Path, counts: &Counts) -> Result<Run, String> {
     })
 }
 
+/// A table row: its name, the figure of a run, its unit, and whether more is better.
+type Row = (&'static str, fn(&Run) -> f64, &'static str, bool);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -132,7 +135,7 @@ fn main() {
     }
     println!("| workload | Rust API | C ABI | C vs Rust (medians; per round) |");
     println!("|---|---|---|---|");
-    let rows: [(&str, fn(&Run) -> f64, &str, bool); 4] = [
+    let rows: [Row; 4] = [
         ("send 64 B", |r| r.tput64 / 1e6, "M msg/s", true),
         ("send 1 KiB", |r| r.tput1k / 1e6, "M msg/s", true),
         ("round trip median", |r| r.rtt_median_us, "µs", false),

@@ -58,7 +58,7 @@ impl snow_pid {
         snow_pid { node: node_field(pid.node()), id: pid.id(), creation: pid.creation() }
     }
 
-    pub(crate) fn to_pid(&self, what: &str) -> Outcome<Pid> {
+    pub(crate) fn read_pid(&self, what: &str) -> Outcome<Pid> {
         Ok(Pid::new(node_of_field(&self.node, what)?, self.id, self.creation))
     }
 }
@@ -68,7 +68,7 @@ impl snow_ref {
         snow_ref { node: node_field(reference.node()), id: reference.id(), creation: reference.creation() }
     }
 
-    pub(crate) fn to_ref(&self, what: &str) -> Outcome<Ref> {
+    pub(crate) fn read_ref(&self, what: &str) -> Outcome<Ref> {
         Ok(Ref::new(node_of_field(&self.node, what)?, self.id, self.creation))
     }
 }
@@ -208,7 +208,7 @@ mod tests {
         let node: NodeName = "app@db1.example.com".parse().unwrap();
         let pid = Pid::new(node, 4242, 7);
         let c = snow_pid::from_pid(&pid);
-        assert_eq!(c.to_pid("pid").unwrap(), pid);
+        assert_eq!(c.read_pid("pid").unwrap(), pid);
         let longest = format!(
             "{}@{}",
             "n".repeat(64),
@@ -216,17 +216,17 @@ mod tests {
         );
         assert_eq!(longest.len(), 318);
         let pid = Pid::new(longest.parse().unwrap(), 1, 2);
-        assert_eq!(snow_pid::from_pid(&pid).to_pid("pid").unwrap(), pid);
+        assert_eq!(snow_pid::from_pid(&pid).read_pid("pid").unwrap(), pid);
     }
 
     #[test]
     fn a_node_field_without_nul_or_with_a_bad_name_is_refused() {
         let mut c = snow_pid::from_pid(&Pid::new("a@h".parse().unwrap(), 1, 1));
         c.node = [b'a' as c_char; SNOW_NODE_FIELD];
-        let err = c.to_pid("to").unwrap_err();
+        let err = c.read_pid("to").unwrap_err();
         assert_eq!(err.status, crate::status::SNOW_ERR_ARGUMENT);
         assert!(err.message.contains("nul"), "{}", err.message);
         c.node[3] = 0;
-        assert!(c.to_pid("to").unwrap_err().message.contains("'@'"));
+        assert!(c.read_pid("to").unwrap_err().message.contains("'@'"));
     }
 }

@@ -206,7 +206,7 @@ pub unsafe extern "C" fn snow_send(
         // SAFETY: the caller's contract.
         let host = unsafe { host(node)? };
         // SAFETY: the caller's contract.
-        let to = unsafe { ids::get(to, "to")? }.to_pid("to")?;
+        let to = unsafe { ids::get(to, "to")? }.read_pid("to")?;
         // SAFETY: the caller's contract.
         let msg = decode(unsafe { ids::bytes(msg, len, "msg")? })?;
         let from = host.acting(process)?;
@@ -286,7 +286,7 @@ pub unsafe extern "C" fn snow_link(node: *const snow_node, process: u64, other: 
         // SAFETY: the caller's contract.
         let host = unsafe { host(node)? };
         // SAFETY: the caller's contract.
-        let other = unsafe { ids::get(other, "other")? }.to_pid("other")?;
+        let other = unsafe { ids::get(other, "other")? }.read_pid("other")?;
         let me = host.process(process)?;
         let backpressure = host.link(process, &other)?;
         answer(host, Some(&me), backpressure)
@@ -304,7 +304,7 @@ pub unsafe extern "C" fn snow_unlink(node: *const snow_node, process: u64, other
         // SAFETY: the caller's contract.
         let host = unsafe { host(node)? };
         // SAFETY: the caller's contract.
-        let other = unsafe { ids::get(other, "other")? }.to_pid("other")?;
+        let other = unsafe { ids::get(other, "other")? }.read_pid("other")?;
         let me = host.process(process)?;
         let backpressure = host.unlink(process, &other)?;
         answer(host, Some(&me), backpressure)
@@ -330,7 +330,7 @@ pub unsafe extern "C" fn snow_exit(
         // SAFETY: the caller's contract.
         let host = unsafe { host(node)? };
         // SAFETY: the caller's contract.
-        let to = unsafe { ids::get(to, "to")? }.to_pid("to")?;
+        let to = unsafe { ids::get(to, "to")? }.read_pid("to")?;
         // SAFETY: the caller's contract.
         let reason = decode(unsafe { ids::bytes(reason, reason_len, "reason")? })?;
         let acting = host.acting(process)?;
@@ -363,7 +363,7 @@ pub unsafe extern "C" fn snow_monitor(
         // SAFETY: the caller's contract.
         let host = unsafe { host(node)? };
         // SAFETY: the caller's contract.
-        let target = unsafe { ids::get(target, "target")? }.to_pid("target")?;
+        let target = unsafe { ids::get(target, "target")? }.read_pid("target")?;
         if reference.is_null() {
             return Err(Failure::argument("reference is null"));
         }
@@ -426,7 +426,7 @@ pub unsafe extern "C" fn snow_demonitor(
         // SAFETY: the caller's contract.
         let host = unsafe { host(node)? };
         // SAFETY: the caller's contract.
-        let reference = unsafe { ids::get(reference, "reference")? }.to_ref("reference")?;
+        let reference = unsafe { ids::get(reference, "reference")? }.read_ref("reference")?;
         let me = host.process(process)?;
         let backpressure = host.demonitor(process, &reference)?;
         answer(host, Some(&me), backpressure)

@@ -373,7 +373,7 @@ pub unsafe extern "C" fn snow_encode_binary(encoder: *mut snow_encoder, data: *c
 pub unsafe extern "C" fn snow_encode_pid(encoder: *mut snow_encoder, pid: *const snow_pid) -> snow_status {
     encode_call("snow_encode_pid", encoder, |e| {
         // SAFETY: the caller's contract.
-        let pid = unsafe { ids::get(pid, "pid")? }.to_pid("pid")?;
+        let pid = unsafe { ids::get(pid, "pid")? }.read_pid("pid")?;
         e.value(Term::Pid(pid))
     })
 }
@@ -387,7 +387,7 @@ pub unsafe extern "C" fn snow_encode_pid(encoder: *mut snow_encoder, pid: *const
 pub unsafe extern "C" fn snow_encode_ref(encoder: *mut snow_encoder, reference: *const snow_ref) -> snow_status {
     encode_call("snow_encode_ref", encoder, |e| {
         // SAFETY: the caller's contract.
-        let reference = unsafe { ids::get(reference, "reference")? }.to_ref("reference")?;
+        let reference = unsafe { ids::get(reference, "reference")? }.read_ref("reference")?;
         e.value(Term::Ref(reference))
     })
 }
@@ -860,7 +860,7 @@ mod tests {
                 seen.push(match item.kind {
                     snow_kind::SNOW_INT => format!("int {}", item.integer),
                     snow_kind::SNOW_BOOL => format!("bool {}", item.boolean),
-                    snow_kind::SNOW_PID => format!("pid {}", item.pid.to_pid("pid").unwrap()),
+                    snow_kind::SNOW_PID => format!("pid {}", item.pid.read_pid("pid").unwrap()),
                     k @ (snow_kind::SNOW_TUPLE | snow_kind::SNOW_LIST | snow_kind::SNOW_STRUCT) => {
                         format!("{k:?} {}", item.count)
                     }
