@@ -1,0 +1,795 @@
+//! The embedder's processes as the [`Host`] of a node's distribution: one table of the processes
+//! registered through the ABI (their token, name, links and monitors), the operations on it, and
+//! the delivery of what happens to them (messages, exit signals, `:DOWN`s) to the embedder's
+//! `deliver` callback. The embedder's scheduler owns the processes themselves; this table holds
+//! exactly what Erlang's semantics need the runtime to know about them.
+//!
+//! Callbacks are never called with the table locked, so a callback may call back into the
+//! library.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use snow_node_rt::{reason, Atom, Distribution, Host, Monitored, NodeName, Pid, Ref, SpawnError, Term};
+use snow_shared::codec;
+
+use crate::executor::{Ctx, Executor};
+use crate::ids::{snow_pid, snow_ref};
+use crate::status::*;
+
+/// What happened to a process.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum snow_event_kind {
+    /// A message: `message` holds it.
+    SNOW_EVENT_MESSAGE = 0,
+    /// An exit signal from `pid`, with `reason`; `linked` says it reports the end of a link (the
+    /// linked process exited, or its node was lost: `:noconnection`), else it was sent with
+    /// `snow_exit`. The embedder applies Erlang's rules: a process that traps exits gets `message`
+    /// (`{:EXIT, pid, reason}`) in its mailbox; otherwise `:normal` is ignored (unless `pid` is the
+    /// process itself), `:kill` not `linked` kills it with `:killed`, and any other reason kills it
+    /// with that reason.
+    SNOW_EVENT_EXIT = 1,
+    /// A monitor fired: `reference` is the monitor's, `reason` why; `message` is the
+    /// `{:DOWN, reference, item, reason}` message to put in the mailbox (`item`: the pid, or
+    /// `{name, node}` for a monitor by name). The monitor is gone.
+    SNOW_EVENT_DOWN = 2,
+    /// The connection that made a send of this process return `SNOW_SUSPEND` has room again (or is
+    /// gone): let the process run.
+    SNOW_EVENT_RESUME = 3,
+    /// A process that the `spawn` callback created for another node may run now: `pid` is its pid,
+    /// `message` its arguments (the list the `spawn` callback saw). It must not run before this.
+    SNOW_EVENT_START = 4,
+}
+
+/// One event for one process, given to the `deliver` callback. Every pointer in it is valid only
+/// during the callback: copy what you keep. Fields other than those its kind names are null/0.
+#[repr(C)]
+pub struct snow_event {
+    /// What happened.
+    pub kind: snow_event_kind,
+    /// An encoded term (PROTOCOL.md section 1): see the kind.
+    pub message: *const u8,
+    /// Bytes at `message`.
+    pub message_len: usize,
+    /// `SNOW_EVENT_EXIT`, `SNOW_EVENT_DOWN`: the encoded reason.
+    pub reason: *const u8,
+    /// Bytes at `reason`.
+    pub reason_len: usize,
+    /// `SNOW_EVENT_EXIT`: who sent the signal; `SNOW_EVENT_START`: the new process's own pid.
+    pub pid: *const snow_pid,
+    /// `SNOW_EVENT_DOWN`: the monitor's reference.
+    pub reference: *const snow_ref,
+    /// `SNOW_EVENT_EXIT`: whether the signal reports the end of a link.
+    pub linked: bool,
+}
+
+/// Delivers an event to the embedder's process `token` (the token it gave when it registered the
+/// process, or returned from its `spawn` callback). Called from any thread, including from inside
+/// calls of this library on the caller's own thread (a send to a local process delivers at once);
+/// events for one process from one sender come in order. It must not block: queue the event and
+/// return. It may call this library.
+pub type snow_deliver_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event)>;
+
+/// [`snow_deliver_fn`] once checked non-null.
+pub(crate) type DeliverFn = unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event);
+
+/// Another node asks this one to spawn `function` with `args` (an encoded list). Allow-list by
+/// name: return `SNOW_ERR_REFUSED` for every function you do not offer (the requester then gets
+/// `{:not_spawnable, "function"}`). To accept, create the process in a state where it does not run,
+/// store your token for it in `*token` and return `SNOW_OK`: it gets `SNOW_EVENT_START`, with
+/// its pid, once its links and monitors are in place. Called from a runtime thread; must not
+/// block. Pointers are valid during the call only.
+pub type snow_spawn_fn = Option<
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        function: *const c_char,
+        function_len: usize,
+        args: *const u8,
+        args_len: usize,
+        token: *mut u64,
+    ) -> snow_status,
+>;
+
+/// A monitor a process holds: what it watches, and for a local target, which process holds the
+/// other end.
+#[derive(Clone)]
+struct Watch {
+    target: Monitored,
+    holder: Option<u64>,
+}
+
+/// One registered process.
+struct Entry {
+    token: u64,
+    name: Option<Atom>,
+    links: HashSet<Pid>,
+    /// Monitors on this process: reference -> watcher.
+    watchers: HashMap<Ref, Pid>,
+    /// Monitors this process holds: reference -> what it watches.
+    monitoring: HashMap<Ref, Watch>,
+    /// The distribution layer asked to hear of its exit.
+    notify: bool,
+}
+
+impl Entry {
+    fn new(token: u64) -> Entry {
+        Entry {
+            token,
+            name: None,
+            links: HashSet::new(),
+            watchers: HashMap::new(),
+            monitoring: HashMap::new(),
+            notify: false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    procs: HashMap<u64, Entry>,
+    names: HashMap<Atom, u64>,
+    next_id: u64,
+}
+
+/// What the embedder is told.
+pub(crate) enum Event {
+    Message(Term),
+    Exit { from: Pid, reason: Term, linked: bool },
+    Down { reference: Ref, item: Monitored, reason: Term },
+    Resume,
+    Start { pid: Pid, args: Term },
+}
+
+/// Events gathered under the table's lock, delivered after it is released.
+type Outbox = Vec<(u64, Event)>;
+
+/// Operations on remote pids gathered under the lock, done after it.
+enum Remote {
+    Exit(Pid),
+    Down(Pid, Ref),
+    Demonitor(Monitored, Ref),
+}
+
+/// The host of one node's embedder processes.
+pub(crate) struct CHost {
+    name: NodeName,
+    creation: u32,
+    deliver: DeliverFn,
+    spawn: snow_spawn_fn,
+    ctx: Ctx,
+    table: Mutex<Table>,
+    dist: OnceLock<Arc<dyn Distribution>>,
+    pub(crate) runtime: Arc<Executor>,
+    me: Weak<CHost>,
+}
+
+thread_local! {
+    /// Buffers events are encoded into; taken out while a callback runs (it may deliver again).
+    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Why an operation names no live local process.
+pub(crate) fn no_process(id: u64) -> Failure {
+    Failure::new(
+        SNOW_ERR_NO_PROCESS,
+        format!("process {id} is not a live process of this node (it exited, or was never registered)"),
+    )
+}
+
+impl CHost {
+    pub fn new(
+        name: NodeName,
+        creation: u32,
+        deliver: DeliverFn,
+        spawn: snow_spawn_fn,
+        ctx: Ctx,
+        runtime: Arc<Executor>,
+    ) -> Arc<CHost> {
+        Arc::new_cyclic(|me| CHost {
+            name,
+            creation,
+            deliver,
+            spawn,
+            ctx,
+            table: Mutex::new(Table::default()),
+            dist: OnceLock::new(),
+            runtime,
+            me: me.clone(),
+        })
+    }
+
+    pub fn set_distribution(&self, dist: Arc<dyn Distribution>) {
+        let _ = self.dist.set(dist);
+    }
+
+    pub fn distribution(&self) -> Option<&Arc<dyn Distribution>> {
+        self.dist.get()
+    }
+
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    pub fn creation_of_node(&self) -> u32 {
+        self.creation
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while the table was locked was caught at the boundary; the table is still a
+        // table (every operation leaves it consistent before anything that could panic).
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn pid_of(&self, id: u64) -> Pid {
+        Pid::new(self.name.clone(), id, self.creation)
+    }
+
+    /// Whether `pid` belongs to this node (alive or not): such pids never go to distribution.
+    pub fn is_local(&self, pid: &Pid) -> bool {
+        pid.node() == &self.name
+    }
+
+    /// The table key of a local pid of this creation.
+    fn local_id(&self, pid: &Pid) -> Option<u64> {
+        (self.is_local(pid) && pid.creation() == self.creation).then_some(pid.id())
+    }
+
+    /// The pid of the live process `id`; `None` for id 0, the node itself.
+    pub fn acting(&self, id: u64) -> Outcome<Option<Pid>> {
+        if id == 0 {
+            return Ok(None);
+        }
+        if self.lock().procs.contains_key(&id) {
+            Ok(Some(self.pid_of(id)))
+        } else {
+            Err(no_process(id))
+        }
+    }
+
+    /// [`CHost::acting`] for operations only a process can do.
+    pub fn process(&self, id: u64) -> Outcome<Pid> {
+        self.acting(id)?
+            .ok_or_else(|| Failure::argument("process 0 is the node itself; this operation needs a process"))
+    }
+
+    /// Registers a new process of the embedder.
+    pub fn new_process(&self, token: u64) -> Pid {
+        let mut t = self.lock();
+        t.next_id += 1;
+        let id = t.next_id;
+        t.procs.insert(id, Entry::new(token));
+        self.pid_of(id)
+    }
+
+    pub fn make_reference(&self) -> Ref {
+        Ref::new(self.name.clone(), random_id(), self.creation)
+    }
+
+    // ---- delivery ----
+
+    fn post(&self, outbox: Outbox) {
+        for (token, event) in outbox {
+            self.deliver_event(token, &event);
+        }
+    }
+
+    pub(crate) fn deliver_event(&self, token: u64, event: &Event) {
+        let (mut message, mut reason) = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        message.clear();
+        reason.clear();
+        let (mut pid, mut reference) = (None, None);
+        let (kind, linked) = match event {
+            Event::Message(msg) => {
+                codec::encode_into(msg, &mut message);
+                (snow_event_kind::SNOW_EVENT_MESSAGE, false)
+            }
+            Event::Exit { from, reason: why, linked } => {
+                codec::encode_into(&reason::exit_message(from, why.clone()), &mut message);
+                codec::encode_into(why, &mut reason);
+                pid = Some(snow_pid::from_pid(from));
+                (snow_event_kind::SNOW_EVENT_EXIT, *linked)
+            }
+            Event::Down { reference: r, item, reason: why } => {
+                codec::encode_into(&reason::down_message(r, item.to_term(), why.clone()), &mut message);
+                codec::encode_into(why, &mut reason);
+                reference = Some(snow_ref::from_ref(r));
+                (snow_event_kind::SNOW_EVENT_DOWN, false)
+            }
+            Event::Resume => (snow_event_kind::SNOW_EVENT_RESUME, false),
+            Event::Start { pid: p, args } => {
+                codec::encode_into(args, &mut message);
+                pid = Some(snow_pid::from_pid(p));
+                (snow_event_kind::SNOW_EVENT_START, false)
+            }
+        };
+        let bytes = |b: &Vec<u8>| if b.is_empty() { (std::ptr::null(), 0) } else { (b.as_ptr(), b.len()) };
+        let ((m, m_len), (r, r_len)) = (bytes(&message), bytes(&reason));
+        let c_event = snow_event {
+            kind,
+            message: m,
+            message_len: m_len,
+            reason: r,
+            reason_len: r_len,
+            pid: pid.as_ref().map_or(std::ptr::null(), |p| p as *const snow_pid),
+            reference: reference.as_ref().map_or(std::ptr::null(), |r| r as *const snow_ref),
+            linked,
+        };
+        // SAFETY: the embedder's callback with its own context; the event and everything it
+        // points at live until the call returns.
+        unsafe { (self.deliver)(self.ctx.0, token, &c_event) };
+        BUFFERS.with(|b| *b.borrow_mut() = (message, reason));
+    }
+
+    /// Delivers a message to the local `to` (dropped if it is dead).
+    pub fn deliver_local(&self, to: &Pid, msg: Term) {
+        let token = self.local_id(to).and_then(|id| self.lock().procs.get(&id).map(|e| e.token));
+        if let Some(token) = token {
+            self.deliver_event(token, &Event::Message(msg));
+        }
+    }
+
+    /// Tells process `pid` to go on after a suspension.
+    pub fn resume(&self, pid: &Pid) {
+        let token = self.local_id(pid).and_then(|id| self.lock().procs.get(&id).map(|e| e.token));
+        if let Some(token) = token {
+            self.deliver_event(token, &Event::Resume);
+        }
+    }
+
+    pub fn weak(&self) -> Weak<CHost> {
+        self.me.clone()
+    }
+
+    // ---- names ----
+
+    pub fn register(&self, id: u64, name: Atom) -> Outcome {
+        if name.as_str().is_empty() || name.as_str() == "undefined" {
+            return Err(Failure::argument(format!(
+                "{:?} cannot be a registered name; choose another name",
+                name.as_str()
+            )));
+        }
+        let mut t = self.lock();
+        if let Some(holder) = t.names.get(&name) {
+            return Err(Failure::new(
+                SNOW_ERR_NAME_TAKEN,
+                format!(
+                    "the name {name} is already registered to {}; unregister it first or choose another name",
+                    self.pid_of(*holder)
+                ),
+            ));
+        }
+        let entry = t.procs.get_mut(&id).ok_or_else(|| no_process(id))?;
+        if let Some(old) = &entry.name {
+            return Err(Failure::new(
+                SNOW_ERR_NAME_TAKEN,
+                format!("process {id} is already registered as {old}; unregister that name before registering another"),
+            ));
+        }
+        entry.name = Some(name.clone());
+        t.names.insert(name, id);
+        Ok(SNOW_OK)
+    }
+
+    pub fn unregister(&self, name: &Atom) -> Outcome {
+        let mut t = self.lock();
+        let id = t.names.remove(name).ok_or_else(|| {
+            Failure::new(SNOW_ERR_NOT_REGISTERED, format!("no process is registered as {name}; nothing to unregister"))
+        })?;
+        if let Some(entry) = t.procs.get_mut(&id) {
+            entry.name = None;
+        }
+        Ok(SNOW_OK)
+    }
+
+    pub fn whereis(&self, name: &Atom) -> Option<Pid> {
+        self.lock().names.get(name).map(|id| self.pid_of(*id))
+    }
+
+    // ---- exit ----
+
+    /// Process `id` exits with `reason`: its name is freed, its links and monitors fire, the
+    /// monitors it holds are removed, and it is forgotten.
+    pub fn exit_process(&self, id: u64, reason: Term) -> Outcome {
+        let pid = self.pid_of(id);
+        let mut outbox = Outbox::new();
+        let mut remote = Vec::new();
+        let notify = {
+            let mut t = self.lock();
+            let entry = t.procs.remove(&id).ok_or_else(|| no_process(id))?;
+            if let Some(name) = &entry.name {
+                t.names.remove(name);
+            }
+            for linked in entry.links {
+                match self.local_id(&linked) {
+                    Some(other) => {
+                        if let Some(e) = t.procs.get_mut(&other) {
+                            if e.links.remove(&pid) {
+                                let exit = Event::Exit { from: pid.clone(), reason: reason.clone(), linked: true };
+                                outbox.push((e.token, exit));
+                            }
+                        }
+                    }
+                    None if !self.is_local(&linked) => remote.push(Remote::Exit(linked)),
+                    None => {}
+                }
+            }
+            for (reference, watcher) in entry.watchers {
+                match self.local_id(&watcher) {
+                    Some(other) => {
+                        if let Some(e) = t.procs.get_mut(&other) {
+                            if let Some(watch) = e.monitoring.remove(&reference) {
+                                let down = Event::Down { reference, item: watch.target, reason: reason.clone() };
+                                outbox.push((e.token, down));
+                            }
+                        }
+                    }
+                    None if !self.is_local(&watcher) => remote.push(Remote::Down(watcher, reference)),
+                    None => {}
+                }
+            }
+            for (reference, watch) in entry.monitoring {
+                match watch.holder {
+                    Some(holder) => {
+                        if let Some(e) = t.procs.get_mut(&holder) {
+                            e.watchers.remove(&reference);
+                        }
+                    }
+                    None => remote.push(Remote::Demonitor(watch.target, reference)),
+                }
+            }
+            entry.notify
+        };
+        self.post(outbox);
+        if let Some(dist) = self.distribution() {
+            // A dying process is past every suspension point: backpressure no longer applies.
+            for op in remote {
+                match op {
+                    Remote::Exit(to) => drop(dist.exit(&pid, &to, reason.clone(), true)),
+                    Remote::Down(watcher, reference) => dist.down(&pid, &watcher, &reference, reason.clone()),
+                    Remote::Demonitor(target, reference) => drop(dist.demonitor(&pid, &target, &reference)),
+                }
+            }
+            if notify {
+                dist.process_exited(&pid);
+            }
+        }
+        Ok(SNOW_OK)
+    }
+
+    // ---- links ----
+
+    /// Links process `id` with `other`. A dead `other` gives the process an exit signal `:noproc`
+    /// (at once for a local pid, from the other node for a remote one). `Some` is the
+    /// distribution layer's answer for a remote pid.
+    pub fn link(&self, id: u64, other: &Pid) -> Outcome<Option<snow_node_rt::Backpressure>> {
+        let me = self.pid_of(id);
+        if *other == me {
+            return self.acting(id).map(|_| None);
+        }
+        let mut outbox = Outbox::new();
+        {
+            let mut t = self.lock();
+            let token = t.procs.get(&id).map(|e| e.token).ok_or_else(|| no_process(id))?;
+            match self.local_id(other).filter(|o| t.procs.contains_key(o)) {
+                Some(o) => {
+                    if let Some(e) = t.procs.get_mut(&o) {
+                        e.links.insert(me.clone());
+                    }
+                    if let Some(e) = t.procs.get_mut(&id) {
+                        e.links.insert(other.clone());
+                    }
+                }
+                None if self.is_local(other) || self.distribution().is_none() => {
+                    outbox.push((token, Event::Exit { from: other.clone(), reason: reason::noproc(), linked: true }));
+                }
+                None => {
+                    if let Some(e) = t.procs.get_mut(&id) {
+                        e.links.insert(other.clone());
+                    }
+                }
+            }
+        }
+        if !outbox.is_empty() {
+            self.post(outbox);
+            return Ok(None);
+        }
+        Ok(match self.distribution() {
+            Some(dist) if !self.is_local(other) => Some(dist.link(&me, other)),
+            _ => None,
+        })
+    }
+
+    pub fn unlink(&self, id: u64, other: &Pid) -> Outcome<Option<snow_node_rt::Backpressure>> {
+        let me = self.pid_of(id);
+        {
+            let mut t = self.lock();
+            let entry = t.procs.get_mut(&id).ok_or_else(|| no_process(id))?;
+            entry.links.remove(other);
+            if let Some(e) = self.local_id(other).and_then(|o| t.procs.get_mut(&o)) {
+                e.links.remove(&me);
+            }
+        }
+        Ok(match self.distribution() {
+            Some(dist) if !self.is_local(other) => Some(dist.unlink(&me, other)),
+            _ => None,
+        })
+    }
+
+    /// An exit signal (`exit/2`) from `from` (a process, or the node itself) to the local `to`.
+    pub fn exit_signal_local(&self, from: &Pid, to: &Pid, reason: Term) {
+        let token = self.local_id(to).and_then(|id| self.lock().procs.get(&id).map(|e| e.token));
+        if let Some(token) = token {
+            self.deliver_event(token, &Event::Exit { from: from.clone(), reason, linked: false });
+        }
+    }
+
+    // ---- monitors ----
+
+    /// Process `id` monitors `target`. A dead target fires `:noproc` at once (local), or from its
+    /// node (remote). `Some` is the distribution layer's answer for a remote target.
+    pub fn monitor(&self, id: u64, target: Monitored) -> Outcome<(Ref, Option<snow_node_rt::Backpressure>)> {
+        let me = self.pid_of(id);
+        let reference = self.make_reference();
+        let local_target = target.node() == &self.name;
+        let mut outbox = Outbox::new();
+        {
+            let mut t = self.lock();
+            let token = t.procs.get(&id).map(|e| e.token).ok_or_else(|| no_process(id))?;
+            let holder = match &target {
+                _ if !local_target => None,
+                Monitored::Pid(pid) => self.local_id(pid).filter(|h| t.procs.contains_key(h)),
+                Monitored::Name { name, .. } => t.names.get(name).copied(),
+            };
+            if local_target && holder.is_none() || !local_target && self.distribution().is_none() {
+                let down = Event::Down { reference: reference.clone(), item: target.clone(), reason: reason::noproc() };
+                outbox.push((token, down));
+            } else {
+                if let Some(h) = holder.and_then(|h| t.procs.get_mut(&h)) {
+                    h.watchers.insert(reference.clone(), me.clone());
+                }
+                if let Some(e) = t.procs.get_mut(&id) {
+                    e.monitoring.insert(reference.clone(), Watch { target: target.clone(), holder });
+                }
+            }
+        }
+        if !outbox.is_empty() {
+            self.post(outbox);
+            return Ok((reference, None));
+        }
+        let answer = match self.distribution() {
+            Some(dist) if !local_target => Some(dist.monitor(&me, &target, &reference)),
+            _ => None,
+        };
+        Ok((reference, answer))
+    }
+
+    /// Process `id` drops its monitor `reference` (nothing if it holds none such).
+    pub fn demonitor(&self, id: u64, reference: &Ref) -> Outcome<Option<snow_node_rt::Backpressure>> {
+        let me = self.pid_of(id);
+        let watch = {
+            let mut t = self.lock();
+            let entry = t.procs.get_mut(&id).ok_or_else(|| no_process(id))?;
+            let Some(watch) = entry.monitoring.remove(reference) else { return Ok(None) };
+            if let Some(h) = watch.holder.and_then(|h| t.procs.get_mut(&h)) {
+                h.watchers.remove(reference);
+            }
+            watch
+        };
+        Ok(match (self.distribution(), watch.holder) {
+            (Some(dist), None) => Some(dist.demonitor(&me, &watch.target, reference)),
+            _ => None,
+        })
+    }
+}
+
+/// A reference number other nodes cannot guess: the standard library's per-process random hash
+/// keys, mixed with a counter.
+fn random_id() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: RandomState = RandomState::new();
+    }
+    KEYS.with(|keys| {
+        let mut h = keys.build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.finish()
+    })
+}
+
+impl Host for CHost {
+    fn node_name(&self) -> &NodeName {
+        &self.name
+    }
+
+    fn creation(&self) -> u32 {
+        self.creation
+    }
+
+    fn make_ref(&self) -> Ref {
+        self.make_reference()
+    }
+
+    fn deliver_message(&self, to: &Pid, msg: Term) {
+        self.deliver_local(to, msg);
+    }
+
+    fn deliver_named(&self, name: &Atom, msg: Term) -> bool {
+        let token = {
+            let t = self.lock();
+            t.names.get(name).and_then(|id| t.procs.get(id)).map(|e| e.token)
+        };
+        match token {
+            Some(token) => {
+                self.deliver_event(token, &Event::Message(msg));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn deliver_exit(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
+        let token = {
+            let mut t = self.lock();
+            let Some(entry) = self.local_id(to).and_then(|id| t.procs.get_mut(&id)) else { return };
+            if linked && !entry.links.remove(from) {
+                // No link (any more): an exit signal of a link that is gone is not delivered.
+                return;
+            }
+            entry.token
+        };
+        self.deliver_event(token, &Event::Exit { from: from.clone(), reason, linked });
+    }
+
+    fn deliver_down(&self, watcher: &Pid, reference: &Ref, reported: &Monitored, reason: Term) {
+        let token = {
+            let mut t = self.lock();
+            let Some(entry) = self.local_id(watcher).and_then(|id| t.procs.get_mut(&id)) else { return };
+            match entry.monitoring.get(reference) {
+                Some(watch) if watch.holder.is_none() && watch.target == *reported => {}
+                _ => return,
+            }
+            entry.monitoring.remove(reference);
+            entry.token
+        };
+        let down = Event::Down { reference: reference.clone(), item: reported.clone(), reason };
+        self.deliver_event(token, &down);
+    }
+
+    fn add_remote_link(&self, local: &Pid, remote: &Pid) -> bool {
+        let mut t = self.lock();
+        match self.local_id(local).and_then(|id| t.procs.get_mut(&id)) {
+            Some(entry) => {
+                entry.links.insert(remote.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_remote_link(&self, local: &Pid, remote: &Pid) {
+        let mut t = self.lock();
+        if let Some(entry) = self.local_id(local).and_then(|id| t.procs.get_mut(&id)) {
+            entry.links.remove(remote);
+        }
+    }
+
+    fn add_remote_monitor(&self, target: &Pid, watcher: &Pid, reference: &Ref) -> bool {
+        let mut t = self.lock();
+        match self.local_id(target).and_then(|id| t.procs.get_mut(&id)) {
+            Some(entry) => {
+                entry.watchers.insert(reference.clone(), watcher.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_remote_monitor(&self, target: &Pid, reference: &Ref) {
+        let mut t = self.lock();
+        if let Some(entry) = self.local_id(target).and_then(|id| t.procs.get_mut(&id)) {
+            entry.watchers.remove(reference);
+        }
+    }
+
+    fn add_monitor(&self, watcher: &Pid, reference: &Ref, target: Monitored) -> bool {
+        let mut t = self.lock();
+        match self.local_id(watcher).and_then(|id| t.procs.get_mut(&id)) {
+            Some(entry) => {
+                entry.monitoring.insert(reference.clone(), Watch { target, holder: None });
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn notify_exit(&self, pid: &Pid) -> bool {
+        let mut t = self.lock();
+        match self.local_id(pid).and_then(|id| t.procs.get_mut(&id)) {
+            Some(entry) => {
+                entry.notify = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn resolve_name(&self, name: &Atom) -> Option<Pid> {
+        self.whereis(name)
+    }
+
+    fn spawn_registered(
+        &self,
+        function: &Atom,
+        args: Term,
+        link_to: Option<&Pid>,
+        monitor_by: Option<(&Pid, &Ref)>,
+        before_start: &mut dyn FnMut(&Pid),
+    ) -> Result<Pid, SpawnError> {
+        let refused = || SpawnError::NotSpawnable(function.as_str().to_owned());
+        let hook = self.spawn.ok_or_else(refused)?;
+        let encoded = codec::encode(&args);
+        let name = function.as_str();
+        let mut token = 0u64;
+        // SAFETY: the embedder's callback with its own context; the pointers live for the call.
+        let status = unsafe {
+            hook(self.ctx.0, name.as_ptr().cast::<c_char>(), name.len(), encoded.as_ptr(), encoded.len(), &mut token)
+        };
+        if status != SNOW_OK {
+            return Err(refused());
+        }
+        let pid = self.new_process(token);
+        {
+            let mut t = self.lock();
+            if let Some(entry) = t.procs.get_mut(&pid.id()) {
+                if let Some(remote) = link_to {
+                    entry.links.insert(remote.clone());
+                }
+                if let Some((watcher, reference)) = monitor_by {
+                    entry.watchers.insert(reference.clone(), watcher.clone());
+                }
+            }
+        }
+        before_start(&pid);
+        self.deliver_event(token, &Event::Start { pid: pid.clone(), args });
+        Ok(pid)
+    }
+
+    fn connection_lost(&self, node: &NodeName) {
+        let mut outbox = Outbox::new();
+        {
+            let mut t = self.lock();
+            for entry in t.procs.values_mut() {
+                entry.watchers.retain(|_, watcher| watcher.node() != node);
+                let lost: Vec<Pid> = entry.links.iter().filter(|l| l.node() == node).cloned().collect();
+                for remote in lost {
+                    entry.links.remove(&remote);
+                    outbox.push((
+                        entry.token,
+                        Event::Exit { from: remote, reason: reason::noconnection(), linked: true },
+                    ));
+                }
+                let downs: Vec<Ref> = entry
+                    .monitoring
+                    .iter()
+                    .filter(|(_, w)| w.holder.is_none() && w.target.node() == node)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                for reference in downs {
+                    if let Some(watch) = entry.monitoring.remove(&reference) {
+                        let down = Event::Down { reference, item: watch.target, reason: reason::noconnection() };
+                        outbox.push((entry.token, down));
+                    }
+                }
+            }
+        }
+        log::info!("{}: connection to {node} lost; links and monitors fired with :noconnection", self.name);
+        self.post(outbox);
+    }
+}
