@@ -60,6 +60,56 @@ pub enum SendError {
     NotDistributed,
 }
 
+/// Why a global registry operation failed (README, "Global registry").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobalError {
+    /// The global registry is part of distribution; this node runs local-only.
+    #[error("this node is not distributed (SNOW_NODE is unset), and the global registry needs distribution; use register for a node-local name")]
+    NotDistributed,
+    /// Another process holds the name (Erlang's `global:register_name` returns `no`).
+    #[error("the global name {name} is registered to {holder}; unregister it first, or use re_register_name")]
+    Taken {
+        /// The name.
+        name: Term,
+        /// The process holding it.
+        holder: Pid,
+    },
+    /// A node registers names only for its own processes.
+    #[error("{0} is not a process of this node; register it from its own node")]
+    NotLocal(Pid),
+    /// The process is not alive.
+    #[error("{0} is not a live process; only running processes can hold a global name")]
+    NotAlive(Pid),
+    /// The name is held by a process of another node, which alone can withdraw it.
+    #[error("the global name {name} is held by {holder} on another node; unregister it there (or let the holder exit)")]
+    HeldElsewhere {
+        /// The name.
+        name: Term,
+        /// The process holding it.
+        holder: Pid,
+    },
+}
+
+/// Why a process-group operation failed (README, "Process groups").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// Process groups are part of distribution; this node runs local-only.
+    #[error("this node is not distributed (SNOW_NODE is unset), and process groups need distribution")]
+    NotDistributed,
+    /// The scope is not running on this node.
+    #[error("process-group scope {0} is not running on this node; call start_scope first")]
+    NoScope(Atom),
+    /// Only a node's own processes join its groups or subscribe to them (as in Erlang's `pg`).
+    #[error("{0} is not a process of this node; join or subscribe it from its own node")]
+    NotLocal(Pid),
+    /// The process is not alive.
+    #[error("{0} is not a live process; only running processes join groups or subscribe")]
+    NotAlive(Pid),
+    /// None of the processes was a member of the group (pg's `not_joined`).
+    #[error("none of the processes is a member of group {0}")]
+    NotJoined(Term),
+}
+
 /// Why spawning a function by name failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpawnError {

@@ -8,11 +8,11 @@
 //! the item's documentation says so.
 //!
 //! Processes run on a process-wide pool of scheduler threads (one per CPU, or `SNOW_SCHEDULERS`),
-//! built like async-std's own executor on `async-task`, but keeping communicating processes on
+//! built on `async-task` like smol's executor, but keeping communicating processes on
 //! one thread as BEAM does: a process woken by a message runs next on the thread of the process
-//! that sent it, instead of waking another thread. Sockets and timers are async-std's (async-io),
-//! and an idle scheduler thread waits in their reactor, so the process a socket or timer wakes
-//! runs on the thread that saw the event. A process may await any async-std I/O or timer; the
+//! that sent it, instead of waking another thread. Sockets and timers are async-io's (smol's), and
+//! an idle scheduler thread waits in their reactor, so the process a socket or timer wakes runs
+//! on the thread that saw the event. A process may await any async-io socket or timer; the
 //! distribution layer's own tasks (connection readers and writers) run on the same pool.
 //! A process should not block its thread (a blocking call or a long computation without an
 //! `.await`): the process it woke last waits until it yields.
@@ -64,13 +64,16 @@ pub mod seam;
 mod timers;
 
 pub use error::{
-    DistError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError, TrySendError, UnregisterError,
+    DistError, GlobalError, GroupError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError,
+    TrySendError, UnregisterError,
 };
 pub use local::supervisor;
-pub use local::{start_from_env, yield_now, Node, Process, Receive, ReceiveMatch, Spawnable};
+pub use local::{
+    start_from_env, yield_now, GlobalRegistry, Node, Process, ProcessGroups, Receive, ReceiveMatch, Spawnable,
+};
 pub use pool_runtime::PoolRuntime;
 pub use reason::IntoExitReason;
 pub use sched::{block_on, spawn as spawn_task, JoinHandle};
-pub use seam::{Backpressure, Congestion, Distribution, Host, Monitored, Runtime};
+pub use seam::{Backpressure, Cluster, Congestion, Distribution, Host, Monitored, Runtime};
 pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 pub use timers::{sleep, TimerRef};

@@ -11,6 +11,8 @@
 //!   another node goes through it, including what happens when a local process with remote links
 //!   or monitors exits ([`Distribution::exit`] with `linked = true`, [`Distribution::down`]), and
 //!   the node-level operations a host offers its programs (connect, node monitors, remote spawn).
+//! * [`Cluster`]: the global registry and process groups, which the distribution layer keeps
+//!   (they exist only among connected nodes) and a host offers its programs.
 //! * [`Runtime`]: what the distribution layer needs from an executor: run a task, wait until an
 //!   instant, read the clock (like quinn's `Runtime`). Sockets are async-io's, whose reactor runs
 //!   on its own when no executor drives it.
@@ -30,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use crate::error::{DistError, RemoteSpawnError, SpawnError, TrySendError};
+use crate::error::{DistError, GlobalError, GroupError, RemoteSpawnError, SpawnError, TrySendError};
 
 /// A boxed future that can move between threads, as the traits of the seam pass them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -245,6 +247,8 @@ pub trait Distribution: Send + Sync {
         link: bool,
         monitor: bool,
     ) -> BoxFuture<Result<(Pid, Ref), RemoteSpawnError>>;
+    /// The global registry and process groups of this node.
+    fn cluster(&self) -> &dyn Cluster;
     /// For tests: the sizes of the driver's tables, by name. Not a stable API.
     fn table_sizes(&self) -> Vec<(&'static str, usize)> {
         Vec::new()
@@ -254,4 +258,48 @@ pub trait Distribution: Send + Sync {
     fn send_queue_high_water(&self, _node: &NodeName) -> Option<usize> {
         None
     }
+}
+
+/// The cluster-wide registry of names and the process groups, as this node knows them (README,
+/// "Global registry" and "Process groups"; their rules are `snow_shared::cluster`'s). Requests
+/// change this node's view at once and are announced to every connected peer without waiting
+/// for answers; reads answer from this node's view and send nothing.
+///
+/// Only a node's own processes are registered, joined or subscribed here (each node is the
+/// authority for its processes); dead ones are refused with `NotAlive`. A registration, a
+/// membership and a subscription end by themselves when their process exits.
+pub trait Cluster: Send + Sync {
+    /// Registers `name` for the local `pid`, cluster-wide (Erlang's `global:register_name/2`).
+    fn register_name(&self, name: Term, pid: &Pid) -> Result<(), GlobalError>;
+    /// Moves `name` to the local `pid`, or registers it (Erlang's `global:re_register_name/2`).
+    fn re_register_name(&self, name: Term, pid: &Pid) -> Result<(), GlobalError>;
+    /// Withdraws `name`, if a process of this node holds it; a name nobody holds is fine.
+    fn unregister_name(&self, name: &Term) -> Result<(), GlobalError>;
+    /// The process registered as `name`, as this node knows it.
+    fn whereis_name(&self, name: &Term) -> Option<Pid>;
+    /// Every registered name, sorted.
+    fn registered_names(&self) -> Vec<Term>;
+    /// Starts taking part in the process-group scope `scope`; whether it was not running yet.
+    fn start_scope(&self, scope: &Atom) -> bool;
+    /// Adds local processes to `group` in `scope` (a process is in a group at most once).
+    fn join(&self, scope: &Atom, group: Term, pids: &[Pid]) -> Result<(), GroupError>;
+    /// Removes local processes from `group` in `scope`.
+    fn leave(&self, scope: &Atom, group: &Term, pids: &[Pid]) -> Result<(), GroupError>;
+    /// The members of `group` in `scope` on every node, as this node knows them.
+    fn members(&self, scope: &Atom, group: &Term) -> Vec<Pid>;
+    /// The members of `group` in `scope` on this node.
+    fn local_members(&self, scope: &Atom, group: &Term) -> Vec<Pid>;
+    /// The groups of `scope` with members anywhere, sorted.
+    fn which_groups(&self, scope: &Atom) -> Vec<Term>;
+    /// The groups of `scope` with members on this node, sorted.
+    fn which_local_groups(&self, scope: &Atom) -> Vec<Term>;
+    /// Subscribes the local `watcher` to every membership change in `scope`: it gets
+    /// `{ref, :join | :leave, group, pids}` messages. Returns the reference and every group with
+    /// its members now.
+    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, Vec<(Term, Vec<Pid>)>), GroupError>;
+    /// Subscribes the local `watcher` to membership changes of `group` in `scope`. Returns the
+    /// reference and the members now.
+    fn monitor_group(&self, scope: &Atom, group: Term, watcher: &Pid) -> Result<(Ref, Vec<Pid>), GroupError>;
+    /// Ends the subscription `reference` in `scope`; whether it existed.
+    fn demonitor_group(&self, scope: &Atom, reference: &Ref) -> bool;
 }

@@ -9,13 +9,9 @@ mod support;
 use std::time::Duration;
 
 use async_channel::Receiver;
-use futures_lite::io::AsyncReadExt;
 use smol_timeout::TimeoutExt;
 use snow_node_rt::{reason, Node, Pid, Term};
-use snow_shared::dist::control::{Control, DecodeContext};
-use snow_shared::dist::inbound::Inbound;
-use snow_shared::fragment::ReassemblyLimits;
-use snow_shared::frame::DEFAULT_MAX_FRAME;
+use snow_shared::dist::control::Control;
 use support::*;
 
 /// A process on `node` that checks it receives `0, 1, 2, ...` and reports how many it got in
@@ -132,40 +128,13 @@ fn a_sender_that_never_awaits_stops_at_the_ceiling_and_loses_nothing_before() {
     });
 }
 
-/// A hand-driven peer that reads control messages from a node (after the cookie handshake).
-struct Peer {
-    stream: futures_rustls::client::TlsStream<async_net::TcpStream>,
-    inbound: Inbound,
-    buf: Vec<u8>,
-}
-
-impl Peer {
-    async fn dial(target: &Node, short: &str) -> Peer {
-        let (stream, info) = raw::dial_offering(target, short, COOKIE, None).await.expect("authenticates");
-        let inbound = Inbound::new(DecodeContext::new(info.flags), DEFAULT_MAX_FRAME, ReassemblyLimits::default());
-        Peer { stream, inbound, buf: vec![0; 256 << 10] }
-    }
-
-    /// The next control message, within [`WAIT`].
-    async fn next(&mut self) -> Control {
-        loop {
-            if let Some(msg) = self.inbound.next_message().expect("well-formed frames") {
-                return msg;
-            }
-            let n = self.stream.read(&mut self.buf).timeout(WAIT).await.expect("data within the bound").unwrap();
-            assert!(n > 0, "the node closed the connection");
-            self.inbound.feed(&self.buf[..n]);
-        }
-    }
-}
-
 #[test]
 fn signals_sent_while_the_queue_is_over_budget_all_arrive() {
     run(async {
         let epmd = epmd().await;
         let a = builder(&epmd, "a").byte_budget(64 << 10).start().await.unwrap();
         // x authenticates, then reads nothing until everything is queued: a's writes stall.
-        let mut x = Peer::dial(&a, "x").await;
+        let mut x = raw::Conversation::dial(&a, "x", None).await;
         eventually("x connected", || a.nodes() == vec![name("x")]).await;
         let x_pid = |id| Pid::new(name("x"), id, 7);
         // A process fills the socket and then the queue with 64 KiB messages; it yields after
@@ -223,7 +192,7 @@ fn a_message_from_outside_any_process_at_the_ceiling_closes_the_connection() {
         let epmd = epmd().await;
         let a = builder(&epmd, "a").byte_budget(64 << 10).queue_ceiling(128 << 10).start().await.unwrap();
         let events = node_events(&a).await;
-        let _x = Peer::dial(&a, "x").await;
+        let _x = raw::Conversation::dial(&a, "x", None).await;
         assert_eq!(next(&events).await.to_string(), "{:nodeup, :\"x@127.0.0.1\"}");
         // x never reads: the socket fills, then the queue reaches its ceiling.
         let to = Pid::new(name("x"), 1, 7);

@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_net::TcpListener;
+use snow_shared::cluster::global::ConflictNotice;
 use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel, PBKDF2_ITERATIONS};
 use snow_shared::dist::handshake::HandshakeConfig;
 use snow_shared::dist::tls::{self, TlsMaterial};
@@ -200,6 +201,15 @@ impl NodeBuilder {
     /// Default twice the byte budget; never below it.
     pub fn queue_ceiling(mut self, bytes: usize) -> NodeBuilder {
         self.opts.queue_ceiling = Some(bytes);
+        self
+    }
+
+    /// How a process that loses a global name in a conflict (two registrations that did not know
+    /// of each other, e.g. on both sides of a partition) is told: an exit signal
+    /// `{:global_name_conflict, name, winner}` (the default), or that message. README, "Global
+    /// registry".
+    pub fn global_conflict_notice(mut self, notice: ConflictNotice) -> NodeBuilder {
+        self.opts.conflict_notice = notice;
         self
     }
 

@@ -45,6 +45,7 @@
 //! ```
 
 mod builder;
+mod cluster;
 pub mod config;
 mod connection;
 mod epmd;
@@ -58,5 +59,7 @@ mod setup;
 mod state;
 
 pub use builder::{NodeBuilder, Prepared};
+pub use cluster::DEFAULT_SCOPE;
+pub use snow_shared::cluster::global::ConflictNotice;
 pub use config::{ConfigError, DistConfig, TlsSource};
 pub use error::{DistError, RemoteSpawnError, StartError, TrySendError};

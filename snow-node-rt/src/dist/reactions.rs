@@ -34,6 +34,8 @@ pub(crate) enum Reaction {
     NodeList(Vec<NodeName>),
     /// A remote spawn was refused (for a rate-limited log line).
     SpawnRefused(String),
+    /// A message of the global registry or process groups, for the driver's cluster state.
+    Cluster(Control),
     /// A message of a feature this build does not offer (negotiated extensions).
     Ignored(&'static str),
 }
@@ -105,6 +107,14 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
         Control::SpawnReply { reference, to, result } => return Reaction::SpawnReply { reference, to, result },
         Control::NodeList { nodes } => return Reaction::NodeList(nodes),
         Control::Tick => {}
+        msg @ (Control::GlobalRegister(_)
+        | Control::GlobalUnregister { .. }
+        | Control::GlobalSync { .. }
+        | Control::GlobalConflict { .. }
+        | Control::GroupJoin { .. }
+        | Control::GroupLeave { .. }
+        | Control::GroupSync { .. }
+        | Control::GroupDiscover { .. }) => return Reaction::Cluster(msg),
         other => return Reaction::Ignored(other.name()),
     }
     Reaction::Done

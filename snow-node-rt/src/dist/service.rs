@@ -17,7 +17,7 @@ use super::link::Pushed;
 use super::state::{lock, sender_lane, Driver, Origin, SpawnWait};
 
 use crate::error::{DistError, RemoteSpawnError, TrySendError};
-use crate::seam::{Backpressure, BoxFuture, Distribution, Monitored};
+use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored};
 
 /// The distribution layer of one node: a handle on the driver state.
 pub(crate) struct Service(pub Arc<Driver>);
@@ -280,6 +280,10 @@ impl Distribution for Service {
                 None => Err(DistError::Timeout(node).into()),
             }
         })
+    }
+
+    fn cluster(&self) -> &dyn Cluster {
+        self
     }
 
     fn table_sizes(&self) -> Vec<(&'static str, usize)> {

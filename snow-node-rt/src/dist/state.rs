@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use rustls::{ClientConfig, ServerConfig};
+use snow_shared::cluster::global::{ConflictNotice, GlobalConfig};
 use snow_shared::dist::admission::{Admission, AdmissionLimits};
 use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::Control;
@@ -25,6 +26,7 @@ use snow_shared::dist::Flags;
 use snow_shared::log_limit::{suppressed_note, LogLimit};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
+use super::cluster::{ClusterState, CLUSTER_FLAGS};
 use super::error::DistError;
 use super::link::{self, Link, Pushed};
 use crate::seam::{Backpressure, Congestion, Host, Runtime};
@@ -43,6 +45,8 @@ pub(crate) struct Options {
     pub transitive: bool,
     pub auth_failures_per_minute: u32,
     pub connect_attempts: u32,
+    /// How a process that loses a global name in a conflict is told.
+    pub conflict_notice: ConflictNotice,
 }
 
 impl Default for Options {
@@ -58,6 +62,7 @@ impl Default for Options {
             transitive: true,
             auth_failures_per_minute: AdmissionLimits::default().failures_per_window,
             connect_attempts: 3,
+            conflict_notice: ConflictNotice::default(),
         }
     }
 }
@@ -181,6 +186,8 @@ pub(crate) struct Driver {
     /// Ended by the listener, the snow-epmd keeper and the mesh task when they stop: shutdown
     /// waits for all three.
     pub tasks_done: (Sender<()>, Receiver<()>),
+    /// The global registry and process groups.
+    pub cluster: ClusterState,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -188,10 +195,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The capabilities this build offers (global registry and process groups are not offered: peers
-/// that support them simply do not send those messages).
+/// The capabilities this build offers.
 pub(crate) fn offered_flags(transitive: bool) -> Flags {
-    let base = Flags::FRAGMENTS.with(Flags::SPAWN).with(Flags::EXTENSIONS);
+    let base = Flags::FRAGMENTS.with(Flags::SPAWN).with(Flags::EXTENSIONS).with(CLUSTER_FLAGS);
     if transitive {
         base.with(Flags::MESH)
     } else {
@@ -233,6 +239,7 @@ impl Driver {
             window: Duration::from_secs(60),
         });
         let peers = Mutex::new(PeerTable::new(hs.local.clone()));
+        let cluster = ClusterState::new(&hs.local, hs.creation, GlobalConfig { conflict_notice: opts.conflict_notice });
         Driver {
             host,
             runtime,
@@ -256,6 +263,7 @@ impl Driver {
             stop_rx,
             attempts: async_channel::unbounded(),
             tasks_done: async_channel::bounded(3),
+            cluster,
         }
     }
 
@@ -511,6 +519,7 @@ impl Driver {
             conn.creation(),
             conn.flags()
         );
+        self.cluster_node_up(conn.peer(), conn.creation(), conn.flags());
         let watchers = lock(&self.watch).subscribers();
         if let Some(host) = self.host() {
             let msg = Term::tuple([Term::atom("nodeup"), Term::Atom(conn.peer().as_atom().clone())]);
@@ -561,9 +570,11 @@ impl Driver {
         self.node_gone(node, false);
     }
 
-    /// The local `pid` exited: forget its node watches, and mark its remote spawns in flight as
-    /// abandoned (their replies are answered by undoing the link or monitor).
+    /// The local `pid` exited: withdraw its global names and group memberships, forget its node
+    /// watches, and mark its remote spawns in flight as abandoned (their replies are answered by
+    /// undoing the link or monitor).
     pub fn process_exited(&self, pid: &Pid) {
+        self.cluster_process_exited(pid);
         lock(&self.watch).forget(pid);
         for wait in lock(&self.spawns).values_mut() {
             if &wait.requester == pid {
@@ -576,6 +587,9 @@ impl Driver {
     /// connection (if there was one), so every message and signal it delivered comes before
     /// the `{:nodedown, node}` and the `:noconnection` signals.
     fn node_gone(&self, node: &NodeName, was_up: bool) {
+        if was_up {
+            self.cluster_node_down(node);
+        }
         let told = lock(&self.watch).take_for_down(node, was_up);
         let failed_spawns: Vec<SpawnWait> = {
             let mut spawns = lock(&self.spawns);

@@ -8,10 +8,12 @@
 //! - `lifecycle`: a process's task, from its first poll to the exit procedure.
 //! - `signals`: how one process's action reaches another, here or on another node.
 //! - `registry`: local names.
+//! - [`cluster`]: the global registry and process groups as a program uses them.
 //! - `host`: this layer as the distribution layer's host.
 //! - `start`: a local node with distribution (`NodeBuilder::start`, [`start_from_env`]).
 //! - [`supervisor`]: OTP-style supervisors.
 
+pub(crate) mod cluster;
 mod entry;
 mod host;
 mod lifecycle;
@@ -25,6 +27,7 @@ mod start;
 pub mod supervisor;
 mod table;
 
+pub use cluster::{GlobalRegistry, ProcessGroups};
 pub use mailbox::{Receive, ReceiveMatch};
 pub use node::{Node, Spawnable};
 pub use process::{yield_now, Process};

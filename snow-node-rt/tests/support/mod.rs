@@ -185,20 +185,46 @@ pub async fn node(epmd: &ServerHandle, short: &str) -> Node {
     builder(epmd, short).start().await.unwrap()
 }
 
+/// Nodes `shorts` registered with `epmd`, all connected to each other (the first dials the
+/// others; the transitive mesh does the rest).
+pub async fn mesh(epmd: &ServerHandle, shorts: &[&str]) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for short in shorts {
+        nodes.push(node(epmd, short).await);
+    }
+    for other in &nodes[1..] {
+        within(nodes[0].connect(other.name())).await.expect("connects");
+    }
+    let n = nodes.len();
+    eventually("a full mesh", || nodes.iter().all(|node| node.nodes().len() == n - 1)).await;
+    nodes
+}
+
+/// Shuts every node down.
+pub async fn shutdown_all(nodes: &[Node]) {
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
 /// A hand-driven peer: TLS and the cookie handshake with `target` as node `short@127.0.0.1`,
 /// then raw access to the stream, for tests that misbehave after authenticating.
 pub mod raw {
     use std::time::Instant;
 
     use async_net::TcpStream;
-    use futures_lite::io::AsyncReadExt;
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
     use futures_rustls::client::TlsStream;
     use futures_rustls::TlsConnector;
     use smol_timeout::TimeoutExt;
     use snow_epmd::handshake::DriveError;
     use snow_node_rt::Node;
     use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel};
+    use snow_shared::dist::control::{Control, DecodeContext};
     use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo};
+    use snow_shared::dist::inbound::Inbound;
+    use snow_shared::fragment::ReassemblyLimits;
+    use snow_shared::frame::{encode_frame, DEFAULT_MAX_FRAME};
     use snow_shared::dist::tls::TlsMaterial;
     use snow_shared::dist::{tls, Flags};
     use snow_shared::NodeName;
@@ -291,6 +317,55 @@ pub mod raw {
         rustix::net::bind(&fd, &std::net::SocketAddr::new(from, 0)).unwrap();
         rustix::net::connect(&fd, &to).unwrap();
         TcpStream::try_from(std::net::TcpStream::from(fd)).unwrap()
+    }
+
+    /// A hand-driven peer after the cookie handshake: reads the node's control messages, writes
+    /// its own.
+    pub struct Conversation {
+        pub stream: TlsStream<TcpStream>,
+        pub info: PeerInfo,
+        inbound: Inbound,
+        buf: Vec<u8>,
+    }
+
+    impl Conversation {
+        /// Dials `target` as `short@127.0.0.1` offering `flags` (this build's if `None`).
+        pub async fn dial(target: &Node, short: &str, flags: Option<Flags>) -> Conversation {
+            let (stream, info) = dial_offering(target, short, super::COOKIE, flags).await.expect("authenticates");
+            let inbound =
+                Inbound::new(DecodeContext::new(info.flags), DEFAULT_MAX_FRAME, ReassemblyLimits::default());
+            Conversation { stream, info, inbound, buf: vec![0; 256 << 10] }
+        }
+
+        /// The next control message, within [`super::WAIT`].
+        pub async fn next(&mut self) -> Control {
+            self.next_within(super::WAIT).await.expect("a control message within the bound")
+        }
+
+        /// The next control message if one comes within `wait` (`None` also if the node closes
+        /// the connection).
+        pub async fn next_within(&mut self, wait: std::time::Duration) -> Option<Control> {
+            let deadline = Instant::now() + wait;
+            loop {
+                if let Some(msg) = self.inbound.next_message().expect("well-formed frames") {
+                    return Some(msg);
+                }
+                let left = deadline.checked_duration_since(Instant::now())?;
+                let n = self.stream.read(&mut self.buf).timeout(left).await?.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                self.inbound.feed(&self.buf[..n]);
+            }
+        }
+
+        /// Writes `msg` as one frame.
+        pub async fn send(&mut self, msg: &Control) {
+            let mut frame = Vec::new();
+            encode_frame(&msg.to_bytes(), &mut frame).unwrap();
+            self.stream.write_all(&frame).await.unwrap();
+            self.stream.flush().await.unwrap();
+        }
     }
 
     /// Whether the other end closes `stream` (EOF or error) within the test bound, reading and
