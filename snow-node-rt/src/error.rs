@@ -81,7 +81,9 @@ pub enum GlobalError {
     #[error("{0} is not a live process; only running processes can hold a global name")]
     NotAlive(Pid),
     /// The name is held by a process of another node, which alone can withdraw it.
-    #[error("the global name {name} is held by {holder} on another node; unregister it there (or let the holder exit)")]
+    #[error(
+        "the global name {name} is held by {holder} on another node; unregister it there (or let the holder exit)"
+    )]
     HeldElsewhere {
         /// The name.
         name: Term,

@@ -48,7 +48,8 @@ fn a_name_is_seen_on_every_node_and_goes_when_its_process_exits() {
         // Sent by name from another node, from outside and from inside a process.
         assert_eq!(nodes[3].global().send(&name, Term::atom("hello")), Ok(svc.clone()));
         assert_eq!(next(&rx).await, Term::atom("hello"));
-        let sent = in_process(&nodes[2], |me| async move { me.global().send(&Term::atom("svc"), Term::atom("hi")) }).await;
+        let sent =
+            in_process(&nodes[2], |me| async move { me.global().send(&Term::atom("svc"), Term::atom("hi")) }).await;
         assert_eq!(sent, Ok(svc.clone()));
         assert_eq!(next(&rx).await, Term::atom("hi"));
         // The process exits: gone everywhere, and sending by name fails.
@@ -76,7 +77,10 @@ fn registration_rules_taken_foreign_dead_and_who_may_unregister() {
             Err(GlobalError::Taken { name: name.clone(), holder: first.clone() })
         );
         // Only local processes, only live ones.
-        assert_eq!(nodes[0].global().register_name(Term::atom("x"), &second), Err(GlobalError::NotLocal(second.clone())));
+        assert_eq!(
+            nodes[0].global().register_name(Term::atom("x"), &second),
+            Err(GlobalError::NotLocal(second.clone()))
+        );
         let dead = nodes[2].spawn(|_| async {});
         eventually("the process is gone", || !nodes[2].is_alive(&dead)).await;
         assert_eq!(nodes[2].global().register_name(Term::atom("x"), &dead), Err(GlobalError::NotAlive(dead.clone())));

@@ -189,13 +189,15 @@ impl Driver {
                 | Control::GlobalSync { .. }
                 | Control::GlobalConflict { .. }
         );
-        self.cluster(|global, groups| {
-            if global_message {
-                global.handle_message(peer, msg)
-            } else {
-                groups.handle_message(peer, msg)
-            }
-        })
+        self.cluster(
+            |global, groups| {
+                if global_message {
+                    global.handle_message(peer, msg)
+                } else {
+                    groups.handle_message(peer, msg)
+                }
+            },
+        )
         .map_err(|e| e.to_string())
     }
 
@@ -300,15 +302,13 @@ impl Cluster for Service {
 
     fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, Vec<(Term, Vec<Pid>)>), GroupError> {
         let reference = self.subscription_ref(watcher)?;
-        let now =
-            self.0.cluster(|_, groups| groups.monitor_scope(scope, watcher.clone(), reference.clone()))?;
+        let now = self.0.cluster(|_, groups| groups.monitor_scope(scope, watcher.clone(), reference.clone()))?;
         Ok((reference, now))
     }
 
     fn monitor_group(&self, scope: &Atom, group: Term, watcher: &Pid) -> Result<(Ref, Vec<Pid>), GroupError> {
         let reference = self.subscription_ref(watcher)?;
-        let now =
-            self.0.cluster(|_, groups| groups.monitor_group(scope, group, watcher.clone(), reference.clone()))?;
+        let now = self.0.cluster(|_, groups| groups.monitor_group(scope, group, watcher.clone(), reference.clone()))?;
         Ok((reference, now))
     }
 

@@ -60,6 +60,6 @@ mod state;
 
 pub use builder::{NodeBuilder, Prepared};
 pub use cluster::DEFAULT_SCOPE;
-pub use snow_shared::cluster::global::ConflictNotice;
 pub use config::{ConfigError, DistConfig, TlsSource};
 pub use error::{DistError, RemoteSpawnError, StartError, TrySendError};
+pub use snow_shared::cluster::global::ConflictNotice;

@@ -223,10 +223,10 @@ pub mod raw {
     use snow_shared::dist::control::{Control, DecodeContext};
     use snow_shared::dist::handshake::{Handshake, HandshakeConfig, HandshakeError, PeerInfo};
     use snow_shared::dist::inbound::Inbound;
-    use snow_shared::fragment::ReassemblyLimits;
-    use snow_shared::frame::{encode_frame, DEFAULT_MAX_FRAME};
     use snow_shared::dist::tls::TlsMaterial;
     use snow_shared::dist::{tls, Flags};
+    use snow_shared::fragment::ReassemblyLimits;
+    use snow_shared::frame::{encode_frame, DEFAULT_MAX_FRAME};
     use snow_shared::NodeName;
 
     pub async fn dial(target: &Node, short: &str, cookie: &[u8]) -> Result<TlsStream<TcpStream>, HandshakeError> {
@@ -332,8 +332,7 @@ pub mod raw {
         /// Dials `target` as `short@127.0.0.1` offering `flags` (this build's if `None`).
         pub async fn dial(target: &Node, short: &str, flags: Option<Flags>) -> Conversation {
             let (stream, info) = dial_offering(target, short, super::COOKIE, flags).await.expect("authenticates");
-            let inbound =
-                Inbound::new(DecodeContext::new(info.flags), DEFAULT_MAX_FRAME, ReassemblyLimits::default());
+            let inbound = Inbound::new(DecodeContext::new(info.flags), DEFAULT_MAX_FRAME, ReassemblyLimits::default());
             Conversation { stream, info, inbound, buf: vec![0; 256 << 10] }
         }
 
