@@ -247,8 +247,11 @@ pub trait Distribution: Send + Sync {
         link: bool,
         monitor: bool,
     ) -> BoxFuture<Result<(Pid, Ref), RemoteSpawnError>>;
-    /// The global registry and process groups of this node.
-    fn cluster(&self) -> &dyn Cluster;
+    /// The global registry and process groups of this node; `None` for a distribution layer that
+    /// does not keep them (programs then get `NotDistributed`).
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
     /// For tests: the sizes of the driver's tables, by name. Not a stable API.
     fn table_sizes(&self) -> Vec<(&'static str, usize)> {
         Vec::new()

@@ -282,8 +282,8 @@ impl Distribution for Service {
         })
     }
 
-    fn cluster(&self) -> &dyn Cluster {
-        self
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        Some(self)
     }
 
     fn table_sizes(&self) -> Vec<(&'static str, usize)> {

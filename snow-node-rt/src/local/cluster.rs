@@ -69,7 +69,7 @@ pub struct GlobalRegistry<'a> {
 impl GlobalRegistry<'_> {
     fn with<T>(&self, f: impl FnOnce(&dyn crate::seam::Cluster) -> T) -> Result<T, GlobalError> {
         let dist = self.sender.distribution().ok_or(GlobalError::NotDistributed)?;
-        Ok(f(dist.cluster()))
+        Ok(f(dist.cluster().ok_or(GlobalError::NotDistributed)?))
     }
 
     /// Registers `name` for `pid`, a live process of this node, on every connected node (Erlang's
@@ -109,7 +109,8 @@ impl GlobalRegistry<'_> {
     /// `global:send/2`, which exits with `badarg` where this returns `NotRegistered`).
     pub fn send(&self, name: &Term, msg: Term) -> Result<Pid, SendError> {
         let dist = self.sender.distribution().ok_or(SendError::NotDistributed)?;
-        let pid = dist.cluster().whereis_name(name).ok_or_else(|| SendError::NotRegistered(name.to_string()))?;
+        let cluster = dist.cluster().ok_or(SendError::NotDistributed)?;
+        let pid = cluster.whereis_name(name).ok_or_else(|| SendError::NotRegistered(name.to_string()))?;
         self.sender.send(&pid, msg);
         Ok(pid)
     }
@@ -139,7 +140,7 @@ pub struct ProcessGroups<'a> {
 impl ProcessGroups<'_> {
     fn with<T>(&self, f: impl FnOnce(&dyn crate::seam::Cluster) -> T) -> Result<T, GroupError> {
         let dist = self.sender.distribution().ok_or(GroupError::NotDistributed)?;
-        Ok(f(dist.cluster()))
+        Ok(f(dist.cluster().ok_or(GroupError::NotDistributed)?))
     }
 
     /// The scope these groups belong to.
@@ -234,7 +235,7 @@ impl Node {
     /// Whether it was not running yet.
     pub fn start_scope(&self, scope: &str) -> Result<bool, GroupError> {
         let dist = self.inner.distribution().ok_or(GroupError::NotDistributed)?;
-        Ok(dist.cluster().start_scope(&Atom::new(scope)))
+        Ok(dist.cluster().ok_or(GroupError::NotDistributed)?.start_scope(&Atom::new(scope)))
     }
 }
 
