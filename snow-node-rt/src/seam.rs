@@ -263,6 +263,9 @@ pub trait Distribution: Send + Sync {
     }
 }
 
+/// Every group of a scope with its members, as [`Cluster::monitor_scope`] reports them.
+pub type ScopeMembers = Vec<(Term, Vec<Pid>)>;
+
 /// The cluster-wide registry of names and the process groups, as this node knows them (README,
 /// "Global registry" and "Process groups"; their rules are `snow_shared::cluster`'s). Requests
 /// change this node's view at once and are announced to every connected peer without waiting
@@ -299,7 +302,7 @@ pub trait Cluster: Send + Sync {
     /// Subscribes the local `watcher` to every membership change in `scope`: it gets
     /// `{ref, :join | :leave, group, pids}` messages. Returns the reference and every group with
     /// its members now.
-    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, Vec<(Term, Vec<Pid>)>), GroupError>;
+    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, ScopeMembers), GroupError>;
     /// Subscribes the local `watcher` to membership changes of `group` in `scope`. Returns the
     /// reference and the members now.
     fn monitor_group(&self, scope: &Atom, group: Term, watcher: &Pid) -> Result<(Ref, Vec<Pid>), GroupError>;

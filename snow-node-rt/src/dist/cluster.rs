@@ -25,7 +25,7 @@ use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 use super::service::Service;
 use super::state::{lock, Driver};
 use crate::error::{GlobalError, GroupError};
-use crate::seam::{Cluster, Host};
+use crate::seam::{Cluster, Host, ScopeMembers};
 
 /// The scope every distributed node runs from the start (Erlang's default `pg` scope).
 pub const DEFAULT_SCOPE: &str = "pg";
@@ -300,7 +300,7 @@ impl Cluster for Service {
         local
     }
 
-    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, Vec<(Term, Vec<Pid>)>), GroupError> {
+    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, ScopeMembers), GroupError> {
         let reference = self.subscription_ref(watcher)?;
         let now = self.0.cluster(|_, groups| groups.monitor_scope(scope, watcher.clone(), reference.clone()))?;
         Ok((reference, now))

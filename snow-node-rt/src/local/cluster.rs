@@ -15,7 +15,7 @@ use super::node_state::Node;
 use super::process::Process;
 use crate::dist::DEFAULT_SCOPE;
 use crate::error::{GlobalError, GroupError, SendError};
-use crate::seam::Distribution;
+use crate::seam::{Distribution, ScopeMembers};
 
 /// Who sends what a handle sends.
 #[derive(Clone, Copy)]
@@ -190,7 +190,7 @@ impl ProcessGroups<'_> {
 
     /// Subscribes `watcher` to the changes of every group of the scope (pg's `monitor_scope/1`).
     /// Returns the reference and every group with its members now.
-    pub fn monitor_scope(&self, watcher: &Pid) -> Result<(Ref, Vec<(Term, Vec<Pid>)>), GroupError> {
+    pub fn monitor_scope(&self, watcher: &Pid) -> Result<(Ref, ScopeMembers), GroupError> {
         self.with(|c| c.monitor_scope(&self.scope, watcher))?
     }
 
