@@ -2,7 +2,7 @@
 //! child processes with a private cookie and a private epmd on a free port (`ERL_EPMD_PORT`; the
 //! system's port 4369 is never touched), over plain TCP or TLS distribution (`-proto_dist
 //! inet_tls` with a fresh ECDSA P-256 certificate, TLS 1.3 only, like Snow's). The workloads are in
-//! `benches/erlang/dist_bench.erl`, compiled at run time into a private directory.
+//! `benches/erlang/*.erl`, compiled at run time into a private directory.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -11,8 +11,11 @@ use crate::child::ChildProc;
 use crate::figures::{Figures, Workload};
 use crate::tmp::{free_port, random_cookie, write_secret, TempDir};
 
-/// The Erlang program (compiled with erlc at run time).
-const SOURCE: &str = include_str!("../benches/erlang/dist_bench.erl");
+/// The Erlang programs (compiled with erlc at run time): file name and source.
+const MODULES: [(&str, &str); 2] = [
+    ("dist_bench.erl", include_str!("../benches/erlang/dist_bench.erl")),
+    ("mesh_bench.erl", include_str!("../benches/erlang/mesh_bench.erl")),
+];
 
 /// Which distribution carrier the Erlang nodes use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,19 +39,21 @@ pub fn available() -> bool {
 }
 
 impl ErlangBaseline {
-    /// Compiles the bench module and writes a self-signed certificate and `ssl_dist_optfile`.
+    /// Compiles the bench modules and writes a self-signed certificate and `ssl_dist_optfile`.
     pub fn prepare() -> Result<ErlangBaseline, String> {
         let dir = TempDir::new("erlang-bench").map_err(|e| format!("cannot create a temp dir: {e}"))?;
-        let src = dir.join("dist_bench.erl");
-        std::fs::write(&src, SOURCE).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
-        let out = Command::new("erlc")
-            .arg("-o")
-            .arg(dir.path())
-            .arg(&src)
-            .output()
-            .map_err(|e| format!("cannot run erlc: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("erlc failed: {}", String::from_utf8_lossy(&out.stderr)));
+        for (file, source) in MODULES {
+            let src = dir.join(file);
+            std::fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
+            let out = Command::new("erlc")
+                .arg("-o")
+                .arg(dir.path())
+                .arg(&src)
+                .output()
+                .map_err(|e| format!("cannot run erlc: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("erlc {file} failed: {}", String::from_utf8_lossy(&out.stderr)));
+            }
         }
         let cert = rcgen::generate_simple_self_signed(vec!["snow-bench".to_owned()])
             .map_err(|e| format!("cannot generate a certificate: {e}"))?;
@@ -66,7 +71,9 @@ impl ErlangBaseline {
         Ok(ErlangBaseline { dir })
     }
 
-    fn node(&self, name: &str, transport: Transport, epmd_port: u16, cookie: &str) -> Command {
+    /// The command that starts the Erlang node `name` with the bench modules on its code path,
+    /// registering with the epmd on `epmd_port` (see [`private_epmd`]).
+    pub fn node_command(&self, name: &str, transport: Transport, epmd_port: u16, cookie: &str) -> Command {
         let mut cmd = Command::new("erl");
         cmd.env("ERL_EPMD_PORT", epmd_port.to_string())
             .args(["-noshell", "-name", name, "-setcookie", cookie, "-pa"])
@@ -79,20 +86,16 @@ impl ErlangBaseline {
 
     /// Runs the workloads once between two fresh Erlang nodes over `transport`.
     pub fn run(&self, transport: Transport, work: &Workload) -> Result<Figures, String> {
-        let port = free_port().map_err(|e| format!("no free port for epmd: {e}"))?;
-        let mut epmd_cmd = Command::new("epmd");
-        epmd_cmd.args(["-port", &port.to_string(), "-address", "127.0.0.1"]);
-        let _epmd = ChildProc::spawn("epmd", epmd_cmd).map_err(|e| format!("cannot start epmd: {e}"))?;
-        wait_listening(port, Duration::from_secs(10))?;
+        let (_epmd, port) = private_epmd()?;
         let cookie = random_cookie();
 
-        let mut server_cmd = self.node("b@127.0.0.1", transport, port, &cookie);
+        let mut server_cmd = self.node_command("b@127.0.0.1", transport, port, &cookie);
         server_cmd.args(["-s", "dist_bench", "server"]);
         let mut server =
             ChildProc::spawn("erlang b@127.0.0.1", server_cmd).map_err(|e| format!("cannot start erl: {e}"))?;
         server.expect_out(Duration::from_secs(30), |l| l == "READY")?;
 
-        let mut client_cmd = self.node("a@127.0.0.1", transport, port, &cookie);
+        let mut client_cmd = self.node_command("a@127.0.0.1", transport, port, &cookie);
         client_cmd.args(["-hidden", "-s", "dist_bench", "client", "b@127.0.0.1"]);
         for (n, k) in work.messages.iter().zip(work.batch) {
             client_cmd.args([n.to_string(), k.to_string()]);
@@ -107,6 +110,17 @@ impl ErlangBaseline {
         }
         Figures::parse(&lines)
     }
+}
+
+/// Erlang's epmd on 127.0.0.1 and a free port (never the system's 4369), killed when the returned
+/// process is dropped; Erlang nodes find it through `ERL_EPMD_PORT`.
+pub fn private_epmd() -> Result<(ChildProc, u16), String> {
+    let port = free_port().map_err(|e| format!("no free port for epmd: {e}"))?;
+    let mut epmd_cmd = Command::new("epmd");
+    epmd_cmd.args(["-port", &port.to_string(), "-address", "127.0.0.1"]);
+    let epmd = ChildProc::spawn("epmd", epmd_cmd).map_err(|e| format!("cannot start epmd: {e}"))?;
+    wait_listening(port, Duration::from_secs(10))?;
+    Ok((epmd, port))
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.

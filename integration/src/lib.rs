@@ -6,6 +6,7 @@
 //! - [`figures`]: the benchmark's figures (`RESULT key value` lines) and the comparison table.
 //! - [`erlang`]: the Erlang/OTP baseline (two `erl` nodes, plain TCP or TLS distribution).
 //! - [`snow_bench`]: the Snow half of the benchmark (two Snow node processes).
+//! - [`mesh_bench`]: the mesh-scale benchmark (N Snow or Erlang node processes).
 //! - [`netns`]: network namespaces and veth links for multi-host tests (root only).
 //! - [`testbed`]: the fault-injection testbed: hosts as namespaces behind a user-space switch
 //!   that cuts, delays, drops and reorders frames.
@@ -20,6 +21,7 @@ pub mod child;
 pub mod cluster;
 pub mod erlang;
 pub mod figures;
+pub mod mesh_bench;
 pub mod netns;
 pub mod snow_bench;
 pub mod testbed;
