@@ -45,6 +45,15 @@ impl TestNode {
         }
     }
 
+    /// Holder `label` leaves `group`.
+    pub fn leave(&mut self, group: &str, label: &str) -> Result<(), String> {
+        let rest = self.command(&format!("gleave {group} {label}"), "GLE", ANSWER)?;
+        match rest.strip_prefix(&format!("FT {group} ")) {
+            Some(_) => Ok(()),
+            None => Err(format!("{}: GLE{rest}", self.name)),
+        }
+    }
+
     /// The members of `group` this node's view holds, sorted.
     pub fn members(&mut self, group: &str) -> Result<Vec<String>, String> {
         let line = format!("gmembers {group}");

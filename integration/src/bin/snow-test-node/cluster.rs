@@ -7,6 +7,7 @@
 //! - `gsend NAME` -> `GPONG NAME` if the process registered as NAME answered `{From, :ping}`
 //!   (sent by name) within 5 s, else `GPANG NAME`
 //! - `gjoin GROUP H` -> `GJOINED GROUP PID`, or `GJOIN_FAILED GROUP reason`
+//! - `gleave GROUP H` -> `GLEFT GROUP PID`, or `GLEAVE_FAILED GROUP reason`
 //! - `gmembers GROUP` -> `GMEMBERS GROUP PID,PID,...` (sorted; empty after the space when none)
 //! - `disconnect NODE` -> `DISCONNECTED NODE true|false` (whether there was a connection)
 //!
@@ -21,7 +22,7 @@ use snow_node_rt::{Node, NodeName, Pid, Term};
 use crate::procs;
 
 /// The commands of this module.
-pub const COMMANDS: [&str; 6] = ["gregister", "gwhereis", "gsend", "gjoin", "gmembers", "disconnect"];
+pub const COMMANDS: [&str; 7] = ["gregister", "gwhereis", "gsend", "gjoin", "gleave", "gmembers", "disconnect"];
 
 /// Runs one of [`COMMANDS`] with its arguments.
 pub async fn run(node: &Node, holders: &HashMap<String, Pid>, command: &str, args: &[&str]) -> Result<(), String> {
@@ -49,6 +50,10 @@ pub async fn run(node: &Node, holders: &HashMap<String, Pid>, command: &str, arg
         ("gjoin", [group, label]) => match node.groups().join(Term::atom(group), &[holder(label)?.clone()]) {
             Ok(()) => println!("GJOINED {group} {}", holder(label)?),
             Err(e) => println!("GJOIN_FAILED {group} {e}"),
+        },
+        ("gleave", [group, label]) => match node.groups().leave(&Term::atom(group), &[holder(label)?.clone()]) {
+            Ok(()) => println!("GLEFT {group} {}", holder(label)?),
+            Err(e) => println!("GLEAVE_FAILED {group} {e}"),
         },
         ("gmembers", [group]) => {
             let mut members: Vec<String> =
