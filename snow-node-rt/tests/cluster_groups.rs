@@ -80,10 +80,16 @@ fn only_live_local_processes_join() {
         let epmd = epmd().await;
         let nodes = mesh(&epmd, &["a", "b"]).await;
         let remote = idle(&nodes[1]);
-        assert_eq!(nodes[0].groups().join(Term::atom("g"), &[remote.clone()]), Err(GroupError::NotLocal(remote)));
+        assert_eq!(
+            nodes[0].groups().join(Term::atom("g"), std::slice::from_ref(&remote)),
+            Err(GroupError::NotLocal(remote))
+        );
         let dead = nodes[0].spawn(|_| async {});
         eventually("the process is gone", || !nodes[0].is_alive(&dead)).await;
-        assert_eq!(nodes[0].groups().join(Term::atom("g"), &[dead.clone()]), Err(GroupError::NotAlive(dead)));
+        assert_eq!(
+            nodes[0].groups().join(Term::atom("g"), std::slice::from_ref(&dead)),
+            Err(GroupError::NotAlive(dead))
+        );
         assert!(nodes[0].groups().which_groups().is_empty());
         assert_eq!(
             Node::local().groups().join(Term::atom("g"), &[]),
