@@ -2,6 +2,7 @@
 //!
 //! - [`child`]: child processes with line-by-line output, deadlines, and kill-on-drop.
 //! - [`cluster`]: snow-epmd and Snow node processes for cluster tests.
+//! - [`cluster_names`]: test-node commands for the global registry and process groups.
 //! - [`tmp`]: private temp dirs, cookie files, free ports.
 //! - [`figures`]: the benchmark's figures (`RESULT key value` lines) and the comparison table.
 //! - [`erlang`]: the Erlang/OTP baseline (two `erl` nodes, plain TCP or TLS distribution).
@@ -19,6 +20,7 @@
 
 pub mod child;
 pub mod cluster;
+pub mod cluster_names;
 pub mod erlang;
 pub mod figures;
 pub mod mesh_bench;

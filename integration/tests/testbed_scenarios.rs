@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use snow_integration::child::Line;
 use snow_integration::testbed::{self, Config, Testbed};
 
 const EPMD: &str = env!("CARGO_BIN_EXE_snow-epmd-it");
@@ -30,17 +31,6 @@ fn testbed(label: &str, hosts: usize, ticktime: u64) -> Testbed {
 fn lists_all_up(tb: &Testbed, n: usize, names: &[String]) -> Result<bool, String> {
     let rows = tb.list(n)?;
     Ok(names.iter().all(|name| rows.iter().any(|r| &r.name == name && r.state == "up")))
-}
-
-/// Whether node `name` is connected to exactly `others`.
-fn connected_to(tb: &mut Testbed, name: &str, others: &[String]) -> Result<bool, String> {
-    let mut want: Vec<String> = others.to_vec();
-    want.sort();
-    Ok(tb.node(name).nodes()? == want)
-}
-
-fn others(names: &[String], me: &str) -> Vec<String> {
-    names.iter().filter(|n| *n != me).cloned().collect()
 }
 
 /// Scenario a. Five hosts, each daemon seeded with one other (host 1's), each with one node.
@@ -68,15 +58,7 @@ fn a_five_hosts_form_a_full_mesh_from_one_seed() {
     for name in &names[1..] {
         tb.node(name).connect(&names[0]).unwrap();
     }
-    let meshed = testbed::wait_until("every node connected to the four others", Duration::from_secs(5) + SLACK, || {
-        for name in &names {
-            if !connected_to(&mut tb, name, &others(&names, name))? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })
-    .unwrap();
+    let meshed = tb.await_full_mesh(&names, Duration::from_secs(5) + SLACK).unwrap();
     eprintln!(
         "scenario a: all 5 daemons list all 5 nodes up {listed:?} after the last registration (bound {bound:?}); \
          full mesh {:?} after the first connect, {meshed:?} after the last",
@@ -84,39 +66,6 @@ fn a_five_hosts_form_a_full_mesh_from_one_seed() {
     );
     assert!(listed <= bound + SLACK);
     assert!(tb.node(&names[4]).ping(&names[3]).unwrap(), "n@host5 reaches n@host4 over a mesh connection");
-}
-
-/// Starts `short@hostN` on hosts `1..=hosts` and connects each to host 1's node; returns the
-/// names once every node is connected to all the others.
-fn meshed_nodes(tb: &mut Testbed, hosts: usize) -> Vec<String> {
-    let names: Vec<String> = (1..=hosts).map(|n| tb.start_node(n, "n").unwrap()).collect();
-    for name in &names[1..] {
-        connect_retrying(tb, name, &names[0], Duration::from_secs(20));
-    }
-    await_full_mesh(tb, &names, Duration::from_secs(10)).unwrap();
-    names
-}
-
-/// `connect` from `from` to `to` until it succeeds (gossip may not have brought `to`'s address
-/// to `from`'s daemon yet).
-fn connect_retrying(tb: &mut Testbed, from: &str, to: &str, timeout: Duration) -> Duration {
-    testbed::wait_until(&format!("{from} connects to {to}"), timeout, || match tb.node(from).connect(to) {
-        Ok(()) => Ok(true),
-        Err(e) => Err(e),
-    })
-    .unwrap()
-}
-
-/// Waits until every node in `names` is connected to every other; how long that took.
-fn await_full_mesh(tb: &mut Testbed, names: &[String], timeout: Duration) -> Result<Duration, String> {
-    testbed::wait_until("full mesh", timeout, || {
-        for name in names {
-            if !connected_to(tb, name, &others(names, name))? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })
 }
 
 /// Waits for an output line of `node` equal to `want` printed after `mark`; the time from `t0`
@@ -139,7 +88,7 @@ fn seen_after(tb: &mut Testbed, node: &str, mark: usize, want: &str, t0: Instant
 fn b_a_partitioned_host_is_declared_down_on_both_sides_and_works_again_after_heal() {
     let mut tb = testbed("part", 3, TICK);
     tb.start_all_epmds().unwrap();
-    let names = meshed_nodes(&mut tb, 3);
+    let names = tb.start_mesh(3).unwrap();
     let (n1, n2, n3) = (names[0].clone(), names[1].clone(), names[2].clone());
     let far = tb.node(&n3).spawn_holder("far").unwrap();
     let l = tb.node(&n1).spawn_holder("l").unwrap();
@@ -156,8 +105,8 @@ fn b_a_partitioned_host_is_declared_down_on_both_sides_and_works_again_after_hea
     let pair_2 = seen_after(&mut tb, &n2, marks[1], &format!("NODEDOWN {n1}"), pair_cut, within);
     tb.heal_all().unwrap();
     assert!(tb.node(&n3).proc.expect_out_since(marks[2], Duration::ZERO, |l| l.starts_with("NODEDOWN")).is_err());
-    connect_retrying(&mut tb, &n1, &n2, Duration::from_secs(10));
-    await_full_mesh(&mut tb, &names, Duration::from_secs(10)).unwrap();
+    tb.connect_retrying(&n1, &n2, Duration::from_secs(10)).unwrap();
+    tb.await_full_mesh(&names, Duration::from_secs(10)).unwrap();
     eprintln!(
         "scenario b: pair 1-2 cut: each side saw the other down after {pair_1:?} and {pair_2:?} (bound {within:?})"
     );
@@ -185,8 +134,8 @@ fn b_a_partitioned_host_is_declared_down_on_both_sides_and_works_again_after_hea
     assert!(stats["cut"] > 0, "the switch dropped frames of the cut host: {stats:?}");
 
     let healed = tb.heal_all().unwrap();
-    connect_retrying(&mut tb, &n1, &n3, Duration::from_secs(10));
-    let meshed = await_full_mesh(&mut tb, &names, Duration::from_secs(10)).unwrap();
+    tb.connect_retrying(&n1, &n3, Duration::from_secs(10)).unwrap();
+    let meshed = tb.await_full_mesh(&names, Duration::from_secs(10)).unwrap();
     assert!(tb.node(&n1).ping_pid(&far, Duration::from_secs(5)).unwrap(), "the process on host 3 answers its old pid");
     eprintln!(
         "scenario b: full mesh again {:?} after the heal (connect from host 1, then {meshed:?})",
@@ -202,7 +151,7 @@ fn b_a_partitioned_host_is_declared_down_on_both_sides_and_works_again_after_hea
 fn c_a_frozen_host_is_declared_down_within_ticktime_and_rejoins_when_thawed() {
     let mut tb = testbed("freeze", 3, TICK);
     tb.start_all_epmds().unwrap();
-    let names = meshed_nodes(&mut tb, 3);
+    let names = tb.start_mesh(3).unwrap();
     let (n1, n2, n3) = (names[0].clone(), names[1].clone(), names[2].clone());
     let marks: Vec<usize> = names.iter().map(|n| tb.node(n).mark()).collect();
     tb.freeze_host(3).unwrap();
@@ -223,7 +172,7 @@ fn c_a_frozen_host_is_declared_down_within_ticktime_and_rejoins_when_thawed() {
     seen_after(&mut tb, &n3, marks[2], &format!("NODEDOWN {n1}"), thawed, within);
     assert!(tb.node(&n1).ping(&n3).unwrap(), "host 1 reaches the thawed node");
     tb.node(&n2).ping(&n3).unwrap();
-    let rejoined = await_full_mesh(&mut tb, &names, Duration::from_secs(10)).unwrap();
+    let rejoined = tb.await_full_mesh(&names, Duration::from_secs(10)).unwrap();
     eprintln!(
         "scenario c: frozen host 3 declared down by host 1 after {down_1:?}, by host 2 after {down_2:?} \
          (bound {within:?}); full mesh again {:?} after the thaw ({rejoined:?} after the pings)",
@@ -256,7 +205,7 @@ fn d_kill_9_of_a_daemon_mid_traffic_loses_no_registration_and_keeps_connections(
     let n1 = tb.start_node(1, "n").unwrap();
     let n2 = tb.start_node(2, "n").unwrap();
     let n3 = tb.start_node(3, "n").unwrap();
-    connect_retrying(&mut tb, &n2, &n1, Duration::from_secs(20));
+    tb.connect_retrying(&n2, &n1, Duration::from_secs(20)).unwrap();
     let s1 = tb.node(&n1).sink("s").unwrap();
     let s2 = tb.node(&n2).sink("s").unwrap();
     tb.node(&n2).stream("d21", &s1, Duration::from_millis(5)).unwrap();
@@ -294,7 +243,7 @@ fn d_kill_9_of_a_daemon_mid_traffic_loses_no_registration_and_keeps_connections(
         Ok(listed(&tb, 2, &fresh) == Some((creations[1], "up".to_owned())))
     })
     .unwrap();
-    connect_retrying(&mut tb, &n2, &n3, Duration::from_secs(5));
+    tb.connect_retrying(&n2, &n3, Duration::from_secs(5)).unwrap();
     let lookup = tb.epmd_cli(2, &["lookup", &n1]).unwrap();
     assert!(lookup.status.success(), "lookup on host 2: {lookup:?}");
 
@@ -338,7 +287,7 @@ fn d_kill_9_of_a_daemon_mid_traffic_loses_no_registration_and_keeps_connections(
 fn e_a_restarted_node_gets_a_new_creation_and_its_old_pids_are_dead_everywhere() {
     let mut tb = testbed("restart", 3, TICK);
     tb.start_all_epmds().unwrap();
-    let names = meshed_nodes(&mut tb, 3);
+    let names = tb.start_mesh(3).unwrap();
     let (n1, n2, n3) = (names[0].clone(), names[1].clone(), names[2].clone());
     let old_creation = listed(&tb, 3, &n3).unwrap().0;
     let old = tb.node(&n3).spawn_holder("p").unwrap();
@@ -402,7 +351,7 @@ fn f_a_million_messages_arrive_complete_and_in_order_under_loss_latency_and_reor
     let senders = [tb.start_node(1, "n").unwrap(), tb.start_node(2, "n").unwrap()];
     let receiver = tb.start_node(3, "n").unwrap();
     for sender in &senders {
-        connect_retrying(&mut tb, sender, &receiver, Duration::from_secs(20));
+        tb.connect_retrying(sender, &receiver, Duration::from_secs(20)).unwrap();
     }
     let sink = tb.node(&receiver).sink("bulk").unwrap();
     tb.switch("set * * delay_ms=5 loss=0.01 reorder=0.1").unwrap();
@@ -493,7 +442,7 @@ fn g_a_rolling_restart_loses_only_messages_to_restarted_nodes_and_monitors_repor
     let hosts = 5;
     let mut tb = testbed("rolling", hosts, TICK);
     tb.start_all_epmds().unwrap();
-    let names = meshed_nodes(&mut tb, hosts);
+    let names = tb.start_mesh(hosts).unwrap();
     let mut sinks: Vec<String> = names.iter().map(|n| tb.node(n).sink("s").unwrap()).collect();
     let mut counter = 0;
     let mut flows = Vec::new();
@@ -527,8 +476,8 @@ fn g_a_rolling_restart_loses_only_messages_to_restarted_nodes_and_monitors_repor
         let restarted = Instant::now();
         tb.start_node(k, "n").unwrap();
         let seed = if k == 1 { 2 } else { 1 };
-        connect_retrying(&mut tb, &names[k - 1], &names[seed - 1], Duration::from_secs(10));
-        await_full_mesh(&mut tb, &names, Duration::from_secs(10)).unwrap();
+        tb.connect_retrying(&names[k - 1], &names[seed - 1], Duration::from_secs(10)).unwrap();
+        tb.await_full_mesh(&names, Duration::from_secs(10)).unwrap();
         worst_rejoin = worst_rejoin.max(restarted.elapsed());
         sinks[k - 1] = tb.node(&names[k - 1]).sink("s").unwrap();
         flows = others;
@@ -692,11 +641,153 @@ fn h_readme_cluster_steps_work_as_written_with_and_without_a_ca() {
             assert!(!refused.status.success() && stderr.contains(&format!("TLS with {node} failed")), "{refused:?}");
         }
     }
-    connect_retrying(&mut tb, &secure[1], &secure[0], Duration::from_secs(10));
-    connect_retrying(&mut tb, &secure[2], &secure[0], Duration::from_secs(10));
-    await_full_mesh(&mut tb, &secure, Duration::from_secs(10)).unwrap();
+    tb.connect_retrying(&secure[1], &secure[0], Duration::from_secs(10)).unwrap();
+    tb.connect_retrying(&secure[2], &secure[0], Duration::from_secs(10)).unwrap();
+    tb.await_full_mesh(&secure, Duration::from_secs(10)).unwrap();
     eprintln!(
         "scenario h: README's cluster listed everywhere {listed:?} after the last node started; every ping answered"
     );
     drop(daemons);
+}
+
+/// How soon after the mesh is back every host must agree on the registry and the groups: two
+/// message delays (a GLOBAL_SYNC or GROUP_DISCOVER, then the answer: README, "Global registry"
+/// and "Process groups"), well under a millisecond on the testbed's switch; 1 s (plus [`SLACK`])
+/// leaves room for the processes' scheduling and our polling.
+const CONVERGE: Duration = Duration::from_secs(1);
+
+/// Cuts host `n` off and waits until its node and every other node declared each other down
+/// (ticktime + 3 s).
+fn partition_host(tb: &mut Testbed, names: &[String], n: usize) -> Duration {
+    let marks: Vec<usize> = names.iter().map(|name| tb.node(name).mark()).collect();
+    let cut = tb.cut_host(n).unwrap();
+    let within = Duration::from_secs(TICK) + SLACK;
+    let lone = &names[n - 1];
+    let mut worst = Duration::ZERO;
+    for (i, name) in names.iter().enumerate().filter(|(_, name)| *name != lone) {
+        worst = worst.max(seen_after(tb, name, marks[i], &format!("NODEDOWN {lone}"), cut, within));
+        worst = worst.max(seen_after(tb, lone, marks[n - 1], &format!("NODEDOWN {name}"), cut, within));
+    }
+    worst
+}
+
+/// Heals every cut, connects host 1's node to host `n`'s and waits for the full mesh; when the
+/// heal began and when the mesh was back.
+fn heal_and_mesh(tb: &mut Testbed, names: &[String], n: usize) -> (Instant, Instant) {
+    let healed = tb.heal_all().unwrap();
+    tb.connect_retrying(&names[0], &names[n - 1], Duration::from_secs(10)).unwrap();
+    tb.await_full_mesh(names, Duration::from_secs(10)).unwrap();
+    (healed, Instant::now())
+}
+
+/// Scenario i. Three hosts, ticktime 2 s; host 3 is cut off, and once both sides declared the
+/// other down, each side registers the global name `leader`: host 3 first, host 1 20 ms later
+/// (the hosts share one clock). Each side then sees its own holder. Expected after the heal (one
+/// `connect`, the mesh does the rest): within 1 s (+3 s slack) of the mesh being back, every host
+/// resolves `leader` to host 3's process (the older registration wins: README, "Global registry");
+/// host 1's process (trapping exits) gets the exit signal `{:global_name_conflict, :leader,
+/// winner}` from the winner, once; the winner is told nothing and answers by name from host 2.
+#[test]
+fn i_a_global_name_conflict_after_a_partition_heals_resolves_the_same_on_every_host() {
+    let mut tb = testbed("gconf", 3, TICK);
+    tb.start_all_epmds().unwrap();
+    let names = tb.start_mesh(3).unwrap();
+    let (n1, n2, n3) = (names[0].clone(), names[1].clone(), names[2].clone());
+    let down = partition_host(&mut tb, &names, 3);
+    tb.node(&n3).spawn_holder("x").unwrap();
+    let older = tb.node(&n3).global_register("leader", "x").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    tb.node(&n1).spawn_holder("y").unwrap();
+    let newer = tb.node(&n1).global_register("leader", "y").unwrap();
+    testbed::wait_until("each side sees its own holder", CONVERGE + SLACK, || {
+        Ok(tb.node(&n2).whereis("leader")?.as_ref() == Some(&newer)
+            && tb.node(&n3).whereis("leader")?.as_ref() == Some(&older))
+    })
+    .unwrap();
+
+    let marks = [tb.node(&n1).mark(), tb.node(&n3).mark()];
+    let (healed, meshed) = heal_and_mesh(&mut tb, &names, 3);
+    testbed::wait_until("every host resolves leader to the older registration", CONVERGE + SLACK, || {
+        for name in &names {
+            if tb.node(name).whereis("leader")?.as_ref() != Some(&older) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .unwrap();
+    let resolved = meshed.elapsed();
+    let notice = format!("EXIT y {older} {{:global_name_conflict, :leader, {older}}}");
+    let told = seen_after(&mut tb, &n1, marks[0], &notice, healed, CONVERGE + SLACK);
+    assert!(tb.node(&n2).global_ping("leader").unwrap(), "the winner answers by name");
+    let exits = |tb: &mut Testbed, node: &str, mark: usize, prefix: &str| {
+        let t = tb.node(node);
+        t.proc.drain();
+        t.proc.seen[mark..].iter().filter(|l| matches!(l, Line::Out(text) if text.starts_with(prefix))).count()
+    };
+    assert_eq!(exits(&mut tb, &n1, marks[0], "EXIT y "), 1, "the loser is told once");
+    assert_eq!(exits(&mut tb, &n3, marks[1], "EXIT x "), 0, "the winner is told nothing");
+    eprintln!(
+        "scenario i: partition declared on both sides after {down:?}; mesh back {:?} after the heal; every host \
+         resolved leader to the older registration {resolved:?} after that (bound {:?}); the loser was told {told:?} \
+         after the heal",
+        meshed.saturating_duration_since(healed),
+        CONVERGE + SLACK
+    );
+}
+
+/// Scenario j. Three hosts, ticktime 2 s; before the cut, a process on host 1 and one on host 3
+/// are in the group `room`. Host 3 is cut off; each side drops the other's member. While cut, a
+/// process on each of hosts 1, 2 and 3 joins `room`, and host 3's old member leaves. Expected
+/// after the heal (one `connect`): within 1 s (+3 s slack) of the mesh being back, every host
+/// holds exactly the four current members (host 1's two, host 2's, host 3's new one) and not the
+/// member that left during the cut (README, "Process groups": each node announces its own
+/// members when a connection comes up).
+#[test]
+fn j_groups_joined_on_both_sides_of_a_partition_converge_after_heal() {
+    let mut tb = testbed("gconv", 3, TICK);
+    tb.start_all_epmds().unwrap();
+    let names = tb.start_mesh(3).unwrap();
+    let (n1, n2, n3) = (names[0].clone(), names[1].clone(), names[2].clone());
+    let members_everywhere = |tb: &mut Testbed, hosts: &[&String], want: &[&String]| {
+        let mut want: Vec<String> = want.iter().map(|p| p.to_string()).collect();
+        want.sort();
+        testbed::wait_until(&format!("{hosts:?} hold room = {want:?}"), CONVERGE + SLACK, || {
+            for host in hosts {
+                if tb.node(host).members("room")? != want {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .unwrap()
+    };
+    for (name, label) in [(&n1, "old"), (&n3, "old")] {
+        tb.node(name).spawn_holder(label).unwrap();
+    }
+    let old_1 = tb.node(&n1).join("room", "old").unwrap();
+    let old_3 = tb.node(&n3).join("room", "old").unwrap();
+    members_everywhere(&mut tb, &[&n1, &n2, &n3], &[&old_1, &old_3]);
+
+    let down = partition_host(&mut tb, &names, 3);
+    members_everywhere(&mut tb, &[&n1, &n2], &[&old_1]);
+    members_everywhere(&mut tb, &[&n3], &[&old_3]);
+    let mut new = Vec::new();
+    for name in [&n1, &n2, &n3] {
+        tb.node(name).spawn_holder("new").unwrap();
+        new.push(tb.node(name).join("room", "new").unwrap());
+    }
+    tb.node(&n3).leave("room", "old").unwrap();
+    members_everywhere(&mut tb, &[&n1, &n2], &[&old_1, &new[0], &new[1]]);
+    members_everywhere(&mut tb, &[&n3], &[&new[2]]);
+
+    let (healed, meshed) = heal_and_mesh(&mut tb, &names, 3);
+    members_everywhere(&mut tb, &[&n1, &n2, &n3], &[&old_1, &new[0], &new[1], &new[2]]);
+    let converged = meshed.elapsed();
+    eprintln!(
+        "scenario j: partition declared on both sides after {down:?}; mesh back {:?} after the heal; all 3 hosts \
+         held the same 4 members {converged:?} after that (bound {:?})",
+        meshed.saturating_duration_since(healed),
+        CONVERGE + SLACK
+    );
 }

@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use smol_timeout::TimeoutExt;
@@ -18,56 +16,25 @@ use snow_node_rt::Term;
 use snow_shared::cookie::Cookie;
 use support::*;
 
-/// The echo example's binary, built by `cargo test` in `target/<profile>/examples/`.
-fn example(name: &str) -> PathBuf {
-    let test_exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let profile_dir = test_exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let exe = profile_dir.join("examples").join(name);
-    assert!(exe.exists(), "{} is missing: build the examples first (cargo build --examples)", exe.display());
-    exe
-}
-
-/// Ends the child (started by this test, by its pid) however the test ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_echo_example_answers_over_the_network() {
     run(async {
         let epmd = epmd().await;
         let addr = epmd.local_addr().to_string();
-        let mut child = KillOnDrop(
-            Command::new(example("echo"))
-                .env("SNOW_NODE", "echo@127.0.0.1")
-                .env("SNOW_COOKIE", std::str::from_utf8(COOKIE).unwrap())
-                .env("SNOW_EPMD", &addr)
-                .env_remove("SNOW_COOKIE_FILE")
-                .env_remove("SNOW_DIST_PORT")
-                .env_remove("SNOW_TICKTIME")
-                .env_remove("SNOW_TLS_CERT")
-                .env_remove("SNOW_TLS_KEY")
-                .env_remove("SNOW_TLS_CA")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("the echo example starts"),
-        );
-        // Its "is up" line, read on a thread (the pipe blocks), within the test's bound.
-        let stdout = child.0.stdout.take().unwrap();
-        let (line_tx, line_rx) = async_channel::bounded(1);
-        std::thread::spawn(move || {
-            let up = BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.contains("is up"));
-            let _ = line_tx.send_blocking(up);
-        });
-        let up = line_rx.recv().timeout(WAIT).await.expect("the echo example says it is up").unwrap();
-        assert!(up.is_some_and(|l| l.contains("echo@127.0.0.1") && l.contains("distributed: true")));
+        let mut cmd = Command::new(example("echo"));
+        cmd.env("SNOW_NODE", "echo@127.0.0.1")
+            .env("SNOW_COOKIE", std::str::from_utf8(COOKIE).unwrap())
+            .env("SNOW_EPMD", &addr)
+            .env_remove("SNOW_COOKIE_FILE")
+            .env_remove("SNOW_DIST_PORT")
+            .env_remove("SNOW_TICKTIME")
+            .env_remove("SNOW_TLS_CERT")
+            .env_remove("SNOW_TLS_KEY")
+            .env_remove("SNOW_TLS_CA")
+            .env("RUST_LOG", "off");
+        let mut child = ChildProgram::start(cmd);
+        let up = child.expect_line("the echo example's \"is up\" line", |l| l.contains("is up")).await;
+        assert!(up.contains("echo@127.0.0.1") && up.contains("distributed: true"), "{up}");
 
         // A node with the production key derivation (the example has no test shortcut).
         let me = NodeBuilder::new(name("tester"))

@@ -4,7 +4,9 @@
 //! processes on loopback, all sharing a freshly generated cookie, and has `alpha` walk through the
 //! main features while it narrates: a mesh formed from one connect, sends by name and by pid, a pid
 //! passed across three nodes, an allow-listed remote spawn (and a refused one), a remote monitor,
-//! and `{:nodedown, ...}` after `gamma` is killed with SIGKILL. It ends with `snow-epmd list`.
+//! a service found and called through the global registry, a chat room (a process group with a
+//! member on each node), and, after `gamma` is killed with SIGKILL, `{:nodedown, ...}`, gamma's
+//! member leaving the room and the others chatting on. It ends with `snow-epmd list`.
 //!
 //! The same binary plays every part (`--role epmd|node`), so the one command builds everything.
 //! Every wait has a deadline; the orchestrator kills only the children it started, by pid.
@@ -263,6 +265,51 @@ fn offer_services(node: &Node) -> Result<(), String> {
     });
     // `worker`: waits for a message and exits with it as the reason (to show remote monitors).
     node.register_spawnable("worker", |mut me, _args| async move { me.receive().await });
+    offer_cluster_services(node)
+}
+
+/// The room every node has a member in (a process group of the default scope).
+const ROOM: &str = "lobby";
+/// The cluster-wide service beta registers in the global registry.
+const COUNTER: &str = "counter";
+
+/// On every node a member of the room `lobby`, which prints what it hears and answers the speaker
+/// `{:heard, node}`; on beta the global service `counter`, which answers `{:next, from}` with
+/// `{:number, n}` (1, 2, ...).
+fn offer_cluster_services(node: &Node) -> Result<(), String> {
+    let member = node.spawn(|mut me| async move {
+        loop {
+            let msg = me.receive().await;
+            if msg.is_atom("stop") {
+                return;
+            }
+            if let Some([tag, Term::Pid(from), who, text]) = msg.as_tuple() {
+                if tag.is_atom("chat") {
+                    println!("room: <{}> {}", who.as_str().unwrap_or("?"), text.as_str().unwrap_or("?"));
+                    me.send(from, Term::tuple([Term::atom("heard"), Term::string(me.node().name().as_str())]));
+                }
+            }
+        }
+    });
+    node.groups().join(Term::atom(ROOM), &[member]).map_err(|e| e.to_string())?;
+    if node.name().name() == "beta" {
+        let counter = node.spawn(|mut me| async move {
+            let mut issued = 0;
+            loop {
+                let msg = me.receive().await;
+                if msg.is_atom("stop") {
+                    return;
+                }
+                if let Some([tag, Term::Pid(from)]) = msg.as_tuple() {
+                    if tag.is_atom("next") {
+                        issued += 1;
+                        me.send(from, Term::tuple([Term::atom("number"), Term::Int(issued)]));
+                    }
+                }
+            }
+        });
+        node.global().register_name(Term::atom(COUNTER), &counter).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -287,6 +334,40 @@ fn node_name(text: &str) -> Result<NodeName, String> {
 
 async fn expect(me: &mut Process, what: &str, accept: impl FnMut(&Term) -> bool) -> Result<Term, String> {
     me.receive_match_timeout(accept, STEP).await.ok_or_else(|| format!("no {what} within {STEP:?}"))
+}
+
+/// Polls `find` every 20 ms until it gives something, for at most [`STEP`].
+async fn wait_for<T>(mut find: impl FnMut() -> Option<T>, what: &str) -> Result<T, String> {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = find() {
+            return Ok(found);
+        }
+        if start.elapsed() > STEP {
+            return Err(format!("no {what} within {STEP:?}"));
+        }
+        snow_node_rt::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pids(pids: &[Pid]) -> String {
+    let text: Vec<String> = pids.iter().map(ToString::to_string).collect();
+    format!("[{}]", text.join(", "))
+}
+
+/// Broadcasts `text` to the room and waits until `members` members said they heard it.
+async fn say(me: &mut Process, room: &Term, text: &str, members: usize) -> Result<(), String> {
+    let line =
+        Term::tuple([Term::atom("chat"), Term::Pid(me.pid().clone()), Term::string("alpha"), Term::string(text)]);
+    let reached = me.groups().broadcast(room, line);
+    let mut heard = Vec::new();
+    for _ in 0..members {
+        let ack = expect(me, "a member hearing alpha", |m| m.as_tuple().is_some_and(|t| t[0].is_atom("heard"))).await?;
+        heard.extend(ack.as_tuple().and_then(|t| t[1].as_str()).map(str::to_owned));
+    }
+    heard.sort();
+    println!("broadcast(:lobby, {text:?}) reached {reached} members; heard on {heard:?}");
+    Ok(())
 }
 
 async fn story(me: &mut Process) -> Result<(), String> {
@@ -340,7 +421,26 @@ async fn story(me: &mut Process) -> Result<(), String> {
     let down = expect(me, "down message", |m| m.as_tuple().is_some_and(|t| t[0].is_atom("DOWN"))).await?;
     println!("monitor({worker}) = {reference}; worker told to exit  ->  {down}");
 
-    // 6. Node monitoring: gamma is killed with SIGKILL by the orchestrator.
+    // 6. The global registry: beta registered its counter as `counter` cluster-wide; alpha finds
+    //    it by that name alone (no node given) and calls it.
+    let counter = Term::atom(COUNTER);
+    let holder = wait_for(|| me.global().whereis_name(&counter), "the global name counter").await?;
+    println!("global whereis_name(:counter) = {holder} (registered on beta)");
+    me.global()
+        .send(&counter, Term::tuple([Term::atom("next"), Term::Pid(me.pid().clone())]))
+        .map_err(|e| e.to_string())?;
+    let number = expect(me, "the counter's answer", |m| m.as_tuple().is_some_and(|t| t[0].is_atom("number"))).await?;
+    println!("global send(:counter, {{:next, self()}})  ->  {number}");
+
+    // 7. A room: one member on each node in the group `lobby`; alpha watches it and says hello.
+    let room = Term::atom(ROOM);
+    let (watch, _) = me.groups().monitor_group(room.clone(), me.pid()).map_err(|e| e.to_string())?;
+    let members =
+        wait_for(|| Some(me.groups().members(&room)).filter(|m| m.len() == 3), "3 members in the room").await?;
+    println!("members(:lobby) = {}", pids(&members));
+    say(me, &room, "hello, room", 3).await?;
+
+    // 8. Node monitoring: gamma is killed with SIGKILL by the orchestrator; its member leaves the room.
     me.monitor_node(&gamma);
     let killed_at = Instant::now();
     println!("monitor_node(gamma); now kill gamma");
@@ -348,5 +448,15 @@ async fn story(me: &mut Process) -> Result<(), String> {
     println!("{down} after {} ms", killed_at.elapsed().as_millis());
     let nodes: Vec<String> = node.nodes().iter().map(ToString::to_string).collect();
     println!("nodes() = {nodes:?}");
+    let left = expect(
+        me,
+        "gamma's member leaving the room",
+        |m| matches!(m.as_tuple(), Some([Term::Ref(r), change, ..]) if *r == watch && change.is_atom("leave")),
+    )
+    .await?;
+    println!("the room's watcher got {left}; members(:lobby) = {}", pids(&me.groups().members(&room)));
+
+    // 9. The others keep chatting.
+    say(me, &room, "still chatting", 2).await?;
     Ok(())
 }

@@ -400,6 +400,46 @@ impl Testbed {
     }
 }
 
+/// Meshes: starting nodes on several hosts and connecting them, waiting for every pair.
+impl Testbed {
+    /// Starts `n@hostN` on hosts `1..=hosts` and connects each to host 1's node; returns the
+    /// names once every node is connected to all the others.
+    pub fn start_mesh(&mut self, hosts: usize) -> Result<Vec<String>, String> {
+        let names = (1..=hosts).map(|n| self.start_node(n, "n")).collect::<Result<Vec<String>, String>>()?;
+        for name in &names[1..] {
+            self.connect_retrying(name, &names[0], Duration::from_secs(20))?;
+        }
+        self.await_full_mesh(&names, Duration::from_secs(10))?;
+        Ok(names)
+    }
+
+    /// `connect` from `from` to `to` until it succeeds (gossip may not have brought `to`'s
+    /// address to `from`'s daemon yet); how long that took.
+    pub fn connect_retrying(&mut self, from: &str, to: &str, timeout: Duration) -> Result<Duration, String> {
+        wait_until(&format!("{from} connects to {to}"), timeout, || self.node(from).connect(to).map(|()| true))
+    }
+
+    /// Whether node `name` is connected to exactly `others`.
+    pub fn connected_to(&mut self, name: &str, others: &[String]) -> Result<bool, String> {
+        let mut want: Vec<String> = others.to_vec();
+        want.sort();
+        Ok(self.node(name).nodes()? == want)
+    }
+
+    /// Waits until every node in `names` is connected to every other; how long that took.
+    pub fn await_full_mesh(&mut self, names: &[String], timeout: Duration) -> Result<Duration, String> {
+        wait_until("full mesh", timeout, || {
+            for name in names {
+                let others: Vec<String> = names.iter().filter(|n| *n != name).cloned().collect();
+                if !self.connected_to(name, &others)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+}
+
 /// The binaries' paths as the testbed's tests name them (Cargo sets `CARGO_BIN_EXE_*` for
 /// integration tests of this crate only, so tests pass them in).
 pub fn programs(epmd: &str, node: &str, switch: &str) -> Programs {

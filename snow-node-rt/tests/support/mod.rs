@@ -207,6 +207,103 @@ pub async fn shutdown_all(nodes: &[Node]) {
     }
 }
 
+/// An example's binary, built by `cargo test` in `target/<profile>/examples/` (run a test that
+/// needs one alone after `cargo build --examples`).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let test_exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let profile_dir = test_exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let exe = profile_dir.join("examples").join(name);
+    assert!(exe.exists(), "{} is missing: build the examples first (cargo build --examples)", exe.display());
+    exe
+}
+
+/// A program started by a test (an example) with piped stdin and stdout, its stdout read line by
+/// line on a thread; killed (SIGKILL to its own pid) and reaped when dropped.
+pub struct ChildProgram {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: Receiver<String>,
+    /// Every stdout line read so far, for failure messages.
+    pub seen: Vec<String>,
+}
+
+impl ChildProgram {
+    /// Starts `cmd` (stderr goes to the test's stderr).
+    pub fn start(mut cmd: std::process::Command) -> ChildProgram {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the program starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = async_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send_blocking(line).is_err() {
+                    return;
+                }
+            }
+        });
+        ChildProgram { stdin: child.stdin.take(), child, lines, seen: Vec::new() }
+    }
+
+    /// The next stdout line that satisfies `accept` (earlier ones are skipped), within [`WAIT`].
+    pub async fn expect_line(&mut self, what: &str, mut accept: impl FnMut(&str) -> bool) -> String {
+        loop {
+            match self.lines.recv().timeout(WAIT).await {
+                Some(Ok(line)) => {
+                    self.seen.push(line.clone());
+                    if accept(&line) {
+                        return line;
+                    }
+                }
+                Some(Err(_)) => panic!("output ended before {what}; output:\n{}", self.seen.join("\n")),
+                None => panic!("no {what} within {WAIT:?}; output:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Writes `line` to the program's stdin.
+    pub fn write_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).expect("the program reads its stdin");
+    }
+
+    /// Closes the program's stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the program to exit by itself, within [`WAIT`]; its exit status.
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the program's status") {
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "the program did not exit within {WAIT:?}");
+            snow_node_rt::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the program with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProgram {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A hand-driven peer: TLS and the cookie handshake with `target` as node `short@127.0.0.1`,
 /// then raw access to the stream, for tests that misbehave after authenticating.
 pub mod raw {

@@ -34,8 +34,11 @@
 //!   `{:seq, TAG, N}` every MS milliseconds until `stop_stream TAG` (then
 //!   `STREAM_STOPPED TAG sent=N`) or until its monitor fires (then `STREAM_DOWN TAG sent=N REASON`)
 //! - `quit` -> shuts distribution down and exits 0 (also on end of input).
+//! - the global registry and process groups: `gregister`, `gwhereis`, `gsend`, `gjoin`,
+//!   `gmembers`, `disconnect` (see `cluster.rs`).
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod procs;
 
 use std::collections::HashMap;
@@ -184,6 +187,9 @@ impl Commands {
                 println!("STREAMING {tag}");
             }
             ["stop_stream", tag] => node.send(lookup(&self.streams, "stream", tag)?, Term::atom("stop")),
+            [command, args @ ..] if cluster::COMMANDS.contains(command) => {
+                cluster::run(node, &self.holders, command, args).await?
+            }
             _ => return Err("unknown command".into()),
         }
         Ok(())
