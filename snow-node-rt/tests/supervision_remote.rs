@@ -59,6 +59,17 @@ async fn started(rx: &Receiver<Term>) -> (Pid, Vec<Term>) {
     }
 }
 
+/// The pids of the next `n` start reports, sorted by node: reports from different nodes come over
+/// different connections, in no particular order.
+async fn started_n(rx: &Receiver<Term>, n: usize) -> Vec<Pid> {
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        pids.push(started(rx).await.0);
+    }
+    pids.sort_by(|x, y| x.node().cmp(y.node()));
+    pids
+}
+
 async fn children(node: &Node, sup: &Pid) -> Vec<ChildInfo> {
     let sup = sup.clone();
     in_process(node, move |mut me| async move { supervisor::which_children(&mut me, &sup).await.unwrap() }).await
@@ -113,14 +124,14 @@ fn one_for_all_restarts_the_children_on_every_node() {
             .child(remote("x", &[b], &log))
             .child(remote("y", &[c], &log))
             .start(a);
-        let (x, _) = started(&rx).await;
-        let (y, _) = started(&rx).await;
-        assert_eq!((x.node(), y.node()), (b.name(), c.name()), "started in spec order");
+        let [x, y] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
+        assert_eq!((x.node(), y.node()), (b.name(), c.name()));
+        let kids = children(a, &sup).await;
+        assert_eq!(kids.iter().map(|k| k.pid.clone()).collect::<Vec<_>>(), [Some(x.clone()), Some(y.clone())]);
         let y_down = watch(b, &y).await;
         a.send(&x, Term::atom("crash"));
         assert_eq!(next(&y_down).await, reason::shutdown(), "the sibling on c is shut down");
-        let (x2, _) = started(&rx).await;
-        let (y2, _) = started(&rx).await;
+        let [x2, y2] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
         assert_eq!((x2.node(), y2.node()), (b.name(), c.name()));
         assert!(x2 != x && y2 != y, "both restarted");
         let kids = children(a, &sup).await;
@@ -188,8 +199,7 @@ fn too_many_remote_crashes_make_the_supervisor_exit_with_shutdown() {
             .child(remote("w", &[b], &log))
             .child(remote("other", &[c], &log))
             .start(a);
-        let (w, _) = started(&rx).await;
-        let (other, _) = started(&rx).await;
+        let [w, other] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
         let sup_down = watch(a, &sup).await;
         let other_down = watch(b, &other).await;
         a.send(&w, Term::atom("crash"));
@@ -293,8 +303,8 @@ fn stopping_the_supervisor_stops_remote_children_killing_one_that_ignores_shutdo
         let stubborn = ChildSpec::remote("stubborn", names(&[c]), "stubborn", vec![Term::Pid(log.clone())])
             .shutdown(Shutdown::Timeout(Duration::from_millis(300)));
         let sup = Supervisor::new(Strategy::OneForOne).child(remote("w", &[b], &log)).child(stubborn).start(a);
-        let (w, _) = started(&rx).await;
-        let (s, _) = started(&rx).await;
+        let [w, s] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
+        assert_eq!((w.node(), s.node()), (b.name(), c.name()));
         // Watched from a third node each: the child on b from c, the one on c from b.
         let w_down = watch(c, &w).await;
         let s_down = watch(b, &s).await;
