@@ -47,7 +47,12 @@ async fn events(rx: &Receiver<Term>, n: usize) -> Vec<String> {
 
 async fn children(node: &Node, sup: &Pid) -> Vec<(String, Option<Pid>)> {
     let sup = sup.clone();
-    in_process(node, move |mut me| async move { supervisor::which_children(&mut me, &sup).await.unwrap() }).await
+    let kids =
+        in_process(node, move |mut me| async move { supervisor::which_children(&mut me, &sup).await.unwrap() }).await;
+    for kid in &kids {
+        assert_eq!(kid.node.as_ref(), Some(node.name()), "a local child runs (or ran) on this node");
+    }
+    kids.into_iter().map(|kid| (kid.id, kid.pid)).collect()
 }
 
 fn pid_of(children: &[(String, Option<Pid>)], id: &str) -> Pid {

@@ -14,7 +14,7 @@ use super::entry::ProcessEntry;
 use super::mailbox::{Mailbox, Receive, ReceiveMatch};
 use super::node_state::{AllowListed, Node};
 use super::signals;
-use crate::error::{DistError, LinkError, RegisterError, RemoteSpawnError, SendError, TrySendError};
+use crate::error::{DistError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError, TrySendError};
 use crate::reason::IntoExitReason;
 use crate::seam::Monitored;
 use crate::timers::TimerRef;
@@ -354,6 +354,20 @@ impl Process {
     ) -> Result<(Pid, Ref), RemoteSpawnError> {
         let dist = self.node.inner.distribution().ok_or(DistError::NotDistributed)?;
         dist.spawn_request(self.pid(), node, &Atom::new(function), args, link, monitor).await
+    }
+
+    /// Spawns the function `function` of this node's own allow-list with `args`, linked to this
+    /// process before it runs: a remote `spawn_link` aimed at this node, for a supervisor whose
+    /// candidate nodes include its own.
+    pub(crate) fn spawn_link_allowed(&self, function: &str, args: Term) -> Result<Pid, SpawnError> {
+        let body = self
+            .node
+            .inner
+            .spawnable(&Atom::new(function))
+            .ok_or_else(|| SpawnError::NotSpawnable(function.to_owned()))?;
+        let child = self.node.inner.table.prepare();
+        signals::prelink(&self.entry, &child);
+        Ok(body.start(&self.node, child, args))
     }
 
     /// Spawns a process (see [`Node::spawn`]).

@@ -33,6 +33,9 @@
 //! - `stream TAG PID MS` -> `STREAMING TAG`: a process that monitors `PID` and sends it
 //!   `{:seq, TAG, N}` every MS milliseconds until `stop_stream TAG` (then
 //!   `STREAM_STOPPED TAG sent=N`) or until its monitor fires (then `STREAM_DOWN TAG sent=N REASON`)
+//! - `supervise S NODE,NODE,...` -> `SUPERVISING S PID`: a supervisor of one child, the
+//!   allow-listed `sup_worker` (every test node offers it) on the first of the candidate nodes
+//!   that starts it; it prints `WORKER S PID` each time the child (re)starts
 //! - `quit` -> shuts distribution down and exits 0 (also on end of input).
 //! - the global registry and process groups: `gregister`, `gwhereis`, `gsend`, `gjoin`,
 //!   `gmembers`, `disconnect` (see `cluster.rs`).
@@ -62,6 +65,7 @@ async fn run() -> i32 {
             return 2;
         }
     };
+    procs::allow_supervised_worker(&node);
     let (ready_tx, ready_rx) = async_channel::bounded(2);
     let tx = ready_tx.clone();
     node.spawn(move |me| watch_nodes(me, tx));
@@ -185,6 +189,14 @@ impl Commands {
                 let stream = node.spawn(move |me| procs::stream(me, tag_owned, to, every));
                 self.streams.insert(tag.to_string(), stream);
                 println!("STREAMING {tag}");
+            }
+            ["supervise", label, candidates] => {
+                let nodes = candidates
+                    .split(',')
+                    .map(|n| n.parse::<NodeName>().map_err(|e| format!("bad node {n}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sup = procs::supervise(node, label.to_string(), nodes);
+                println!("SUPERVISING {label} {sup}");
             }
             ["stop_stream", tag] => node.send(lookup(&self.streams, "stream", tag)?, Term::atom("stop")),
             [command, args @ ..] if cluster::COMMANDS.contains(command) => {

@@ -123,3 +123,43 @@ pub async fn stream(mut me: Process, tag: String, to: Pid, every: Duration) {
         }
     }
 }
+
+// ---- Supervision across nodes (the `supervise` command) -----------------------------------------
+
+/// Puts `sup_worker` on `node`'s allow-list: `sup_worker([reporter])` sends `{:worker_up, self}`
+/// to `reporter`, then answers `{From, X}` with `X` until stopped (it does not trap exits, so a
+/// supervisor's `:shutdown` stops it).
+pub fn allow_supervised_worker(node: &Node) {
+    node.register_spawnable("sup_worker", |mut me: Process, args: Term| async move {
+        let Term::List(args) = args else { return Term::atom("badarg") };
+        let Some(Term::Pid(reporter)) = args.first() else { return Term::atom("badarg") };
+        me.send(reporter, Term::tuple([Term::atom("worker_up"), Term::Pid(me.pid().clone())]));
+        loop {
+            let msg = me.receive().await;
+            if let Some([Term::Pid(from), x]) = msg.as_tuple() {
+                me.send(from, x.clone());
+            }
+        }
+    });
+}
+
+/// Starts a supervisor on `node` (one_for_one, at most 5 restarts in 10 s) with one remote child,
+/// `sup_worker` on the first of `candidates` that starts it, and a reporter that prints
+/// `WORKER label PID` each time the child (re)starts; returns the supervisor's pid.
+pub fn supervise(node: &Node, label: String, candidates: Vec<snow_node_rt::NodeName>) -> Pid {
+    use snow_node_rt::supervisor::{ChildSpec, Strategy, Supervisor};
+    let reporter = node.spawn(move |me| report_workers(me, label));
+    let child = ChildSpec::remote("worker", candidates, "sup_worker", vec![Term::Pid(reporter)]);
+    Supervisor::new(Strategy::OneForOne).intensity(5, Duration::from_secs(10)).child(child).start(node)
+}
+
+/// Prints `WORKER label PID` for every `{:worker_up, pid}` it gets.
+async fn report_workers(mut me: Process, label: String) {
+    loop {
+        let msg = me.receive().await;
+        match msg.as_tuple() {
+            Some([tag, Term::Pid(worker)]) if tag.is_atom("worker_up") => println!("WORKER {label} {worker}"),
+            _ => log::warn!("reporter {label}: unexpected {msg}"),
+        }
+    }
+}
