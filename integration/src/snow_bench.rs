@@ -3,7 +3,7 @@
 //!
 //! Why child processes rather than two nodes in one process: the Erlang nodes are separate OS
 //! processes, each with its own schedulers; two Snow nodes in one process would share one
-//! async-std executor, one allocator and one set of caches, and a message would never cross an
+//! scheduler pool, one allocator and one set of caches, and a message would never cross an
 //! address-space boundary the way it does in production. The bench binary re-executes itself
 //! with `SNOW_BENCH_ROLE=server|client` ([`role_main`]) to become a node.
 //!

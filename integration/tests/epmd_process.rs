@@ -1,8 +1,9 @@
 //! The real snow-epmd binary (`snow-epmd-it`, the same command line): CLI exit codes and output,
 //! kill -9 and restart (entry unconfirmed, then up when the node registers again), three daemons
 //! gossiping through one seed, lookup sessions, and compatibility with Erlang's own `epmd -names`
-//! and `erl -sname` (skipped with a message if Erlang is absent). Erlang's tools are always
-//! pointed at the test daemon's ephemeral port, never 4369.
+//! and `erl -sname` (that test fails, naming the package to install, where Erlang is missing; it
+//! never passes without running). Erlang's tools are always pointed at the test daemon's
+//! ephemeral port, never 4369.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,17 +123,12 @@ fn cli_exit_codes_and_kill_9_restart() {
     assert_eq!((code, out.trim().len()), (0, 43));
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-        || Command::new("which").arg(tool).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
 #[test]
 fn erlang_epmd_names_and_erl_sname_work_against_snow_epmd() {
-    if !have("erl") || !have("epmd") {
-        eprintln!("SKIPPED: Erlang (erl, epmd) is not installed; CI installs erlang-base");
-        return;
-    }
+    assert!(
+        snow_integration::erlang::available(),
+        "Erlang/OTP (erl, erlc, epmd) is not installed: install Debian's erlang-base (.ci/run does)"
+    );
     let dir = TempDir::new("epmd-erl").unwrap();
     let port = free_port();
     let epmd = format!("127.0.0.1:{port}");

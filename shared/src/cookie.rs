@@ -24,9 +24,10 @@ use zeroize::Zeroizing;
 pub const MIN_COOKIE_LEN: usize = 16;
 /// Longest accepted cookie, in bytes; a guard against pointing the file variable at a huge file.
 pub const MAX_COOKIE_LEN: usize = 4096;
-/// PBKDF2-HMAC-SHA256 iteration count. Chosen so one derivation costs about 0.2 s in a release
-/// build on the 2-core development machine (measured: 190 ms for 2,000,000 iterations). It is part
-/// of the protocol: every member of a cluster must use the same number, so it is a constant.
+/// PBKDF2-HMAC-SHA256 iteration count. Chosen so one derivation costs a noticeable fraction of a
+/// second in a release build (README, "Security", gives the figure): paid once at start-up, it
+/// makes every guess at a stolen proof or gossip MAC as slow. It is part of the protocol: every
+/// member of a cluster must use the same number, so it is a constant.
 pub const PBKDF2_ITERATIONS: u32 = 2_100_000;
 /// Environment variable holding the cookie text itself.
 pub const ENV_COOKIE: &str = "SNOW_COOKIE";

@@ -27,4 +27,4 @@ pub use atom::Atom;
 pub use convert::ConversionError;
 pub use name::{NameError, NodeName};
 pub use pid::{Pid, Ref};
-pub use term::{Struct, Sum, Term};
+pub use term::{MapBuilder, Struct, Sum, Term};

@@ -88,9 +88,39 @@ impl Term {
         Term::List(elements.into_iter().map(Into::into).collect())
     }
 
-    /// A map from key/value pairs; a later duplicate key replaces an earlier one.
+    /// A map from key/value pairs; a later duplicate key replaces an earlier one (as in Erlang's
+    /// `#{a => 1, a => 2}`).
+    ///
+    /// All keys have one Rust type and all values another. For values of different types, make
+    /// the values terms (`V = Term`), or build the map entry by entry with [`Term::map_builder`]:
+    ///
+    /// ```
+    /// use snow_shared::Term;
+    ///
+    /// let scores = Term::map([("alice", 3), ("bob", 5)]);
+    /// let mixed = Term::map([("name", Term::from("snow")), ("port", Term::from(4369))]);
+    /// assert_eq!(mixed, Term::map_builder().insert("name", "snow").insert("port", 4369).build());
+    /// assert_eq!(scores.to_string(), r#"%{"alice" => 3, "bob" => 5}"#);
+    /// ```
     pub fn map<K: Into<Term>, V: Into<Term>>(pairs: impl IntoIterator<Item = (K, V)>) -> Term {
         Term::Map(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// An empty [`MapBuilder`]: a map whose keys and values may each be of any type convertible
+    /// to a term, one entry at a time.
+    ///
+    /// ```
+    /// use snow_shared::Term;
+    ///
+    /// let config = Term::map_builder()
+    ///     .insert(Term::atom("name"), "db")
+    ///     .insert(Term::atom("replicas"), 3)
+    ///     .insert(Term::atom("tags"), Term::list(["eu", "ssd"]))
+    ///     .build();
+    /// assert_eq!(config.to_string(), r#"%{:name => "db", :replicas => 3, :tags => ["eu", "ssd"]}"#);
+    /// ```
+    pub fn map_builder() -> MapBuilder {
+        MapBuilder::default()
     }
 
     /// A binary holding a copy of `bytes`.
@@ -157,6 +187,76 @@ impl Term {
         }
     }
 
+    /// The elements, if this is a list.
+    pub fn as_list(&self) -> Option<&[Term]> {
+        match self {
+            Term::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The entries, if this is a map.
+    pub fn as_map(&self) -> Option<&BTreeMap<Term, Term>> {
+        match self {
+            Term::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The elements of a tuple, taken out by value; any other term is handed back unchanged, so
+    /// the caller can try another shape without having cloned anything.
+    ///
+    /// ```
+    /// use snow_shared::Term;
+    ///
+    /// let msg = Term::tuple([Term::atom("put"), Term::from("key"), Term::binary(vec![0u8; 1024])]);
+    /// let fields = msg.into_tuple().expect("a tuple");
+    /// assert_eq!(fields.len(), 3);
+    /// assert_eq!(Term::atom("stop").into_tuple(), Err(Term::atom("stop")));
+    /// ```
+    pub fn into_tuple(self) -> Result<Vec<Term>, Term> {
+        match self {
+            Term::Tuple(t) => Ok(t),
+            other => Err(other),
+        }
+    }
+
+    /// The elements of a tuple of exactly `N` elements, by value, to destructure in a pattern;
+    /// any other term (another size included) is handed back unchanged.
+    ///
+    /// ```
+    /// use snow_shared::Term;
+    ///
+    /// let msg = Term::tuple([Term::atom("add"), Term::from(2), Term::from(40)]);
+    /// match msg.into_tuple_array() {
+    ///     Ok([op, Term::Int(a), Term::Int(b)]) if op.is_atom("add") => assert_eq!(a + b, 42),
+    ///     Ok(_) => panic!("another operation"),
+    ///     Err(other) => panic!("not a 3-tuple: {other}"),
+    /// }
+    /// ```
+    pub fn into_tuple_array<const N: usize>(self) -> Result<[Term; N], Term> {
+        match self {
+            Term::Tuple(t) => <[Term; N]>::try_from(t).map_err(Term::Tuple),
+            other => Err(other),
+        }
+    }
+
+    /// The elements of a list, by value; any other term is handed back unchanged.
+    pub fn into_list(self) -> Result<Vec<Term>, Term> {
+        match self {
+            Term::List(l) => Ok(l),
+            other => Err(other),
+        }
+    }
+
+    /// The entries of a map, by value; any other term is handed back unchanged.
+    pub fn into_map(self) -> Result<BTreeMap<Term, Term>, Term> {
+        match self {
+            Term::Map(m) => Ok(m),
+            other => Err(other),
+        }
+    }
+
     /// The text, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -210,6 +310,73 @@ impl Term {
             Term::Struct(_) => 11,
             Term::Sum(_) => 12,
         }
+    }
+}
+
+/// A map built entry by entry, for keys or values of different Rust types ([`Term::map`] takes
+/// one key type and one value type). Like [`Term::map`], a later duplicate key replaces an earlier
+/// one. Also collects from `(key, value)` pairs (`FromIterator`) and takes more (`Extend`).
+///
+/// ```
+/// use snow_shared::term::MapBuilder;
+/// use snow_shared::Term;
+///
+/// let mut builder: MapBuilder = [("a", 1), ("b", 2)].into_iter().collect();
+/// builder.extend([("c", "three")]);
+/// let map = builder.insert("d", Term::atom("four")).build();
+/// assert_eq!(map.to_string(), r#"%{"a" => 1, "b" => 2, "c" => "three", "d" => :four}"#);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapBuilder {
+    entries: BTreeMap<Term, Term>,
+}
+
+impl MapBuilder {
+    /// An empty builder (also [`Term::map_builder`]).
+    pub fn new() -> MapBuilder {
+        MapBuilder::default()
+    }
+
+    /// Adds `key => value`, replacing an earlier value of the same key.
+    #[must_use = "the builder is moved: use the one returned"]
+    pub fn insert(mut self, key: impl Into<Term>, value: impl Into<Term>) -> MapBuilder {
+        self.entries.insert(key.into(), value.into());
+        self
+    }
+
+    /// The number of entries so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry has been added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The map term.
+    pub fn build(self) -> Term {
+        Term::Map(self.entries)
+    }
+}
+
+impl From<MapBuilder> for Term {
+    fn from(builder: MapBuilder) -> Term {
+        builder.build()
+    }
+}
+
+impl<K: Into<Term>, V: Into<Term>> Extend<(K, V)> for MapBuilder {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, pairs: I) {
+        self.entries.extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+    }
+}
+
+impl<K: Into<Term>, V: Into<Term>> FromIterator<(K, V)> for MapBuilder {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> MapBuilder {
+        let mut builder = MapBuilder::new();
+        builder.extend(pairs);
+        builder
     }
 }
 
@@ -461,6 +628,64 @@ mod tests {
         assert!(Term::Int(i64::MIN) < Term::Float(f64::NAN));
         assert_eq!(Term::Float(f64::NAN), Term::Float(f64::NAN));
         assert!(Term::Float(-0.0) < Term::Float(0.0));
+    }
+
+    #[test]
+    fn map_builder_takes_mixed_types_and_later_keys_win() {
+        let built = Term::map_builder()
+            .insert("n", 1)
+            .insert(Term::atom("k"), "text")
+            .insert(2, Term::Pid(pid(7)))
+            .insert("n", 2.5)
+            .build();
+        let mut expected = BTreeMap::new();
+        expected.insert(Term::string("n"), Term::Float(2.5));
+        expected.insert(Term::atom("k"), Term::string("text"));
+        expected.insert(Term::Int(2), Term::Pid(pid(7)));
+        assert_eq!(built, Term::Map(expected));
+        assert_eq!(Term::map_builder().build(), Term::Map(BTreeMap::new()));
+        assert!(MapBuilder::new().is_empty());
+
+        let mut collected: MapBuilder = [("a", 1), ("a", 3), ("b", 2)].into_iter().collect();
+        assert_eq!(collected.len(), 2);
+        collected.extend([(Term::atom("c"), Term::Unit)]);
+        assert_eq!(
+            Term::from(collected),
+            Term::map([
+                (Term::string("a"), Term::Int(3)),
+                (Term::string("b"), Term::Int(2)),
+                (Term::atom("c"), Term::Unit)
+            ])
+        );
+    }
+
+    #[test]
+    fn containers_come_out_by_value_or_back_unchanged() {
+        let big = Term::binary(vec![7u8; 4096]);
+        let tuple = Term::tuple([Term::atom("put"), big.clone()]);
+        assert_eq!(tuple.clone().into_tuple(), Ok(vec![Term::atom("put"), big.clone()]));
+        match tuple.clone().into_tuple_array() {
+            Ok([tag, Term::Binary(bytes)]) => {
+                assert!(tag.is_atom("put"));
+                assert_eq!(bytes.len(), 4096);
+            }
+            other => panic!("expected a 2-tuple with a binary, got {other:?}"),
+        }
+        // Wrong size or wrong kind: the very term comes back.
+        assert_eq!(tuple.clone().into_tuple_array::<3>(), Err(tuple.clone()));
+        assert_eq!(Term::list([1, 2]).into_tuple(), Err(Term::list([1, 2])));
+        assert_eq!(Term::list([1, 2]).into_tuple_array::<2>(), Err(Term::list([1, 2])));
+        assert_eq!(tuple.clone().into_list(), Err(tuple.clone()));
+        assert_eq!(tuple.clone().into_map(), Err(tuple.clone()));
+
+        assert_eq!(Term::list([1, 2]).into_list(), Ok(vec![Term::Int(1), Term::Int(2)]));
+        assert_eq!(Term::list([1, 2]).as_list(), Some(&[Term::Int(1), Term::Int(2)][..]));
+        assert_eq!(tuple.as_list(), None);
+        let map = Term::map([(1, 2)]);
+        let entries: BTreeMap<Term, Term> = [(Term::Int(1), Term::Int(2))].into_iter().collect();
+        assert_eq!(map.as_map(), Some(&entries));
+        assert_eq!(map.clone().into_map(), Ok(entries));
+        assert_eq!(Term::Int(1).as_map(), None);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The seam between a host of processes and the distribution layer (ARCHITECTURE.md, "The
-//! seam"). Three traits, and the few types they exchange:
+//! seam"). Four traits, and the few types they exchange:
 //!
 //! * [`Host`]: what the distribution layer needs from whoever runs the processes of a node. It
 //!   delivers what arrives from other nodes (messages, exit signals, `:DOWN`s), records remote
 //!   links and monitors on local processes, resolves registered names, spawns allow-listed
-//!   functions, and hears of a lost connection. [`Node`](crate::Node), this crate's local
-//!   process layer, implements it; a language runtime with its own scheduler (Snow's) implements
-//!   it instead, and the distribution layer does not notice.
+//!   functions, and hears of a lost connection. This crate's local process layer implements it
+//!   ([`Node::as_host`](crate::Node::as_host)), and so does the C ABI; a language runtime with
+//!   its own scheduler (Snow's) implements it instead, and the distribution layer does not
+//!   notice.
 //! * [`Distribution`]: what a host needs from the distribution layer. Every operation on a pid of
 //!   another node goes through it, including what happens when a local process with remote links
 //!   or monitors exits ([`Distribution::exit`] with `linked = true`, [`Distribution::down`]), and

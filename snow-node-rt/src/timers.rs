@@ -3,7 +3,7 @@
 //! A process that waits with a timeout usually gets its message long before the deadline, so
 //! arming and disarming a timer must cost next to nothing. An async-io timer per wait does not:
 //! every registration wakes the thread blocked in the reactor (a write to its eventfd and a
-//! context switch), which doubled the round trip between two nodes (README, "Benchmarks"). Here a
+//! context switch), which showed in the round trip between two nodes (README, "Benchmarks"). Here a
 //! timer only inserts its deadline in a shared ordered map under a short lock, and removes it when
 //! it ends; one driver task sleeps until the earliest deadline on a single reactor timer, and is
 //! told to re-arm only when a new deadline is earlier than the one it sleeps for. Processes that

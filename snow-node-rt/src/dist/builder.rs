@@ -234,7 +234,7 @@ impl NodeBuilder {
     }
 
     /// PBKDF2 iterations of the cookie key derivation. Every node of a cluster must use the same
-    /// value; only tests should lower it (the default costs about 0.2 s, on purpose).
+    /// value; only tests should lower it (the default is slow on purpose: README, "Security").
     pub fn key_derivation_iterations(mut self, iterations: u32) -> NodeBuilder {
         self.iterations = iterations.max(1);
         self

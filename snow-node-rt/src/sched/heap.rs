@@ -2,9 +2,9 @@
 //!
 //! Distribution allocates and frees a buffer per large message (encoding, reassembly, decoding).
 //! With glibc's defaults, freeing a 64 KiB buffer at the top of the heap returns its pages to the
-//! OS once more than 128 KiB is free there, and the next message faults them in again: on the
-//! 2-core VM that page-fault churn halved the 64 KiB throughput between two nodes. BEAM avoids
-//! it with its own allocators; the runtime keeps glibc's but lets the heap hold on to what it
+//! OS once more than 128 KiB is free there, and the next message faults them in again: that
+//! page-fault churn was the largest cost of 64 KiB messages between two nodes (README,
+//! "Benchmarks", has the figures). BEAM avoids it with its own allocators; the runtime keeps glibc's but lets the heap hold on to what it
 //! freed: it grows by [`TOP_PAD`] more than asked and gives memory back only when more than
 //! [`TRIM_THRESHOLD`] is free at its top. Pages not touched are not resident, so an idle node's
 //! memory does not change.

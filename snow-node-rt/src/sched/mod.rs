@@ -1,9 +1,9 @@
 //! The process scheduler: a pool of worker threads running async tasks built with `async-task`
-//! (the task layer async-std itself runs on), shaped for message passing.
+//! (the task layer of smol's executor), shaped for message passing.
 //!
-//! Why not async-std's executor: it wakes every task through one global queue and a sleeping
-//! worker, so with two threads each message to a parked process is a cross-thread futex
-//! wake-up. BEAM runs a woken process next on the scheduler that woke it; so does this pool:
+//! Why not a general-purpose executor (smol's `async-executor`, which async-std also ran on): it
+//! wakes every task through one global queue and a sleeping worker, so with two threads each
+//! message to a parked process is a cross-thread futex wake-up. BEAM runs a woken process next on the scheduler that woke it; so does this pool:
 //!
 //! - Each worker has a local run queue and a **LIFO slot**. A task woken by a task running on
 //!   worker W goes into W's LIFO slot and runs next on W, without waking another thread. A task
@@ -81,11 +81,11 @@ pub(crate) const ENV_SPIN: &str = "SNOW_SCHED_SPIN_US";
 /// Longest spin accepted for `SNOW_SCHED_SPIN_US`.
 pub(crate) const MAX_SPIN_US: u64 = 10_000;
 /// How long the first worker to park spins, looking for work and polling the reactor without
-/// blocking, before it sleeps. On a virtual machine a sleeping CPU takes tens of microseconds to
-/// wake; a message answered within the spin is seen at once (BEAM's schedulers busy-wait
-/// too). Measured between two nodes on the 2-core VM: round trip median 80 µs and p99 140 µs
-/// without a spin, 20 µs and 44-56 µs with 60 µs; 30 µs was sometimes as good, sometimes not
-/// (the answer came after the spin ended), and 100 µs no better than 60.
+/// blocking, before it sleeps. A sleeping CPU, on a virtual machine above all, is slow to wake;
+/// a message answered within the spin is seen at once (BEAM's schedulers busy-wait too). The
+/// value is the shortest spin that caught the answers of a round trip between two nodes in the
+/// distribution benchmark; shorter spins ended before the answer came, longer ones gained
+/// nothing (README, "Benchmarks", has the figures).
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(60);
 
 /// A scheduler variable holds a value the pool does not accept.
