@@ -62,9 +62,7 @@ pub fn load_or_create(dir: &Path) -> Result<Identity, KeyError> {
     let path = dir.join(KEY_FILE);
     let io = |source| KeyError::Io { path: path.clone(), source };
     match read_secret_file(&path, "snow-epmd daemon key", MAX_KEY_FILE) {
-        Ok(pkcs8) => {
-            Identity::from_pkcs8(&pkcs8).map_err(|e| KeyError::Bad { path: path.clone(), why: e.to_string() })
-        }
+        Ok(pkcs8) => Identity::from_pkcs8(&pkcs8).map_err(|e| KeyError::Bad { path: path.clone(), why: e.to_string() }),
         Err(SecretFileError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                 .map_err(|e| KeyError::Bad { path: path.clone(), why: e.to_string() })?;
