@@ -1,6 +1,7 @@
 //! `snow-epmd ping NAME@HOST` against real processes: a pong from a live node, and one clear line
 //! and the right exit code for each failure class (not registered, unreachable, TLS failed, cookie
-//! rejected, snow-epmd unreachable), and pinging a cluster with CA-verified mutual TLS.
+//! rejected, snow-epmd unreachable), pinging a cluster with CA-verified mutual TLS, and the
+//! node's secret-file rules for ping's own TLS key.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -158,4 +159,37 @@ fn ping_reaches_a_ca_verified_cluster_only_with_a_certificate_of_its_ca() {
     let out = ping_with(&cluster, &epmd.addr, name, &cluster.cookie, &half);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--tls-key is missing"), "{}", stderr(&out));
+}
+
+#[test]
+fn ping_refuses_a_tls_key_others_can_read_or_a_symbolic_link_to_one() {
+    use std::os::unix::fs::PermissionsExt;
+    // No snow-epmd is needed: the files are checked before anything is asked. Were a key used
+    // anyway, ping would go on to snow-epmd and fail with exit 3 instead.
+    let cluster = Cluster::new(EPMD, NODE).unwrap();
+    let nowhere = format!("127.0.0.1:{}", free_port().unwrap());
+    let files = leaf_files(&TestCa::new(), cluster.dir.path(), "ping");
+    let out = ping_with(&cluster, &nowhere, "target@127.0.0.1", &cluster.cookie, &files.args());
+    assert_eq!(out.status.code(), Some(3), "a private key is used: {}", stderr(&out));
+
+    for mode in [0o640, 0o604] {
+        std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = ping_with(&cluster, &nowhere, "target@127.0.0.1", &cluster.cookie, &files.args());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "mode {mode:o}: {err}");
+        assert!(err.contains(&format!("is accessible by group or others (mode {mode:o})")), "{err}");
+        assert!(err.contains(&format!("chmod 600 {}", files.key.display())), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+
+    // A private key reached through a symbolic link is refused too: the link could be repointed.
+    std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = cluster.dir.join("ping-key-link.pem");
+    std::os::unix::fs::symlink(&files.key, &link).unwrap();
+    let linked = TlsFiles { cert: files.cert.clone(), key: link.clone(), ca: files.ca.clone() };
+    let out = ping_with(&cluster, &nowhere, "target@127.0.0.1", &cluster.cookie, &linked.args());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{} is a symbolic link", link.display())), "{err}");
+    assert!(err.contains("point the setting at the real file"), "{err}");
 }

@@ -3,18 +3,21 @@
 //! daemon, like ssh's known_hosts). README "Security" says how an operator resets a pin: stop the
 //! daemon, delete that daemon's line, start it again.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
 use ring::signature::Ed25519KeyPair;
+use snow_shared::cookie::{read_secret_file, SecretFileError};
 use snow_shared::epmd::identity::{Identity, PublicKey};
 use snow_shared::epmd::table::DaemonId;
 
 /// File name of the daemon's key in the data directory.
 pub const KEY_FILE: &str = "daemon.key";
+/// Largest daemon key file accepted (an Ed25519 PKCS#8 document is under 100 bytes).
+const MAX_KEY_FILE: usize = 4096;
 /// File name of the pinned keys in the data directory.
 pub const KNOWN_FILE: &str = "known_daemons";
 
@@ -29,12 +32,10 @@ pub enum KeyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The key file is readable by others or owned by another user.
-    #[error("{} must be owned by this user and not readable by group or others (chmod 600 {})", path.display(), path.display())]
-    Permissions {
-        /// The file.
-        path: PathBuf,
-    },
+    /// The key file was refused (a symbolic link, not a regular file, owned by another user,
+    /// accessible by group or others) or could not be read; the message says how to fix it.
+    #[error(transparent)]
+    KeyFile(#[from] SecretFileError),
     /// The key file does not hold a key.
     #[error("{} does not hold an Ed25519 key ({why}); move it away to make a new one (other daemons then refuse this daemon until they reset its pin)", path.display())]
     Bad {
@@ -53,20 +54,16 @@ pub enum KeyError {
     },
 }
 
-/// Loads the daemon's key from `dir`, or creates it (mode 600) on first start. The file is opened
-/// once without following symlinks, and its owner and mode are checked on the open file.
+/// Loads the daemon's key from `dir`, or creates it (mode 600) on first start. The file is read
+/// with the checked secret-file reader the cookie and TLS keys go through
+/// ([`read_secret_file`]: opened once without following symlinks, a regular file whose owner and
+/// mode are checked on the open file, read from it and zeroed when dropped).
 pub fn load_or_create(dir: &Path) -> Result<Identity, KeyError> {
     let path = dir.join(KEY_FILE);
     let io = |source| KeyError::Io { path: path.clone(), source };
-    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    match OpenOptions::new().read(true).custom_flags(nofollow).open(&path) {
-        Ok(mut file) => {
-            check_private(&file, &path)?;
-            let mut pkcs8 = Vec::new();
-            file.read_to_end(&mut pkcs8).map_err(io)?;
-            Identity::from_pkcs8(&pkcs8).map_err(|e| KeyError::Bad { path: path.clone(), why: e.to_string() })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match read_secret_file(&path, "snow-epmd daemon key", MAX_KEY_FILE) {
+        Ok(pkcs8) => Identity::from_pkcs8(&pkcs8).map_err(|e| KeyError::Bad { path: path.clone(), why: e.to_string() }),
+        Err(SecretFileError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                 .map_err(|e| KeyError::Bad { path: path.clone(), why: e.to_string() })?;
             let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
@@ -74,17 +71,8 @@ pub fn load_or_create(dir: &Path) -> Result<Identity, KeyError> {
             log::info!("snow-epmd: created this daemon's key {}", path.display());
             Identity::from_pkcs8(pkcs8.as_ref()).map_err(|e| KeyError::Bad { path, why: e.to_string() })
         }
-        Err(e) => Err(io(e)),
+        Err(e) => Err(e.into()),
     }
-}
-
-fn check_private(file: &File, path: &Path) -> Result<(), KeyError> {
-    let meta = file.metadata().map_err(|source| KeyError::Io { path: path.to_owned(), source })?;
-    let foreign_owner = meta.uid() != rustix::process::geteuid().as_raw();
-    if foreign_owner || meta.permissions().mode() & 0o077 != 0 {
-        return Err(KeyError::Permissions { path: path.to_owned() });
-    }
-    Ok(())
 }
 
 /// The pinned keys in `dir` (none if the file does not exist).
@@ -129,6 +117,7 @@ fn parse_key(hex: &str) -> Option<PublicKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_is_created_private_reloaded_and_refused_when_readable() {
@@ -140,7 +129,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_or_create(&dir).unwrap().public_key(), a.public_key());
         std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_or_create(&dir), Err(KeyError::Permissions { .. })));
+        let err = load_or_create(&dir).unwrap_err();
+        assert!(matches!(err, KeyError::KeyFile(SecretFileError::InsecurePermissions { mode: 0o644, .. })), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        // A symbolic link to a private key is refused too (it could be repointed).
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let moved = dir.join("elsewhere.key");
+        std::fs::rename(dir.join(KEY_FILE), &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, dir.join(KEY_FILE)).unwrap();
+        let err = load_or_create(&dir).unwrap_err();
+        assert!(matches!(err, KeyError::KeyFile(SecretFileError::SymbolicLink { .. })), "{err}");
+        std::fs::remove_file(dir.join(KEY_FILE)).unwrap();
+        std::fs::rename(&moved, dir.join(KEY_FILE)).unwrap();
+        assert_eq!(load_or_create(&dir).unwrap().public_key(), a.public_key());
         append_known(&dir, "h:1", a.public_key()).unwrap();
         assert_eq!(load_known(&dir).unwrap(), vec![("h:1".to_owned(), *a.public_key())]);
         std::fs::write(dir.join(KNOWN_FILE), "h:1 zz\n").unwrap();

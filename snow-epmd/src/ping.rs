@@ -11,7 +11,10 @@
 //! a certificate signed by its CA (`--tls-cert/--tls-key/--tls-ca` or `SNOW_TLS_*`, as the nodes
 //! take them): ping then presents it and verifies the node's certificate against the CA and the
 //! node's host. Without them, a node that requires client certificates refuses the TLS handshake
-//! (reported as a TLS failure).
+//! (reported as a TLS failure). The files are read as the nodes read theirs
+//! ([`TlsMaterial::from_files`]): the key through the checked secret-file reader of
+//! `snow_shared::cookie` (no symbolic link, owned by this user, mode 600 or 400, checked on the
+//! open file, zeroed when dropped), so a key others can read is refused, not used.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,7 +43,8 @@ pub struct PingTls {
     /// PEM certificate chain (leaf first) to present, signed by the cluster's CA.
     #[arg(long, env = "SNOW_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key of that certificate.
+    /// PEM private key of that certificate: a regular file (not a symbolic link) owned by this
+    /// user, mode 600 or 400, as the nodes require.
     #[arg(long, env = "SNOW_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// PEM certificate(s) of the CA the node's certificate must chain to.
@@ -201,22 +205,17 @@ pub enum TlsFilesError {
     /// Only some of the three were given.
     #[error("--tls-cert, --tls-key and --tls-ca (SNOW_TLS_CERT/KEY/CA) go together; {0} is missing")]
     Partial(&'static str),
-    /// A file could not be read.
-    #[error("cannot read {what} file {path}: {source}")]
-    Read {
-        /// Which flag.
-        what: &'static str,
-        /// The path.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The PEM contents are unusable.
-    #[error(transparent)]
-    Pem(#[from] tls::TlsError),
+    /// A file could not be read or was refused (the key file has the node's rules: not a symbolic
+    /// link, owned by this user, mode 600 or 400), or its PEM contents are unusable. The message
+    /// names the file and the fix.
+    #[error("cannot use the TLS files (--tls-cert/--tls-key/--tls-ca): {0}")]
+    Files(#[from] tls::TlsError),
 }
 
-/// Loads the certificate, key and CA given to ping, if any.
+/// Loads the certificate, key and CA given to ping, if any, exactly as a node loads its
+/// `SNOW_TLS_*` files ([`TlsMaterial::from_files`]): the private key through the same checked
+/// secret-file reader as the cookie (opened once without following a symbolic link, owner and
+/// mode checked on the open file, read from it, zeroed when dropped).
 pub fn load_tls(files: &PingTls) -> Result<Option<TlsMaterial>, TlsFilesError> {
     let (cert, key, ca) = match (&files.tls_cert, &files.tls_key, &files.tls_ca) {
         (None, None, None) => return Ok(None),
@@ -225,11 +224,7 @@ pub fn load_tls(files: &PingTls) -> Result<Option<TlsMaterial>, TlsFilesError> {
         (_, None, _) => return Err(TlsFilesError::Partial("--tls-key")),
         (_, _, None) => return Err(TlsFilesError::Partial("--tls-ca")),
     };
-    let read = |what: &'static str, path: &Path| {
-        std::fs::read(path).map_err(|source| TlsFilesError::Read { what, path: path.display().to_string(), source })
-    };
-    let material = TlsMaterial::from_pem(&read("--tls-cert", cert)?, &read("--tls-key", key)?, &read("--tls-ca", ca)?)?;
-    Ok(Some(material))
+    Ok(Some(TlsMaterial::from_files(cert, key, ca)?))
 }
 
 /// The `ping` subcommand: returns the process exit code (0 pong, 1 failure, 2 configuration,

@@ -63,6 +63,14 @@ pub fn send_queue_overflow(node: &snow_shared::NodeName) -> Term {
     Term::tuple([Term::atom("send_queue_overflow"), Term::Atom(node.as_atom().clone())])
 }
 
+/// `{:mailbox_overflow, limit}`: the exit reason of a process killed because a message arrived
+/// while its mailbox held `limit` messages, its mailbox limit (README, "Limits"); like BEAM's
+/// `max_heap_size` kill, it cannot be trapped. (A limit past `i64::MAX`, which no mailbox can
+/// reach, would be shown as `i64::MAX`.)
+pub fn mailbox_overflow(limit: usize) -> Term {
+    Term::tuple([Term::atom("mailbox_overflow"), Term::Int(i64::try_from(limit).unwrap_or(i64::MAX))])
+}
+
 /// `:abandoned`: the exit reason a remote child spawned with a link gets when the process that
 /// asked for it stopped waiting for the reply (it timed out or exited), as Erlang's
 /// `spawn_request_abandon/1`.

@@ -95,6 +95,8 @@ pub struct NodeBuilder {
     identity: Identity,
     opts: Options,
     iterations: u32,
+    /// Default mailbox limit of the node's processes; applied by the host (`NodeBuilder::start`).
+    mailbox_limit: Option<usize>,
 }
 
 impl NodeBuilder {
@@ -111,6 +113,7 @@ impl NodeBuilder {
             identity: Identity::SelfSigned,
             opts: Options::default(),
             iterations: PBKDF2_ITERATIONS,
+            mailbox_limit: None,
         }
     }
 
@@ -120,6 +123,7 @@ impl NodeBuilder {
             NodeBuilder::new(config.name).cookie(config.cookie).epmd(&config.epmd).listen_port(config.listen_port);
         b.listen_ip = config.listen_ip;
         b.opts.ticktime = config.ticktime;
+        b.mailbox_limit = config.mailbox_limit;
         if let TlsSource::Files { cert, key, ca } = config.tls {
             b.identity = Identity::Files { cert, key, ca };
         }
@@ -238,6 +242,23 @@ impl NodeBuilder {
     pub fn key_derivation_iterations(mut self, iterations: u32) -> NodeBuilder {
         self.iterations = iterations.max(1);
         self
+    }
+
+    /// The mailbox limit the node's processes start with (`SNOW_MAILBOX_LIMIT`; default `None`, no
+    /// limit): a process whose mailbox holds that many messages when another arrives, from this
+    /// node or another, is killed with `{:mailbox_overflow, limit}` (README, "Security"). Each
+    /// process may change its own with [`Process::set_mailbox_limit`](crate::Process::set_mailbox_limit).
+    /// Applied by [`NodeBuilder::start`]; a foreign host started with
+    /// [`NodeBuilder::prepare`] reads it with [`NodeBuilder::default_mailbox_limit`] and keeps its
+    /// own mailboxes.
+    pub fn mailbox_limit(mut self, limit: Option<usize>) -> NodeBuilder {
+        self.mailbox_limit = limit;
+        self
+    }
+
+    /// The mailbox limit set with [`NodeBuilder::mailbox_limit`] or `SNOW_MAILBOX_LIMIT`.
+    pub fn default_mailbox_limit(&self) -> Option<usize> {
+        self.mailbox_limit
     }
 
     /// Does everything that can fail before a host exists: loads the TLS identity, derives the

@@ -9,6 +9,7 @@
 //! | `SNOW_DIST_ADDR` | listen address (an IP address of this host; `::` = all IPv6) | all addresses of the family of the name's host |
 //! | `SNOW_TLS_CERT`, `SNOW_TLS_KEY`, `SNOW_TLS_CA` | PEM files for CA-verified mutual TLS (all three or none) | ephemeral self-signed |
 //! | `SNOW_TICKTIME` | seconds of silence before a peer is down | 20 |
+//! | `SNOW_MAILBOX_LIMIT` | messages a process's mailbox may hold before it is killed with `{:mailbox_overflow, limit}` (also read for a local-only node) | no limit |
 //!
 //! Every bad value gives one [`ConfigError`] naming the variable, the value and what is expected;
 //! nothing is started half-way.
@@ -23,6 +24,9 @@ use snow_shared::{NameError, NodeName};
 
 /// snow-epmd address used when `SNOW_EPMD` is unset.
 pub const DEFAULT_EPMD: &str = "127.0.0.1:4369";
+/// The largest `SNOW_MAILBOX_LIMIT` accepted (the largest integer a term carries, so the exit
+/// reason `{:mailbox_overflow, limit}` shows it exactly).
+pub const MAX_MAILBOX_LIMIT: usize = i64::MAX as usize;
 /// Ticktime used when `SNOW_TICKTIME` is unset.
 pub const DEFAULT_TICKTIME: Duration = snow_shared::dist::liveness::DEFAULT_TICKTIME;
 
@@ -61,6 +65,8 @@ pub struct DistConfig {
     pub tls: TlsSource,
     /// Silence after which a peer is declared down.
     pub ticktime: Duration,
+    /// Default mailbox limit of the node's processes (`SNOW_MAILBOX_LIMIT`); `None`: no limit.
+    pub mailbox_limit: Option<usize>,
 }
 
 /// A bad start-up setting. The message names the variable and says what is expected.
@@ -92,6 +98,14 @@ pub enum ConfigError {
     /// `SNOW_TICKTIME` is not a positive number of seconds.
     #[error("SNOW_TICKTIME={0:?} is not a whole number of seconds from 1 to 86400")]
     BadTicktime(String),
+    /// `SNOW_MAILBOX_LIMIT` is not a positive number of messages.
+    #[error(
+        "SNOW_MAILBOX_LIMIT={0:?} is not a number of messages from 1 to {max}; unset it for no limit \
+         (a process whose mailbox holds that many messages when another arrives is killed with \
+         {{:mailbox_overflow, limit}})",
+        max = MAX_MAILBOX_LIMIT
+    )]
+    BadMailboxLimit(String),
     /// Only some of the TLS file variables are set.
     #[error("SNOW_TLS_CERT, SNOW_TLS_KEY and SNOW_TLS_CA must be set together (or none of them); {0} is missing")]
     PartialTls(&'static str),
@@ -145,8 +159,24 @@ impl DistConfig {
             (_, None, _) => return Err(ConfigError::PartialTls("SNOW_TLS_KEY")),
             (_, _, None) => return Err(ConfigError::PartialTls("SNOW_TLS_CA")),
         };
+        let mailbox_limit = mailbox_limit_from_vars(&get)?;
         let cookie = Cookie::from_sources(None, get(ENV_COOKIE), get(ENV_COOKIE_FILE))?;
-        Ok(Some(DistConfig { name, cookie, epmd, listen_port, listen_ip, tls, ticktime }))
+        Ok(Some(DistConfig { name, cookie, epmd, listen_port, listen_ip, tls, ticktime, mailbox_limit }))
+    }
+}
+
+/// Reads `SNOW_MAILBOX_LIMIT` through `get` (the environment, or a stand-in): the default mailbox
+/// limit of a node's processes, distributed or not. `Ok(None)`: unset, no limit. A value must be
+/// a whole number of messages from 1 to [`MAX_MAILBOX_LIMIT`] (surrounding spaces ignored);
+/// anything else, `0` included, is refused with [`ConfigError::BadMailboxLimit`] rather than
+/// guessed at (Erlang's `max_heap_size` uses 0 for "off"; here that is an unset variable).
+pub fn mailbox_limit_from_vars(get: impl Fn(&str) -> Option<OsString>) -> Result<Option<usize>, ConfigError> {
+    const VAR: &str = "SNOW_MAILBOX_LIMIT";
+    let Some(value) = get(VAR) else { return Ok(None) };
+    let value = value.into_string().map_err(|_| ConfigError::NotUnicode(VAR))?;
+    match value.trim().parse::<usize>() {
+        Ok(limit @ 1..=MAX_MAILBOX_LIMIT) => Ok(Some(limit)),
+        _ => Err(ConfigError::BadMailboxLimit(value)),
     }
 }
 
@@ -207,6 +237,7 @@ mod tests {
         assert_eq!(cfg.listen_ip, None);
         assert_eq!(cfg.tls, TlsSource::SelfSigned);
         assert_eq!(cfg.ticktime, Duration::from_secs(20));
+        assert_eq!(cfg.mailbox_limit, None);
     }
 
     #[test]
@@ -221,6 +252,7 @@ mod tests {
             ("SNOW_TLS_CERT", "/c.pem"),
             ("SNOW_TLS_KEY", "/k.pem"),
             ("SNOW_TLS_CA", "/ca.pem"),
+            ("SNOW_MAILBOX_LIMIT", " 100000 "),
         ])
         .unwrap()
         .unwrap();
@@ -230,6 +262,7 @@ mod tests {
         assert_eq!(cfg.listen_ip, Some("10.0.0.5".parse().unwrap()));
         assert_eq!(cfg.ticktime, Duration::from_secs(4));
         assert!(matches!(cfg.tls, TlsSource::Files { .. }));
+        assert_eq!(cfg.mailbox_limit, Some(100_000));
     }
 
     #[test]
@@ -247,6 +280,8 @@ mod tests {
             (vec![node, COOKIE, ("SNOW_TICKTIME", "0")], "SNOW_TICKTIME"),
             (vec![node, COOKIE, ("SNOW_TICKTIME", "fast")], "SNOW_TICKTIME"),
             (vec![node, COOKIE, ("SNOW_TLS_CERT", "/c.pem")], "SNOW_TLS_KEY is missing"),
+            (vec![node, COOKIE, ("SNOW_MAILBOX_LIMIT", "0")], "SNOW_MAILBOX_LIMIT=\"0\""),
+            (vec![node, COOKIE, ("SNOW_MAILBOX_LIMIT", "lots")], "SNOW_MAILBOX_LIMIT=\"lots\""),
         ];
         for (vars, expected) in cases {
             let err = read(&vars).map(|_| ()).unwrap_err().to_string();

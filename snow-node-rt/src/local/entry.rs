@@ -7,12 +7,15 @@
 //!   a dead process and nothing is attached to it;
 //! - a `:DOWN` is delivered only while the watcher still holds that monitor, and only about what
 //!   it monitors, which makes `demonitor` with flush exact and forged reports harmless;
-//! - exit signals follow Erlang's rules (see [`ProcessEntry::exit_signal`]).
+//! - exit signals follow Erlang's rules (see [`ProcessEntry::exit_signal`]);
+//! - a mailbox never holds more than the process's mailbox limit: the message that would go past
+//!   it is dropped and the process is killed with `{:mailbox_overflow, limit}` (see
+//!   [`ProcessEntry::set_mailbox_limit`]).
 //!
 //! No user code ever runs under the lock.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -105,6 +108,23 @@ struct State {
     relations: Option<Box<Relations>>,
     /// The congested connection this process must wait for at its next `.await`.
     congestion: Option<Arc<dyn Congestion>>,
+    /// The most messages the mailbox (inbox and the owner's private queue) may hold;
+    /// [`NO_MAILBOX_LIMIT`] when there is no limit.
+    mailbox_limit: usize,
+}
+
+/// The mailbox limit meaning "none": no mailbox can reach it, so the check on the send path is the
+/// same single comparison with or without a limit.
+pub(crate) const NO_MAILBOX_LIMIT: usize = usize::MAX;
+
+/// A limit as the API gives it (`None`: no limit) in the form kept in the entry.
+pub(crate) fn limit_to_raw(limit: Option<usize>) -> usize {
+    limit.unwrap_or(NO_MAILBOX_LIMIT)
+}
+
+/// The form kept in the entry as the API gives it.
+pub(crate) fn limit_from_raw(raw: usize) -> Option<usize> {
+    (raw != NO_MAILBOX_LIMIT).then_some(raw)
 }
 
 impl State {
@@ -162,15 +182,23 @@ pub(crate) struct ProcessEntry {
     /// Set while `congestion` holds a connection to wait for; checked without locking at every
     /// suspension point.
     congested: AtomicBool,
+    /// Length of the owner's private queue (the messages it took out of the inbox but has not
+    /// received yet), published by the owner so that senders can count the whole mailbox against
+    /// the limit without taking anything from it. Set under the lock when the inbox is moved over
+    /// (so inbox and private count stay consistent), lowered without it before each message taken.
+    private_len: AtomicUsize,
     state: Mutex<State>,
 }
 
 impl ProcessEntry {
-    pub fn new(pid: Pid) -> ProcessEntry {
+    /// The state of a new process `pid` whose mailbox may hold at most `mailbox_limit` messages
+    /// ([`NO_MAILBOX_LIMIT`]: no limit).
+    pub fn new(pid: Pid, mailbox_limit: usize) -> ProcessEntry {
         ProcessEntry {
             pid,
             exiting: AtomicBool::new(false),
             congested: AtomicBool::new(false),
+            private_len: AtomicUsize::new(0),
             state: Mutex::new(State {
                 inbox: VecDeque::new(),
                 waiting: false,
@@ -182,6 +210,7 @@ impl ProcessEntry {
                 name: None,
                 relations: None,
                 congestion: None,
+                mailbox_limit,
             }),
         }
     }
@@ -221,11 +250,60 @@ impl ProcessEntry {
             if st.status == Status::Dead {
                 return;
             }
-            st.push(msg)
+            self.enqueue(&mut st, msg)
         };
-        if let Some(w) = waker {
-            w.wake();
+        wake(waker);
+    }
+
+    /// Appends `msg` to the inbox and returns the wakers to call once the lock is released;
+    /// every message (sent, `{:EXIT, ..}`, `:DOWN`, ...) goes through here. If the mailbox already
+    /// holds its limit, `msg` is dropped instead and the process is killed with
+    /// `{:mailbox_overflow, limit}`, whatever it traps (as BEAM kills a process past its
+    /// `max_heap_size`). One comparison when under the limit.
+    #[must_use]
+    fn enqueue(&self, st: &mut State, msg: Term) -> [Option<Waker>; 2] {
+        if st.inbox.len() + self.private_len.load(Ordering::Relaxed) >= st.mailbox_limit {
+            return self.overflow(st);
         }
+        [st.push(msg), None]
+    }
+
+    /// The mailbox is full: kills the process (once) and logs it.
+    #[cold]
+    fn overflow(&self, st: &mut State) -> [Option<Waker>; 2] {
+        if st.status != Status::Running {
+            return [None, None];
+        }
+        let limit = st.mailbox_limit;
+        log::warn!(
+            "process {} killed: its mailbox is at its limit of {limit} messages (exit reason {{:mailbox_overflow, \
+             {limit}}}); receive faster, or raise the limit (Process::set_mailbox_limit, SNOW_MAILBOX_LIMIT)",
+            self.pid
+        );
+        st.begin_exit(reason::mailbox_overflow(limit), &self.exiting)
+    }
+
+    /// Sets the most messages this process's mailbox may hold (`None`: no limit); returns the
+    /// previous setting. A mailbox already over a new, lower limit is not trimmed: the next
+    /// message that arrives kills the process.
+    pub fn set_mailbox_limit(&self, limit: Option<usize>) -> Option<usize> {
+        limit_from_raw(std::mem::replace(&mut self.lock().mailbox_limit, limit_to_raw(limit)))
+    }
+
+    /// The most messages this process's mailbox may hold (`None`: no limit).
+    pub fn mailbox_limit(&self) -> Option<usize> {
+        limit_from_raw(self.lock().mailbox_limit)
+    }
+
+    /// The owner is about to take one message out of its private queue of `len` messages:
+    /// publishes the lower count first, so a sender never counts a message already taken.
+    pub fn taking_private(&self, len: usize) {
+        self.private_len.store(len.saturating_sub(1), Ordering::Relaxed);
+    }
+
+    /// The owner removed messages from its private queue, which now holds `len`.
+    pub fn private_shrunk(&self, len: usize) {
+        self.private_len.store(len, Ordering::Relaxed);
     }
 
     /// Moves the shared inbox to the end of `private`; if both are empty, parks the receive
@@ -239,22 +317,24 @@ impl ProcessEntry {
             st.waiting = true;
             return false;
         }
+        Self::move_inbox(&mut st, private, &self.private_len);
+        true
+    }
+
+    /// Moves the inbox to the end of `private` and publishes the private queue's new length,
+    /// under the lock so a sender sees the messages in one place or the other.
+    fn move_inbox(st: &mut State, private: &mut VecDeque<Term>, private_len: &AtomicUsize) {
         if private.is_empty() {
             std::mem::swap(&mut st.inbox, private);
         } else {
             private.append(&mut st.inbox);
         }
-        true
+        private_len.store(private.len(), Ordering::Relaxed);
     }
 
     /// Moves the shared inbox to the end of `private`, without parking.
     pub fn refill(&self, private: &mut VecDeque<Term>) {
-        let mut st = self.lock();
-        if private.is_empty() {
-            std::mem::swap(&mut st.inbox, private);
-        } else {
-            private.append(&mut st.inbox);
-        }
+        Self::move_inbox(&mut self.lock(), private, &self.private_len);
     }
 
     /// Messages in the shared inbox.
@@ -292,7 +372,7 @@ impl ProcessEntry {
         let wakers = if !linked && reason.is_atom("kill") {
             st.begin_exit(reason::killed(), &self.exiting)
         } else if st.trap_exit {
-            [st.push(reason::exit_message(from, reason)), None]
+            self.enqueue(&mut st, reason::exit_message(from, reason))
         } else if reason.is_atom("normal") {
             if !linked && from == &self.pid {
                 st.begin_exit(reason, &self.exiting)
@@ -346,11 +426,9 @@ impl ProcessEntry {
             if !st.trap_exit {
                 return false;
             }
-            st.push(reason::exit_message(to, reason::noproc()))
+            self.enqueue(&mut st, reason::exit_message(to, reason::noproc()))
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
         true
     }
 
@@ -436,11 +514,9 @@ impl ProcessEntry {
                 _ => return,
             };
             rel.monitoring.remove(reference);
-            st.push(reason::down_message(reference, item, reason))
+            self.enqueue(&mut st, reason::down_message(reference, item, reason))
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 
     /// Asks that the distribution layer be told when this process exits; `false` if it is dead.

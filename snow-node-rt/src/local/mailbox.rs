@@ -8,6 +8,10 @@
 //! Every receive is a suspension point: a process that a congested connection asked to wait
 //! ([`Backpressure::Suspend`](crate::seam::Backpressure)) waits there until the congestion clears.
 //!
+//! The mailbox limit counts both queues: the owner publishes its private queue's length (one
+//! relaxed store per message taken) and senders add it to the inbox's, under the process's lock
+//! (`entry.rs`).
+//!
 //! Selective receive scans from the oldest message, takes the first one the predicate accepts and
 //! leaves the others in order. A parked selective receive remembers how far it scanned, so each
 //! message is tested once per receive (the predicate must not depend on anything but the message).
@@ -45,6 +49,20 @@ impl Mailbox {
         self.entry.refill_or_park(&mut self.private, cx.waker())
     }
 
+    /// Takes the message at `at` from the private queue, publishing the new length first (so a
+    /// sender counting the mailbox against its limit never counts a message already taken).
+    fn take(&mut self, at: usize) -> Option<Term> {
+        if at >= self.private.len() {
+            return None;
+        }
+        self.entry.taking_private(self.private.len());
+        if at == 0 {
+            self.private.pop_front()
+        } else {
+            self.private.remove(at)
+        }
+    }
+
     /// Spends one unit of the fairness budget; `true` means "yield now".
     fn must_yield(&mut self, cx: &mut Context<'_>) -> bool {
         if self.budget == 0 {
@@ -73,7 +91,7 @@ impl Mailbox {
     pub fn try_receive_match(&mut self, accept: impl FnMut(&Term) -> bool) -> Option<Term> {
         self.entry.refill(&mut self.private);
         let at = self.private.iter().position(accept)?;
-        self.private.remove(at)
+        self.take(at)
     }
 
     /// Takes the oldest message if there is one, without waiting.
@@ -81,7 +99,7 @@ impl Mailbox {
         if self.private.is_empty() {
             self.entry.refill(&mut self.private);
         }
-        self.private.pop_front()
+        self.take(0)
     }
 
     /// Number of messages waiting.
@@ -93,6 +111,7 @@ impl Mailbox {
     pub fn remove_matching(&mut self, mut reject: impl FnMut(&Term) -> bool) -> usize {
         let before = self.private.len();
         self.private.retain(|m| !reject(m));
+        self.entry.private_shrunk(self.private.len());
         let removed = before - self.private.len();
         removed + self.entry.remove_from_inbox(reject)
     }
@@ -117,7 +136,7 @@ impl Future for Receive<'_> {
                 if m.must_yield(cx) {
                     return Poll::Pending;
                 }
-                if let Some(msg) = m.private.pop_front() {
+                if let Some(msg) = m.take(0) {
                     return Poll::Ready(msg);
                 }
             }
@@ -155,7 +174,7 @@ impl<P: FnMut(&Term) -> bool> Future for ReceiveMatch<'_, P> {
                     return Poll::Pending;
                 }
                 this.scanned = 0;
-                if let Some(msg) = m.private.remove(start + offset) {
+                if let Some(msg) = m.take(start + offset) {
                     return Poll::Ready(msg);
                 }
             }

@@ -121,6 +121,22 @@ impl Node {
         let _ = super::signals::exit(&self.inner, &self.runtime_pid(), pid, reason, false);
     }
 
+    /// Sets the mailbox limit that processes spawned from now on start with (`None`: no limit,
+    /// the default), like Erlang's `system_flag(max_heap_size, ..)`; returns the previous one.
+    /// Running processes keep theirs. A process whose mailbox holds its limit when another
+    /// message arrives is killed with `{:mailbox_overflow, limit}` (see
+    /// [`Process::set_mailbox_limit`], which changes one process's limit).
+    /// [`NodeBuilder::mailbox_limit`](crate::dist::NodeBuilder::mailbox_limit) and
+    /// `SNOW_MAILBOX_LIMIT` set it at start.
+    pub fn set_default_mailbox_limit(&self, limit: Option<usize>) -> Option<usize> {
+        self.inner.table.set_mailbox_limit(limit)
+    }
+
+    /// The mailbox limit processes spawned from now on start with (`None`: no limit).
+    pub fn default_mailbox_limit(&self) -> Option<usize> {
+        self.inner.table.mailbox_limit()
+    }
+
     /// Registers `pid` (a live process of this node) as `name` (Erlang's `register/2`).
     ///
     /// Fails if the name is taken by a live process, if the process already has a name, or if

@@ -29,7 +29,8 @@ use crate::timers::TimerRef;
 /// Erlang equivalents: `self()` = [`pid`](Process::pid), `!` = [`send`](Process::send),
 /// `exit/1` = [`exit`](Process::exit), `exit/2` = [`send_exit`](Process::send_exit),
 /// `process_flag(trap_exit, B)` = [`trap_exit`](Process::trap_exit), `make_ref()` =
-/// [`make_ref`](Process::make_ref).
+/// [`make_ref`](Process::make_ref), `process_flag(max_heap_size, ..)` for the mailbox =
+/// [`set_mailbox_limit`](Process::set_mailbox_limit).
 pub struct Process {
     node: Node,
     entry: Arc<ProcessEntry>,
@@ -100,6 +101,26 @@ impl Process {
     /// Number of messages waiting in the mailbox.
     pub fn mailbox_len(&self) -> usize {
         self.mailbox.len()
+    }
+
+    /// Sets the most messages this process's mailbox may hold (`None`: no limit) and returns the
+    /// previous setting, like Erlang's `process_flag(max_heap_size, ..)` for the mailbox. A
+    /// message (or `{:EXIT, ..}`, `:DOWN`, `:nodedown`) that arrives while the mailbox holds the
+    /// limit is dropped and the process is killed with `{:mailbox_overflow, limit}`: untrappable,
+    /// its links and monitors fire with that reason, and a warning is logged. It holds for
+    /// messages from other nodes too (the connection goes on delivering to other processes).
+    /// `Some(0)` means any message kills. A mailbox already over a lower new limit is not
+    /// trimmed; the next message kills. New processes start with their node's default
+    /// ([`Node::set_default_mailbox_limit`](crate::Node::set_default_mailbox_limit),
+    /// `SNOW_MAILBOX_LIMIT`), off unless set.
+    pub fn set_mailbox_limit(&self, limit: Option<usize>) -> Option<usize> {
+        self.entry.set_mailbox_limit(limit)
+    }
+
+    /// This process's mailbox limit (`None`: no limit); see
+    /// [`set_mailbox_limit`](Process::set_mailbox_limit).
+    pub fn mailbox_limit(&self) -> Option<usize> {
+        self.entry.mailbox_limit()
     }
 
     // ---- everything else -------------------------------------------------------------------

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::node_state::Node;
+use crate::dist::config::mailbox_limit_from_vars;
 use crate::dist::{DistConfig, NodeBuilder, StartError};
 
 impl NodeBuilder {
@@ -15,8 +16,10 @@ impl NodeBuilder {
     ///
     /// [`Prepared`]: crate::dist::Prepared
     pub async fn start(self) -> Result<Node, StartError> {
+        let mailbox_limit = self.default_mailbox_limit();
         let prepared = self.prepare().await?;
         let node = Node::new(prepared.name().clone(), prepared.creation());
+        node.set_default_mailbox_limit(mailbox_limit);
         let distribution = prepared.start(node.as_host(), Arc::new(crate::PoolRuntime));
         node.set_distribution(distribution);
         Ok(node)
@@ -25,10 +28,15 @@ impl NodeBuilder {
 
 /// Starts this program's node from the environment (README, "Node environment"): a distributed
 /// node when `SNOW_NODE` is set, else a local-only one ([`Node::local`],
-/// `is_distributed() == false`). Every bad variable gives one [`StartError`] line naming it.
+/// `is_distributed() == false`), with `SNOW_MAILBOX_LIMIT` as its default mailbox limit either way.
+/// Every bad variable gives one [`StartError`] line naming it.
 pub async fn start_from_env() -> Result<Node, StartError> {
     match DistConfig::from_env()? {
-        None => Ok(Node::local()),
+        None => {
+            let node = Node::local();
+            node.set_default_mailbox_limit(mailbox_limit_from_vars(|var| std::env::var_os(var))?);
+            Ok(node)
+        }
         Some(config) => NodeBuilder::from_config(config).start().await,
     }
 }

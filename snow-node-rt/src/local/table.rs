@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use snow_shared::{NodeName, Pid, Ref};
 
-use super::entry::ProcessEntry;
+use super::entry::{limit_from_raw, limit_to_raw, ProcessEntry, NO_MAILBOX_LIMIT};
 
 const SHARDS: usize = 16;
 
@@ -81,6 +81,8 @@ pub(crate) struct ProcessTable {
     refs: RefMint,
     shards: Box<[Shard]>,
     live: AtomicUsize,
+    /// The mailbox limit of processes prepared from now on ([`NO_MAILBOX_LIMIT`]: none).
+    mailbox_limit: AtomicUsize,
 }
 
 impl ProcessTable {
@@ -93,6 +95,7 @@ impl ProcessTable {
             refs: RefMint::new(),
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
             live: AtomicUsize::new(0),
+            mailbox_limit: AtomicUsize::new(NO_MAILBOX_LIMIT),
         }
     }
 
@@ -146,9 +149,22 @@ impl ProcessTable {
     }
 
     /// Mints the pid of a process about to be spawned, with its state; not in the table yet.
+    /// It gets the node's default mailbox limit.
     pub fn prepare(&self) -> Arc<ProcessEntry> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Arc::new(ProcessEntry::new(Pid::new(self.name.clone(), id, self.creation)))
+        let limit = self.mailbox_limit.load(Ordering::Relaxed);
+        Arc::new(ProcessEntry::new(Pid::new(self.name.clone(), id, self.creation), limit))
+    }
+
+    /// Sets the mailbox limit processes prepared from now on get (`None`: no limit); returns the
+    /// previous one.
+    pub fn set_mailbox_limit(&self, limit: Option<usize>) -> Option<usize> {
+        limit_from_raw(self.mailbox_limit.swap(limit_to_raw(limit), Ordering::Relaxed))
+    }
+
+    /// The mailbox limit new processes get.
+    pub fn mailbox_limit(&self) -> Option<usize> {
+        limit_from_raw(self.mailbox_limit.load(Ordering::Relaxed))
     }
 
     /// Adds a prepared process.
