@@ -337,7 +337,7 @@ mod tests {
             from: remote.clone(),
             function: Atom::new(function),
             args: vec![],
-            opts: SpawnOpts { link: true, monitor: false },
+            opts: SpawnOpts { link: true, ..SpawnOpts::default() },
         };
         let mut order = Vec::new();
         let peer = NodeName::parse("peer@h").unwrap();

@@ -259,7 +259,7 @@ impl Distribution for Service {
                 from,
                 function: function.clone(),
                 args,
-                opts: SpawnOpts { link, monitor },
+                opts: SpawnOpts { link, monitor, ..SpawnOpts::default() },
             };
             // The requester waits for the reply right here: no need to suspend it for the queue.
             let _ = dist.route(&node, &req, Origin::Signal { by_process: false });
