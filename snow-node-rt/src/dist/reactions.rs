@@ -90,6 +90,24 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
             };
             host.deliver_down(&to, &reference, &reported, reason)
         }
+        Control::SpawnReq { function, args, opts, .. } if opts.no_reply => {
+            // A cast: nothing goes back, not even a refusal.
+            if let Err(e) = host.spawn_registered(&function, Term::List(args), None, None, &mut |_| {}) {
+                return Reaction::SpawnRefused(format!("refused a cast from {peer}: {e}"));
+            }
+        }
+        Control::SpawnReq { reference, from, function, args, opts } if opts.call => {
+            let mut before_start = |pid: &Pid| {
+                reply(Control::SpawnReply { reference: reference.clone(), to: from.clone(), result: Ok(pid.clone()) })
+            };
+            let link_to = opts.link.then_some(&from);
+            if let Err(e) = host.spawn_call(&function, Term::List(args), &from, &reference, link_to, &mut before_start)
+            {
+                let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
+                reply(Control::SpawnReply { reference, to: from, result: Err(why) });
+                return Reaction::SpawnRefused(format!("refused a call from {peer}: {e}"));
+            }
+        }
         Control::SpawnReq { reference, from, function, args, opts } => {
             // The reply goes out before the new process runs, so it precedes anything the process
             // sends and its exit signal.
@@ -106,6 +124,13 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
         }
         Control::SpawnReply { reference, to, result } => return Reaction::SpawnReply { reference, to, result },
         Control::NodeList { nodes } => return Reaction::NodeList(nodes),
+        Control::AliasSend { alias, msg, .. } => {
+            // An inactive, unknown or foreign alias is not an error: the message is dropped, as
+            // in Erlang.
+            if !host.deliver_alias(&alias, msg) {
+                log::debug!("{}: dropped a message from {peer} to {alias}: not an active alias here", host.node_name());
+            }
+        }
         Control::Tick => {}
         msg @ (Control::GlobalRegister(_)
         | Control::GlobalUnregister { .. }
