@@ -303,6 +303,26 @@ mod tests {
         fn connection_lost(&self, node: &NodeName) {
             self.log(format!("lost {node}"));
         }
+        fn spawn_call(
+            &self,
+            function: &Atom,
+            _args: Term,
+            caller: &Pid,
+            _reference: &Ref,
+            link_to: Option<&Pid>,
+            before_start: &mut dyn FnMut(&Pid),
+        ) -> Result<Pid, SpawnError> {
+            if function.as_str() != "allowed" {
+                return Err(SpawnError::NotSpawnable(function.as_str().to_owned()));
+            }
+            before_start(&self.pid(6));
+            self.log(format!("call 6 for {caller} linked to {link_to:?}"));
+            Ok(self.pid(6))
+        }
+        fn deliver_alias(&self, alias: &Ref, msg: Term) -> bool {
+            self.log(format!("alias {} {msg}", alias.id()));
+            alias.id() == 1
+        }
     }
 
     fn run(host: &Recording, msg: Control) -> (Reaction, Vec<Control>) {
@@ -376,6 +396,53 @@ mod tests {
         let (reaction, replies) = run(&host, req("rm_rf"));
         assert!(matches!(reaction, Reaction::SpawnRefused(_)));
         assert!(matches!(&replies[..], [Control::SpawnReply { result: Err(_), .. }]));
+    }
+
+    #[test]
+    fn a_call_replies_before_it_runs_and_a_cast_never_replies() {
+        let host = Recording::new();
+        let remote = Pid::new(NodeName::parse("peer@h").unwrap(), 3, 2);
+        let reference = Ref::new(remote.node().clone(), 8, 2);
+        let req = |function: &str, opts: SpawnOpts| Control::SpawnReq {
+            reference: reference.clone(),
+            from: remote.clone(),
+            function: Atom::new(function),
+            args: vec![],
+            opts,
+        };
+        let call = SpawnOpts { monitor: true, call: true, ..SpawnOpts::default() };
+        let peer = NodeName::parse("peer@h").unwrap();
+        let reaction = react(req("allowed", call), &host, &peer, &mut |c| host.log(format!("reply {c:?}")));
+        assert_eq!(reaction, Reaction::Done);
+        let spawn_reply =
+            Control::SpawnReply { reference: reference.clone(), to: remote.clone(), result: Ok(host.pid(6)) };
+        assert_eq!(host.calls(), [format!("reply {spawn_reply:?}"), format!("call 6 for {remote} linked to None")]);
+        let (reaction, replies) = run(&host, req("rm_rf", call));
+        assert!(matches!(reaction, Reaction::SpawnRefused(_)));
+        assert!(matches!(&replies[..], [Control::SpawnReply { result: Err(_), .. }]), "a refused call is answered");
+        // A cast: spawned without link or monitor, and no reply, even to a refusal.
+        let cast = SpawnOpts { no_reply: true, ..SpawnOpts::default() };
+        let (reaction, replies) = run(&host, req("allowed", cast));
+        assert_eq!((reaction, replies), (Reaction::Done, vec![]));
+        assert_eq!(host.calls(), ["spawned 5 linked to None"]);
+        let (reaction, replies) = run(&host, req("rm_rf", cast));
+        assert!(matches!(reaction, Reaction::SpawnRefused(_)));
+        assert!(replies.is_empty(), "a refused cast is not answered");
+    }
+
+    #[test]
+    fn an_alias_message_goes_to_the_host_and_is_never_answered() {
+        let host = Recording::new();
+        let remote = Pid::new(NodeName::parse("peer@h").unwrap(), 3, 2);
+        for id in [1, 2] {
+            let msg = Control::AliasSend {
+                from: remote.clone(),
+                alias: Ref::new(host.name.clone(), id, 1),
+                msg: Term::Int(7),
+            };
+            assert_eq!(run(&host, msg), (Reaction::Done, vec![]));
+        }
+        assert_eq!(host.calls(), ["alias 1 7", "alias 2 7"]);
     }
 
     #[test]
