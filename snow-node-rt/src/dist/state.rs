@@ -659,3 +659,66 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use snow_shared::{Atom, Ref};
+
+    use super::*;
+
+    /// A connection that records what is queued on it.
+    struct Recorded {
+        peer: NodeName,
+        flags: Flags,
+        frames: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl Link for Recorded {
+        fn peer(&self) -> &NodeName {
+            &self.peer
+        }
+        fn creation(&self) -> u32 {
+            1
+        }
+        fn flags(&self) -> Flags {
+            self.flags
+        }
+        fn push(&self, _lane: Lane, frame: Vec<u8>, _ceiling: Option<usize>) -> Pushed {
+            lock(&self.frames).push(frame);
+            Pushed::Clear
+        }
+        fn enqueue_all(&self, frames: Vec<(Lane, Vec<u8>)>) {
+            lock(&self.frames).extend(frames.into_iter().map(|(_, f)| f));
+        }
+        fn poll_room(&self, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+        fn close(&self) {}
+        fn quiesce(&self) {}
+        fn queue_high_water(&self) -> usize {
+            0
+        }
+    }
+
+    #[test]
+    fn frames_queued_while_connecting_that_the_connection_did_not_negotiate_are_dropped() {
+        let peer = NodeName::parse("old@h").unwrap();
+        let me = Pid::new(NodeName::parse("me@h").unwrap(), 1, 1);
+        let send = Control::Send { from: me.clone(), to: Pid::new(peer.clone(), 1, 1), msg: Term::Int(1) };
+        let alias = Control::AliasSend { from: me.clone(), alias: Ref::new(peer.clone(), 9, 1), msg: Term::Int(2) };
+        let reg = Control::RegSend { from: me.clone(), name: Atom::new("svc"), msg: Term::Int(3) };
+        let queued = || {
+            let mut pending: Pending<Waiter> = Pending::default();
+            pending.queue = [&send, &alias, &reg].iter().map(|m| (sender_lane(&me), m.to_bytes())).collect();
+            Some(pending)
+        };
+        let old = Recorded { peer: peer.clone(), flags: Flags::ALL.without(Flags::ALIAS), frames: Mutex::new(vec![]) };
+        take_over(&old, queued());
+        assert_eq!(*lock(&old.frames), vec![send.to_bytes(), reg.to_bytes()], "the ALIAS_SEND is dropped, in order");
+        let new = Recorded { peer, flags: Flags::ALL, frames: Mutex::new(vec![]) };
+        take_over(&new, queued());
+        assert_eq!(*lock(&new.frames), vec![send.to_bytes(), alias.to_bytes(), reg.to_bytes()]);
+    }
+}
