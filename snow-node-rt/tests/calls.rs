@@ -159,6 +159,30 @@ fn a_call_that_times_out_kills_the_callee_and_leaves_the_mailbox_empty() {
     });
 }
 
+#[test]
+fn a_caller_that_exits_while_it_waits_takes_the_callee_with_it() {
+    run(async {
+        let epmd = epmd().await;
+        let nodes = cluster(&epmd).await;
+        let (a, b) = (&nodes[0], nodes[1].clone());
+        for target in [b.name().clone(), a.name().clone()] {
+            let (reporter, reports) = collector(a);
+            let caller = a.spawn(move |me| async move {
+                let _ = me.call(&target, "slow", vec![Term::Pid(reporter), Term::Int(1_000)], secs(15)).await;
+            });
+            let started = next(&reports).await;
+            let Some([_, Term::Pid(callee)]) = started.as_tuple() else { panic!("{started}") };
+            let callee = callee.clone();
+            a.exit(&caller, Term::atom("kill"));
+            let home = if callee.node() == a.name() { a } else { &b };
+            eventually("the callee is gone", || !home.is_alive(&callee)).await;
+            quiet(&reports, "the callee of an exited caller finished").await;
+        }
+        eventually("no calls pending", || a.dist_table_sizes().contains(&("calls", 0))).await;
+        shutdown_all(&nodes).await;
+    });
+}
+
 /// The next message from the raw peer that `pick` takes, skipping the node's other traffic
 /// (node lists, registry and group syncs).
 async fn next_matching<T>(x: &mut raw::Conversation, mut pick: impl FnMut(&Control) -> Option<T>) -> T {

@@ -108,8 +108,25 @@ async fn join_all<T>(futures: Vec<BoxFuture<T>>) -> Vec<T> {
     done.into_iter().flatten().collect()
 }
 
-/// A call to this node itself: a process of its own runs the function with a monitor, waits for
-/// its `:DOWN` (killing it at the timeout) and hands over the result.
+/// Kills the process running a local call if its caller stops waiting (its future is dropped):
+/// the runner's link takes the function's process with it.
+struct RunnerGuard {
+    node: Node,
+    runner: Pid,
+    armed: bool,
+}
+
+impl Drop for RunnerGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.node.exit(&self.runner, reason::kill());
+        }
+    }
+}
+
+/// A call to this node itself: a process of its own (trapping exits) runs the function linked and
+/// monitored, waits for its `:DOWN` (killing it at the timeout) and hands over the result. A
+/// caller that stops waiting kills that process, and the link the function's.
 async fn call_here(node: Node, function: String, args: Vec<Term>, timeout: Duration) -> Result<Term, CallError> {
     let me = node.name().clone();
     let body = node.inner.spawnable(&Atom::new(&function)).ok_or_else(|| CallError::NotSpawnable {
@@ -119,7 +136,8 @@ async fn call_here(node: Node, function: String, args: Vec<Term>, timeout: Durat
     })?;
     let (tx, rx) = async_channel::bounded(1);
     let (node_name, name) = (me.clone(), function.clone());
-    node.spawn(move |mut runner: Process| async move {
+    let runner = node.spawn(move |mut runner: Process| async move {
+        runner.trap_exit(true);
         let (child, reference) = runner.spawn_call_child(&*body, Term::List(args));
         let watch = reference.clone();
         let is_down = move |m: &Term| matches!(m.as_tuple(), Some([tag, Term::Ref(r), _, _]) if *r == watch && tag.is_atom("DOWN"));
@@ -136,7 +154,10 @@ async fn call_here(node: Node, function: String, args: Vec<Term>, timeout: Durat
         };
         let _ = tx.send(result).await;
     });
-    match crate::timers::within(timeout + LOCAL_GRACE, rx.recv()).await {
+    let mut guard = RunnerGuard { node: node.clone(), runner, armed: true };
+    let outcome = crate::timers::within(timeout + LOCAL_GRACE, rx.recv()).await;
+    guard.armed = false;
+    match outcome {
         Some(Ok(result)) => result,
         Some(Err(_)) | None => Err(CallError::Timeout { node: me, function, after: timeout }),
     }

@@ -398,10 +398,12 @@ impl Process {
         super::node_calls::multicall(&self.node, Some(self.pid()), nodes, function, args, timeout).await
     }
 
-    /// Spawns the allow-listed `body` with `args` as a call monitored by this process: returns
-    /// the child and the monitor's reference, which is also the call's (for local calls).
+    /// Spawns the allow-listed `body` with `args` as a call linked to and monitored by this
+    /// process: returns the child and the monitor's reference, which is also the call's (for
+    /// local calls).
     pub(crate) fn spawn_call_child(&self, body: &dyn AllowListed, args: Term) -> (Pid, Ref) {
         let child = self.node.inner.table.prepare();
+        signals::prelink(&self.entry, &child);
         let reference = signals::premonitor(&self.node.inner, &self.entry, &child);
         (body.start_call(&self.node, child, args, reference.clone()), reference)
     }
