@@ -710,9 +710,8 @@ mod tests {
         let alias = Control::AliasSend { from: me.clone(), alias: Ref::new(peer.clone(), 9, 1), msg: Term::Int(2) };
         let reg = Control::RegSend { from: me.clone(), name: Atom::new("svc"), msg: Term::Int(3) };
         let queued = || {
-            let mut pending: Pending<Waiter> = Pending::default();
-            pending.queue = [&send, &alias, &reg].iter().map(|m| (sender_lane(&me), m.to_bytes())).collect();
-            Some(pending)
+            let queue = [&send, &alias, &reg].iter().map(|m| (sender_lane(&me), m.to_bytes())).collect();
+            Some(Pending::<Waiter> { queue, ..Pending::default() })
         };
         let old = Recorded { peer: peer.clone(), flags: Flags::ALL.without(Flags::ALIAS), frames: Mutex::new(vec![]) };
         take_over(&old, queued());
