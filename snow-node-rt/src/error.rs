@@ -206,3 +206,71 @@ pub enum RemoteSpawnError {
     #[error("{0} does not support remote spawn")]
     Unsupported(NodeName),
 }
+
+/// Why a remote call ([`Process::call`](crate::Process::call), [`Node::call`](crate::Node::call),
+/// `cast`, `multicall`) did not return a value (README, "Remote calls"). Erlang's `erpc` raises
+/// the same cases: `{erpc, noconnection}`, `{erpc, timeout}`, `{exit, Reason}`/`{error, ...}`,
+/// `{erpc, notsup}`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// This node runs local-only, and the call is for another node.
+    #[error("this node is not distributed (SNOW_NODE is unset), so it cannot call {0}; start it with SNOW_NODE and a cookie")]
+    NotDistributed(NodeName),
+    /// The node refused: the function is not on its allow-list.
+    #[error("{node} refused to run {function:?}: {reason}; register it there with register_spawnable (calls run only allow-listed functions)")]
+    NotSpawnable {
+        /// The node asked.
+        node: NodeName,
+        /// The function asked for.
+        function: String,
+        /// The node's reason.
+        reason: Term,
+    },
+    /// The node could not be reached, or the connection was lost before the result came (the
+    /// function may or may not have run there).
+    #[error("no result from {node}: {source}; the function may or may not have run there: retry only if it is safe to run twice")]
+    NoConnection {
+        /// The node asked.
+        node: NodeName,
+        /// What happened to the connection.
+        source: DistError,
+    },
+    /// No result within the timeout; the process running the function was killed, and a result
+    /// that still comes is dropped.
+    #[error("{function:?} on {node} did not return within {after:?}; it was killed. Raise the timeout, or make the function return sooner")]
+    Timeout {
+        /// The node asked.
+        node: NodeName,
+        /// The function called.
+        function: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The function did not return: its process exited with `reason` (an exit signal, its own
+    /// exit, or a panic as `{:panic, "message"}`).
+    #[error("{function:?} on {node} exited with {reason} instead of returning")]
+    Exit {
+        /// The node asked.
+        node: NodeName,
+        /// The function called.
+        function: String,
+        /// The exit reason.
+        reason: Term,
+    },
+    /// The node does not support remote calls (an older build, or a host without them).
+    #[error("{0} does not support remote calls (an older build, or a host without them); use spawn_monitor_remote and a reply message instead")]
+    Unsupported(NodeName),
+}
+
+impl CallError {
+    /// The node the call was for.
+    pub fn node(&self) -> &NodeName {
+        match self {
+            CallError::NotDistributed(node) | CallError::Unsupported(node) => node,
+            CallError::NotSpawnable { node, .. }
+            | CallError::NoConnection { node, .. }
+            | CallError::Timeout { node, .. }
+            | CallError::Exit { node, .. } => node,
+        }
+    }
+}

@@ -64,12 +64,13 @@ pub mod seam;
 mod timers;
 
 pub use error::{
-    DistError, GlobalError, GroupError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError,
+    CallError, DistError, GlobalError, GroupError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError,
     TrySendError, UnregisterError,
 };
 pub use local::supervisor;
 pub use local::{
-    start_from_env, yield_now, GlobalRegistry, Node, Process, ProcessGroups, Receive, ReceiveMatch, Spawnable,
+    start_from_env, yield_now, AliasMode, GlobalRegistry, Node, Process, ProcessGroups, Receive, ReceiveMatch,
+    Spawnable,
 };
 pub use pool_runtime::PoolRuntime;
 pub use reason::IntoExitReason;

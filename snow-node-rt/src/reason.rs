@@ -78,6 +78,26 @@ pub fn abandoned() -> Term {
     Term::atom("abandoned")
 }
 
+/// `{ref, :return, value}`: the exit reason of a process that ran a remote call and returned
+/// `value`; `ref` is the call's reference, so no other exit can pass for a result (PROTOCOL.md
+/// 4.3.8).
+pub fn call_return(reference: &snow_shared::Ref, value: Term) -> Term {
+    Term::Tuple(vec![Term::Ref(reference.clone()), Term::atom("return"), value])
+}
+
+/// The value of a [`call_return`] reason for the call `reference`; `Err(reason)` for any other
+/// reason (the function did not return).
+pub fn returned_value(reference: &snow_shared::Ref, reason: Term) -> Result<Term, Term> {
+    match reason {
+        Term::Tuple(items) => match <[Term; 3]>::try_from(items) {
+            Ok([Term::Ref(r), tag, value]) if &r == reference && tag.is_atom("return") => Ok(value),
+            Ok(items) => Err(Term::tuple(items)),
+            Err(items) => Err(Term::Tuple(items)),
+        },
+        other => Err(other),
+    }
+}
+
 /// Whether `reason` is one a `transient` child may end with without being restarted: `:normal`,
 /// `:shutdown` or `{:shutdown, _}` (as in OTP).
 pub fn is_clean_shutdown(reason: &Term) -> bool {
@@ -128,5 +148,14 @@ mod tests {
         assert!(!is_clean_shutdown(&killed()));
         assert_eq!(Err::<(), Term>(kill()).into_exit_reason(), kill());
         assert_eq!(().into_exit_reason(), normal());
+    }
+
+    #[test]
+    fn a_call_result_is_recognised_only_with_its_own_reference() {
+        let node = snow_shared::NodeName::parse("a@h").unwrap();
+        let (mine, other) = (snow_shared::Ref::new(node.clone(), 1, 1), snow_shared::Ref::new(node, 2, 1));
+        assert_eq!(returned_value(&mine, call_return(&mine, Term::Int(7))), Ok(Term::Int(7)));
+        assert_eq!(returned_value(&other, call_return(&mine, Term::Int(7))), Err(call_return(&mine, Term::Int(7))));
+        assert_eq!(returned_value(&mine, killed()), Err(killed()));
     }
 }

@@ -14,6 +14,11 @@
 //!   the node-level operations a host offers its programs (connect, node monitors, remote spawn).
 //! * [`Cluster`]: the global registry and process groups, which the distribution layer keeps
 //!   (they exist only among connected nodes) and a host offers its programs.
+//!
+//! Remote calls and process aliases are optional on both sides: a host says whether it runs
+//! them ([`Host::supports_calls`], [`Host::supports_aliases`]), and the capability is offered to
+//! peers only then; a distribution layer without them answers calls `Unsupported` and drops
+//! messages to remote aliases.
 //! * [`Runtime`]: what the distribution layer needs from an executor: run a task, wait until an
 //!   instant, read the clock (like quinn's `Runtime`). Sockets are async-io's, whose reactor runs
 //!   on its own when no executor drives it.
@@ -33,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use crate::error::{DistError, GlobalError, GroupError, RemoteSpawnError, SpawnError, TrySendError};
+use crate::error::{CallError, DistError, GlobalError, GroupError, RemoteSpawnError, SpawnError, TrySendError};
 
 /// A boxed future that can move between threads, as the traits of the seam pass them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -161,6 +166,41 @@ pub trait Host: Send + Sync {
     /// exit signal `:noconnection`, every monitor on a process there fires `:noconnection`, and
     /// monitors held by processes there on local ones are dropped.
     fn connection_lost(&self, node: &NodeName);
+
+    /// Whether this host runs remote calls ([`Host::spawn_call`]). The distribution layer offers
+    /// peers the CALLS capability only then (PROTOCOL.md 4.3.8); the default is `false`.
+    fn supports_calls(&self) -> bool {
+        false
+    }
+    /// Spawns the allow-listed `function` with `args` to run a remote call for the (remote)
+    /// `caller`: monitored by `caller` with `reference` (and linked to `link_to`) before it runs,
+    /// as [`Host::spawn_registered`] does, and ending, when the function returns `value`, with the
+    /// exit reason `{reference, :return, value}` ([`crate::reason::call_return`]); any other end
+    /// keeps its reason. Only called when [`Host::supports_calls`] is `true`; the default
+    /// refuses.
+    fn spawn_call(
+        &self,
+        function: &Atom,
+        args: Term,
+        caller: &Pid,
+        reference: &Ref,
+        link_to: Option<&Pid>,
+        before_start: &mut dyn FnMut(&Pid),
+    ) -> Result<Pid, SpawnError> {
+        let _ = (args, caller, reference, link_to, before_start);
+        Err(SpawnError::NotSpawnable(function.as_str().to_owned()))
+    }
+    /// Whether this host has process aliases ([`Host::deliver_alias`]). The distribution layer
+    /// offers peers the ALIAS capability only then; the default is `false`.
+    fn supports_aliases(&self) -> bool {
+        false
+    }
+    /// Delivers `msg` to the owner of the alias `alias` if it is an active alias of a local
+    /// process (deactivating a reply-once alias); `false` if it is not (the message is dropped).
+    fn deliver_alias(&self, alias: &Ref, msg: Term) -> bool {
+        let _ = (alias, msg);
+        false
+    }
 }
 
 /// What the distribution layer needs from an executor.
@@ -248,6 +288,44 @@ pub trait Distribution: Send + Sync {
         link: bool,
         monitor: bool,
     ) -> BoxFuture<Result<(Pid, Ref), RemoteSpawnError>>;
+    /// Runs the allow-listed `function` with `args` on `node` and returns its value (Erlang's
+    /// `erpc:call/5`; README, "Remote calls"), for the local `from` (`None`: code outside any
+    /// process). Nothing reaches `from`'s mailbox, not even a result that comes after `timeout`
+    /// (the function's process is then killed). The default is for a distribution layer without
+    /// calls: `Unsupported`.
+    fn call(
+        &self,
+        from: Option<&Pid>,
+        node: &NodeName,
+        function: &Atom,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Term, CallError>> {
+        let _ = (from, function, args, timeout);
+        let node = node.clone();
+        Box::pin(async move { Err(CallError::Unsupported(node)) })
+    }
+    /// Starts the allow-listed `function` with `args` on `node` and returns once the request is
+    /// queued, without waiting for the function (Erlang's `erpc:cast/4`). The default is for a
+    /// distribution layer without calls: `Unsupported`.
+    fn cast(
+        &self,
+        from: Option<&Pid>,
+        node: &NodeName,
+        function: &Atom,
+        args: Vec<Term>,
+    ) -> BoxFuture<Result<(), CallError>> {
+        let _ = (from, function, args);
+        let node = node.clone();
+        Box::pin(async move { Err(CallError::Unsupported(node)) })
+    }
+    /// A message from `from` (`None`: outside any process) to the alias `alias` of a process of
+    /// another node (Erlang's `Alias ! Msg`). Dropped if that node does not offer aliases, as a
+    /// message to an inactive alias is; the default (a layer without aliases) drops it.
+    fn send_alias(&self, from: Option<&Pid>, alias: &Ref, msg: Term) -> Backpressure {
+        let _ = (from, alias, msg);
+        Backpressure::Clear
+    }
     /// The global registry and process groups of this node; `None` for a distribution layer that
     /// does not keep them (programs then get `NotDistributed`).
     fn cluster(&self) -> Option<&dyn Cluster> {

@@ -1,6 +1,7 @@
 //! Control messages of an established connection (PROTOCOL.md section 4.3): what one node tells another
-//! about processes (messages, links, monitors, exits, spawns), liveness (TICK), the mesh (which
-//! nodes it is connected to), the global registry and process groups.
+//! about processes (messages, links, monitors, exits, spawns and remote calls, messages to process
+//! aliases), liveness (TICK), the mesh (which nodes it is connected to), the global registry and
+//! process groups.
 //!
 //! Layout: one tag byte, then the message's fields in a fixed order, each a complete encoded term
 //! (version byte + value, [`crate::codec`]). A frame payload is either one whole control message
@@ -49,6 +50,9 @@ pub mod tag {
     pub const TICK: u8 = 0x0C;
     /// NODE_LIST {nodes}: the sender's connected nodes, for the transitive mesh.
     pub const NODE_LIST: u8 = 0x0D;
+    /// ALIAS_SEND {from, alias, msg}: a message to an alias (a reference) of a process of the
+    /// receiver.
+    pub const ALIAS_SEND: u8 = 0x0E;
     /// GLOBAL_REGISTER {name, pid, stamp, origin, generation}: a process of the sender claims a
     /// global name.
     pub const GLOBAL_REGISTER: u8 = 0x10;
@@ -75,6 +79,11 @@ pub mod tag {
 /// SPAWN_REQ option bits.
 const SPAWN_LINK: i64 = 1;
 const SPAWN_MONITOR: i64 = 2;
+/// The new process runs a remote call: its return value reaches the requester as the monitor's
+/// reason `{ref, :return, value}` (needs [`Flags::CALLS`] and the monitor bit).
+const SPAWN_CALL: i64 = 4;
+/// No SPAWN_REPLY, and nothing else back: a cast (needs [`Flags::CALLS`]; no link, monitor or call).
+const SPAWN_NO_REPLY: i64 = 8;
 
 /// What a MONITOR names: a pid, or a name registered on the receiving node.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +101,44 @@ pub struct SpawnOpts {
     pub link: bool,
     /// Monitor the new process from the requester (the reply's ref is the monitor ref).
     pub monitor: bool,
+    /// A remote call: the process's return value becomes the reason of the requester's monitor,
+    /// as `{ref, :return, value}` (PROTOCOL.md 4.3.8). Only with `monitor`, and only to a peer that
+    /// negotiated [`Flags::CALLS`].
+    pub call: bool,
+    /// A cast: the receiver sends no SPAWN_REPLY, not even a refusal. Never with `link`, `monitor`
+    /// or `call`; only to a peer that negotiated [`Flags::CALLS`].
+    pub no_reply: bool,
+}
+
+impl SpawnOpts {
+    /// The wire bits of these options.
+    pub fn bits(&self) -> i64 {
+        let bit = |on: bool, bit: i64| if on { bit } else { 0 };
+        bit(self.link, SPAWN_LINK)
+            | bit(self.monitor, SPAWN_MONITOR)
+            | bit(self.call, SPAWN_CALL)
+            | bit(self.no_reply, SPAWN_NO_REPLY)
+    }
+
+    /// Whether these options need [`Flags::CALLS`].
+    pub fn needs_calls(&self) -> bool {
+        self.call || self.no_reply
+    }
+
+    /// Options from wire bits, if they are a valid combination (`None` otherwise).
+    fn from_bits(bits: i64) -> Option<SpawnOpts> {
+        if bits & !(SPAWN_LINK | SPAWN_MONITOR | SPAWN_CALL | SPAWN_NO_REPLY) != 0 {
+            return None;
+        }
+        let opts = SpawnOpts {
+            link: bits & SPAWN_LINK != 0,
+            monitor: bits & SPAWN_MONITOR != 0,
+            call: bits & SPAWN_CALL != 0,
+            no_reply: bits & SPAWN_NO_REPLY != 0,
+        };
+        let valid = (!opts.call || opts.monitor) && (!opts.no_reply || !(opts.link || opts.monitor || opts.call));
+        valid.then_some(opts)
+    }
 }
 
 /// One claim on a global name (PROTOCOL.md 4.3.5). `stamp`, `origin` and `generation` order
@@ -141,6 +188,8 @@ pub enum Control {
     Tick,
     /// The sender's connected nodes.
     NodeList { nodes: Vec<NodeName> },
+    /// Deliver `msg` to the process whose alias `alias` is, if the alias is active.
+    AliasSend { from: Pid, alias: Ref, msg: Term },
     /// A process of the sender claims a global name.
     GlobalRegister(GlobalEntry),
     /// `pid`, a process of the sender, gave up its claim on `name`.
@@ -247,6 +296,7 @@ impl Control {
             Control::SpawnReply { .. } => tag::SPAWN_REPLY,
             Control::Tick => tag::TICK,
             Control::NodeList { .. } => tag::NODE_LIST,
+            Control::AliasSend { .. } => tag::ALIAS_SEND,
             Control::GlobalRegister(_) => tag::GLOBAL_REGISTER,
             Control::GlobalUnregister { .. } => tag::GLOBAL_UNREGISTER,
             Control::GlobalSync { .. } => tag::GLOBAL_SYNC,
@@ -264,9 +314,13 @@ impl Control {
         tag_name(self.tag())
     }
 
-    /// The capability that must be negotiated before this message may be sent, if any.
+    /// The capability that must be negotiated before this message may be sent, if any: the
+    /// tag's ([`required_flag`]), or [`Flags::CALLS`] for a SPAWN_REQ with call options.
     pub fn required_flag(&self) -> Option<Flags> {
-        required_flag(self.tag())
+        match self {
+            Control::SpawnReq { opts, .. } if opts.needs_calls() => Some(Flags::SPAWN.with(Flags::CALLS)),
+            _ => required_flag(self.tag()),
+        }
     }
 
     /// The process whose signal ordering this message belongs to: signals from one process to
@@ -283,6 +337,7 @@ impl Control {
             | Control::Monitor { from, .. }
             | Control::Demonitor { from, .. }
             | Control::SpawnReq { from, .. }
+            | Control::AliasSend { from, .. }
             | Control::MonitorExit { from: MonitorTarget::Pid(from), .. } => Some(from),
             _ => None,
         }
@@ -302,6 +357,11 @@ impl Control {
             Control::RegSend { from, name, msg } => {
                 pid(out, from);
                 atom(out, name);
+                encode_into(msg, out);
+            }
+            Control::AliasSend { from, alias, msg } => {
+                pid(out, from);
+                reference(out, alias);
                 encode_into(msg, out);
             }
             Control::Link { from, to } | Control::Unlink { from, to } => {
@@ -324,8 +384,7 @@ impl Control {
                 pid(out, from);
                 atom(out, function);
                 encode_into(&Term::List(args.clone()), out);
-                let bits = if opts.link { SPAWN_LINK } else { 0 } | if opts.monitor { SPAWN_MONITOR } else { 0 };
-                encode_into(&Term::Int(bits), out);
+                encode_into(&Term::Int(opts.bits()), out);
             }
             Control::SpawnReply { reference: r, to, result } => {
                 reference(out, r);
@@ -388,6 +447,7 @@ impl Control {
         let term = match self {
             Control::Send { msg, .. }
             | Control::RegSend { msg, .. }
+            | Control::AliasSend { msg, .. }
             | Control::Exit { reason: msg, .. }
             | Control::Exit2 { reason: msg, .. } => crate::codec::encoded_len(msg),
             _ => 0,
@@ -451,6 +511,7 @@ pub fn tag_name(tag: u8) -> &'static str {
         tag::SPAWN_REPLY => "SPAWN_REPLY",
         tag::TICK => "TICK",
         tag::NODE_LIST => "NODE_LIST",
+        tag::ALIAS_SEND => "ALIAS_SEND",
         tag::GLOBAL_REGISTER => "GLOBAL_REGISTER",
         tag::GLOBAL_UNREGISTER => "GLOBAL_UNREGISTER",
         tag::GLOBAL_SYNC => "GLOBAL_SYNC",
@@ -463,10 +524,14 @@ pub fn tag_name(tag: u8) -> &'static str {
     }
 }
 
-fn required_flag(tag: u8) -> Option<Flags> {
+/// The capability a message with this tag needs (a SPAWN_REQ with call options needs
+/// [`Flags::CALLS`] too: [`Control::required_flag`]). A sender checks it before queueing a frame
+/// for a connection; a receiver refuses a message whose capability was not negotiated.
+pub fn required_flag(tag: u8) -> Option<Flags> {
     match tag {
         tag::SPAWN_REQ | tag::SPAWN_REPLY => Some(Flags::SPAWN),
         tag::NODE_LIST => Some(Flags::MESH),
+        tag::ALIAS_SEND => Some(Flags::ALIAS),
         tag::GLOBAL_REGISTER | tag::GLOBAL_UNREGISTER | tag::GLOBAL_SYNC | tag::GLOBAL_CONFLICT => Some(Flags::GLOBAL),
         tag::GROUP_JOIN | tag::GROUP_LEAVE | tag::GROUP_SYNC | tag::GROUP_DISCOVER => Some(Flags::GROUPS),
         _ => None,
@@ -478,6 +543,8 @@ struct Fields<'a> {
     message: &'static str,
     rest: &'a [u8],
     limits: DecodeLimits,
+    /// The connection's negotiated capabilities (options of a message may need one).
+    flags: Flags,
 }
 
 impl Fields<'_> {
@@ -607,7 +674,7 @@ pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlErr
     if let Some(flag) = required_flag(tag).filter(|flag| !ctx.flags.contains(*flag)) {
         return Err(ControlError::NotNegotiated { message, flag });
     }
-    let mut f = Fields { message, rest, limits: ctx.limits };
+    let mut f = Fields { message, rest, limits: ctx.limits, flags: ctx.flags };
     let msg = decode_fields(tag, &mut f)?;
     f.finish()?;
     Ok(msg)
@@ -636,12 +703,17 @@ fn decode_fields(tag: u8, f: &mut Fields<'_>) -> Result<Control, ControlError> {
         tag::SPAWN_REQ => {
             let (reference, from, function, args) =
                 (f.reference("ref")?, f.pid("from")?, f.atom("function")?, f.list("args")?);
+            const EXPECTED: &str =
+                "an integer of bits 1 (link), 2 (monitor), 4 (call, with monitor), 8 (no reply, alone)";
             let opts = match f.term("opts")? {
-                Term::Int(bits) if bits & !(SPAWN_LINK | SPAWN_MONITOR) == 0 => {
-                    SpawnOpts { link: bits & SPAWN_LINK != 0, monitor: bits & SPAWN_MONITOR != 0 }
+                Term::Int(bits) => {
+                    SpawnOpts::from_bits(bits).ok_or_else(|| f.bad("opts", EXPECTED, &Term::Int(bits)))?
                 }
-                other => return Err(f.bad("opts", "an integer with only bits 1 (link) and 2 (monitor)", &other)),
+                other => return Err(f.bad("opts", EXPECTED, &other)),
             };
+            if opts.needs_calls() && !f.flags.contains(Flags::CALLS) {
+                return Err(ControlError::NotNegotiated { message: "SPAWN_REQ with call options", flag: Flags::CALLS });
+            }
             Control::SpawnReq { reference, from, function, args, opts }
         }
         tag::SPAWN_REPLY => {
@@ -658,6 +730,9 @@ fn decode_fields(tag: u8, f: &mut Fields<'_>) -> Result<Control, ControlError> {
             Control::SpawnReply { reference, to, result }
         }
         tag::TICK => Control::Tick,
+        tag::ALIAS_SEND => {
+            Control::AliasSend { from: f.pid("from")?, alias: f.reference("alias")?, msg: f.term("msg")? }
+        }
         tag::NODE_LIST => {
             let items = f.list("nodes")?;
             let nodes = items.into_iter().map(|t| f.node("nodes", t)).collect::<Result<_, _>>()?;

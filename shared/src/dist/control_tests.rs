@@ -53,6 +53,16 @@ fn arb_entry() -> impl Strategy<Value = GlobalEntry> {
         .prop_map(|(name, pid, stamp, origin, generation)| GlobalEntry { name, pid, stamp, origin, generation })
 }
 
+/// Every valid combination of spawn options.
+fn arb_spawn_opts() -> impl Strategy<Value = SpawnOpts> {
+    let opts = |link, monitor, call, no_reply| SpawnOpts { link, monitor, call, no_reply };
+    prop_oneof![
+        any::<(bool, bool)>().prop_map(move |(link, monitor)| opts(link, monitor, false, false)),
+        any::<bool>().prop_map(move |link| opts(link, true, true, false)),
+        Just(opts(false, false, false, true)),
+    ]
+}
+
 fn arb_control() -> impl Strategy<Value = Control> {
     let pids = || proptest::collection::vec(arb_pid(), 0..5);
     prop_oneof![
@@ -74,14 +84,10 @@ fn arb_control() -> impl Strategy<Value = Control> {
         }),
         (arb_target(), arb_pid(), arb_ref(), arb_term())
             .prop_map(|(from, to, reference, reason)| Control::MonitorExit { from, to, reference, reason }),
-        (arb_ref(), arb_pid(), arb_atom(), proptest::collection::vec(arb_term(), 0..4), any::<(bool, bool)>())
-            .prop_map(|(reference, from, function, args, (link, monitor))| Control::SpawnReq {
-                reference,
-                from,
-                function,
-                args,
-                opts: SpawnOpts { link, monitor },
-            }),
+        (arb_ref(), arb_pid(), arb_atom(), proptest::collection::vec(arb_term(), 0..4), arb_spawn_opts()).prop_map(
+            |(reference, from, function, args, opts)| Control::SpawnReq { reference, from, function, args, opts }
+        ),
+        (arb_pid(), arb_ref(), arb_term()).prop_map(|(from, alias, msg)| Control::AliasSend { from, alias, msg }),
         (arb_ref(), arb_pid(), prop_oneof![arb_pid().prop_map(Ok), arb_term().prop_map(Err)])
             .prop_map(|(reference, to, result)| Control::SpawnReply { reference, to, result }),
         Just(Control::Tick),
@@ -236,6 +242,19 @@ fn wrong_field_kinds_are_named() {
     encode_into(&Term::List(vec![]), &mut bytes);
     encode_into(&Term::Int(4), &mut bytes);
     assert!(matches!(decode(&bytes, &ctx()), Err(ControlError::BadField { field: "opts", .. })));
+    // A call option is refused on a connection without CALLS, and never reaches the opts check.
+    let call = Control::SpawnReq {
+        reference: Ref::new(node("a@h"), 1, 1),
+        from: Pid::new(node("a@h"), 1, 1),
+        function: Atom::new("worker"),
+        args: vec![],
+        opts: SpawnOpts { monitor: true, call: true, ..SpawnOpts::default() },
+    };
+    assert_eq!(call.required_flag(), Some(Flags::SPAWN.with(Flags::CALLS)));
+    assert_eq!(
+        decode(&call.to_bytes(), &DecodeContext::new(Flags::ALL.without(Flags::CALLS))),
+        Err(ControlError::NotNegotiated { message: "SPAWN_REQ with call options", flag: Flags::CALLS })
+    );
     // A node list holding something that is not a node name.
     let mut bytes = vec![tag::NODE_LIST];
     encode_into(&Term::List(vec![Term::atom("nohost")]), &mut bytes);
@@ -284,8 +303,8 @@ fn documented_control_vectors(reject: bool) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// The messages PROTOCOL.md 4.3.7 describes in its table.
-fn cluster_vector_messages() -> BTreeMap<String, Control> {
+/// The messages PROTOCOL.md 4.3.7 and 4.3.8 describe in their tables.
+fn vector_messages() -> BTreeMap<String, Control> {
     let a1 = Pid::new(node("a@h"), 1, 1);
     let a2 = Pid::new(node("a@h"), 2, 1);
     let stamp = (1_700_000_000_000u64 << 16) | 3;
@@ -310,23 +329,72 @@ fn cluster_vector_messages() -> BTreeMap<String, Control> {
             Control::GroupSync { scope: pg(), groups: vec![(Term::atom("room"), vec![a1]), (chat, vec![a2])] },
         ),
         ("group-discover", Control::GroupDiscover { scope: pg() }),
+        (
+            "spawn-call",
+            Control::SpawnReq {
+                reference: call_ref(),
+                from: caller(),
+                function: Atom::new("double"),
+                args: vec![Term::Int(21)],
+                opts: SpawnOpts { monitor: true, call: true, ..SpawnOpts::default() },
+            },
+        ),
+        (
+            "spawn-cast",
+            Control::SpawnReq {
+                reference: Ref::new(node("a@h"), 8, 1),
+                from: caller(),
+                function: Atom::new("log"),
+                args: vec![Term::string("hi")],
+                opts: SpawnOpts { no_reply: true, ..SpawnOpts::default() },
+            },
+        ),
+        (
+            "call-return",
+            Control::MonitorExit {
+                from: MonitorTarget::Pid(Pid::new(node("b@h"), 2, 3)),
+                to: caller(),
+                reference: call_ref(),
+                reason: Term::tuple([Term::Ref(call_ref()), Term::atom("return"), Term::Int(42)]),
+            },
+        ),
+        (
+            "alias-send",
+            Control::AliasSend { from: caller(), alias: Ref::new(node("b@h"), 9, 3), msg: Term::atom("ping") },
+        ),
     ]
     .into_iter()
     .map(|(name, message)| (name.to_owned(), message))
     .collect()
 }
 
+/// The caller of the call vectors, `<a@h.1.1>`.
+fn caller() -> Pid {
+    Pid::new(node("a@h"), 1, 1)
+}
+
+/// The reference of the call vectors, `#Ref<a@h.7.1>`.
+fn call_ref() -> Ref {
+    Ref::new(node("a@h"), 7, 1)
+}
+
 #[test]
-fn cluster_vectors_match_the_spec() {
+fn cluster_call_and_alias_vectors_match_the_spec() {
     let documented = documented_control_vectors(false);
-    let expected = cluster_vector_messages();
+    let expected = vector_messages();
     assert_eq!(documented.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     for (name, message) in &expected {
         assert_eq!(&message.to_bytes(), &documented[name], "encoding of {name}");
         assert_eq!(decode(&documented[name], &ctx()).as_ref(), Ok(message), "decoding of {name}");
-        // Each needs its capability.
-        let flag = message.required_flag().unwrap();
-        assert!(decode(&documented[name], &DecodeContext::new(Flags::ALL.without(flag))).is_err(), "{name}");
+        // Each needs its capability (MONITOR_EXIT needs none).
+        if let Some(flag) = message.required_flag() {
+            for needed in [Flags::SPAWN, Flags::CALLS, Flags::ALIAS, Flags::GLOBAL, Flags::GROUPS] {
+                if flag.contains(needed) {
+                    let without = DecodeContext::new(Flags::ALL.without(needed));
+                    assert!(decode(&documented[name], &without).is_err(), "{name} decoded without {needed:?}");
+                }
+            }
+        }
     }
     let rejects = documented_control_vectors(true);
     let field = |name: &str| match decode(&rejects[name], &ctx()) {
@@ -338,5 +406,9 @@ fn cluster_vectors_match_the_spec() {
     assert_eq!(field("origin-not-a-node-name"), "origin");
     assert_eq!(field("sync-entry-of-four"), "entries");
     assert_eq!(field("join-scope-not-an-atom"), "scope");
-    assert_eq!(rejects.len(), 5, "every reject vector is checked here");
+    assert_eq!(field("call-without-monitor"), "opts");
+    assert_eq!(field("cast-with-link"), "opts");
+    assert_eq!(field("spawn-unknown-option"), "opts");
+    assert_eq!(field("alias-send-to-a-pid"), "alias");
+    assert_eq!(rejects.len(), 9, "every reject vector is checked here");
 }

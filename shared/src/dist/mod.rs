@@ -9,7 +9,7 @@
 //! - [`admission`]: which incoming connections may start a handshake (failed authentications and
 //!   pending handshakes per source address, pending handshakes in all).
 //! - [`control`]: the control messages exchanged once a connection is up (SEND, LINK, MONITOR,
-//!   TICK, mesh, global registry, process groups) and their byte encoding.
+//!   TICK, mesh, global registry, process groups, remote calls, aliases) and their byte encoding.
 //! - [`inbound`]: bytes of an established connection in, whole control messages out (framing,
 //!   fragment reassembly, decoding, each with limits).
 //! - [`liveness`]: when to send a TICK and when to declare a silent peer down.
@@ -69,8 +69,12 @@ impl Flags {
     /// The sender may send control messages with tags in the extension range (0x80..=0xFF) that
     /// the receiver does not know; a receiver ignores those instead of closing the connection.
     pub const EXTENSIONS: Flags = Flags(1 << 5);
+    /// Remote calls: SPAWN_REQ may carry the CALL and NO_REPLY options (PROTOCOL.md 4.3.8).
+    pub const CALLS: Flags = Flags(1 << 6);
+    /// Process aliases: ALIAS_SEND, a message to an alias of a process of the receiver.
+    pub const ALIAS: Flags = Flags(1 << 7);
     /// Every capability this build implements.
-    pub const ALL: Flags = Flags((1 << 6) - 1);
+    pub const ALL: Flags = Flags((1 << 8) - 1);
 
     /// Flags from their wire bits (unknown bits are kept, so they can be logged).
     pub const fn from_bits(bits: u64) -> Flags {
@@ -105,13 +109,15 @@ impl Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(Flags, &str); 6] = [
+        const NAMES: [(Flags, &str); 8] = [
             (Flags::FRAGMENTS, "FRAGMENTS"),
             (Flags::SPAWN, "SPAWN"),
             (Flags::GLOBAL, "GLOBAL"),
             (Flags::GROUPS, "GROUPS"),
             (Flags::MESH, "MESH"),
             (Flags::EXTENSIONS, "EXTENSIONS"),
+            (Flags::CALLS, "CALLS"),
+            (Flags::ALIAS, "ALIAS"),
         ];
         let mut first = true;
         for (flag, name) in NAMES {

@@ -21,6 +21,7 @@ use snow_shared::cluster::global::ConflictNotice;
 use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel, PBKDF2_ITERATIONS};
 use snow_shared::dist::handshake::HandshakeConfig;
 use snow_shared::dist::tls::{self, TlsMaterial};
+use snow_shared::dist::Flags;
 use snow_shared::NodeName;
 use zeroize::Zeroizing;
 
@@ -356,9 +357,19 @@ impl Prepared {
     /// Starts distribution for `host` (whose name and creation must be [`Prepared::name`] and
     /// [`Prepared::creation`]), running its tasks on `runtime`. The host installs the returned
     /// [`Distribution`] and routes every operation on a pid of another node through it.
-    pub fn start(self, host: Weak<dyn Host>, runtime: Arc<dyn Runtime>) -> Arc<dyn Distribution> {
+    ///
+    /// Remote calls and aliases are offered to peers only if the host has them
+    /// ([`Host::supports_calls`], [`Host::supports_aliases`]).
+    pub fn start(mut self, host: Weak<dyn Host>, runtime: Arc<dyn Runtime>) -> Arc<dyn Distribution> {
         let port = self.local.port();
         let creation = self.hs.creation;
+        let (calls, aliases) = host.upgrade().map_or((false, false), |h| (h.supports_calls(), h.supports_aliases()));
+        if !calls {
+            self.hs.flags = self.hs.flags.without(Flags::CALLS);
+        }
+        if !aliases {
+            self.hs.flags = self.hs.flags.without(Flags::ALIAS);
+        }
         let dist = Driver::new(
             host,
             runtime,

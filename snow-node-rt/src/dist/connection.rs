@@ -591,6 +591,16 @@ fn dispatch(dist: &Arc<Driver>, host: &dyn Host, conn: &Conn, msg: Control) {
     let mut reply = |msg: Control| {
         let _ = dist.send_on(conn, &msg, REPLY);
     };
+    // A call's spawn reply and `:DOWN` are the driver's, never a process's.
+    let msg = match msg {
+        Control::SpawnReply { .. } | Control::MonitorExit { .. } => {
+            match dist.call_message(&conn.peer, msg, &mut reply) {
+                Some(msg) => msg,
+                None => return,
+            }
+        }
+        msg => msg,
+    };
     match reactions::react(msg, host, &conn.peer, &mut reply) {
         Reaction::Done => {}
         Reaction::SpawnReply { reference, to, result } => {

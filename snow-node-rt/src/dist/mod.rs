@@ -17,7 +17,8 @@
 //! The operations a program uses are methods of [`Node`](crate::Node) (`connect`, `nodes`,
 //! `disconnect`, `shutdown`...) and [`Process`](crate::Process) (`send` to any pid,
 //! `send_named_on`, `send_async`, `try_send`, `monitor_node`, `monitor_nodes`, `monitor_name`,
-//! `spawn_remote`, `spawn_link_remote`, `spawn_monitor_remote`).
+//! `spawn_remote`, `spawn_link_remote`, `spawn_monitor_remote`, `call`, `cast`, `multicall`,
+//! `alias`, `send_alias`).
 //!
 //! Errors: [`StartError`], [`DistError`], [`TrySendError`], [`RemoteSpawnError`].
 //!
@@ -45,6 +46,7 @@
 //! ```
 
 mod builder;
+mod calls;
 mod cluster;
 pub mod config;
 mod connection;

@@ -90,6 +90,24 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
             };
             host.deliver_down(&to, &reference, &reported, reason)
         }
+        Control::SpawnReq { function, args, opts, .. } if opts.no_reply => {
+            // A cast: nothing goes back, not even a refusal.
+            if let Err(e) = host.spawn_registered(&function, Term::List(args), None, None, &mut |_| {}) {
+                return Reaction::SpawnRefused(format!("refused a cast from {peer}: {e}"));
+            }
+        }
+        Control::SpawnReq { reference, from, function, args, opts } if opts.call => {
+            let mut before_start = |pid: &Pid| {
+                reply(Control::SpawnReply { reference: reference.clone(), to: from.clone(), result: Ok(pid.clone()) })
+            };
+            let link_to = opts.link.then_some(&from);
+            if let Err(e) = host.spawn_call(&function, Term::List(args), &from, &reference, link_to, &mut before_start)
+            {
+                let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
+                reply(Control::SpawnReply { reference, to: from, result: Err(why) });
+                return Reaction::SpawnRefused(format!("refused a call from {peer}: {e}"));
+            }
+        }
         Control::SpawnReq { reference, from, function, args, opts } => {
             // The reply goes out before the new process runs, so it precedes anything the process
             // sends and its exit signal.
@@ -106,6 +124,13 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
         }
         Control::SpawnReply { reference, to, result } => return Reaction::SpawnReply { reference, to, result },
         Control::NodeList { nodes } => return Reaction::NodeList(nodes),
+        Control::AliasSend { alias, msg, .. } => {
+            // An inactive, unknown or foreign alias is not an error: the message is dropped, as
+            // in Erlang.
+            if !host.deliver_alias(&alias, msg) {
+                log::debug!("{}: dropped a message from {peer} to {alias}: not an active alias here", host.node_name());
+            }
+        }
         Control::Tick => {}
         msg @ (Control::GlobalRegister(_)
         | Control::GlobalUnregister { .. }
@@ -278,6 +303,26 @@ mod tests {
         fn connection_lost(&self, node: &NodeName) {
             self.log(format!("lost {node}"));
         }
+        fn spawn_call(
+            &self,
+            function: &Atom,
+            _args: Term,
+            caller: &Pid,
+            _reference: &Ref,
+            link_to: Option<&Pid>,
+            before_start: &mut dyn FnMut(&Pid),
+        ) -> Result<Pid, SpawnError> {
+            if function.as_str() != "allowed" {
+                return Err(SpawnError::NotSpawnable(function.as_str().to_owned()));
+            }
+            before_start(&self.pid(6));
+            self.log(format!("call 6 for {caller} linked to {link_to:?}"));
+            Ok(self.pid(6))
+        }
+        fn deliver_alias(&self, alias: &Ref, msg: Term) -> bool {
+            self.log(format!("alias {} {msg}", alias.id()));
+            alias.id() == 1
+        }
     }
 
     fn run(host: &Recording, msg: Control) -> (Reaction, Vec<Control>) {
@@ -337,7 +382,7 @@ mod tests {
             from: remote.clone(),
             function: Atom::new(function),
             args: vec![],
-            opts: SpawnOpts { link: true, monitor: false },
+            opts: SpawnOpts { link: true, ..SpawnOpts::default() },
         };
         let mut order = Vec::new();
         let peer = NodeName::parse("peer@h").unwrap();
@@ -351,6 +396,53 @@ mod tests {
         let (reaction, replies) = run(&host, req("rm_rf"));
         assert!(matches!(reaction, Reaction::SpawnRefused(_)));
         assert!(matches!(&replies[..], [Control::SpawnReply { result: Err(_), .. }]));
+    }
+
+    #[test]
+    fn a_call_replies_before_it_runs_and_a_cast_never_replies() {
+        let host = Recording::new();
+        let remote = Pid::new(NodeName::parse("peer@h").unwrap(), 3, 2);
+        let reference = Ref::new(remote.node().clone(), 8, 2);
+        let req = |function: &str, opts: SpawnOpts| Control::SpawnReq {
+            reference: reference.clone(),
+            from: remote.clone(),
+            function: Atom::new(function),
+            args: vec![],
+            opts,
+        };
+        let call = SpawnOpts { monitor: true, call: true, ..SpawnOpts::default() };
+        let peer = NodeName::parse("peer@h").unwrap();
+        let reaction = react(req("allowed", call), &host, &peer, &mut |c| host.log(format!("reply {c:?}")));
+        assert_eq!(reaction, Reaction::Done);
+        let spawn_reply =
+            Control::SpawnReply { reference: reference.clone(), to: remote.clone(), result: Ok(host.pid(6)) };
+        assert_eq!(host.calls(), [format!("reply {spawn_reply:?}"), format!("call 6 for {remote} linked to None")]);
+        let (reaction, replies) = run(&host, req("rm_rf", call));
+        assert!(matches!(reaction, Reaction::SpawnRefused(_)));
+        assert!(matches!(&replies[..], [Control::SpawnReply { result: Err(_), .. }]), "a refused call is answered");
+        // A cast: spawned without link or monitor, and no reply, even to a refusal.
+        let cast = SpawnOpts { no_reply: true, ..SpawnOpts::default() };
+        let (reaction, replies) = run(&host, req("allowed", cast));
+        assert_eq!((reaction, replies), (Reaction::Done, vec![]));
+        assert_eq!(host.calls(), ["spawned 5 linked to None"]);
+        let (reaction, replies) = run(&host, req("rm_rf", cast));
+        assert!(matches!(reaction, Reaction::SpawnRefused(_)));
+        assert!(replies.is_empty(), "a refused cast is not answered");
+    }
+
+    #[test]
+    fn an_alias_message_goes_to_the_host_and_is_never_answered() {
+        let host = Recording::new();
+        let remote = Pid::new(NodeName::parse("peer@h").unwrap(), 3, 2);
+        for id in [1, 2] {
+            let msg = Control::AliasSend {
+                from: remote.clone(),
+                alias: Ref::new(host.name.clone(), id, 1),
+                msg: Term::Int(7),
+            };
+            assert_eq!(run(&host, msg), (Reaction::Done, vec![]));
+        }
+        assert_eq!(host.calls(), ["alias 1 7", "alias 2 7"]);
     }
 
     #[test]

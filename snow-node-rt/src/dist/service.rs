@@ -16,7 +16,7 @@ use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 use super::link::Pushed;
 use super::state::{lock, sender_lane, Driver, Origin, SpawnWait};
 
-use crate::error::{DistError, RemoteSpawnError, TrySendError};
+use crate::error::{CallError, DistError, RemoteSpawnError, TrySendError};
 use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored};
 
 /// The distribution layer of one node: a handle on the driver state.
@@ -33,7 +33,7 @@ impl Service {
     }
 
     /// How long [`Distribution::connect`] waits for an attempt, retries included.
-    fn connect_deadline(&self) -> Duration {
+    pub(crate) fn connect_deadline(&self) -> Duration {
         let opts = &self.0.opts;
         (opts.connect_timeout + opts.handshake_timeout) * opts.connect_attempts + Duration::from_secs(5)
     }
@@ -259,7 +259,7 @@ impl Distribution for Service {
                 from,
                 function: function.clone(),
                 args,
-                opts: SpawnOpts { link, monitor },
+                opts: SpawnOpts { link, monitor, ..SpawnOpts::default() },
             };
             // The requester waits for the reply right here: no need to suspend it for the queue.
             let _ = dist.route(&node, &req, Origin::Signal { by_process: false });
@@ -282,6 +282,35 @@ impl Distribution for Service {
         })
     }
 
+    fn call(
+        &self,
+        from: Option<&Pid>,
+        node: &NodeName,
+        function: &Atom,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Term, CallError>> {
+        let service = Service(self.0.clone());
+        let (from, node, function) = (from.cloned(), node.clone(), function.clone());
+        Box::pin(async move { service.call_remote(from, node, function, args, timeout).await })
+    }
+
+    fn cast(
+        &self,
+        from: Option<&Pid>,
+        node: &NodeName,
+        function: &Atom,
+        args: Vec<Term>,
+    ) -> BoxFuture<Result<(), CallError>> {
+        let service = Service(self.0.clone());
+        let (from, node, function) = (from.cloned(), node.clone(), function.clone());
+        Box::pin(async move { service.cast_remote(from, node, function, args).await })
+    }
+
+    fn send_alias(&self, from: Option<&Pid>, alias: &Ref, msg: Term) -> Backpressure {
+        self.send_to_alias(from, alias, msg)
+    }
+
     fn cluster(&self) -> Option<&dyn Cluster> {
         Some(self)
     }
@@ -292,6 +321,7 @@ impl Distribution for Service {
         let backoff = lock(&dist.backoff).len();
         let node_watches = lock(&dist.watch).len();
         let remote_spawns = lock(&dist.spawns).len();
+        let calls = lock(&dist.calls).len();
         vec![
             ("peers", peers),
             ("connecting", connecting),
@@ -300,6 +330,7 @@ impl Distribution for Service {
             ("pending_handshakes", lock(&dist.admission).pending()),
             ("node_watches", node_watches),
             ("remote_spawns", remote_spawns),
+            ("calls", calls),
         ]
     }
 

@@ -1,5 +1,5 @@
 //! The state of one distributed node: its peers (connecting or up), node monitors, pending remote
-//! spawns, and the rules that move a peer between states.
+//! spawns and calls, and the rules that move a peer between states.
 //!
 //! One lock (`peers`) orders everything that changes which connection serves a node: queuing a
 //! frame for a node that is still connecting, installing a connection (which takes over that
@@ -18,7 +18,7 @@ use rustls::{ClientConfig, ServerConfig};
 use snow_shared::cluster::global::{ConflictNotice, GlobalConfig};
 use snow_shared::dist::admission::{Admission, AdmissionLimits};
 use snow_shared::dist::backoff_table::BackoffTable;
-use snow_shared::dist::control::Control;
+use snow_shared::dist::control::{required_flag, Control};
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::peer_table::{Ensured, NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
@@ -26,6 +26,7 @@ use snow_shared::dist::Flags;
 use snow_shared::log_limit::{suppressed_note, LogLimit};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
+use super::calls::CallTable;
 use super::cluster::{ClusterState, CLUSTER_FLAGS};
 use super::error::DistError;
 use super::link::{self, Link, Pushed};
@@ -79,10 +80,26 @@ pub(crate) type Peers = PeerTable<Arc<dyn Link>, Waiter>;
 /// Moves what was queued while connecting onto `conn`, and returns who waited for it. The caller
 /// still holds the peers lock that made `conn` visible: a sender that finds `conn` queues behind
 /// these frames, never ahead of them (per-sender order across the connection's set-up).
+///
+/// A frame whose capability the connection did not negotiate (an ALIAS_SEND queued before the
+/// peer's flags were known) is dropped here: a peer is never sent a message it did not agree to.
 fn take_over(conn: &dyn Link, pending: Option<Pending<Waiter>>) -> Vec<Waiter> {
     match pending {
         Some(mut pending) => {
-            conn.enqueue_all(std::mem::take(&mut pending.queue));
+            let mut queue = std::mem::take(&mut pending.queue);
+            let before = queue.len();
+            queue.retain(|(_, frame)| {
+                frame.first().and_then(|&tag| required_flag(tag)).map_or(true, |flag| conn.flags().contains(flag))
+            });
+            if queue.len() < before {
+                log::warn!(
+                    "dropped {} queued messages for {}: it does not offer their capability ({:?} negotiated)",
+                    before - queue.len(),
+                    conn.peer(),
+                    conn.flags()
+                );
+            }
+            conn.enqueue_all(queue);
             pending.wake_room();
             pending.waiters
         }
@@ -173,6 +190,8 @@ pub(crate) struct Driver {
     pub backoff: Mutex<BackoffTable>,
     pub watch: Mutex<NodeWatches>,
     pub spawns: Mutex<HashMap<Ref, SpawnWait>>,
+    /// Remote calls waiting for their result (`calls.rs`).
+    pub calls: Mutex<CallTable>,
     /// Warnings that could repeat per message or per request, rate-limited.
     pub log_limit: Mutex<LogLimit<&'static str>>,
     /// Pre-authentication limits: pending handshakes and failed authentications per source.
@@ -195,9 +214,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The capabilities this build offers.
+/// The capabilities this build offers (CALLS and ALIAS only if the host has them: `Prepared::start`).
 pub(crate) fn offered_flags(transitive: bool) -> Flags {
-    let base = Flags::FRAGMENTS.with(Flags::SPAWN).with(Flags::EXTENSIONS).with(CLUSTER_FLAGS);
+    let base = Flags::FRAGMENTS
+        .with(Flags::SPAWN)
+        .with(Flags::EXTENSIONS)
+        .with(CLUSTER_FLAGS)
+        .with(Flags::CALLS)
+        .with(Flags::ALIAS);
     if transitive {
         base.with(Flags::MESH)
     } else {
@@ -256,6 +280,7 @@ impl Driver {
             backoff: Mutex::new(BackoffTable::default()),
             watch: Mutex::new(NodeWatches::default()),
             spawns: Mutex::new(HashMap::new()),
+            calls: Mutex::new(CallTable::new()),
             log_limit: Mutex::new(LogLimit::default()),
             admission: Mutex::new(admission),
             closing: AtomicBool::new(false),
@@ -599,6 +624,7 @@ impl Driver {
         for wait in failed_spawns {
             let _ = wait.reply.try_send(Err(Term::atom("noconnection")));
         }
+        self.calls_node_gone(node);
         let Some(host) = self.host() else { return };
         host.connection_lost(node);
         let msg = Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())]);
@@ -631,5 +657,67 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use snow_shared::{Atom, Ref};
+
+    use super::*;
+
+    /// A connection that records what is queued on it.
+    struct Recorded {
+        peer: NodeName,
+        flags: Flags,
+        frames: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl Link for Recorded {
+        fn peer(&self) -> &NodeName {
+            &self.peer
+        }
+        fn creation(&self) -> u32 {
+            1
+        }
+        fn flags(&self) -> Flags {
+            self.flags
+        }
+        fn push(&self, _lane: Lane, frame: Vec<u8>, _ceiling: Option<usize>) -> Pushed {
+            lock(&self.frames).push(frame);
+            Pushed::Clear
+        }
+        fn enqueue_all(&self, frames: Vec<(Lane, Vec<u8>)>) {
+            lock(&self.frames).extend(frames.into_iter().map(|(_, f)| f));
+        }
+        fn poll_room(&self, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+        fn close(&self) {}
+        fn quiesce(&self) {}
+        fn queue_high_water(&self) -> usize {
+            0
+        }
+    }
+
+    #[test]
+    fn frames_queued_while_connecting_that_the_connection_did_not_negotiate_are_dropped() {
+        let peer = NodeName::parse("old@h").unwrap();
+        let me = Pid::new(NodeName::parse("me@h").unwrap(), 1, 1);
+        let send = Control::Send { from: me.clone(), to: Pid::new(peer.clone(), 1, 1), msg: Term::Int(1) };
+        let alias = Control::AliasSend { from: me.clone(), alias: Ref::new(peer.clone(), 9, 1), msg: Term::Int(2) };
+        let reg = Control::RegSend { from: me.clone(), name: Atom::new("svc"), msg: Term::Int(3) };
+        let queued = || {
+            let queue = [&send, &alias, &reg].iter().map(|m| (sender_lane(&me), m.to_bytes())).collect();
+            Some(Pending::<Waiter> { queue, ..Pending::default() })
+        };
+        let old = Recorded { peer: peer.clone(), flags: Flags::ALL.without(Flags::ALIAS), frames: Mutex::new(vec![]) };
+        take_over(&old, queued());
+        assert_eq!(*lock(&old.frames), vec![send.to_bytes(), reg.to_bytes()], "the ALIAS_SEND is dropped, in order");
+        let new = Recorded { peer, flags: Flags::ALL, frames: Mutex::new(vec![]) };
+        take_over(&new, queued());
+        assert_eq!(*lock(&new.frames), vec![send.to_bytes(), alias.to_bytes(), reg.to_bytes()]);
     }
 }

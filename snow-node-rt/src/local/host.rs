@@ -103,6 +103,38 @@ impl Host for NodeState {
         Ok(body.start(&node, child, args))
     }
 
+    fn supports_calls(&self) -> bool {
+        true
+    }
+
+    fn spawn_call(
+        &self,
+        function: &Atom,
+        args: Term,
+        caller: &Pid,
+        reference: &Ref,
+        link_to: Option<&Pid>,
+        before_start: &mut dyn FnMut(&Pid),
+    ) -> Result<Pid, SpawnError> {
+        let body = self.spawnable(function).ok_or_else(|| SpawnError::NotSpawnable(function.as_str().to_owned()))?;
+        let node = self.handle().ok_or_else(|| SpawnError::NotSpawnable(function.as_str().to_owned()))?;
+        let child = self.table.prepare();
+        if let Some(remote) = link_to {
+            child.add_link(remote);
+        }
+        child.add_watcher(reference, caller);
+        before_start(child.pid());
+        Ok(body.start_call(&node, child, args, reference.clone()))
+    }
+
+    fn supports_aliases(&self) -> bool {
+        true
+    }
+
+    fn deliver_alias(&self, alias: &Ref, msg: Term) -> bool {
+        super::aliases::deliver(self, alias, msg)
+    }
+
     fn connection_lost(&self, node: &NodeName) {
         let reason = reason::noconnection();
         for p in self.table.all() {

@@ -101,6 +101,7 @@ fn finish(node: &NodeState, entry: &ProcessEntry, reason: Term) {
     if let Some(name) = remains.name {
         node.registry.forget(&name, pid);
     }
+    node.aliases.owner_exited(pid);
     let Some(rel) = remains.relations else { return };
     // A dying process is past every suspension point: backpressure no longer applies to it.
     for linked in rel.links {

@@ -7,18 +7,21 @@
 //! - `table`: the live processes of a node, pid and reference numbers.
 //! - `lifecycle`: a process's task, from its first poll to the exit procedure.
 //! - `signals`: how one process's action reaches another, here or on another node.
-//! - `registry`: local names.
+//! - `registry`: local names; `aliases`: process aliases.
+//! - `node_calls`: remote calls (`call`, `cast`, `multicall`) as a node or a process makes them.
 //! - [`cluster`]: the global registry and process groups as a program uses them.
 //! - `host`: this layer as the distribution layer's host.
 //! - `start`: a local node with distribution (`NodeBuilder::start`, [`start_from_env`]).
 //! - [`supervisor`]: OTP-style supervisors.
 
+mod aliases;
 pub(crate) mod cluster;
 mod entry;
 mod host;
 mod lifecycle;
 pub(crate) mod mailbox;
 pub(crate) mod node;
+mod node_calls;
 mod node_state;
 pub(crate) mod process;
 mod registry;
@@ -27,6 +30,7 @@ mod start;
 pub mod supervisor;
 mod table;
 
+pub use aliases::AliasMode;
 pub use cluster::{GlobalRegistry, ProcessGroups};
 pub use mailbox::{Receive, ReceiveMatch};
 pub use node::{Node, Spawnable};

@@ -16,7 +16,7 @@ use super::node_state::NodeState;
 use super::process::Process;
 pub use super::process::Spawnable;
 use super::table::ProcessTable;
-use crate::error::{DistError, RegisterError, SendError, UnregisterError};
+use crate::error::{CallError, DistError, RegisterError, SendError, UnregisterError};
 use crate::reason::IntoExitReason;
 use crate::seam::{Distribution, Host};
 use crate::timers::TimerRef;
@@ -176,6 +176,48 @@ impl Node {
     {
         let boxed: Spawnable = Arc::new(move |p, args| Box::pin(function(p, args)));
         self.inner.add_spawnable(Atom::new(name), Arc::new(boxed));
+    }
+
+    /// Runs `function` (allow-listed on `node`) with `args` there and returns its value, from
+    /// outside any process (Erlang's `erpc:call/5`); see [`Process::call`] for the rules.
+    pub async fn call(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        super::node_calls::call(self, None, node, function, args, timeout).await
+    }
+
+    /// Starts `function` (allow-listed on `node`) with `args` there, from outside any process
+    /// (Erlang's `erpc:cast/4`); see [`Process::cast`].
+    pub async fn cast(&self, node: &NodeName, function: &str, args: Vec<Term>) -> Result<(), CallError> {
+        super::node_calls::cast(self, None, node, function, args).await
+    }
+
+    /// [`Node::call`] on every node of `nodes` at once (Erlang's `erpc:multicall/5`): one result
+    /// per node, in the order of `nodes`, all within `timeout`.
+    pub async fn multicall(
+        &self,
+        nodes: &[NodeName],
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Vec<Result<Term, CallError>> {
+        super::node_calls::multicall(self, None, nodes, function, args, timeout).await
+    }
+
+    /// Sends `msg` to the process whose alias `alias` is, from outside any process; see
+    /// [`Process::send_alias`]. Never refused on a congested connection.
+    pub fn send_alias(&self, alias: &Ref, msg: Term) {
+        let _ = super::aliases::send(&self.inner, None, alias, msg);
+    }
+
+    /// For tests: how many aliases of this node's processes are active. Not a stable API.
+    #[doc(hidden)]
+    pub fn alias_count(&self) -> usize {
+        self.inner.aliases.len()
     }
 
     /// For tests: how many links, monitors on it, and monitors it holds the live local process

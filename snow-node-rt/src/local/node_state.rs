@@ -1,13 +1,14 @@
-//! What the handles of one node share: its process table, names, remote-spawn allow-list and
-//! distribution layer ([`NodeState`]), and the [`Node`] handle on it. The operations a program
+//! What the handles of one node share: its process table, names, aliases, remote-spawn allow-list
+//! and distribution layer ([`NodeState`]), and the [`Node`] handle on it. The operations a program
 //! calls on a node are `node.rs`'s; this module only holds the state and its accessors, so that
 //! every other module of the local layer can depend on it without depending on each other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 
-use snow_shared::{Atom, Pid, Term};
+use snow_shared::{Atom, Pid, Ref, Term};
 
+use super::aliases::AliasTable;
 use super::entry::ProcessEntry;
 use super::registry::Registry;
 use super::table::ProcessTable;
@@ -18,15 +19,19 @@ use crate::seam::Distribution;
 pub(crate) trait AllowListed: Send + Sync {
     /// Starts the prepared process `entry` of `node`; its pid.
     fn start(&self, node: &Node, entry: Arc<ProcessEntry>, args: Term) -> Pid;
+    /// Starts it to run the call `reference`: returning `value` ends it with the reason
+    /// `{reference, :return, value}` ([`crate::reason::call_return`]).
+    fn start_call(&self, node: &Node, entry: Arc<ProcessEntry>, args: Term, reference: Ref) -> Pid;
 }
 
-/// What a node handle shares: its processes, names, allow-list and distribution.
+/// What a node handle shares: its processes, names, aliases, allow-list and distribution.
 pub(crate) struct NodeState {
     /// This value's own `Arc`, to hand out [`Node`] handles from `&NodeState` (the [`Host`]
     /// implementation spawns processes, whose handle needs one).
     me: Weak<NodeState>,
     pub table: ProcessTable,
     pub registry: Registry,
+    pub aliases: AliasTable,
     spawnables: RwLock<HashMap<Atom, Arc<dyn AllowListed>>>,
     distribution: RwLock<Option<Arc<dyn Distribution>>>,
 }
@@ -34,8 +39,10 @@ pub(crate) struct NodeState {
 impl NodeState {
     /// The state of a new node, and its first handle.
     pub fn new_node(table: ProcessTable) -> Node {
+        let aliases = AliasTable::new(table.name().clone(), table.creation());
         let inner = Arc::new_cyclic(|me| NodeState {
             me: me.clone(),
+            aliases,
             table,
             registry: Registry::default(),
             spawnables: RwLock::new(HashMap::new()),

@@ -10,11 +10,14 @@ use std::time::Duration;
 use smol_timeout::TimeoutExt;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
+use super::aliases::AliasMode;
 use super::entry::ProcessEntry;
 use super::mailbox::{Mailbox, Receive, ReceiveMatch};
 use super::node_state::{AllowListed, Node};
 use super::signals;
-use crate::error::{DistError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError, TrySendError};
+use crate::error::{
+    CallError, DistError, LinkError, RegisterError, RemoteSpawnError, SendError, SpawnError, TrySendError,
+};
 use crate::reason::IntoExitReason;
 use crate::seam::Monitored;
 use crate::timers::TimerRef;
@@ -391,6 +394,93 @@ impl Process {
         Ok(body.start(&self.node, child, args))
     }
 
+    // ---- remote calls -------------------------------------------------------------------------
+
+    /// Runs `function`, allow-listed on `node` with [`Node::register_spawnable`], with `args` there
+    /// and returns its value (Erlang's `erpc:call/5`; README, "Remote calls"). The function runs
+    /// in a process of its own on `node`; its return value is the result, any other end of that
+    /// process is [`CallError::Exit`] with its reason (a panic: `{:panic, "message"}`).
+    ///
+    /// After `timeout` the call fails with [`CallError::Timeout`] and the process running the
+    /// function is killed. Nothing about the call ever reaches this process's mailbox, not even a
+    /// result that arrives after the timeout. If this process exits while it waits, the function's
+    /// process is killed too. `node` may be this node.
+    pub async fn call(
+        &self,
+        node: &NodeName,
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        super::node_calls::call(&self.node, Some(self.pid()), node, function, args, timeout).await
+    }
+
+    /// Starts `function` (allow-listed on `node`) with `args` there, without waiting for it
+    /// (Erlang's `erpc:cast/4`). Returns once the request is on its way: after connecting, so
+    /// that an unreachable node or one without calls is an error here (Erlang's `cast` never
+    /// fails). A function the node does not allow is refused there silently, as in Erlang.
+    pub async fn cast(&self, node: &NodeName, function: &str, args: Vec<Term>) -> Result<(), CallError> {
+        super::node_calls::cast(&self.node, Some(self.pid()), node, function, args).await
+    }
+
+    /// [`Process::call`] on every node of `nodes` at once (Erlang's `erpc:multicall/5`): one
+    /// result per node, in the order of `nodes`, all within `timeout`.
+    pub async fn multicall(
+        &self,
+        nodes: &[NodeName],
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Vec<Result<Term, CallError>> {
+        super::node_calls::multicall(&self.node, Some(self.pid()), nodes, function, args, timeout).await
+    }
+
+    /// Spawns the allow-listed `body` with `args` as a call linked to and monitored by this
+    /// process: returns the child and the monitor's reference, which is also the call's (for
+    /// local calls).
+    pub(crate) fn spawn_call_child(&self, body: &dyn AllowListed, args: Term) -> (Pid, Ref) {
+        let child = self.node.inner.table.prepare();
+        signals::prelink(&self.entry, &child);
+        let reference = signals::premonitor(&self.node.inner, &self.entry, &child);
+        (body.start_call(&self.node, child, args, reference.clone()), reference)
+    }
+
+    // ---- aliases ------------------------------------------------------------------------------
+
+    /// A new alias of this process (Erlang's `alias()`): a reference that other processes, here
+    /// or on other nodes, send to with [`Process::send_alias`] / [`Node::send_alias`]. Messages
+    /// sent to it land in this mailbox until [`Process::unalias`] or this process exits; after
+    /// that they are dropped. Give it out in place of the pid to accept replies to one request
+    /// only, and stop them when done.
+    pub fn alias(&self) -> Ref {
+        self.alias_with(AliasMode::Explicit)
+    }
+
+    /// A new alias with `mode` ([`AliasMode::ReplyOnce`]: deactivated by the first message sent
+    /// to it, Erlang's `alias([reply])`).
+    pub fn alias_with(&self, mode: AliasMode) -> Ref {
+        let alias = self.make_ref();
+        self.node.inner.aliases.add(self.pid(), &alias, mode);
+        alias
+    }
+
+    /// Deactivates an alias of this process (Erlang's `unalias/1`): whether it was active.
+    /// Messages sent to it from then on are dropped; those already in the mailbox stay.
+    pub fn unalias(&self, alias: &Ref) -> bool {
+        self.node.inner.aliases.remove(self.pid(), alias)
+    }
+
+    /// Sends `msg` to the process whose alias `alias` is, here or on another node (Erlang's
+    /// `Alias ! Msg`). Never fails: a message to an inactive alias, to a reference that is no
+    /// alias, or to a node without aliases is dropped, as a message to a dead pid is. Ordered
+    /// with this process's other messages to the alias's owner; backpressure as [`Process::send`].
+    pub fn send_alias(&self, alias: &Ref, msg: Term) {
+        if self.entry.is_exiting() {
+            return;
+        }
+        self.entry.backpressure(super::aliases::send(&self.node.inner, Some(self.pid()), alias, msg));
+    }
+
     /// Spawns a process (see [`Node::spawn`]).
     pub fn spawn<F, Fut>(&self, body: F) -> Pid
     where
@@ -451,6 +541,14 @@ impl AllowListed for Spawnable {
     fn start(&self, node: &Node, entry: Arc<ProcessEntry>, args: Term) -> Pid {
         let body = self.clone();
         start(node, entry, move |p| body(p, args))
+    }
+
+    fn start_call(&self, node: &Node, entry: Arc<ProcessEntry>, args: Term, reference: Ref) -> Pid {
+        let body = self.clone();
+        start(node, entry, move |p| {
+            let run = body(p, args);
+            async move { crate::reason::call_return(&reference, run.await) }
+        })
     }
 }
 
