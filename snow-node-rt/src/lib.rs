@@ -69,7 +69,7 @@ pub use error::{
 };
 pub use local::supervisor;
 pub use local::{
-    start_from_env, yield_now, GlobalRegistry, Node, Process, ProcessGroups, Receive, ReceiveMatch, Spawnable,
+    start_from_env, yield_now, GlobalRegistry, IdHasher, Node, Process, ProcessGroups, Receive, ReceiveMatch, Spawnable,
 };
 pub use pool_runtime::PoolRuntime;
 pub use reason::IntoExitReason;
