@@ -69,8 +69,8 @@ pub use error::{
 };
 pub use local::supervisor;
 pub use local::{
-    start_from_env, yield_now, AliasMode, GlobalRegistry, Node, Process, ProcessGroups, Receive, ReceiveMatch,
-    Spawnable,
+    start_from_env, yield_now, AliasMode, GlobalRegistry, IdHasher, Node, Process, ProcessGroups, Receive,
+    ReceiveMatch, Spawnable,
 };
 pub use pool_runtime::PoolRuntime;
 pub use reason::IntoExitReason;

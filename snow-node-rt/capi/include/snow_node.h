@@ -88,7 +88,8 @@ enum snow_status
    */
   SNOW_ERR_NOT_REGISTERED = -4,
   /**
-   * The name is taken, or the process already has a name.
+   * The name is taken (the message names the holder), or the process already has a name; for a
+   * global name, also: it is held by a process of another node, which alone can withdraw it.
    */
   SNOW_ERR_NAME_TAKEN = -5,
   /**
@@ -589,6 +590,75 @@ snow_status snow_task_run(struct snow_task *task);
  * As `snow_task_run`.
  */
 snow_status snow_task_drop(struct snow_task *task);
+
+/**
+ * Registers `name` (an encoded term, `len` bytes, copied) for process `process` on every
+ * connected node (Erlang's `global:register_name/2`); nodes that connect later learn it too.
+ * `SNOW_ERR_NAME_TAKEN` if this node knows a holder already (the message names it);
+ * `SNOW_ERR_NO_PROCESS` if `process` is not a live process of this node;
+ * `SNOW_ERR_NOT_DISTRIBUTED` on a local-only node. The name is freed when the process exits.
+ *
+ * # Safety
+ * `node` must be a node not yet freed; `name` must point at `len` readable bytes.
+ */
+snow_status snow_register_global(const struct snow_node *node,
+                                 uint64_t process,
+                                 const uint8_t *name,
+                                 size_t len);
+
+/**
+ * `snow_register_global`, moving `name` to `process` if another process holds it (Erlang's
+ * `global:re_register_name/2`; the previous holder is not told, as in Erlang).
+ *
+ * # Safety
+ * As `snow_register_global`.
+ */
+snow_status snow_re_register_global(const struct snow_node *node,
+                                    uint64_t process,
+                                    const uint8_t *name,
+                                    size_t len);
+
+/**
+ * Withdraws the global name `name` (encoded, `len` bytes) everywhere (Erlang's
+ * `global:unregister_name/1`). Only the holder's node can: `SNOW_ERR_NAME_TAKEN` if a process of
+ * another node holds it (the message names it). A name nobody holds is `SNOW_OK`, as in Erlang.
+ *
+ * # Safety
+ * `node` must be a node not yet freed; `name` must point at `len` readable bytes.
+ */
+snow_status snow_unregister_global(const struct snow_node *node, const uint8_t *name, size_t len);
+
+/**
+ * The process registered globally as `name` (encoded, `len` bytes), as this node knows it, into
+ * `*pid` (Erlang's `global:whereis_name/1`: a lookup here, no message);
+ * `SNOW_ERR_NOT_REGISTERED` if none is.
+ *
+ * # Safety
+ * `node` must be a node not yet freed; `name` must point at `len` readable bytes; `pid` writable.
+ */
+snow_status snow_whereis_global(const struct snow_node *node,
+                                const uint8_t *name,
+                                size_t len,
+                                struct snow_pid *pid);
+
+/**
+ * Sends `msg` (encoded, `len` bytes, copied) from `process` (0: from outside any process) to the
+ * process registered globally as `name` (Erlang's `global:send/2`); if `to` is not null, `*to` is
+ * set to that process. `SNOW_ERR_NOT_REGISTERED` if this node knows no holder (Erlang exits with
+ * `badarg`); nothing is sent then. Statuses otherwise as `snow_send`, whose rules the send
+ * follows (order, backpressure).
+ *
+ * # Safety
+ * `node` must be a node not yet freed; `name` and `msg` must point at as many readable bytes as
+ * their lengths say; `to` null or writable.
+ */
+snow_status snow_send_global(const struct snow_node *node,
+                             uint64_t process,
+                             const uint8_t *name,
+                             size_t name_len,
+                             const uint8_t *msg,
+                             size_t len,
+                             struct snow_pid *to);
 
 /**
  * Starts this program's node from its environment (README, "Node environment"): a distributed

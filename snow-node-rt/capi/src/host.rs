@@ -10,9 +10,10 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use snow_node_rt::{reason, Atom, Distribution, Host, Monitored, NodeName, Pid, Ref, SpawnError, Term};
+use snow_node_rt::{reason, Atom, Distribution, Host, IdHasher, Monitored, NodeName, Pid, Ref, SpawnError, Term};
 use snow_shared::codec;
 
 use crate::executor::{Ctx, Executor};
@@ -127,9 +128,10 @@ impl Entry {
     }
 }
 
+/// Process ids are sequential: [`IdHasher`] instead of SipHash on every send's liveness check.
 #[derive(Default)]
 struct Table {
-    procs: HashMap<u64, Entry>,
+    procs: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
     names: HashMap<Atom, u64>,
     next_id: u64,
 }

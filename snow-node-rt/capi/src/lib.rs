@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod executor;
+pub mod global;
 pub mod host;
 pub mod ids;
 pub mod node;

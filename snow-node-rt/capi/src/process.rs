@@ -27,7 +27,7 @@ impl Wake for NoWake {
 
 /// What a process's send or signal means for it, as a status: go on, suspend until
 /// `SNOW_EVENT_RESUME`, or stopped at the ceiling.
-fn answer(host: &CHost, from: Option<&Pid>, backpressure: Option<Backpressure>) -> Outcome {
+pub(crate) fn answer(host: &CHost, from: Option<&Pid>, backpressure: Option<Backpressure>) -> Outcome {
     let (Some(from), Some(backpressure)) = (from, backpressure) else { return Ok(SNOW_OK) };
     match backpressure {
         Backpressure::Clear => Ok(SNOW_OK),

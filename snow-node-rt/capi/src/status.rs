@@ -27,7 +27,8 @@ pub enum snow_status {
     SNOW_ERR_NO_PROCESS = -3,
     /// No local process is registered under the name.
     SNOW_ERR_NOT_REGISTERED = -4,
-    /// The name is taken, or the process already has a name.
+    /// The name is taken (the message names the holder), or the process already has a name; for a
+    /// global name, also: it is held by a process of another node, which alone can withdraw it.
     SNOW_ERR_NAME_TAKEN = -5,
     /// The operation needs distribution, and this node runs local-only (`SNOW_NODE` unset).
     SNOW_ERR_NOT_DISTRIBUTED = -6,

@@ -158,3 +158,86 @@ fn a_single_threaded_c_scheduler_hosts_a_node() {
     let status = c.wait();
     assert!(status.success(), "foreign_scheduler exited with {status}; stderr:\n{}", c.stderr());
 }
+
+/// `tests/c/global_names.c`: global names from C. The C node registers, moves and withdraws
+/// global names for its processes; this test's Rust node sends to the C process by its global
+/// name, registers one of its own that the C program finds and sends to (and may not withdraw),
+/// and sees the C node's names vanish when their process exits or is unregistered.
+#[test]
+fn a_c_program_uses_global_names_with_a_rust_node() {
+    use snow_node_rt::dist::NodeBuilder;
+    use snow_node_rt::{NodeName, Term};
+    use snow_shared::cookie::Cookie;
+    use std::time::Duration;
+
+    let dir = TempDir::new("capi-c").expect("a temp dir");
+    let exe = compile_c("tests/c", "global_names", dir.path(), &[]);
+    let epmd = Epmd::start();
+    let report = snow_node_rt::block_on(async {
+        let node = NodeBuilder::new(NodeName::parse("r@127.0.0.1").unwrap())
+            .cookie(Cookie::from_bytes(COOKIE.as_bytes()).unwrap())
+            .epmd(&epmd.addr())
+            .listen_ip("127.0.0.1".parse().unwrap())
+            .start()
+            .await
+            .expect("the Rust node starts");
+        let mut cmd = Command::new(&exe);
+        epmd.node_env(&mut cmd, "g@127.0.0.1");
+        cmd.env("PEER_NODE", "r@127.0.0.1");
+        let c = Proc::spawn("global_names", cmd);
+        let (tx, rx) = async_channel::bounded(1);
+        node.spawn(move |mut me| async move {
+            let result: Result<Term, String> = async {
+                let wait = Duration::from_secs(20);
+                let (service, second) = (Term::atom("c_service"), Term::atom("c_second"));
+                let registry = me.global();
+                eventually("c_service to be known here", || registry.whereis_name(&service).is_some()).await?;
+                let a = me
+                    .global()
+                    .send(&service, Term::tuple([Term::Pid(me.pid().clone()), Term::string("ping")]))
+                    .map_err(|e| e.to_string())?;
+                if a.node().as_str() != "g@127.0.0.1" {
+                    return Err(format!("c_service is {a}, not a process of the C node"));
+                }
+                me.global().register_name(Term::atom("rust_service"), me.pid()).map_err(|e| e.to_string())?;
+                let pong = me.receive_timeout(wait).await.ok_or("no message through rust_service")?;
+                let registry = me.global();
+                eventually("c_second to be known here", || registry.whereis_name(&second).is_some()).await?;
+                me.send(&a, Term::atom("exit_b"));
+                eventually("c_second to go with its process", || registry.whereis_name(&second).is_none()).await?;
+                eventually("c_service to be withdrawn", || registry.whereis_name(&service).is_none()).await?;
+                me.send(&a, Term::atom("stop"));
+                Ok(pong)
+            }
+            .await;
+            let _ = tx.send(result).await;
+        });
+        let report = rx.recv().await.expect("the Rust process reports");
+        node.shutdown().await;
+        (report, c)
+    });
+    let (report, mut c) = report;
+    let pong = report.unwrap_or_else(|e| panic!("{e}; C program so far {:?}; stderr:\n{}", c.seen, c.stderr()));
+    let pong = pong.to_string();
+    assert!(pong.starts_with("{<g@127.0.0.1.") && pong.ends_with(", \"pong\"}"), "{pong}");
+
+    assert!(c.expect("LOCAL_ONLY").contains("not distributed"));
+    assert!(c.expect("WHEREIS_NOBODY").contains("no process is registered globally as :nobody"));
+    assert!(c.expect("BAD_NAME").contains("unknown type tag 0x8f"));
+    let taken = c.expect("TAKEN");
+    assert!(taken.contains("c_service is registered to <g@127.0.0.1."), "{taken}");
+    c.expect("REGISTERED");
+    let ping = c.expect("A_GOT");
+    assert!(ping.starts_with("{<r@127.0.0.1.") && ping.ends_with(", \"ping\"}"), "{ping}");
+    assert_eq!(c.expect("FOUND"), "r@127.0.0.1");
+    let elsewhere = c.expect("HELD_ELSEWHERE");
+    assert!(elsewhere.contains("rust_service is held by <r@127.0.0.1."), "{elsewhere}");
+    c.expect("SECOND");
+    assert_eq!(c.expect("A_GOT"), ":exit_b");
+    c.expect("EXIT_FREED");
+    c.expect("UNREGISTERED");
+    assert_eq!(c.expect("A_GOT"), ":stop");
+    c.expect("DONE");
+    let status = c.wait();
+    assert!(status.success(), "global_names exited with {status}; stderr:\n{}", c.stderr());
+}

@@ -36,3 +36,4 @@ pub use mailbox::{Receive, ReceiveMatch};
 pub use node::{Node, Spawnable};
 pub use process::{yield_now, Process};
 pub use start::start_from_env;
+pub use table::IdHasher;

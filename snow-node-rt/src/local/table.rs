@@ -13,9 +13,10 @@ use super::entry::{limit_from_raw, limit_to_raw, ProcessEntry, NO_MAILBOX_LIMIT}
 const SHARDS: usize = 16;
 
 /// Hasher for process ids: ids are sequential integers, so one multiplication spreads them well
-/// and is much cheaper than SipHash on the send path.
+/// and is much cheaper than SipHash on the send path. Public for other hosts of the seam (the C
+/// ABI's table of the embedder's processes), whose tables are keyed by the same ids.
 #[derive(Default)]
-struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

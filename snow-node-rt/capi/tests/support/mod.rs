@@ -231,3 +231,16 @@ pub fn echo_peer(epmd: &Epmd, name: &str) -> Proc {
     assert_eq!(peer.expect("UP"), name);
     peer
 }
+
+/// Polls `cond` every 10 ms until it holds; an error naming `what` after [`WAIT`]. For the body of
+/// a process, which reports its failures instead of panicking.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > WAIT {
+            return Err(format!("timed out after {WAIT:?} waiting for {what}"));
+        }
+        snow_node_rt::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
