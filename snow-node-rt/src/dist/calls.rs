@@ -10,47 +10,20 @@
 //! host, which drops it because no process holds a monitor with that reference. So a caller's
 //! mailbox never receives a late result.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::Sender;
 use snow_shared::dist::control::{Control, MonitorTarget, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
+use super::call_table::{CallWait, Outcome};
 use super::link::{Link, Pushed};
 use super::service::Service;
 use super::state::{lock, sender_lane, Driver, Origin};
 use crate::error::{CallError, DistError};
 use crate::reason;
 use crate::seam::Backpressure;
-
-/// How a call ended, as the driver learnt it.
-#[derive(Debug)]
-enum Outcome {
-    /// The callee's process ended with this reason (a result, or an exit).
-    Down(Term),
-    /// The callee's node refused to spawn the function.
-    Refused(Term),
-    /// The connection went down before the result came.
-    NoConnection,
-}
-
-/// A call waiting for its result.
-pub(crate) struct CallWait {
-    /// The node asked: a reply from any other is ignored.
-    node: NodeName,
-    /// The process that called (or the runtime pid, for a call from outside any process).
-    requester: Pid,
-    /// The callee's process, once its SPAWN_REPLY came: the only pid whose `:DOWN` is the result.
-    child: Option<Pid>,
-    /// Where the outcome goes; `None` once the caller stopped waiting (abandoned).
-    reply: Option<Sender<Outcome>>,
-}
-
-/// The calls of one node that wait for a result, by reference.
-pub(crate) type CallTable = HashMap<Ref, CallWait>;
 
 /// The pid a call from outside any process is made as: the node's runtime pid (id 0).
 fn runtime_pid(dist: &Driver) -> Pid {
@@ -112,20 +85,6 @@ impl Driver {
                 None
             }
             other => Some(other),
-        }
-    }
-
-    /// `node` is unreachable: every call waiting on it fails with `NoConnection`.
-    pub fn calls_node_gone(&self, node: &NodeName) {
-        let gone: Vec<CallWait> = {
-            let mut calls = lock(&self.calls);
-            let refs: Vec<Ref> = calls.iter().filter(|(_, w)| &w.node == node).map(|(r, _)| r.clone()).collect();
-            refs.into_iter().filter_map(|r| calls.remove(&r)).collect()
-        };
-        for wait in gone {
-            if let Some(tx) = wait.reply {
-                let _ = tx.try_send(Outcome::NoConnection);
-            }
         }
     }
 

@@ -11,7 +11,7 @@
 //! process) never runs under the lock.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use snow_shared::cluster::global::{self, Global, GlobalConfig, GlobalEvent, Notice};
@@ -22,10 +22,9 @@ use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use super::service::Service;
-use super::state::{lock, Driver};
+use super::link::Link;
 use crate::error::{GlobalError, GroupError};
-use crate::seam::{Cluster, Host, ScopeMembers};
+use crate::seam::{Host, ScopeMembers};
 
 /// The scope every distributed node runs from the start (Erlang's default `pg` scope).
 pub const DEFAULT_SCOPE: &str = "pg";
@@ -43,7 +42,24 @@ struct Values {
     events: VecDeque<Event>,
 }
 
-/// The cluster state of one node (held by its [`Driver`]).
+/// What the cluster state needs of the driver that holds it: who this node is, its host, and
+/// its connections.
+pub(crate) trait ClusterContext {
+    /// This node's name.
+    fn node_name(&self) -> &NodeName;
+    /// The host of this node's processes, while it exists.
+    fn host(&self) -> Option<Arc<dyn Host>>;
+    /// The connection to `node`, if up.
+    fn conn(&self, node: &NodeName) -> Option<Arc<dyn Link>>;
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The cluster state of one node (held by its driver, which passes itself as the
+/// [`ClusterContext`] of every operation).
 pub(crate) struct ClusterState {
     values: Mutex<Values>,
     /// Held by the one thread acting on events; others leave theirs to it.
@@ -74,35 +90,35 @@ impl ClusterState {
 /// The capabilities the cluster values need from a peer.
 pub(crate) const CLUSTER_FLAGS: Flags = Flags::GLOBAL.with(Flags::GROUPS);
 
-impl Driver {
+impl ClusterState {
     /// Runs `change` on the values, sends what they emitted to the peers (in order, under the
     /// lock), then acts on the events they emitted.
-    fn cluster<R>(&self, change: impl FnOnce(&mut Global, &mut Groups) -> R) -> R {
+    fn change<R>(&self, cx: &dyn ClusterContext, change: impl FnOnce(&mut Global, &mut Groups) -> R) -> R {
         let result = {
-            let mut values = lock(&self.cluster.values);
+            let mut values = lock(&self.values);
             let values = &mut *values;
             let result = change(&mut values.global, &mut values.groups);
             while let Some(transmit) = values.global.poll_transmit() {
-                self.transmit(transmit);
+                Self::transmit(cx, transmit);
             }
             while let Some(transmit) = values.groups.poll_transmit() {
-                self.transmit(transmit);
+                Self::transmit(cx, transmit);
             }
             values.events.extend(std::iter::from_fn(|| values.global.poll_event()).map(Event::Global));
             values.events.extend(std::iter::from_fn(|| values.groups.poll_event()).map(Event::Group));
             result
         };
-        self.act_on_cluster_events();
+        self.act_on_events(cx);
         result
     }
 
     /// Queues one message for its recipients: encoded once, on the urgent lane of each connection
     /// (so a registration or a join reaches a peer before messages its process sends after it).
     /// A recipient whose connection just went is skipped: its `node_down` is on its way.
-    fn transmit(&self, transmit: Transmit) {
+    fn transmit(cx: &dyn ClusterContext, transmit: Transmit) {
         let bytes = transmit.message.to_bytes();
         for node in &transmit.to {
-            if let Some(conn) = self.conn(node) {
+            if let Some(conn) = cx.conn(node) {
                 // Never refused: no ceiling for the runtime's own signals.
                 let _ = conn.push(Lane::Urgent, bytes.clone(), None);
             }
@@ -111,32 +127,32 @@ impl Driver {
 
     /// Acts on the queued events, one at a time and in order, unless another thread is doing so
     /// (it will act on these too).
-    fn act_on_cluster_events(&self) {
+    fn act_on_events(&self, cx: &dyn ClusterContext) {
         loop {
-            let _acting = match self.cluster.acting.try_lock() {
+            let _acting = match self.acting.try_lock() {
                 Ok(guard) => guard,
                 Err(TryLockError::WouldBlock) => return,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
             };
-            while let Some(event) = lock(&self.cluster.values).events.pop_front() {
-                self.act(event);
+            while let Some(event) = lock(&self.values).events.pop_front() {
+                self.act(cx, event);
             }
             drop(_acting);
             // An event queued after our last look, by a thread that found us acting.
-            if lock(&self.cluster.values).events.is_empty() {
+            if lock(&self.values).events.is_empty() {
                 return;
             }
         }
     }
 
-    fn act(&self, event: Event) {
-        let Some(host) = self.host() else { return };
+    fn act(&self, cx: &dyn ClusterContext, event: Event) {
+        let Some(host) = cx.host() else { return };
         match event {
             Event::Global(GlobalEvent::Watch(pid)) | Event::Group(GroupEvent::Watch(pid)) => {
                 // A process that is already gone is treated as exited (its claims and memberships
                 // are undone now).
                 if !host.notify_exit(&pid) {
-                    self.cluster_process_exited(&pid);
+                    self.process_exited(cx, &pid);
                 }
             }
             // The exit watch stays: an exit of a process the values no longer know is ignored.
@@ -144,7 +160,7 @@ impl Driver {
             Event::Global(GlobalEvent::NameLost(lost)) => {
                 log::info!(
                     "{}: {} lost the global name {} to {} ({:?})",
-                    self.name,
+                    cx.node_name(),
                     lost.pid,
                     lost.name,
                     lost.winner,
@@ -157,31 +173,31 @@ impl Driver {
     }
 
     /// A connection came up: the values learn of the peer (and send it what it must know).
-    pub fn cluster_node_up(&self, node: &NodeName, creation: u32, flags: Flags) {
-        self.cluster(|global, groups| {
+    pub fn node_up(&self, cx: &dyn ClusterContext, node: &NodeName, creation: u32, flags: Flags) {
+        self.change(cx, |global, groups| {
             global.node_up(node.clone(), creation, flags);
             groups.node_up(node.clone(), creation, flags);
         });
     }
 
     /// A node is unreachable: its names and members are dropped here.
-    pub fn cluster_node_down(&self, node: &NodeName) {
-        self.cluster(|global, groups| {
+    pub fn node_down(&self, cx: &dyn ClusterContext, node: &NodeName) {
+        self.change(cx, |global, groups| {
             global.node_down(node);
             groups.node_down(node);
         });
     }
 
     /// A local process exited: its names and memberships are withdrawn everywhere.
-    pub fn cluster_process_exited(&self, pid: &Pid) {
-        self.cluster(|global, groups| {
+    pub fn process_exited(&self, cx: &dyn ClusterContext, pid: &Pid) {
+        self.change(cx, |global, groups| {
             global.process_exited(pid);
             groups.process_exited(pid);
         });
     }
 
     /// A GLOBAL_* or GROUP_* message from `peer`. An error means the peer broke the protocol.
-    pub fn cluster_message(&self, peer: &NodeName, msg: Control) -> Result<(), String> {
+    pub fn message(&self, cx: &dyn ClusterContext, peer: &NodeName, msg: Control) -> Result<(), String> {
         let global_message = matches!(
             msg,
             Control::GlobalRegister(_)
@@ -189,21 +205,19 @@ impl Driver {
                 | Control::GlobalSync { .. }
                 | Control::GlobalConflict { .. }
         );
-        self.cluster(
-            |global, groups| {
-                if global_message {
-                    global.handle_message(peer, msg)
-                } else {
-                    groups.handle_message(peer, msg)
-                }
-            },
-        )
+        self.change(cx, |global, groups| {
+            if global_message {
+                global.handle_message(peer, msg)
+            } else {
+                groups.handle_message(peer, msg)
+            }
+        })
         .map_err(|e| e.to_string())
     }
 
     /// Whether `pid` is a live local process that will be reported when it exits.
-    fn watchable(&self, pid: &Pid) -> bool {
-        pid.node() == &self.name && self.host().is_some_and(|host| host.notify_exit(pid))
+    fn watchable(cx: &dyn ClusterContext, pid: &Pid) -> bool {
+        pid.node() == cx.node_name() && cx.host().is_some_and(|host| host.notify_exit(pid))
     }
 }
 
@@ -217,113 +231,126 @@ fn deliver_notice(host: &dyn Host, lost: &global::NameLost) {
     }
 }
 
-/// The cluster operations as the host sees them: each a change of the values (or a read),
-/// through [`Driver::cluster`].
-impl Service {
-    fn register(&self, name: Term, pid: &Pid, replace: bool) -> Result<(), GlobalError> {
-        if pid.node() == &self.0.name && !self.0.watchable(pid) {
+/// The cluster operations as the host sees them (the seam's `Cluster`, which the driver's
+/// service implements with these): each a change of the values, or a read.
+impl ClusterState {
+    /// Registers `name` for `pid` (replacing its holder with `replace`).
+    pub fn register(&self, cx: &dyn ClusterContext, name: Term, pid: &Pid, replace: bool) -> Result<(), GlobalError> {
+        if pid.node() == cx.node_name() && !Self::watchable(cx, pid) {
             return Err(GlobalError::NotAlive(pid.clone()));
         }
         let now = wall_ms();
-        self.0
-            .cluster(|global, _| {
-                if replace {
-                    global.re_register_name(name, pid.clone(), now)
-                } else {
-                    global.register_name(name, pid.clone(), now)
-                }
-            })
-            .map_err(GlobalError::from)
+        self.change(cx, |global, _| {
+            if replace {
+                global.re_register_name(name, pid.clone(), now)
+            } else {
+                global.register_name(name, pid.clone(), now)
+            }
+        })
+        .map_err(GlobalError::from)
+    }
+
+    /// Withdraws `name` if a process of this node holds it.
+    pub fn unregister_name(&self, cx: &dyn ClusterContext, name: &Term) -> Result<(), GlobalError> {
+        self.change(cx, |global, _| global.unregister_name(name)).map_err(GlobalError::from)
     }
 
     fn read<R>(&self, read: impl FnOnce(&Global, &Groups) -> R) -> R {
-        let values = lock(&self.0.cluster.values);
+        let values = lock(&self.values);
         read(&values.global, &values.groups)
     }
-}
 
-impl Cluster for Service {
-    fn register_name(&self, name: Term, pid: &Pid) -> Result<(), GlobalError> {
-        self.register(name, pid, false)
-    }
-
-    fn re_register_name(&self, name: Term, pid: &Pid) -> Result<(), GlobalError> {
-        self.register(name, pid, true)
-    }
-
-    fn unregister_name(&self, name: &Term) -> Result<(), GlobalError> {
-        self.0.cluster(|global, _| global.unregister_name(name)).map_err(GlobalError::from)
-    }
-
-    fn whereis_name(&self, name: &Term) -> Option<Pid> {
+    /// The process registered as `name`, as this node knows it.
+    pub fn whereis_name(&self, name: &Term) -> Option<Pid> {
         self.read(|global, _| global.whereis_name(name).cloned())
     }
 
-    fn registered_names(&self) -> Vec<Term> {
+    /// Every registered name, sorted.
+    pub fn registered_names(&self) -> Vec<Term> {
         let mut names = self.read(|global, _| global.registered_names().cloned().collect::<Vec<_>>());
         names.sort_unstable();
         names
     }
 
-    fn start_scope(&self, scope: &Atom) -> bool {
-        self.0.cluster(|_, groups| groups.add_scope(scope.clone()))
+    /// Starts taking part in `scope`; whether it was not running yet.
+    pub fn start_scope(&self, cx: &dyn ClusterContext, scope: &Atom) -> bool {
+        self.change(cx, |_, groups| groups.add_scope(scope.clone()))
     }
 
-    fn join(&self, scope: &Atom, group: Term, pids: &[Pid]) -> Result<(), GroupError> {
-        if let Some(dead) = pids.iter().find(|pid| pid.node() == &self.0.name && !self.0.watchable(pid)) {
+    /// Adds live local processes to `group`.
+    pub fn join(&self, cx: &dyn ClusterContext, scope: &Atom, group: Term, pids: &[Pid]) -> Result<(), GroupError> {
+        if let Some(dead) = pids.iter().find(|pid| pid.node() == cx.node_name() && !Self::watchable(cx, pid)) {
             return Err(GroupError::NotAlive(dead.clone()));
         }
-        self.0.cluster(|_, groups| groups.join(scope, group, pids)).map_err(GroupError::from)
+        self.change(cx, |_, groups| groups.join(scope, group, pids)).map_err(GroupError::from)
     }
 
-    fn leave(&self, scope: &Atom, group: &Term, pids: &[Pid]) -> Result<(), GroupError> {
-        self.0.cluster(|_, groups| groups.leave(scope, group, pids)).map_err(GroupError::from)
+    /// Removes local processes from `group`.
+    pub fn leave(&self, cx: &dyn ClusterContext, scope: &Atom, group: &Term, pids: &[Pid]) -> Result<(), GroupError> {
+        self.change(cx, |_, groups| groups.leave(scope, group, pids)).map_err(GroupError::from)
     }
 
-    fn members(&self, scope: &Atom, group: &Term) -> Vec<Pid> {
+    /// The members of `group` on every node, as this node knows them.
+    pub fn members(&self, scope: &Atom, group: &Term) -> Vec<Pid> {
         self.read(|_, groups| groups.members(scope, group).cloned().collect())
     }
 
-    fn local_members(&self, scope: &Atom, group: &Term) -> Vec<Pid> {
+    /// The members of `group` on this node.
+    pub fn local_members(&self, scope: &Atom, group: &Term) -> Vec<Pid> {
         self.read(|_, groups| groups.local_members(scope, group).to_vec())
     }
 
-    fn which_groups(&self, scope: &Atom) -> Vec<Term> {
+    /// The groups of `scope` with members anywhere, sorted.
+    pub fn which_groups(&self, scope: &Atom) -> Vec<Term> {
         let mut all = self.read(|_, groups| groups.which_groups(scope).cloned().collect::<Vec<_>>());
         all.sort_unstable();
         all
     }
 
-    fn which_local_groups(&self, scope: &Atom) -> Vec<Term> {
+    /// The groups of `scope` with members on this node, sorted.
+    pub fn which_local_groups(&self, scope: &Atom) -> Vec<Term> {
         let mut local = self.read(|_, groups| groups.which_local_groups(scope).cloned().collect::<Vec<_>>());
         local.sort_unstable();
         local
     }
 
-    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, ScopeMembers), GroupError> {
-        let reference = self.subscription_ref(watcher)?;
-        let now = self.0.cluster(|_, groups| groups.monitor_scope(scope, watcher.clone(), reference.clone()))?;
+    /// Subscribes `watcher` to every change in `scope`.
+    pub fn monitor_scope(
+        &self,
+        cx: &dyn ClusterContext,
+        scope: &Atom,
+        watcher: &Pid,
+    ) -> Result<(Ref, ScopeMembers), GroupError> {
+        let reference = Self::subscription_ref(cx, watcher)?;
+        let now = self.change(cx, |_, groups| groups.monitor_scope(scope, watcher.clone(), reference.clone()))?;
         Ok((reference, now))
     }
 
-    fn monitor_group(&self, scope: &Atom, group: Term, watcher: &Pid) -> Result<(Ref, Vec<Pid>), GroupError> {
-        let reference = self.subscription_ref(watcher)?;
-        let now = self.0.cluster(|_, groups| groups.monitor_group(scope, group, watcher.clone(), reference.clone()))?;
+    /// Subscribes `watcher` to changes of `group`.
+    pub fn monitor_group(
+        &self,
+        cx: &dyn ClusterContext,
+        scope: &Atom,
+        group: Term,
+        watcher: &Pid,
+    ) -> Result<(Ref, Vec<Pid>), GroupError> {
+        let reference = Self::subscription_ref(cx, watcher)?;
+        let now =
+            self.change(cx, |_, groups| groups.monitor_group(scope, group, watcher.clone(), reference.clone()))?;
         Ok((reference, now))
     }
 
-    fn demonitor_group(&self, scope: &Atom, reference: &Ref) -> bool {
-        self.0.cluster(|_, groups| groups.demonitor(scope, reference))
+    /// Ends the subscription `reference`; whether it existed.
+    pub fn demonitor_group(&self, cx: &dyn ClusterContext, scope: &Atom, reference: &Ref) -> bool {
+        self.change(cx, |_, groups| groups.demonitor(scope, reference))
     }
-}
 
-impl Service {
     /// A fresh reference for a subscription of the live local `watcher`.
-    fn subscription_ref(&self, watcher: &Pid) -> Result<Ref, GroupError> {
-        if watcher.node() != &self.0.name {
+    fn subscription_ref(cx: &dyn ClusterContext, watcher: &Pid) -> Result<Ref, GroupError> {
+        if watcher.node() != cx.node_name() {
             return Err(GroupError::NotLocal(watcher.clone()));
         }
-        let host = self.0.host().ok_or(GroupError::NotDistributed)?;
+        let host = cx.host().ok_or(GroupError::NotDistributed)?;
         if !host.notify_exit(watcher) {
             return Err(GroupError::NotAlive(watcher.clone()));
         }

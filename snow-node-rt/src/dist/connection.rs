@@ -609,7 +609,7 @@ fn dispatch(dist: &Arc<Driver>, host: &dyn Host, conn: &Conn, msg: Control) {
         Reaction::NodeList(nodes) => dist.on_node_list(&conn.peer, nodes),
         Reaction::SpawnRefused(why) => dist.warn_limited("spawn-refused", || why),
         Reaction::Cluster(msg) => {
-            if let Err(e) = dist.cluster_message(&conn.peer, msg) {
+            if let Err(e) = dist.cluster.message(&**dist, &conn.peer, msg) {
                 log::warn!("{}: closing connection to {}: {e}", dist.name, conn.peer);
                 conn.close();
             }

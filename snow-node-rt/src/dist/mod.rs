@@ -46,6 +46,7 @@
 //! ```
 
 mod builder;
+mod call_table;
 mod calls;
 mod cluster;
 pub mod config;

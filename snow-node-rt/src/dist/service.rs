@@ -16,8 +16,8 @@ use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 use super::link::Pushed;
 use super::state::{lock, sender_lane, Driver, Origin, SpawnWait};
 
-use crate::error::{CallError, DistError, RemoteSpawnError, TrySendError};
-use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored};
+use crate::error::{CallError, DistError, GlobalError, GroupError, RemoteSpawnError, TrySendError};
+use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored, ScopeMembers};
 
 /// The distribution layer of one node: a handle on the driver state.
 pub(crate) struct Service(pub Arc<Driver>);
@@ -336,5 +336,69 @@ impl Distribution for Service {
 
     fn send_queue_high_water(&self, node: &NodeName) -> Option<usize> {
         self.0.conn(node).map(|conn| conn.queue_high_water())
+    }
+}
+
+/// The global registry and process groups as the host sees them: the driver's cluster state, with
+/// the driver as its context.
+impl Cluster for Service {
+    fn register_name(&self, name: Term, pid: &Pid) -> Result<(), GlobalError> {
+        self.0.cluster.register(&*self.0, name, pid, false)
+    }
+
+    fn re_register_name(&self, name: Term, pid: &Pid) -> Result<(), GlobalError> {
+        self.0.cluster.register(&*self.0, name, pid, true)
+    }
+
+    fn unregister_name(&self, name: &Term) -> Result<(), GlobalError> {
+        self.0.cluster.unregister_name(&*self.0, name)
+    }
+
+    fn whereis_name(&self, name: &Term) -> Option<Pid> {
+        self.0.cluster.whereis_name(name)
+    }
+
+    fn registered_names(&self) -> Vec<Term> {
+        self.0.cluster.registered_names()
+    }
+
+    fn start_scope(&self, scope: &Atom) -> bool {
+        self.0.cluster.start_scope(&*self.0, scope)
+    }
+
+    fn join(&self, scope: &Atom, group: Term, pids: &[Pid]) -> Result<(), GroupError> {
+        self.0.cluster.join(&*self.0, scope, group, pids)
+    }
+
+    fn leave(&self, scope: &Atom, group: &Term, pids: &[Pid]) -> Result<(), GroupError> {
+        self.0.cluster.leave(&*self.0, scope, group, pids)
+    }
+
+    fn members(&self, scope: &Atom, group: &Term) -> Vec<Pid> {
+        self.0.cluster.members(scope, group)
+    }
+
+    fn local_members(&self, scope: &Atom, group: &Term) -> Vec<Pid> {
+        self.0.cluster.local_members(scope, group)
+    }
+
+    fn which_groups(&self, scope: &Atom) -> Vec<Term> {
+        self.0.cluster.which_groups(scope)
+    }
+
+    fn which_local_groups(&self, scope: &Atom) -> Vec<Term> {
+        self.0.cluster.which_local_groups(scope)
+    }
+
+    fn monitor_scope(&self, scope: &Atom, watcher: &Pid) -> Result<(Ref, ScopeMembers), GroupError> {
+        self.0.cluster.monitor_scope(&*self.0, scope, watcher)
+    }
+
+    fn monitor_group(&self, scope: &Atom, group: Term, watcher: &Pid) -> Result<(Ref, Vec<Pid>), GroupError> {
+        self.0.cluster.monitor_group(&*self.0, scope, group, watcher)
+    }
+
+    fn demonitor_group(&self, scope: &Atom, reference: &Ref) -> bool {
+        self.0.cluster.demonitor_group(&*self.0, scope, reference)
     }
 }

@@ -26,8 +26,8 @@ use snow_shared::dist::Flags;
 use snow_shared::log_limit::{suppressed_note, LogLimit};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
-use super::calls::CallTable;
-use super::cluster::{ClusterState, CLUSTER_FLAGS};
+use super::call_table::{self, CallTable};
+use super::cluster::{ClusterContext, ClusterState, CLUSTER_FLAGS};
 use super::error::DistError;
 use super::link::{self, Link, Pushed};
 use crate::seam::{Backpressure, Congestion, Host, Runtime};
@@ -207,6 +207,20 @@ pub(crate) struct Driver {
     pub tasks_done: (Sender<()>, Receiver<()>),
     /// The global registry and process groups.
     pub cluster: ClusterState,
+}
+
+impl ClusterContext for Driver {
+    fn node_name(&self) -> &NodeName {
+        &self.name
+    }
+
+    fn host(&self) -> Option<Arc<dyn Host>> {
+        Driver::host(self)
+    }
+
+    fn conn(&self, node: &NodeName) -> Option<Arc<dyn Link>> {
+        Driver::conn(self, node)
+    }
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -544,7 +558,7 @@ impl Driver {
             conn.creation(),
             conn.flags()
         );
-        self.cluster_node_up(conn.peer(), conn.creation(), conn.flags());
+        self.cluster.node_up(&**self, conn.peer(), conn.creation(), conn.flags());
         let watchers = lock(&self.watch).subscribers();
         if let Some(host) = self.host() {
             let msg = Term::tuple([Term::atom("nodeup"), Term::Atom(conn.peer().as_atom().clone())]);
@@ -599,7 +613,7 @@ impl Driver {
     /// watches, and mark its remote spawns in flight as abandoned (their replies are answered by
     /// undoing the link or monitor).
     pub fn process_exited(&self, pid: &Pid) {
-        self.cluster_process_exited(pid);
+        self.cluster.process_exited(self, pid);
         lock(&self.watch).forget(pid);
         for wait in lock(&self.spawns).values_mut() {
             if &wait.requester == pid {
@@ -613,7 +627,7 @@ impl Driver {
     /// the `{:nodedown, node}` and the `:noconnection` signals.
     fn node_gone(&self, node: &NodeName, was_up: bool) {
         if was_up {
-            self.cluster_node_down(node);
+            self.cluster.node_down(self, node);
         }
         let told = lock(&self.watch).take_for_down(node, was_up);
         let failed_spawns: Vec<SpawnWait> = {
@@ -624,7 +638,7 @@ impl Driver {
         for wait in failed_spawns {
             let _ = wait.reply.try_send(Err(Term::atom("noconnection")));
         }
-        self.calls_node_gone(node);
+        call_table::node_gone(&self.calls, node);
         let Some(host) = self.host() else { return };
         host.connection_lost(node);
         let msg = Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())]);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use snow_shared::{NodeName, Pid, Ref, Term};
+use snow_shared::{NodeName, Pid, Ref};
 
 /// How long an alias stays active.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -126,29 +126,6 @@ impl AliasTable {
                 }
             }
         }
-    }
-}
-
-/// Sends `msg` to `alias` from `from` (`None`: outside any process): delivered here if the alias
-/// is this node's, else through the distribution layer (dropped without one).
-pub(crate) fn send(
-    node: &super::node_state::NodeState,
-    from: Option<&Pid>,
-    alias: &Ref,
-    msg: Term,
-) -> crate::seam::Backpressure {
-    if alias.node() == node.table.name() {
-        deliver(node, alias, msg);
-        return crate::seam::Backpressure::Clear;
-    }
-    node.with_distribution(|d| d.send_alias(from, alias, msg)).unwrap_or(crate::seam::Backpressure::Clear)
-}
-
-/// Delivers `msg` to the owner of the local `alias`, if it is active; whether it was.
-pub(crate) fn deliver(node: &super::node_state::NodeState, alias: &Ref, msg: Term) -> bool {
-    match node.aliases.target(alias) {
-        Some(owner) => node.table.with(&owner, |p| p.deliver(msg)).is_some(),
-        None => false,
     }
 }
 

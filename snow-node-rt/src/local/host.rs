@@ -132,7 +132,7 @@ impl Host for NodeState {
     }
 
     fn deliver_alias(&self, alias: &Ref, msg: Term) -> bool {
-        super::aliases::deliver(self, alias, msg)
+        NodeState::deliver_alias(self, alias, msg)
     }
 
     fn connection_lost(&self, node: &NodeName) {

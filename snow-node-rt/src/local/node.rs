@@ -211,7 +211,7 @@ impl Node {
     /// Sends `msg` to the process whose alias `alias` is, from outside any process; see
     /// [`Process::send_alias`]. Never refused on a congested connection.
     pub fn send_alias(&self, alias: &Ref, msg: Term) {
-        let _ = super::aliases::send(&self.inner, None, alias, msg);
+        let _ = self.inner.send_alias(None, alias, msg);
     }
 
     /// For tests: how many aliases of this node's processes are active. Not a stable API.

@@ -12,7 +12,6 @@ use std::time::Duration;
 use snow_shared::{Atom, NodeName, Pid, Term};
 
 use super::node_state::Node;
-use super::process::Process;
 use crate::error::CallError;
 use crate::reason;
 use crate::seam::BoxFuture;
@@ -136,7 +135,7 @@ async fn call_here(node: Node, function: String, args: Vec<Term>, timeout: Durat
     })?;
     let (tx, rx) = async_channel::bounded(1);
     let (node_name, name) = (me.clone(), function.clone());
-    let runner = node.spawn(move |mut runner: Process| async move {
+    let runner = node.spawn(move |mut runner| async move {
         runner.trap_exit(true);
         let (child, reference) = runner.spawn_call_child(&*body, Term::List(args));
         let watch = reference.clone();

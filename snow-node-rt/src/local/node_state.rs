@@ -12,7 +12,7 @@ use super::aliases::AliasTable;
 use super::entry::ProcessEntry;
 use super::registry::Registry;
 use super::table::ProcessTable;
-use crate::seam::Distribution;
+use crate::seam::{Backpressure, Distribution};
 
 /// A function on the allow-list of remote spawn, as the node holds it: a way to start a prepared
 /// process running the function with the spawn arguments.
@@ -37,6 +37,24 @@ pub(crate) struct NodeState {
 }
 
 impl NodeState {
+    /// Sends `msg` to `alias` from `from` (`None`: outside any process): delivered here if the
+    /// alias is this node's, else through the distribution layer (dropped without one).
+    pub fn send_alias(&self, from: Option<&Pid>, alias: &Ref, msg: Term) -> Backpressure {
+        if alias.node() == self.table.name() {
+            self.deliver_alias(alias, msg);
+            return Backpressure::Clear;
+        }
+        self.with_distribution(|d| d.send_alias(from, alias, msg)).unwrap_or(Backpressure::Clear)
+    }
+
+    /// Delivers `msg` to the owner of the local `alias`, if it is active; whether it was.
+    pub fn deliver_alias(&self, alias: &Ref, msg: Term) -> bool {
+        match self.aliases.target(alias) {
+            Some(owner) => self.table.with(&owner, |p| p.deliver(msg)).is_some(),
+            None => false,
+        }
+    }
+
     /// The state of a new node, and its first handle.
     pub fn new_node(table: ProcessTable) -> Node {
         let aliases = AliasTable::new(table.name().clone(), table.creation());

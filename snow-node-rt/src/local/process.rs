@@ -478,7 +478,7 @@ impl Process {
         if self.entry.is_exiting() {
             return;
         }
-        self.entry.backpressure(super::aliases::send(&self.node.inner, Some(self.pid()), alias, msg));
+        self.entry.backpressure(self.node.inner.send_alias(Some(self.pid()), alias, msg));
     }
 
     /// Spawns a process (see [`Node::spawn`]).
