@@ -18,10 +18,10 @@ use snow_node_rt::error::CallError;
 use snow_node_rt::{Atom, NodeName, Pid, Runtime, Term};
 
 use crate::host::CHost;
+use crate::ids;
 use crate::node::{self, not_distributed, snow_done_fn, snow_node, Completion, Done};
 use crate::process::args_list;
 use crate::status::*;
-use crate::ids;
 
 /// What a call or cast asks for, read from C during the entry point.
 struct Request {
@@ -159,8 +159,9 @@ pub unsafe extern "C" fn snow_call(
                 None => Done::failed(
                     SNOW_ERR_NO_PROCESS,
                     format!(
-                        "process {process} exited while its call of {function} on {at} waited: the call was \
-                         abandoned and the function's process killed"
+                        "process {process} exited while its call of {:?} on {at} waited: the call was abandoned \
+                         and the function's process killed",
+                        function.as_str()
                     ),
                 ),
             });
@@ -201,20 +202,18 @@ pub unsafe extern "C" fn snow_cast(
         let runtime = host.runtime.clone();
         if at == *host.name() {
             runtime.spawn(Box::pin(async move {
-                let spawned = snow_node_rt::Host::spawn_registered(
-                    &*host,
-                    &function,
-                    Term::List(args),
-                    None,
-                    None,
-                    &mut |_| {},
-                );
+                let spawned =
+                    snow_node_rt::Host::spawn_registered(&*host, &function, Term::List(args), None, None, &mut |_| {});
                 completion.complete(match spawned {
                     Ok(_) => Done::ok(),
                     Err(e) => {
                         log::debug!("snow_cast to this node: {e}");
                         let reason = Term::tuple([Term::atom("not_spawnable"), Term::string(function.as_str())]);
-                        call_failure(CallError::NotSpawnable { node: at, function: function.as_str().to_owned(), reason })
+                        call_failure(CallError::NotSpawnable {
+                            node: at,
+                            function: function.as_str().to_owned(),
+                            reason,
+                        })
                     }
                 });
             }));

@@ -11,8 +11,8 @@ use snow_node_rt::error::{DistError, RemoteSpawnError};
 use snow_node_rt::{Host, NodeName, Pid, Ref, Runtime, Term};
 use snow_shared::codec;
 
-use crate::executor::{snow_schedule_fn, Ctx, Executor};
 use crate::event::snow_deliver_fn;
+use crate::executor::{snow_schedule_fn, Ctx, Executor};
 use crate::host::{snow_spawn_fn, CHost};
 use crate::ids::{self, snow_pid, snow_ref};
 use crate::status::*;
