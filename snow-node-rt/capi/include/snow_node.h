@@ -116,7 +116,8 @@ enum snow_status
    */
   SNOW_ERR_CONNECT = -10,
   /**
-   * The other node refused the request (a remote spawn of a function it does not allow).
+   * The other node refused the request: a remote spawn or call of a function it does not
+   * allow (the completion's `data` holds its reason, `{:not_spawnable, "function"}`).
    */
   SNOW_ERR_REFUSED = -11,
   /**
@@ -140,6 +141,17 @@ enum snow_status
    * The caller's buffer is too small; the call reported the size it needs.
    */
   SNOW_ERR_BUFFER = -16,
+  /**
+   * A remote call's function did not return: its process exited (an exit signal, its own
+   * exit, or a crash; a panic of a Rust function is `{:panic, "message"}`). The completion's
+   * `data` holds the exit reason.
+   */
+  SNOW_ERR_EXIT = -17,
+  /**
+   * The other node does not offer the operation (an older build without remote calls or
+   * remote spawn), or this node cannot do it (a call to this node itself: see `snow_call`).
+   */
+  SNOW_ERR_UNSUPPORTED = -18,
   /**
    * A bug in the runtime was caught before it crossed into C. The message says where; the node
    * is still usable, but report it.
@@ -345,6 +357,50 @@ typedef struct snow_ref {
 } snow_ref;
 
 /**
+ * How an operation that waited for the network ended. Given to a `snow_done_fn`; every pointer
+ * in it is valid only during the callback: copy what you keep (the library frees it all when the
+ * callback returns).
+ */
+typedef struct snow_completion {
+  /**
+   * `SNOW_OK`, or why it failed.
+   */
+  snow_status status;
+  /**
+   * When it failed: what happened, nul-terminated UTF-8; null on success. During the callback,
+   * `snow_last_error()` on the callback's thread gives the same text.
+   */
+  const char *error;
+  /**
+   * A remote spawn: the new process.
+   */
+  const struct snow_pid *pid;
+  /**
+   * A remote spawn with `SNOW_SPAWN_MONITOR`: the monitor's reference.
+   */
+  const struct snow_ref *reference;
+  /**
+   * An encoded term the operation produced: a remote call's return value (`SNOW_OK`); the exit
+   * reason of a call's function that did not return (`SNOW_ERR_EXIT`); the other node's reason
+   * for a refused remote spawn or call (`SNOW_ERR_REFUSED`). Null when there is none.
+   */
+  const uint8_t *data;
+  /**
+   * Bytes at `data`.
+   */
+  size_t data_len;
+} snow_completion;
+
+/**
+ * Called exactly once when an operation that waited for the network completes (successfully,
+ * with an error, or at its deadline), from a runtime thread (the embedder's own, through
+ * `snow_task_run`, when it gave a `schedule` callback), never with a lock of the library held;
+ * `ctx` is the pointer given with the operation. It must not block; it may call this library
+ * (e.g. make the next call, or send).
+ */
+typedef void (*snow_done_fn)(void *ctx, const struct snow_completion *completion);
+
+/**
  * One event for one process, given to the `deliver` callback. Every pointer in it is valid only
  * during the callback: copy what you keep. Fields other than those its kind names are null/0.
  */
@@ -458,45 +514,6 @@ typedef struct snow_setting {
 } snow_setting;
 
 /**
- * How an operation that waited for the network ended. Given to a `snow_done_fn`; every pointer
- * in it is valid only during the callback.
- */
-typedef struct snow_completion {
-  /**
-   * `SNOW_OK`, or why it failed.
-   */
-  snow_status status;
-  /**
-   * When it failed: what happened, nul-terminated UTF-8; null on success.
-   */
-  const char *error;
-  /**
-   * A remote spawn: the new process.
-   */
-  const struct snow_pid *pid;
-  /**
-   * A remote spawn with `SNOW_SPAWN_MONITOR`: the monitor's reference.
-   */
-  const struct snow_ref *reference;
-  /**
-   * An encoded term the operation produced: for a refused remote spawn, the other node's
-   * reason. Null when there is none.
-   */
-  const uint8_t *data;
-  /**
-   * Bytes at `data`.
-   */
-  size_t data_len;
-} snow_completion;
-
-/**
- * Called exactly once when an operation that waited for the network completes (successfully,
- * with an error, or at its deadline), from a runtime thread; `ctx` is the pointer given with the
- * operation. It must not block; it may call this library.
- */
-typedef void (*snow_done_fn)(void *ctx, const struct snow_completion *completion);
-
-/**
  * An encoded term owned by the library (`snow_node_nodes`): free it with `snow_bytes_free`.
  */
 typedef struct snow_bytes {
@@ -572,6 +589,70 @@ extern "C" {
  * nothing.
  */
 void snow_log_from_env(void);
+
+/**
+ * Calls the function `function` (`function_len` bytes of UTF-8) that node `at` (nul-terminated
+ * `name@host`) allow-listed, with `args` (an encoded list, `args_len` bytes, copied), for
+ * `process` (0: from outside any process), and waits at most `timeout_ms` milliseconds for its
+ * value (Erlang's `erpc:call(at, m, function, args, timeout_ms)`; up to 49.7 days, as Erlang's
+ * `receive ... after`). The returned status only says whether the request was accepted
+ * (`SNOW_ERR_ARGUMENT`, `SNOW_ERR_BAD_TERM`, `SNOW_ERR_NO_PROCESS`, `SNOW_ERR_NOT_DISTRIBUTED`
+ * on a local-only node, `SNOW_ERR_UNSUPPORTED` for `at` this node itself: a C node runs no
+ * function as a call); then `done` is called exactly once with the outcome:
+ * - `SNOW_OK`: `data` is the function's return value (encoded);
+ * - `SNOW_ERR_REFUSED`: `at` does not allow `function`; `data` is its reason,
+ *   `{:not_spawnable, "function"}`;
+ * - `SNOW_ERR_CONNECT`: `at` could not be reached, or the connection was lost before the value
+ *   came (the function may or may not have run there: retry only if running it twice is safe);
+ * - `SNOW_ERR_TIMEOUT`: no value within `timeout_ms`; the function's process was killed, and a
+ *   value that still comes is dropped;
+ * - `SNOW_ERR_EXIT`: the function's process exited instead of returning; `data` is the reason;
+ * - `SNOW_ERR_UNSUPPORTED`: `at` does not offer remote calls (an older build);
+ * - `SNOW_ERR_NO_PROCESS`: `process` exited while it waited; the call was abandoned and the
+ *   function's process killed (Erlang lets it run; Snow kills it, as at a timeout).
+ *
+ * The completion's `error` (and `snow_last_error()` in the callback) says what happened. Nothing
+ * about the call is delivered to `process` through `deliver`, and `process` is not suspended: it
+ * may run on while it waits (an Erlang caller blocks; the embedder decides whether to park it).
+ *
+ * # Safety
+ * `node` must be a node not yet freed; `at` nul-terminated; `function` and `args` must point at
+ * as many readable bytes as their lengths say; `done` and `ctx` valid until `done` is called.
+ */
+snow_status snow_call(const struct snow_node *node,
+                      uint64_t process,
+                      const char *at,
+                      const char *function,
+                      size_t function_len,
+                      const uint8_t *args,
+                      size_t args_len,
+                      uint32_t timeout_ms,
+                      snow_done_fn done,
+                      void *ctx);
+
+/**
+ * Starts the function `function` that node `at` allow-listed, with `args` (an encoded list,
+ * copied), for `process` (0: from outside any process), without waiting for it (Erlang's
+ * `erpc:cast/4`). The returned status says whether the request was accepted (as `snow_call`'s;
+ * `SNOW_ERR_NOT_DISTRIBUTED` on a local-only node); then `done` is called exactly once:
+ * `SNOW_OK` once the request is on its way (after the connection is up), `SNOW_ERR_CONNECT` if
+ * `at` cannot be reached, `SNOW_ERR_UNSUPPORTED` if it does not offer remote calls. A function
+ * `at` does not allow is not reported (the callee never answers a cast, as in Erlang). For `at`
+ * this node itself, the function is started through this node's own `spawn` callback, and a
+ * refusal there is reported: `SNOW_ERR_REFUSED` with `data` `{:not_spawnable, "function"}`.
+ *
+ * # Safety
+ * As `snow_call`.
+ */
+snow_status snow_cast(const struct snow_node *node,
+                      uint64_t process,
+                      const char *at,
+                      const char *function,
+                      size_t function_len,
+                      const uint8_t *args,
+                      size_t args_len,
+                      snow_done_fn done,
+                      void *ctx);
 
 /**
  * Runs a task that the `schedule` callback handed over, until it waits again (it is then

@@ -1,13 +1,12 @@
 //! The embedder's processes as the [`Host`] of a node's distribution: one table of the processes
 //! registered through the ABI (their token, name, links and monitors), the operations on it, and
-//! the delivery of what happens to them (messages, exit signals, `:DOWN`s) to the embedder's
-//! `deliver` callback. The embedder's scheduler owns the processes themselves; this table holds
+//! which of the embedder's processes hears of what happens (messages, exit signals, `:DOWN`s;
+//! laid out for its `deliver` callback by [`crate::event`]). The embedder's scheduler owns the processes themselves; this table holds
 //! exactly what Erlang's semantics need the runtime to know about them.
 //!
 //! Callbacks are never called with the table locked, so a callback may call back into the
 //! library.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void};
 use std::hash::BuildHasherDefault;
@@ -16,66 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use snow_node_rt::{reason, Atom, Distribution, Host, IdHasher, Monitored, NodeName, Pid, Ref, SpawnError, Term};
 use snow_shared::codec;
 
+use crate::event::{DeliverFn, Event};
 use crate::executor::{Ctx, Executor};
-use crate::ids::{snow_pid, snow_ref};
 use crate::status::*;
-
-/// What happened to a process.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum snow_event_kind {
-    /// A message: `message` holds it.
-    SNOW_EVENT_MESSAGE = 0,
-    /// An exit signal from `pid`, with `reason`; `linked` says it reports the end of a link (the
-    /// linked process exited, or its node was lost: `:noconnection`), else it was sent with
-    /// `snow_exit`. The embedder applies Erlang's rules: a process that traps exits gets `message`
-    /// (`{:EXIT, pid, reason}`) in its mailbox; otherwise `:normal` is ignored (unless `pid` is the
-    /// process itself), `:kill` not `linked` kills it with `:killed`, and any other reason kills it
-    /// with that reason.
-    SNOW_EVENT_EXIT = 1,
-    /// A monitor fired: `reference` is the monitor's, `reason` why; `message` is the
-    /// `{:DOWN, reference, item, reason}` message to put in the mailbox (`item`: the pid, or
-    /// `{name, node}` for a monitor by name). The monitor is gone.
-    SNOW_EVENT_DOWN = 2,
-    /// The connection that made a send of this process return `SNOW_SUSPEND` has room again (or is
-    /// gone): let the process run.
-    SNOW_EVENT_RESUME = 3,
-    /// A process that the `spawn` callback created for another node may run now: `pid` is its pid,
-    /// `message` its arguments (the list the `spawn` callback saw). It must not run before this.
-    SNOW_EVENT_START = 4,
-}
-
-/// One event for one process, given to the `deliver` callback. Every pointer in it is valid only
-/// during the callback: copy what you keep. Fields other than those its kind names are null/0.
-#[repr(C)]
-pub struct snow_event {
-    /// What happened.
-    pub kind: snow_event_kind,
-    /// An encoded term (PROTOCOL.md section 1): see the kind.
-    pub message: *const u8,
-    /// Bytes at `message`.
-    pub message_len: usize,
-    /// `SNOW_EVENT_EXIT`, `SNOW_EVENT_DOWN`: the encoded reason.
-    pub reason: *const u8,
-    /// Bytes at `reason`.
-    pub reason_len: usize,
-    /// `SNOW_EVENT_EXIT`: who sent the signal; `SNOW_EVENT_START`: the new process's own pid.
-    pub pid: *const snow_pid,
-    /// `SNOW_EVENT_DOWN`: the monitor's reference.
-    pub reference: *const snow_ref,
-    /// `SNOW_EVENT_EXIT`: whether the signal reports the end of a link.
-    pub linked: bool,
-}
-
-/// Delivers an event to the embedder's process `token` (the token it gave when it registered the
-/// process, or returned from its `spawn` callback). Called from any thread, including from inside
-/// calls of this library on the caller's own thread (a send to a local process delivers at once);
-/// events for one process from one sender come in order. It must not block: queue the event and
-/// return. It may call this library.
-pub type snow_deliver_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event)>;
-
-/// [`snow_deliver_fn`] once checked non-null.
-pub(crate) type DeliverFn = unsafe extern "C" fn(ctx: *mut c_void, token: u64, event: *const snow_event);
 
 /// Another node asks this one to spawn `function` with `args` (an encoded list). Allow-list by
 /// name: return `SNOW_ERR_REFUSED` for every function you do not offer (the requester then gets
@@ -113,6 +55,9 @@ struct Entry {
     monitoring: HashMap<Ref, Watch>,
     /// The distribution layer asked to hear of its exit.
     notify: bool,
+    /// Made for the first call the process waits for; closed when the entry is dropped (the
+    /// process exited), which abandons the calls it waits for.
+    gone: Option<(async_channel::Sender<()>, async_channel::Receiver<()>)>,
 }
 
 impl Entry {
@@ -124,6 +69,7 @@ impl Entry {
             watchers: HashMap::new(),
             monitoring: HashMap::new(),
             notify: false,
+            gone: None,
         }
     }
 }
@@ -134,15 +80,6 @@ struct Table {
     procs: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
     names: HashMap<Atom, u64>,
     next_id: u64,
-}
-
-/// What the embedder is told.
-pub(crate) enum Event {
-    Message(Term),
-    Exit { from: Pid, reason: Term, linked: bool },
-    Down { reference: Ref, item: Monitored, reason: Term },
-    Resume,
-    Start { pid: Pid, args: Term },
 }
 
 /// Events gathered under the table's lock, delivered after it is released.
@@ -166,11 +103,6 @@ pub(crate) struct CHost {
     dist: OnceLock<Arc<dyn Distribution>>,
     pub(crate) runtime: Arc<Executor>,
     me: Weak<CHost>,
-}
-
-thread_local! {
-    /// Buffers events are encoded into; taken out while a callback runs (it may deliver again).
-    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Why an operation names no live local process.
@@ -266,6 +198,13 @@ impl CHost {
         self.pid_of(id)
     }
 
+    /// A receiver that closes when process `id` exits: a call it waits for stops waiting then.
+    pub fn exit_watch(&self, id: u64) -> Outcome<async_channel::Receiver<()>> {
+        let mut t = self.lock();
+        let entry = t.procs.get_mut(&id).ok_or_else(|| no_process(id))?;
+        Ok(entry.gone.get_or_insert_with(|| async_channel::bounded(1)).1.clone())
+    }
+
     pub fn make_reference(&self) -> Ref {
         Ref::new(self.name.clone(), random_id(), self.creation)
     }
@@ -279,50 +218,7 @@ impl CHost {
     }
 
     pub(crate) fn deliver_event(&self, token: u64, event: &Event) {
-        let (mut message, mut reason) = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        message.clear();
-        reason.clear();
-        let (mut pid, mut reference) = (None, None);
-        let (kind, linked) = match event {
-            Event::Message(msg) => {
-                codec::encode_into(msg, &mut message);
-                (snow_event_kind::SNOW_EVENT_MESSAGE, false)
-            }
-            Event::Exit { from, reason: why, linked } => {
-                codec::encode_into(&reason::exit_message(from, why.clone()), &mut message);
-                codec::encode_into(why, &mut reason);
-                pid = Some(snow_pid::from_pid(from));
-                (snow_event_kind::SNOW_EVENT_EXIT, *linked)
-            }
-            Event::Down { reference: r, item, reason: why } => {
-                codec::encode_into(&reason::down_message(r, item.to_term(), why.clone()), &mut message);
-                codec::encode_into(why, &mut reason);
-                reference = Some(snow_ref::from_ref(r));
-                (snow_event_kind::SNOW_EVENT_DOWN, false)
-            }
-            Event::Resume => (snow_event_kind::SNOW_EVENT_RESUME, false),
-            Event::Start { pid: p, args } => {
-                codec::encode_into(args, &mut message);
-                pid = Some(snow_pid::from_pid(p));
-                (snow_event_kind::SNOW_EVENT_START, false)
-            }
-        };
-        let bytes = |b: &Vec<u8>| if b.is_empty() { (std::ptr::null(), 0) } else { (b.as_ptr(), b.len()) };
-        let ((m, m_len), (r, r_len)) = (bytes(&message), bytes(&reason));
-        let c_event = snow_event {
-            kind,
-            message: m,
-            message_len: m_len,
-            reason: r,
-            reason_len: r_len,
-            pid: pid.as_ref().map_or(std::ptr::null(), |p| p as *const snow_pid),
-            reference: reference.as_ref().map_or(std::ptr::null(), |r| r as *const snow_ref),
-            linked,
-        };
-        // SAFETY: the embedder's callback with its own context; the event and everything it
-        // points at live until the call returns.
-        unsafe { (self.deliver)(self.ctx.0, token, &c_event) };
-        BUFFERS.with(|b| *b.borrow_mut() = (message, reason));
+        crate::event::deliver_to(self.deliver, self.ctx, token, event);
     }
 
     /// Delivers a message to the local `to` (dropped if it is dead).
@@ -761,6 +657,27 @@ impl Host for CHost {
         before_start(&pid);
         self.deliver_event(token, &Event::Start { pid: pid.clone(), args });
         Ok(pid)
+    }
+
+    /// On: CALLS is negotiated only if both nodes offer it, and this node's processes make calls
+    /// (`snow_call`, `snow_cast`). A cast to this node goes to the `spawn` callback.
+    fn supports_calls(&self) -> bool {
+        true
+    }
+
+    /// The embedder's processes end with an exit reason, not a return value, so none runs a
+    /// function as a call: every call to this node is refused (README, "Embedding").
+    fn spawn_call(
+        &self,
+        function: &Atom,
+        _args: Term,
+        caller: &Pid,
+        _reference: &Ref,
+        _link_to: Option<&Pid>,
+        _before_start: &mut dyn FnMut(&Pid),
+    ) -> Result<Pid, SpawnError> {
+        log::info!("{}: refused a call of {function} from {caller}: a C node runs no function as a call", self.name);
+        Err(SpawnError::NotSpawnable(function.as_str().to_owned()))
     }
 
     fn connection_lost(&self, node: &NodeName) {

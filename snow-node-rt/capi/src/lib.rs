@@ -19,6 +19,8 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
+pub mod calls;
+pub mod event;
 pub mod executor;
 pub mod global;
 pub mod host;

@@ -11,8 +11,9 @@ use snow_node_rt::error::{DistError, RemoteSpawnError};
 use snow_node_rt::{Host, NodeName, Pid, Ref, Runtime, Term};
 use snow_shared::codec;
 
+use crate::event::snow_deliver_fn;
 use crate::executor::{snow_schedule_fn, Ctx, Executor};
-use crate::host::{snow_deliver_fn, snow_spawn_fn, CHost};
+use crate::host::{snow_spawn_fn, CHost};
 use crate::ids::{self, snow_pid, snow_ref};
 use crate::status::*;
 
@@ -67,27 +68,32 @@ pub struct snow_setting {
 }
 
 /// How an operation that waited for the network ended. Given to a `snow_done_fn`; every pointer
-/// in it is valid only during the callback.
+/// in it is valid only during the callback: copy what you keep (the library frees it all when the
+/// callback returns).
 #[repr(C)]
 pub struct snow_completion {
     /// `SNOW_OK`, or why it failed.
     pub status: snow_status,
-    /// When it failed: what happened, nul-terminated UTF-8; null on success.
+    /// When it failed: what happened, nul-terminated UTF-8; null on success. During the callback,
+    /// `snow_last_error()` on the callback's thread gives the same text.
     pub error: *const c_char,
     /// A remote spawn: the new process.
     pub pid: *const snow_pid,
     /// A remote spawn with `SNOW_SPAWN_MONITOR`: the monitor's reference.
     pub reference: *const snow_ref,
-    /// An encoded term the operation produced: for a refused remote spawn, the other node's
-    /// reason. Null when there is none.
+    /// An encoded term the operation produced: a remote call's return value (`SNOW_OK`); the exit
+    /// reason of a call's function that did not return (`SNOW_ERR_EXIT`); the other node's reason
+    /// for a refused remote spawn or call (`SNOW_ERR_REFUSED`). Null when there is none.
     pub data: *const u8,
     /// Bytes at `data`.
     pub data_len: usize,
 }
 
 /// Called exactly once when an operation that waited for the network completes (successfully,
-/// with an error, or at its deadline), from a runtime thread; `ctx` is the pointer given with the
-/// operation. It must not block; it may call this library.
+/// with an error, or at its deadline), from a runtime thread (the embedder's own, through
+/// `snow_task_run`, when it gave a `schedule` callback), never with a lock of the library held;
+/// `ctx` is the pointer given with the operation. It must not block; it may call this library
+/// (e.g. make the next call, or send).
 pub type snow_done_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, completion: *const snow_completion)>;
 
 /// [`snow_done_fn`] once checked non-null.
@@ -135,6 +141,9 @@ impl Completion {
     }
 
     pub fn complete(self, outcome: Done) {
+        if let Some(message) = &outcome.error {
+            set_last_error(message);
+        }
         let error = outcome.error.map(|e| CString::new(e.replace('\0', "\\0")).unwrap_or_default());
         let pid = outcome.pid.as_ref().map(snow_pid::from_pid);
         let reference = outcome.reference.as_ref().map(snow_ref::from_ref);
@@ -172,7 +181,7 @@ pub(crate) fn spawn_failure(e: RemoteSpawnError) -> Done {
             done.data = Some(reason.clone());
             done
         }
-        RemoteSpawnError::Unsupported(_) => Done::failed(SNOW_ERR_REFUSED, e.to_string()),
+        RemoteSpawnError::Unsupported(_) => Done::failed(SNOW_ERR_UNSUPPORTED, e.to_string()),
     }
 }
 

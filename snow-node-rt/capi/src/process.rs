@@ -261,6 +261,21 @@ pub unsafe extern "C" fn snow_send_named(
     })
 }
 
+/// The arguments of a remote spawn or call: an encoded list of `len` bytes at `args`.
+///
+/// # Safety
+/// `args` must point at `len` readable bytes.
+pub(crate) unsafe fn args_list(args: *const u8, len: usize) -> Outcome<Vec<Term>> {
+    // SAFETY: the caller's contract.
+    match decode(unsafe { ids::bytes(args, len, "args")? })? {
+        Term::List(args) => Ok(args),
+        other => Err(Failure::new(
+            SNOW_ERR_BAD_TERM,
+            format!("args must be an encoded list of the arguments, not {}", other.kind()),
+        )),
+    }
+}
+
 /// A node name that may be null (this node).
 ///
 /// # Safety
@@ -465,10 +480,7 @@ pub unsafe extern "C" fn snow_spawn_remote(
         // SAFETY: the caller's contract.
         let function = unsafe { ids::atom(function, function_len, "function")? };
         // SAFETY: the caller's contract.
-        let args = match decode(unsafe { ids::bytes(args, args_len, "args")? })? {
-            Term::List(args) => args,
-            other => return Err(Failure::new(SNOW_ERR_BAD_TERM, format!("args must be a list, not {}", other.kind()))),
-        };
+        let args = unsafe { args_list(args, args_len)? };
         if flags & !(SNOW_SPAWN_LINK | SNOW_SPAWN_MONITOR) != 0 {
             return Err(Failure::argument(format!(
                 "flags {flags:#x}: only SNOW_SPAWN_LINK and SNOW_SPAWN_MONITOR exist"

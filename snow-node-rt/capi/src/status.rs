@@ -43,7 +43,8 @@ pub enum snow_status {
     /// The other node could not be reached (lookup, TCP, TLS or the cookie handshake failed, or the
     /// connection went down before the operation completed).
     SNOW_ERR_CONNECT = -10,
-    /// The other node refused the request (a remote spawn of a function it does not allow).
+    /// The other node refused the request: a remote spawn or call of a function it does not
+    /// allow (the completion's `data` holds its reason, `{:not_spawnable, "function"}`).
     SNOW_ERR_REFUSED = -11,
     /// No answer within the operation's deadline.
     SNOW_ERR_TIMEOUT = -12,
@@ -56,6 +57,13 @@ pub enum snow_status {
     SNOW_ERR_END = -15,
     /// The caller's buffer is too small; the call reported the size it needs.
     SNOW_ERR_BUFFER = -16,
+    /// A remote call's function did not return: its process exited (an exit signal, its own
+    /// exit, or a crash; a panic of a Rust function is `{:panic, "message"}`). The completion's
+    /// `data` holds the exit reason.
+    SNOW_ERR_EXIT = -17,
+    /// The other node does not offer the operation (an older build without remote calls or
+    /// remote spawn), or this node cannot do it (a call to this node itself: see `snow_call`).
+    SNOW_ERR_UNSUPPORTED = -18,
     /// A bug in the runtime was caught before it crossed into C. The message says where; the node
     /// is still usable, but report it.
     SNOW_ERR_PANIC = -100,

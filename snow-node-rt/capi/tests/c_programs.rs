@@ -241,3 +241,41 @@ fn a_c_program_uses_global_names_with_a_rust_node() {
     let status = c.wait();
     assert!(status.success(), "global_names exited with {status}; stderr:\n{}", c.stderr());
 }
+
+/// `tests/c/remote_calls.c`: remote calls from C against the Rust echo node (a separate OS
+/// process, `examples/echo_peer.rs`): values from outside any process and from a process, an exit
+/// reason, a refusal, a timeout and an abandoned call (both kill the function's process: the C
+/// program monitors it and sees `:killed`), a cast that reports back, and the requests refused at
+/// once (local-only node, this node itself, args not a list, no callback, no such process).
+#[test]
+fn a_c_program_calls_functions_on_a_rust_node() {
+    let dir = TempDir::new("capi-c").expect("a temp dir");
+    let exe = compile_c("tests/c", "remote_calls", dir.path(), &[]);
+    let epmd = Epmd::start();
+    let _peer = echo_peer(&epmd, "echo@127.0.0.1");
+    let mut cmd = Command::new(exe);
+    epmd.node_env(&mut cmd, "c@127.0.0.1");
+    cmd.env("PEER_NODE", "echo@127.0.0.1");
+    let mut c = Proc::spawn("remote_calls", cmd);
+
+    assert!(c.expect("NOT_DISTRIBUTED").contains("not distributed"));
+    assert_eq!(c.expect("CALL_OK"), "5");
+    assert_eq!(c.expect("CALL_OK"), "42");
+    assert_eq!(c.expect("CALL_EXIT"), "{:badarg, [\"x\"]}");
+    let exit = c.expect("CALL_EXIT_ERROR");
+    assert!(exit.contains("\"add\" on echo@127.0.0.1 exited with {:badarg, [\"x\"]}"), "{exit}");
+    assert_eq!(c.expect("CALL_REFUSED"), "{:not_spawnable, \"nope\"}");
+    let timeout = c.expect("CALL_TIMEOUT");
+    assert!(timeout.contains("did not return within 3s; it was killed"), "{timeout}");
+    assert_eq!(c.expect("CALL_TIMEOUT_DOWN"), ":killed");
+    let abandoned = c.expect("CALLER_EXITED");
+    assert!(abandoned.contains("exited while its call of \"sleep\" on echo@127.0.0.1 waited"), "{abandoned}");
+    assert_eq!(c.expect("CALLER_EXITED_DOWN"), ":killed");
+    assert_eq!(c.expect("CAST"), "{:cast, \"hi\"}");
+    assert_eq!(c.expect("SELF_CAST"), "{:not_spawnable, \"anything\"}");
+    assert!(c.expect("SELF_CALL").contains("c@127.0.0.1 is this node"));
+    assert!(c.expect("BAD_ARGS").contains("args must be an encoded list"));
+    c.expect("DONE");
+    let status = c.wait();
+    assert!(status.success(), "remote_calls exited with {status}; stderr:\n{}", c.stderr());
+}

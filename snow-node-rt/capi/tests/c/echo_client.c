@@ -10,25 +10,6 @@
 
 static queue q;
 
-static item *expect(enum item_kind kind, const char *what) {
-    item *it = queue_pop(&q, WAIT_MS);
-    if (!it) FAIL("no %s within %d ms", what, WAIT_MS);
-    if (it->kind != kind) FAIL("waiting for %s, got an item of kind %d (event %u)", what, it->kind, it->event);
-    return it;
-}
-
-static item *expect_done(const char *tag) {
-    item *it = expect(ITEM_DONE, tag);
-    if (strcmp(it->tag, tag) != 0) FAIL("waiting for the completion of %s, got %s's", tag, it->tag);
-    return it;
-}
-
-static item *expect_message(const char *what) {
-    item *it = expect(ITEM_EVENT, what);
-    if (it->event != SNOW_EVENT_MESSAGE) FAIL("waiting for %s, got event %u", what, it->event);
-    return it;
-}
-
 /* The pid in a reply {:echo, Pid, Term}. */
 static snow_pid pid_in_reply(const item *reply) {
     snow_decoder *d;
@@ -58,7 +39,7 @@ int main(void) {
     snow_pid me;
     CHECK(snow_process_new(node, 1, &me));
     CHECK(snow_connect(node, peer, on_done, pending_for(&q, "connect")));
-    item *it = expect_done("connect");
+    item *it = expect_done_of(&q, "connect");
     if (it->status != SNOW_OK) FAIL("connect: %d %s", (int)it->status, it->error);
     free_item(it);
     snow_bytes nodes;
@@ -73,7 +54,7 @@ int main(void) {
     encode_request(e, &me, "hello");
     encoded(e, &data, &len);
     CHECK(snow_send_named(node, me.id, "echo", 4, peer, data, len));
-    it = expect_message("the echo's reply");
+    it = expect_message_in(&q, "the echo's reply");
     printf("REPLY %s\n", text_of(it->message, it->message_len));
     snow_pid echo = pid_in_reply(it);
     free_item(it);
@@ -90,7 +71,7 @@ int main(void) {
     encoded(e, &data, &len);
     CHECK(snow_spawn_remote(node, me.id, peer, "echo", 4, data, len, SNOW_SPAWN_LINK | SNOW_SPAWN_MONITOR, on_done,
                             pending_for(&q, "spawn")));
-    it = expect_done("spawn");
+    it = expect_done_of(&q, "spawn");
     if (it->status != SNOW_OK || !it->has_pid || !it->has_ref) FAIL("spawn: %d %s", (int)it->status, it->error);
     snow_pid child = it->pid;
     snow_ref child_monitor = it->ref;
@@ -99,7 +80,7 @@ int main(void) {
     encode_request(e, &me, "to the child");
     encoded(e, &data, &len);
     CHECK(snow_send(node, me.id, &child, data, len));
-    it = expect_message("the child's reply");
+    it = expect_message_in(&q, "the child's reply");
     printf("CHILD_REPLY %s\n", text_of(it->message, it->message_len));
     snow_pid replier = pid_in_reply(it);
     if (!same_pid(&replier, &child)) FAIL("the reply did not come from the spawned child");
@@ -110,7 +91,7 @@ int main(void) {
     CHECK(snow_encode_list(e, 0));
     encoded(e, &data, &len);
     CHECK(snow_spawn_remote(node, me.id, peer, "nope", 4, data, len, 0, on_done, pending_for(&q, "refused")));
-    it = expect_done("refused");
+    it = expect_done_of(&q, "refused");
     if (it->status != SNOW_ERR_REFUSED) FAIL("the spawn of nope: status %d, expected SNOW_ERR_REFUSED", (int)it->status);
     printf("REFUSED %s\n", text_of(it->reason, it->reason_len));
     free_item(it);
@@ -124,7 +105,7 @@ int main(void) {
     /* The test kills the echo node now: 3 :DOWNs, 1 exit signal of the link, 1 {:nodedown, peer}. */
     int downs = 0, exits = 0, nodedowns = 0;
     for (int i = 0; i < 5; i++) {
-        it = expect(ITEM_EVENT, "the events of the lost connection");
+        it = expect_item(&q, ITEM_EVENT, "the events of the lost connection");
         if (it->event == SNOW_EVENT_DOWN) {
             const char *which = same_ref(&it->ref, &by_pid) ? "pid" : same_ref(&it->ref, &by_name) ? "name"
                               : same_ref(&it->ref, &child_monitor) ? "child" : "unknown";
@@ -147,7 +128,7 @@ int main(void) {
     printf("ALL_FIRED\n");
 
     CHECK(snow_node_stop(node, on_done, pending_for(&q, "stop")));
-    it = expect_done("stop");
+    it = expect_done_of(&q, "stop");
     if (it->status != SNOW_OK) FAIL("stop: %d %s", (int)it->status, it->error);
     free_item(it);
     printf("STOPPED alive=%d\n", snow_node_is_alive(node));

@@ -105,6 +105,28 @@ static inline item *queue_pop(queue *q, long ms) {
     return it;
 }
 
+/* The next item, which must be of `kind`; fails after WAIT_MS without one. */
+static inline item *expect_item(queue *q, enum item_kind kind, const char *what) {
+    item *it = queue_pop(q, WAIT_MS);
+    if (!it) FAIL("no %s within %d ms", what, WAIT_MS);
+    if (it->kind != kind) FAIL("waiting for %s, got an item of kind %d (event %u)", what, it->kind, it->event);
+    return it;
+}
+
+/* The next item, which must be the completion tagged `tag`. */
+static inline item *expect_done_of(queue *q, const char *tag) {
+    item *it = expect_item(q, ITEM_DONE, tag);
+    if (strcmp(it->tag, tag) != 0) FAIL("waiting for the completion of %s, got %s's", tag, it->tag);
+    return it;
+}
+
+/* The next item, which must be a message. */
+static inline item *expect_message_in(queue *q, const char *what) {
+    item *it = expect_item(q, ITEM_EVENT, what);
+    if (it->event != SNOW_EVENT_MESSAGE) FAIL("waiting for %s, got event %u", what, it->event);
+    return it;
+}
+
 static inline uint8_t *copy_bytes(const uint8_t *data, size_t len) {
     if (!data || !len) return NULL;
     uint8_t *copy = malloc(len);
