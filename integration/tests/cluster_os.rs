@@ -1,5 +1,5 @@
-//! The global registry and process groups with every node its own OS process (README, "Global
-//! registry" and "Process groups"): a real snow-epmd and three `snow-test-node` processes on
+//! The global registry, process groups and remote calls with every node its own OS process
+//! (README, "Global registry", "Process groups" and "Remote calls"): a real snow-epmd and three `snow-test-node` processes on
 //! loopback per test, each test with its own daemon, cookie and names, so tests run in parallel.
 //! Nodes are killed with SIGKILL (no goodbye: the others learn from the closed connection) and
 //! partitioned by closing connections (`disconnect`) while every process keeps running.
@@ -165,4 +165,53 @@ fn a_name_registered_on_both_sides_of_a_partition_resolves_the_same_everywhere_a
          began (the connect and the mesh took {connected:?}); the loser told {:?} after it began",
         told.saturating_duration_since(healed)
     );
+}
+
+/// Starts a call from a fresh process on `node` (`call` command of the test node).
+fn start_call(node: &mut TestNode, label: &str, peer: &str, timeout_ms: u64, linger_ms: u64, call: &str) {
+    node.command(
+        &format!("call {label} {peer} {timeout_ms} {linger_ms} {call}"),
+        &format!("CALLING {label}"),
+        CONVERGE,
+    )
+    .unwrap();
+}
+
+/// The outcome of call `label` (`ok VALUE` or `err KIND ...`) and how many messages reached the
+/// caller's mailbox after it.
+fn call_result(node: &mut TestNode, label: &str, within: Duration) -> (String, u32) {
+    let outcome = node.proc.expect_prefix(within, &format!("CALLED {label} ")).unwrap();
+    let stray = node.proc.expect_prefix(within, &format!("MAILBOX {label} ")).unwrap();
+    (outcome, stray.parse().unwrap())
+}
+
+#[test]
+fn remote_calls_return_values_exit_reasons_timeouts_and_noconnection_between_processes() {
+    let (_cluster, _epmd, nodes) = three_nodes("rc");
+    let [mut a, mut b, c] = <[TestNode; 3]>::try_from(nodes).ok().unwrap();
+    let (b_name, c_name) = (b.name.clone(), c.name.clone());
+
+    start_call(&mut a, "double", &b_name, 5000, 0, "calc double 21");
+    assert_eq!(call_result(&mut a, "double", CONVERGE), ("ok 42".to_owned(), 0));
+
+    start_call(&mut a, "crash", &c_name, 5000, 0, "calc crash");
+    assert_eq!(call_result(&mut a, "crash", CONVERGE).0, "err exit :boom");
+
+    start_call(&mut a, "refused", &b_name, 5000, 0, "no_such_function");
+    assert_eq!(call_result(&mut a, "refused", CONVERGE).0, "err not_spawnable");
+
+    // The function would return after 1 s; the call gives up after 200 ms, and the caller then
+    // watches its mailbox for 1.5 s: the late result must not land there.
+    start_call(&mut a, "late", &c_name, 200, 1500, "calc sleep 1000");
+    let (outcome, stray) = call_result(&mut a, "late", CONVERGE);
+    assert_eq!((outcome.as_str(), stray), ("err timeout", 0));
+
+    // The callee's node is killed while the function runs.
+    start_call(&mut a, "lost", &b_name, 30_000, 0, "calc sleep 20000");
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    b.proc.kill();
+    let (outcome, _) = call_result(&mut a, "lost", CONVERGE);
+    assert_eq!(outcome, "err noconnection");
+    println!("a call to a node killed with SIGKILL failed {:?} after the kill", killed.elapsed());
 }

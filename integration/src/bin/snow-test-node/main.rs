@@ -36,6 +36,10 @@
 //! - `supervise S NODE,NODE,...` -> `SUPERVISING S PID`: a supervisor of one child, the
 //!   allow-listed `sup_worker` (every test node offers it) on the first of the candidate nodes
 //!   that starts it; it prints `WORKER S PID` each time the child (re)starts
+//! - `call LABEL NODE TIMEOUT_MS LINGER_MS FUNCTION ARG...` -> `CALLING LABEL`, later `CALLED
+//!   LABEL ok VALUE` or `CALLED LABEL err KIND [REASON]` and `MAILBOX LABEL N`: a fresh process
+//!   calls FUNCTION (allow-listed on NODE; every test node allows `calc`) with the ARGs (integers,
+//!   else atoms), then counts what reaches its mailbox for LINGER_MS
 //! - `quit` -> shuts distribution down and exits 0 (also on end of input).
 //! - the global registry and process groups: `gregister`, `gwhereis`, `gsend`, `gjoin`,
 //!   `gmembers`, `disconnect` (see `cluster.rs`).
@@ -66,6 +70,7 @@ async fn run() -> i32 {
         }
     };
     procs::allow_supervised_worker(&node);
+    procs::allow_calc(&node);
     let (ready_tx, ready_rx) = async_channel::bounded(2);
     let tx = ready_tx.clone();
     node.spawn(move |me| watch_nodes(me, tx));
@@ -197,6 +202,18 @@ impl Commands {
                     .collect::<Result<Vec<_>, _>>()?;
                 let sup = procs::supervise(node, label.to_string(), nodes);
                 println!("SUPERVISING {label} {sup}");
+            }
+            ["call", label, peer, timeout_ms, linger_ms, function, args @ ..] => {
+                let peer: NodeName = peer.parse().map_err(|e| format!("bad node name {peer}: {e}"))?;
+                let ms = |text: &str| {
+                    text.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("bad milliseconds {text}: {e}"))
+                };
+                let waits = procs::CallWaits { timeout: ms(timeout_ms)?, linger: ms(linger_ms)? };
+                let args: Vec<Term> =
+                    args.iter().map(|a| a.parse::<i64>().map_or_else(|_| Term::atom(a), Term::Int)).collect();
+                let (label, function) = (label.to_string(), function.to_string());
+                println!("CALLING {label}");
+                node.spawn(move |me| procs::call(me, label, peer, function, args, waits));
             }
             ["stop_stream", tag] => node.send(lookup(&self.streams, "stream", tag)?, Term::atom("stop")),
             [command, args @ ..] if cluster::COMMANDS.contains(command) => {

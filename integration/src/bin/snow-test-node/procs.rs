@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::Sender;
 use smol_timeout::TimeoutExt;
-use snow_node_rt::{Node, Pid, Process, RegisterError, Term};
+use snow_node_rt::{Node, NodeName, Pid, Process, RegisterError, Term};
 
 /// Runs `send` in a fresh process, then waits up to `wait` for it to receive `:ping`; whether it
 /// did.
@@ -161,5 +161,75 @@ async fn report_workers(mut me: Process, label: String) {
             Some([tag, Term::Pid(worker)]) if tag.is_atom("worker_up") => println!("WORKER {label} {worker}"),
             _ => log::warn!("reporter {label}: unexpected {msg}"),
         }
+    }
+}
+
+// ---- Remote calls (the `call` command) ----------------------------------------------------------
+
+/// Puts `calc` on `node`'s allow-list for remote calls: `calc([:double, N])` returns `2 * N`,
+/// `calc([:crash])` exits with `:boom`, `calc([:sleep, MS])` returns `:slept` after MS
+/// milliseconds.
+pub fn allow_calc(node: &Node) {
+    node.register_spawnable("calc", |me: Process, args: Term| async move {
+        let args = match args {
+            Term::List(args) => args,
+            _ => return Term::atom("badarg"),
+        };
+        match args.as_slice() {
+            [op, Term::Int(n)] if op.is_atom("double") => Term::Int(n * 2),
+            [op] if op.is_atom("crash") => {
+                me.exit(Term::atom("boom")).await;
+                Term::atom("unreachable")
+            }
+            [op, Term::Int(ms)] if op.is_atom("sleep") => {
+                snow_node_rt::sleep(Duration::from_millis(u64::try_from(*ms).unwrap_or(0))).await;
+                Term::atom("slept")
+            }
+            _ => Term::atom("badarg"),
+        }
+    });
+}
+
+/// How long a `call` command waits for the result, then for stray messages.
+pub struct CallWaits {
+    /// The call's timeout.
+    pub timeout: Duration,
+    /// How long the caller then watches its mailbox.
+    pub linger: Duration,
+}
+
+/// Calls `function` on `peer` with `args` from a fresh process, prints `CALLED LABEL ok VALUE` or
+/// `CALLED LABEL err ERROR` and, after `linger` more, how many messages reached that process's
+/// mailbox (`MAILBOX LABEL N`: a late result must never land there).
+pub async fn call(mut me: Process, label: String, peer: NodeName, function: String, args: Vec<Term>, waits: CallWaits) {
+    let CallWaits { timeout, linger } = waits;
+    match me.call(&peer, &function, args, timeout).await {
+        Ok(value) => println!("CALLED {label} ok {value}"),
+        Err(e) => println!("CALLED {label} err {}", call_error_kind(&e)),
+    }
+    let mut count = 0;
+    let until = Instant::now() + linger;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match me.receive_timeout(left).await {
+            Some(msg) => {
+                log::warn!("call {label}: unexpected message {msg}");
+                count += 1;
+            }
+            None => break,
+        }
+    }
+    println!("MAILBOX {label} {count}");
+}
+
+/// A call's error as one word and its detail, for the test to match.
+fn call_error_kind(e: &snow_node_rt::CallError) -> String {
+    use snow_node_rt::CallError;
+    match e {
+        CallError::NotDistributed(_) => "not_distributed".into(),
+        CallError::NotSpawnable { .. } => "not_spawnable".into(),
+        CallError::NoConnection { .. } => "noconnection".into(),
+        CallError::Timeout { .. } => "timeout".into(),
+        CallError::Exit { reason, .. } => format!("exit {reason}"),
+        CallError::Unsupported(_) => "unsupported".into(),
     }
 }
