@@ -134,7 +134,12 @@ impl ClusterState {
                 Err(TryLockError::WouldBlock) => return,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
             };
-            while let Some(event) = lock(&self.values).events.pop_front() {
+            loop {
+                // Its own statement: the guard is dropped before acting (a `while let` would hold
+                // it through the body, and acting may change the values again: a watched process
+                // that is already gone is treated as exited at once).
+                let next = lock(&self.values).events.pop_front();
+                let Some(event) = next else { break };
                 self.act(cx, event);
             }
             drop(_acting);
