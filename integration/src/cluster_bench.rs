@@ -64,7 +64,8 @@ impl ClusterWork {
     }
 
     fn parse(text: &str) -> Result<ClusterWork, String> {
-        let n: Vec<u64> = text.split(',').map(|v| v.parse::<u64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let n: Vec<u64> =
+            text.split(',').map(|v| v.parse::<u64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
         match n.as_slice() {
             [rounds, lookups, broadcasts, calls] => {
                 Ok(ClusterWork { rounds: *rounds, lookups: *lookups, broadcasts: *broadcasts, calls: *calls })
@@ -119,7 +120,9 @@ impl ClusterFigures {
         }
         let get = |key: &str| values.get(key).copied().ok_or_else(|| format!("no RESULT {key} in the output"));
         let ns = |key: &str| get(key).map(Duration::from_nanos);
-        let spread = |key: &str| Ok::<_, String>(Spread { p50: ns(&format!("{key}_p50_ns"))?, p99: ns(&format!("{key}_p99_ns"))? });
+        let spread = |key: &str| {
+            Ok::<_, String>(Spread { p50: ns(&format!("{key}_p50_ns"))?, p99: ns(&format!("{key}_p99_ns"))? })
+        };
         let call = match values.contains_key("call_n") {
             true => Some(Calls {
                 callers: 16,
@@ -535,17 +538,22 @@ pub fn run(exe: &Path, work: &ClusterWork) -> Result<ClusterFigures, String> {
         let names: Vec<String> = (2..=NODES).map(|i| format!("n{i}@127.0.0.1")).collect();
         let mut agents = Vec::new();
         for name in &names {
-            agents.push(ChildProc::spawn(format!("snow {name}"), node("agent", name)).map_err(|e| format!("cannot start {name}: {e}"))?);
+            agents.push(
+                ChildProc::spawn(format!("snow {name}"), node("agent", name))
+                    .map_err(|e| format!("cannot start {name}: {e}"))?,
+            );
         }
         for agent in &mut agents {
             agent.expect_out(Duration::from_secs(30), |l| l == "READY")?;
         }
         let mut lead_cmd = node("lead", "n1@127.0.0.1");
         lead_cmd.env(WORK_ENV, work.args().join(",")).env(AGENTS_ENV, names.join(","));
-        let mut lead = ChildProc::spawn("snow n1@127.0.0.1", lead_cmd).map_err(|e| format!("cannot start the lead: {e}"))?;
+        let mut lead =
+            ChildProc::spawn("snow n1@127.0.0.1", lead_cmd).map_err(|e| format!("cannot start the lead: {e}"))?;
         let pids = std::iter::once(lead.pid()).chain(agents.iter().map(ChildProc::pid)).collect();
         let meter = Meter::new(pids, Some(epmd.local_addr().port()));
-        let (lines, costs) = run_phased(&mut lead, &meter, Duration::from_secs(600)).map_err(|e| format!("the Snow lead: {e}"))?;
+        let (lines, costs) =
+            run_phased(&mut lead, &meter, Duration::from_secs(600)).map_err(|e| format!("the Snow lead: {e}"))?;
         Ok(ClusterFigures { costs, ..ClusterFigures::parse(&lines)? })
     })();
     let _ = snow_node_rt::block_on(epmd.shutdown());

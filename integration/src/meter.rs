@@ -41,9 +41,20 @@ pub struct Cost {
     pub bytes_out: u64,
     /// Bytes the first node received.
     pub bytes_in: u64,
+    /// The CPU clock's tick (`/proc` counts CPU time in ticks, 10 ms at the usual 100 Hz).
+    pub tick: Duration,
 }
 
+/// Below this many ticks of CPU time in all nodes together, a phase's CPU figures are too coarse
+/// to compare (one tick more or less moves them by 5% or more).
+pub const MIN_TICKS: u32 = 20;
+
 impl Cost {
+    /// Whether the CPU time measured is too small for the tick to be negligible ([`MIN_TICKS`]).
+    pub fn coarse(&self) -> bool {
+        self.cpu.iter().sum::<Duration>() < self.tick * MIN_TICKS
+    }
+
     /// CPU time per message of node `i` (zero for a phase without messages).
     pub fn cpu_per_msg(&self, i: usize) -> Duration {
         let cpu = self.cpu.get(i).copied().unwrap_or_default();
@@ -101,6 +112,11 @@ impl Meter {
             None => (0, 0),
         };
         Ok(Sample { cpu, bytes_out, bytes_in })
+    }
+
+    /// One tick of the CPU clock.
+    pub fn tick(&self) -> Duration {
+        Duration::from_secs(1) / self.ticks_per_s.clamp(1, u32::MAX as u64) as u32
     }
 }
 
@@ -211,7 +227,9 @@ pub fn run_phased(
                 let messages = count.parse().map_err(|_| format!("malformed phase line: {line}"))?;
                 match open.take() {
                     Some((started, start, at)) if started == name => {
-                        costs.insert(name.to_owned(), cost(&start, &end, messages, elapsed_end - at));
+                        let mut c = cost(&start, &end, messages, elapsed_end - at);
+                        c.tick = meter.tick();
+                        costs.insert(name.to_owned(), c);
                     }
                     _ => return Err(format!("{}: PHASE_END {name} without its PHASE", client.label)),
                 }
@@ -235,6 +253,7 @@ fn cost(start: &Sample, end: &Sample, messages: u64, elapsed: Duration) -> Cost 
         cpu: end.cpu.iter().zip(&start.cpu).map(|(b, a)| b.saturating_sub(*a)).collect(),
         bytes_out: end.bytes_out.saturating_sub(start.bytes_out),
         bytes_in: end.bytes_in.saturating_sub(start.bytes_in),
+        tick: Duration::from_millis(10),
     }
 }
 
@@ -266,7 +285,8 @@ mod tests {
     #[test]
     fn cost_per_message_and_core_share() {
         let a = Sample { cpu: vec![Duration::from_millis(10), Duration::from_millis(20)], bytes_out: 100, bytes_in: 0 };
-        let b = Sample { cpu: vec![Duration::from_millis(30), Duration::from_millis(20)], bytes_out: 1100, bytes_in: 50 };
+        let b =
+            Sample { cpu: vec![Duration::from_millis(30), Duration::from_millis(20)], bytes_out: 1100, bytes_in: 50 };
         let c = cost(&a, &b, 10, Duration::from_secs(1));
         assert_eq!(c.cpu_per_msg(0), Duration::from_millis(2));
         assert_eq!(c.cpu_per_msg(1), Duration::ZERO);
@@ -274,5 +294,8 @@ mod tests {
         assert!((c.core_share(0) - 0.02).abs() < 1e-9);
         assert_eq!(c.bytes_out_per_msg(), 100.0);
         assert_eq!(c.bytes_in_per_msg(), 5.0);
+        assert!(c.coarse(), "20 ms is 2 ticks of 10 ms, under {MIN_TICKS}");
+        let long = Sample { cpu: vec![Duration::from_millis(300), Duration::from_millis(20)], ..b.clone() };
+        assert!(!cost(&a, &long, 10, Duration::from_secs(1)).coarse(), "290 ms is 29 ticks");
     }
 }

@@ -177,7 +177,11 @@ fn structured(from: &Pid, seq: i64, blob: &[u8]) -> Term {
         Term::Pid(from.clone()),
         Term::Int(seq),
         Term::Map(map),
-        Term::tuple([atom("meta"), Term::tuple([Term::Int(seq), Term::Int(42)]), Term::tuple([Term::String("web".into()), atom("ok")])]),
+        Term::tuple([
+            atom("meta"),
+            Term::tuple([Term::Int(seq), Term::Int(42)]),
+            Term::tuple([Term::String("web".into()), atom("ok")]),
+        ]),
         Term::Binary(blob.to_vec()),
     ])
 }
@@ -189,12 +193,7 @@ fn parse_work(text: &str) -> Result<(Workload, Service), String> {
     let n: Vec<u64> = text.split(',').map(|v| v.parse::<u64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     match n.as_slice() {
         [n64, k64, n1k, k1k, n64k, k64k, rtts, flood, calls, fanin, idle_secs] => Ok((
-            Workload {
-                messages: [*n64, *n1k, *n64k],
-                batch: [*k64, *k1k, *k64k],
-                round_trips: *rtts,
-                flood: *flood,
-            },
+            Workload { messages: [*n64, *n1k, *n64k], batch: [*k64, *k1k, *k64k], round_trips: *rtts, flood: *flood },
             Service { calls: *calls, fanin: *fanin, idle_secs: *idle_secs },
         )),
         _ => Err(format!("{WORK_ENV}={text:?}: expected 11 comma-separated numbers")),
@@ -422,10 +421,12 @@ async fn calls(me: &mut Process, callers: u64, total: u64) -> Result<Vec<Duratio
             .await
             .ok_or("a caller did not finish within 120 s")?;
         match msg.as_tuple() {
-            Some([t, Term::List(samples)]) if t.is_atom("calls_done") => all.extend(samples.iter().filter_map(|s| match s {
-                Term::Int(ns) => Some(Duration::from_nanos(*ns as u64)),
-                _ => None,
-            })),
+            Some([t, Term::List(samples)]) if t.is_atom("calls_done") => {
+                all.extend(samples.iter().filter_map(|s| match s {
+                    Term::Int(ns) => Some(Duration::from_nanos(*ns as u64)),
+                    _ => None,
+                }))
+            }
             _ => return Err(format!("request/reply with {callers} callers: {msg}")),
         }
     }
