@@ -355,10 +355,14 @@ async fn lead(
     t0: Instant,
 ) -> Result<Vec<String>, String> {
     let mut lines = Vec::new();
+    // Progress on stderr: the harness's transcript of a lead that stalls shows where.
+    let step = |what: &str| eprintln!("lead: {what}");
+    step("waiting for the full mesh");
     await_mesh(&mut me, &agents).await?;
     lines.push(format!("RESULT mesh_ns {}", t0.elapsed().as_nanos()));
 
     // The global registry: register_name's return, and visibility on every other node.
+    step("registrations");
     for i in 0..(work.rounds / 10).max(1) {
         register_round(&mut me, &agents, tagged("warm", [Term::Int(i as i64)])).await?;
     }
@@ -372,6 +376,7 @@ async fn lead(
     lines.extend(spread_lines("reg_visible", samples.iter().map(|s| s.1).collect()));
 
     // whereis_name of a registered name, on the node that holds it.
+    step("whereis_name");
     let holder = me.spawn(|mut h| async move {
         h.receive_match(|m| m.is_atom("stop")).await;
     });
@@ -389,6 +394,7 @@ async fn lead(
     me.send(&holder, atom("stop"));
 
     // Process groups: join's return, and visibility on every other node.
+    step("joins");
     for i in 0..(work.rounds / 10).max(1) {
         join_round(&mut me, &agents, tagged("warm_room", [Term::Int(i as i64)])).await?;
     }
@@ -402,6 +408,7 @@ async fn lead(
     lines.extend(spread_lines("join_visible", samples.iter().map(|s| s.1).collect()));
 
     // Broadcast to 1,000 members on three nodes.
+    step("broadcast");
     broadcast_round(&mut me, &agents, atom("chat_warm"), (work.broadcasts / 10).max(1)).await?;
     gate.start("broadcast").await?;
     let elapsed = broadcast_round(&mut me, &agents, atom("chat"), work.broadcasts).await?;
