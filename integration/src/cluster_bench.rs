@@ -14,7 +14,7 @@
 //! latest of the four against its own reading before the call (one machine, one clock). The
 //! figure is an upper bound: the check request's own trip is in it, on both sides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,9 +23,9 @@ use snow_node_rt::{NodeName, Process, Term};
 
 use crate::child::ChildProc;
 use crate::cluster::node_env;
-use crate::figures::{percentile, Calls};
+use crate::figures::{percentile, result_values, Calls};
 use crate::meter::{run_phased, Cost, Meter};
-use crate::snow_bench::Gate;
+use crate::snow_bench::{atom, tagged, Gate};
 use crate::tmp::{random_cookie, write_secret, TempDir};
 
 /// Environment variable that makes the bench binary act as a cluster node.
@@ -110,14 +110,7 @@ pub struct ClusterFigures {
 impl ClusterFigures {
     /// Parses the `RESULT key value` lines among `lines`.
     pub fn parse<S: AsRef<str>>(lines: &[S]) -> Result<ClusterFigures, String> {
-        let mut values: HashMap<String, u64> = HashMap::new();
-        for line in lines {
-            let mut words = line.as_ref().split_whitespace();
-            if let (Some("RESULT"), Some(key), Some(value)) = (words.next(), words.next(), words.next()) {
-                let value = value.parse().map_err(|_| format!("malformed value in: {}", line.as_ref()))?;
-                values.insert(key.to_owned(), value);
-            }
-        }
+        let values = result_values(lines)?;
         let get = |key: &str| values.get(key).copied().ok_or_else(|| format!("no RESULT {key} in the output"));
         let ns = |key: &str| get(key).map(Duration::from_nanos);
         let spread = |key: &str| {
@@ -165,14 +158,6 @@ pub fn role_main() -> Option<i32> {
             1
         }
     })
-}
-
-fn atom(text: &str) -> Term {
-    Term::atom(text)
-}
-
-fn tagged(tag: &str, rest: impl IntoIterator<Item = Term>) -> Term {
-    Term::tuple(std::iter::once(atom(tag)).chain(rest))
 }
 
 /// Wall-clock nanoseconds since the epoch: one clock for every process of the machine.

@@ -173,18 +173,7 @@ impl Rate {
 impl Figures {
     /// Parses the `RESULT key value` lines among `lines` (other lines are ignored).
     pub fn parse<S: AsRef<str>>(lines: &[S]) -> Result<Figures, String> {
-        let mut values: HashMap<String, u64> = HashMap::new();
-        for line in lines {
-            let mut words = line.as_ref().split_whitespace();
-            if words.next() != Some("RESULT") {
-                continue;
-            }
-            let (Some(key), Some(value)) = (words.next(), words.next()) else {
-                return Err(format!("malformed result line: {}", line.as_ref()));
-            };
-            let value = value.parse().map_err(|_| format!("malformed value in: {}", line.as_ref()))?;
-            values.insert(key.to_owned(), value);
-        }
+        let values = result_values(lines)?;
         let get = |key: &str| values.get(key).copied().ok_or_else(|| format!("no RESULT {key} in the output"));
         let ns = |key: &str| get(key).map(Duration::from_nanos);
         let throughput = SIZES
@@ -230,6 +219,23 @@ impl Figures {
             costs: BTreeMap::new(),
         })
     }
+}
+
+/// The `RESULT key value` lines among `lines` (other lines are ignored), by key.
+pub fn result_values<S: AsRef<str>>(lines: &[S]) -> Result<HashMap<String, u64>, String> {
+    let mut values = HashMap::new();
+    for line in lines {
+        let mut words = line.as_ref().split_whitespace();
+        if words.next() != Some("RESULT") {
+            continue;
+        }
+        let (Some(key), Some(value)) = (words.next(), words.next()) else {
+            return Err(format!("malformed result line: {}", line.as_ref()));
+        };
+        let value = value.parse().map_err(|_| format!("malformed value in: {}", line.as_ref()))?;
+        values.insert(key.to_owned(), value);
+    }
+    Ok(values)
 }
 
 /// Reads a `kB` field (`VmRSS`, `VmHWM`) of this process's `/proc/self/status`, in KiB.

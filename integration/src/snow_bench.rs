@@ -47,11 +47,13 @@ const WINDOW: u64 = 4;
 /// Fresh connections timed after disconnecting.
 const RECONNECTS: usize = 10;
 
-fn atom(text: &str) -> Term {
+/// The atom `text` as a term.
+pub(crate) fn atom(text: &str) -> Term {
     Term::atom(text)
 }
 
-fn tagged(tag: &str, rest: impl IntoIterator<Item = Term>) -> Term {
+/// `{tag, rest..}`.
+pub(crate) fn tagged(tag: &str, rest: impl IntoIterator<Item = Term>) -> Term {
     Term::tuple(std::iter::once(atom(tag)).chain(rest))
 }
 
