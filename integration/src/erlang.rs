@@ -2,18 +2,24 @@
 //! child processes with a private cookie and a private epmd on a free port (`ERL_EPMD_PORT`; the
 //! system's port 4369 is never touched), over plain TCP or TLS distribution (`-proto_dist
 //! inet_tls` with a fresh ECDSA P-256 certificate, TLS 1.3 only, like Snow's). The workloads are in
-//! `benches/erlang/*.erl`, compiled at run time into a private directory.
+//! `benches/erlang/dist_bench.erl` (two nodes), `benches/erlang/cluster_bench.erl` (a cluster)
+//! and `benches/erlang/mesh_bench.erl` (one node of a mesh), compiled at run time into a private
+//! directory.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::child::ChildProc;
-use crate::figures::{Figures, Workload};
+use crate::cluster_bench::{ClusterFigures, ClusterWork, NODES};
+use crate::figures::{Figures, Service, Workload};
+use crate::meter::{run_phased, Meter};
 use crate::tmp::{free_port, random_cookie, write_secret, TempDir};
 
-/// The Erlang programs (compiled with erlc at run time): file name and source.
-const MODULES: [(&str, &str); 2] = [
+/// The Erlang programs of the benches (compiled with erlc at run time): the two-node workloads and
+/// the cluster's (`global`, `pg`), and a mesh node's.
+const SOURCES: [(&str, &str); 3] = [
     ("dist_bench.erl", include_str!("../benches/erlang/dist_bench.erl")),
+    ("cluster_bench.erl", include_str!("../benches/erlang/cluster_bench.erl")),
     ("mesh_bench.erl", include_str!("../benches/erlang/mesh_bench.erl")),
 ];
 
@@ -39,10 +45,10 @@ pub fn available() -> bool {
 }
 
 impl ErlangBaseline {
-    /// Compiles the bench modules and writes a self-signed certificate and `ssl_dist_optfile`.
+    /// Compiles the bench module and writes a self-signed certificate and `ssl_dist_optfile`.
     pub fn prepare() -> Result<ErlangBaseline, String> {
         let dir = TempDir::new("erlang-bench").map_err(|e| format!("cannot create a temp dir: {e}"))?;
-        for (file, source) in MODULES {
+        for (file, source) in SOURCES {
             let src = dir.join(file);
             std::fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
             let out = Command::new("erlc")
@@ -52,7 +58,7 @@ impl ErlangBaseline {
                 .output()
                 .map_err(|e| format!("cannot run erlc: {e}"))?;
             if !out.status.success() {
-                return Err(format!("erlc {file} failed: {}", String::from_utf8_lossy(&out.stderr)));
+                return Err(format!("erlc {file} failed: {}", String::from_utf8_lossy(&out.stdout)));
             }
         }
         let cert = rcgen::generate_simple_self_signed(vec!["snow-bench".to_owned()])
@@ -71,9 +77,9 @@ impl ErlangBaseline {
         Ok(ErlangBaseline { dir })
     }
 
-    /// The command that starts the Erlang node `name` with the bench modules on its code path,
-    /// registering with the epmd on `epmd_port` (see [`private_epmd`]).
-    pub fn node_command(&self, name: &str, transport: Transport, epmd_port: u16, cookie: &str) -> Command {
+    /// The command that starts an Erlang node `name` with the compiled bench modules on its code
+    /// path, the private epmd at `epmd_port`, and TLS distribution if `transport` says so.
+    pub fn node(&self, name: &str, transport: Transport, epmd_port: u16, cookie: &str) -> Command {
         let mut cmd = Command::new("erl");
         cmd.env("ERL_EPMD_PORT", epmd_port.to_string())
             .args(["-noshell", "-name", name, "-setcookie", cookie, "-pa"])
@@ -84,37 +90,66 @@ impl ErlangBaseline {
         cmd
     }
 
-    /// Runs the workloads once between two fresh Erlang nodes over `transport`.
-    pub fn run(&self, transport: Transport, work: &Workload) -> Result<Figures, String> {
-        let (_epmd, port) = private_epmd()?;
+    /// Runs the workloads once between two fresh Erlang nodes over `transport`, measuring what each
+    /// phase cost both nodes ([`crate::meter`]).
+    pub fn run(&self, transport: Transport, work: &Workload, service: &Service) -> Result<Figures, String> {
+        let (_epmd, port) = start_epmd()?;
         let cookie = random_cookie();
 
-        let mut server_cmd = self.node_command("b@127.0.0.1", transport, port, &cookie);
+        let mut server_cmd = self.node("b@127.0.0.1", transport, port, &cookie);
         server_cmd.args(["-s", "dist_bench", "server"]);
         let mut server =
             ChildProc::spawn("erlang b@127.0.0.1", server_cmd).map_err(|e| format!("cannot start erl: {e}"))?;
         server.expect_out(Duration::from_secs(30), |l| l == "READY")?;
 
-        let mut client_cmd = self.node_command("a@127.0.0.1", transport, port, &cookie);
+        let mut client_cmd = self.node("a@127.0.0.1", transport, port, &cookie);
         client_cmd.args(["-hidden", "-s", "dist_bench", "client", "b@127.0.0.1"]);
         for (n, k) in work.messages.iter().zip(work.batch) {
             client_cmd.args([n.to_string(), k.to_string()]);
         }
         client_cmd.arg(work.round_trips.to_string());
         client_cmd.arg(work.flood.to_string());
+        client_cmd.args([service.calls, service.fanin, service.idle_secs].map(|n| n.to_string()));
         let mut client =
             ChildProc::spawn("erlang a@127.0.0.1", client_cmd).map_err(|e| format!("cannot start erl: {e}"))?;
-        let (lines, status) = client.finish(Duration::from_secs(600));
-        if !status.is_some_and(|s| s.success()) {
-            return Err(format!("the Erlang client failed ({status:?}):\n{}", client.transcript()));
-        }
-        Figures::parse(&lines)
+        let meter = Meter::new(vec![client.pid(), server.pid()], Some(port));
+        let (lines, costs) =
+            run_phased(&mut client, &meter, Duration::from_secs(600)).map_err(|e| format!("the Erlang client: {e}"))?;
+        Ok(Figures { costs, ..Figures::parse(&lines)? })
     }
 }
 
-/// Erlang's epmd on 127.0.0.1 and a free port (never the system's 4369), killed when the returned
-/// process is dropped; Erlang nodes find it through `ERL_EPMD_PORT`.
-pub fn private_epmd() -> Result<(ChildProc, u16), String> {
+impl ErlangBaseline {
+    /// Runs the cluster workloads once in a cluster of [`NODES`] fresh Erlang nodes over TLS
+    /// distribution (`global`, `pg`, `erpc`; `benches/erlang/cluster_bench.erl`), measuring what
+    /// each phase cost all of them.
+    pub fn run_cluster(&self, work: &ClusterWork) -> Result<ClusterFigures, String> {
+        let (_epmd, port) = start_epmd()?;
+        let cookie = random_cookie();
+        let names: Vec<String> = (2..=NODES).map(|i| format!("n{i}@127.0.0.1")).collect();
+        let mut agents = Vec::new();
+        for name in &names {
+            let mut cmd = self.node(name, Transport::Tls, port, &cookie);
+            cmd.args(["-s", "cluster_bench", "agent"]);
+            agents.push(ChildProc::spawn(format!("erlang {name}"), cmd).map_err(|e| format!("cannot start erl: {e}"))?);
+        }
+        for agent in &mut agents {
+            agent.expect_out(Duration::from_secs(30), |l| l == "READY")?;
+        }
+        let mut cmd = self.node("n1@127.0.0.1", Transport::Tls, port, &cookie);
+        cmd.args(["-s", "cluster_bench", "lead"]).args(work.args()).args(&names);
+        let mut lead = ChildProc::spawn("erlang n1@127.0.0.1", cmd).map_err(|e| format!("cannot start erl: {e}"))?;
+        let pids = std::iter::once(lead.pid()).chain(agents.iter().map(ChildProc::pid)).collect();
+        let meter = Meter::new(pids, Some(port));
+        let (lines, costs) =
+            run_phased(&mut lead, &meter, Duration::from_secs(600)).map_err(|e| format!("the Erlang lead: {e}"))?;
+        Ok(ClusterFigures { costs, ..ClusterFigures::parse(&lines)? })
+    }
+}
+
+/// Starts a private Erlang epmd on a free port of 127.0.0.1 and waits until it listens; returns
+/// it (killed on drop) and its port, for `ERL_EPMD_PORT`.
+pub fn start_epmd() -> Result<(ChildProc, u16), String> {
     let port = free_port().map_err(|e| format!("no free port for epmd: {e}"))?;
     let mut epmd_cmd = Command::new("epmd");
     epmd_cmd.args(["-port", &port.to_string(), "-address", "127.0.0.1"]);

@@ -1,9 +1,12 @@
 //! The figures of the distribution benchmark, as both sides report them: one `RESULT key value`
 //! line per figure on stdout (the Erlang program and the Snow bench node print the same keys),
-//! parsed here into [`Figures`], and the comparison table.
+//! parsed here into [`Figures`]; the harness adds what each phase cost the nodes
+//! ([`crate::meter`]). The comparison table is [`crate::table`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+
+use crate::meter::Cost;
 
 /// Payload sizes of the throughput workloads, in bytes.
 pub const SIZES: [usize; 3] = [64, 1024, 65536];
@@ -28,6 +31,35 @@ impl Workload {
     pub const DEFAULT: Workload =
         Workload { messages: [300_000, 100_000, 3_000], batch: [1000, 500, 16], round_trips: 10_000, flood: 1_000_000 };
 }
+
+/// The request/reply and fan-in workloads (issue 15), apart from [`Workload`] so that callers of
+/// the two-node workloads alone (the C ABI bench) need not name them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Service {
+    /// Timed calls per entry of [`CALLERS`] (spread over the callers), after a warm-up of a tenth.
+    pub calls: u64,
+    /// Structured messages per fan-in sender ([`FANIN_SENDERS`] of them), after a warm-up of a
+    /// tenth.
+    pub fanin: u64,
+    /// Seconds the connection stays up without traffic while the nodes' idle CPU is measured.
+    pub idle_secs: u64,
+}
+
+impl Service {
+    /// The benchmark's default amounts.
+    pub const DEFAULT: Service = Service { calls: 40_000, fanin: 25_000, idle_secs: 10 };
+    /// None of these workloads.
+    pub const NONE: Service = Service { calls: 0, fanin: 0, idle_secs: 0 };
+}
+
+/// Concurrent callers of the request/reply workloads: each calls the server node's registered
+/// `bench_echo` by name (`{bench_echo, node} ! {self(), Seq}`) and waits for `Seq` before the next.
+pub const CALLERS: [u64; 2] = [16, 64];
+/// Processes sending structured messages to one receiver on the other node.
+pub const FANIN_SENDERS: u64 = 4;
+/// The fan-in receiver acknowledges every this many messages of a sender (by its sequence number);
+/// a sender keeps at most 4 batches unacknowledged.
+pub const FANIN_BATCH: u64 = 100;
 
 /// Payload bytes of each flood message.
 pub const FLOOD_SIZE: usize = 1024;
@@ -90,23 +122,58 @@ pub struct Figures {
     pub rtt_p99: Duration,
     /// The flood.
     pub flood: Flood,
+    /// Request/reply with concurrent callers, one per entry of [`CALLERS`] that ran.
+    pub calls: Vec<Calls>,
+    /// Fan-in of structured messages, if it ran.
+    pub fanin: Option<Rate>,
+    /// What each phase cost the nodes (client first, then server), by phase name: `flood`,
+    /// `tput_64`, `tput_1024`, `tput_65536`, `rtt`, `calls_16`, `calls_64`, `fanin`, `idle`.
+    /// Filled by the harness, empty after [`Figures::parse`].
+    pub costs: BTreeMap<String, Cost>,
+}
+
+/// Request/reply with concurrent callers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calls {
+    /// Callers at once.
+    pub callers: u64,
+    /// Calls timed.
+    pub calls: u64,
+    /// From the first call to the last reply.
+    pub elapsed: Duration,
+    /// Median latency of a call (send to reply).
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+impl Calls {
+    /// Calls per second.
+    pub fn per_s(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Messages over time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Messages timed.
+    pub messages: u64,
+    /// From the first send to the last acknowledgement.
+    pub elapsed: Duration,
+}
+
+impl Rate {
+    /// Messages per second.
+    pub fn per_s(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 impl Figures {
     /// Parses the `RESULT key value` lines among `lines` (other lines are ignored).
     pub fn parse<S: AsRef<str>>(lines: &[S]) -> Result<Figures, String> {
-        let mut values: HashMap<String, u64> = HashMap::new();
-        for line in lines {
-            let mut words = line.as_ref().split_whitespace();
-            if words.next() != Some("RESULT") {
-                continue;
-            }
-            let (Some(key), Some(value)) = (words.next(), words.next()) else {
-                return Err(format!("malformed result line: {}", line.as_ref()));
-            };
-            let value = value.parse().map_err(|_| format!("malformed value in: {}", line.as_ref()))?;
-            values.insert(key.to_owned(), value);
-        }
+        let values = result_values(lines)?;
         let get = |key: &str| values.get(key).copied().ok_or_else(|| format!("no RESULT {key} in the output"));
         let ns = |key: &str| get(key).map(Duration::from_nanos);
         let throughput = SIZES
@@ -131,8 +198,44 @@ impl Figures {
                 rss_before_kib: get("flood_rss_before_kib")?,
                 peak_kib: get("flood_peak_kib")?,
             },
+            calls: CALLERS
+                .iter()
+                .filter(|c| values.contains_key(&format!("calls_{c}_n")))
+                .map(|&callers| {
+                    let key = |k: &str| format!("calls_{callers}_{k}");
+                    Ok(Calls {
+                        callers,
+                        calls: get(&key("n"))?,
+                        elapsed: ns(&key("ns"))?,
+                        p50: ns(&key("p50_ns"))?,
+                        p99: ns(&key("p99_ns"))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            fanin: match values.contains_key("fanin_msgs") {
+                true => Some(Rate { messages: get("fanin_msgs")?, elapsed: ns("fanin_ns")? }),
+                false => None,
+            },
+            costs: BTreeMap::new(),
         })
     }
+}
+
+/// The `RESULT key value` lines among `lines` (other lines are ignored), by key.
+pub fn result_values<S: AsRef<str>>(lines: &[S]) -> Result<HashMap<String, u64>, String> {
+    let mut values = HashMap::new();
+    for line in lines {
+        let mut words = line.as_ref().split_whitespace();
+        if words.next() != Some("RESULT") {
+            continue;
+        }
+        let (Some(key), Some(value)) = (words.next(), words.next()) else {
+            return Err(format!("malformed result line: {}", line.as_ref()));
+        };
+        let value = value.parse().map_err(|_| format!("malformed value in: {}", line.as_ref()))?;
+        values.insert(key.to_owned(), value);
+    }
+    Ok(values)
 }
 
 /// Reads a `kB` field (`VmRSS`, `VmHWM`) of this process's `/proc/self/status`, in KiB.
@@ -158,77 +261,6 @@ pub fn percentile(sorted: &[Duration], p: u64) -> Duration {
     let n = sorted.len() as u64;
     let rank = (n * p).div_ceil(100).clamp(1, n);
     sorted[(rank - 1) as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} us", d.as_secs_f64() * 1e6)
-}
-
-/// The comparison table (markdown): Snow over TLS against Erlang over TLS and plain TCP, with the
-/// ratio and the target for each row. `erlang_tcp` / `erlang_tls` may be missing (not run).
-pub fn table(snow: &Figures, erlang_tls: Option<&Figures>, erlang_tcp: Option<&Figures>) -> String {
-    let mut out = String::new();
-    out.push_str("| workload | Snow (TLS) | Erlang TLS | Erlang TCP | Snow vs Erlang TLS | target |\n");
-    out.push_str("|---|---|---|---|---|---|\n");
-    let targets = ["≥ 4x", "≥ 5x", "≥ 20x"];
-    for (i, s) in snow.throughput.iter().enumerate() {
-        let e_tls = erlang_tls.and_then(|f| f.throughput.get(i));
-        let e_tcp = erlang_tcp.and_then(|f| f.throughput.get(i));
-        let cell = |t: Option<&Throughput>| {
-            t.map(|t| format!("{:.0} msg/s, {:.1} MB/s", t.msgs_per_s(), t.mb_per_s())).unwrap_or_else(|| "-".into())
-        };
-        let ratio = e_tls.map(|e| format!("{:.2}x", s.msgs_per_s() / e.msgs_per_s())).unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "| send {} B | {} | {} | {} | {} | {} |\n",
-            s.size,
-            cell(Some(s)),
-            cell(e_tls),
-            cell(e_tcp),
-            ratio,
-            targets.get(i).copied().unwrap_or("")
-        ));
-    }
-    let lat = |name: &str, get: fn(&Figures) -> Duration, fmt: fn(Duration) -> String, target: &str| {
-        let ratio = erlang_tcp
-            .map(|e| format!("{:.2}x of Erlang TCP", get(snow).as_secs_f64() / get(e).as_secs_f64().max(1e-12)))
-            .unwrap_or_else(|| "-".into());
-        format!(
-            "| {name} | {} | {} | {} | {ratio} | {target} |\n",
-            fmt(get(snow)),
-            erlang_tls.map(|f| fmt(get(f))).unwrap_or_else(|| "-".into()),
-            erlang_tcp.map(|f| fmt(get(f))).unwrap_or_else(|| "-".into()),
-        )
-    };
-    let flood_cell = |f: Option<&Figures>| {
-        f.map(|f| {
-            format!(
-                "{:.0} msg/s, peak RSS {:.1} MiB (+{:.1} MiB)",
-                f.flood.msgs_per_s(),
-                f.flood.peak_kib as f64 / 1024.0,
-                f.flood.peak_kib.saturating_sub(f.flood.rss_before_kib) as f64 / 1024.0
-            )
-        })
-        .unwrap_or_else(|| "-".into())
-    };
-    out.push_str(&format!(
-        "| flood: {} x 1 KiB, plain send | {} | {} | {} | {} | all delivered, memory bounded |\n",
-        snow.flood.messages,
-        flood_cell(Some(snow)),
-        flood_cell(erlang_tls),
-        flood_cell(erlang_tcp),
-        erlang_tls
-            .map(|e| format!("{:.2}x", snow.flood.msgs_per_s() / e.flood.msgs_per_s().max(1e-9)))
-            .unwrap_or_else(|| "-".into()),
-    ));
-    out.push_str(&lat("round trip median", |f| f.rtt_median, us, "≤ Erlang TCP"));
-    out.push_str(&lat("round trip p99", |f| f.rtt_p99, us, "≤ Erlang TCP"));
-    out.push_str(&lat("first connection", |f| f.connect_first, ms, "< 5 ms"));
-    out.push_str(&lat("reconnect (median of 10)", |f| f.connect_median, ms, "-"));
-    out
 }
 
 #[cfg(test)]
@@ -260,9 +292,24 @@ mod tests {
         assert_eq!(f.rtt_p99, Duration::from_micros(90));
         let err = Figures::parse(&lines[..4]).unwrap_err();
         assert!(err.contains("tput_64_ns"), "{err}");
-        let t = table(&f, Some(&f), None);
-        assert!(t.contains("| send 64 B | 1000 msg/s, 0.1 MB/s | 1000 msg/s, 0.1 MB/s | - | 1.00x |"), "{t}");
-        assert!(t.contains("| 1000 msg/s, peak RSS 20.0 MiB (+10.0 MiB) |"), "{t}");
+        assert!(f.calls.is_empty() && f.fanin.is_none(), "workloads that did not run are absent");
+        let mut more: Vec<&str> = lines.to_vec();
+        more.extend([
+            "RESULT calls_16_n 32000",
+            "RESULT calls_16_ns 2000000000",
+            "RESULT calls_16_p50_ns 400000",
+            "RESULT calls_16_p99_ns 900000",
+            "RESULT fanin_msgs 100",
+            "RESULT fanin_ns 1000000",
+        ]);
+        let f = Figures::parse(&more).unwrap();
+        assert_eq!(f.calls.len(), 1);
+        assert_eq!((f.calls[0].callers, f.calls[0].per_s()), (16, 16000.0));
+        assert_eq!(f.calls[0].p99, Duration::from_micros(900));
+        assert_eq!(f.fanin.map(|r| r.per_s()), Some(100_000.0));
+        more.retain(|l| !l.contains("calls_16_p99"));
+        let err = Figures::parse(&more).unwrap_err();
+        assert!(err.contains("calls_16_p99_ns"), "{err}");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! - [`cluster`]: snow-epmd and Snow node processes for cluster tests.
 //! - [`cluster_names`]: test-node commands for the global registry and process groups.
 //! - [`tmp`]: private temp dirs, cookie files, free ports.
-//! - [`figures`]: the benchmark's figures (`RESULT key value` lines) and the comparison table.
+//! - [`figures`]: the benchmark's figures (`RESULT key value` lines).
+//! - [`meter`]: what a workload cost the nodes: CPU time from `/proc`, bytes on the wire.
+//! - [`table`]: the comparison tables and the summary of repeated runs.
 //! - [`erlang`]: the Erlang/OTP baseline (two `erl` nodes, plain TCP or TLS distribution).
-//! - [`snow_bench`]: the Snow half of the benchmark (two Snow node processes).
+//! - [`snow_bench`]: the Snow half of the distribution benchmark (two Snow node processes).
+//! - [`cluster_bench`]: the Snow half of the cluster benchmark (five nodes: global registry, groups).
 //! - [`mesh_bench`]: the mesh-scale benchmark (N Snow or Erlang node processes).
 //! - [`netns`]: network namespaces and veth links for multi-host tests (root only).
 //! - [`testbed`]: the fault-injection testbed: hosts as namespaces behind a user-space switch
@@ -20,11 +23,14 @@
 
 pub mod child;
 pub mod cluster;
+pub mod cluster_bench;
 pub mod cluster_names;
 pub mod erlang;
 pub mod figures;
 pub mod mesh_bench;
+pub mod meter;
 pub mod netns;
 pub mod snow_bench;
+pub mod table;
 pub mod testbed;
 pub mod tmp;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::{ChildProc, Line};
 use crate::cluster::Cluster;
-use crate::erlang::{private_epmd, ErlangBaseline, Transport};
+use crate::erlang::{start_epmd, ErlangBaseline, Transport};
 use crate::figures::percentile;
 use crate::tmp::random_cookie;
 
@@ -89,12 +89,12 @@ pub fn run_erlang(
     n: usize,
     idle_sample: Duration,
 ) -> Result<MeshFigures, String> {
-    let (_epmd, port) = private_epmd()?;
+    let (_epmd, port) = start_epmd()?;
     let cookie = random_cookie();
     let names: Vec<String> = (0..n).map(|i| format!("m{i}@127.0.0.1")).collect();
     let mut nodes = Vec::with_capacity(n);
     for name in &names {
-        let mut cmd = base.node_command(name, transport, port, &cookie);
+        let mut cmd = base.node(name, transport, port, &cookie);
         cmd.args(["-kernel", "net_ticktime", &TICKTIME_S.to_string(), "-s", "mesh_bench", "node"]);
         nodes.push(ChildProc::spawn(name.clone(), cmd).map_err(|e| format!("cannot start erl {name}: {e}"))?);
     }
