@@ -50,7 +50,7 @@ pub struct ClusterWork {
     pub lookups: u64,
     /// Broadcasts to the 1,000 members.
     pub broadcasts: u64,
-    /// Remote calls with 16 callers (Erlang's `erpc:call` only, until Snow has `call`).
+    /// Remote calls with 16 callers (`call` / `erpc:call`).
     pub calls: u64,
 }
 
@@ -166,6 +166,13 @@ fn wall_ns() -> i64 {
 }
 
 async fn start_agent(node: &snow_node_rt::Node) -> Result<(), String> {
+    // What `call` runs (Erlang's `cluster_bench:bench_call_target/1`): answers its argument.
+    node.register_spawnable("bench_call_target", |_me: Process, args: Term| async move {
+        match args {
+            Term::List(mut args) if args.len() == 1 => args.swap_remove(0),
+            other => other,
+        }
+    });
     let (tx, rx) = async_channel::bounded(1);
     node.spawn(move |me| async move {
         let registered = me.register("cluster_agent").map_err(|e| e.to_string());
@@ -402,12 +409,73 @@ async fn lead(
     lines.push(format!("RESULT bcast_deliveries {deliveries}"));
     lines.push(format!("RESULT bcast_ns {}", elapsed.as_nanos()));
 
-    // Remote calls (`call`, issue 12 item 3): Snow's `call` API is not on main yet. When it is,
-    // measure here what `cluster_bench:calls/2` measures for `erpc:call` (16 callers calling a
-    // function on the first agent, `work.calls` calls after a warm-up of a tenth, between
-    // `gate.start("call")` and `gate.end("call", n)`) and print `RESULT call_n`, `call_ns`,
-    // `call_p50_ns` and `call_p99_ns`; the table picks them up.
+    // Remote calls: 16 callers calling a function on the first agent (what
+    // `cluster_bench:calls/2` measures for `erpc:call`).
+    if work.calls > 0 {
+        step("calls");
+        let agent = agents.first().ok_or("no agent to call")?.clone();
+        call_samples(&mut me, &agent, (work.calls / 10).max(16)).await?;
+        gate.start("call").await?;
+        let started = Instant::now();
+        let samples = call_samples(&mut me, &agent, work.calls).await?;
+        let elapsed = started.elapsed();
+        gate.end("call", samples.len() as u64).await?;
+        lines.push(format!("RESULT call_n {}", samples.len()));
+        lines.push(format!("RESULT call_ns {}", elapsed.as_nanos()));
+        lines.extend(spread_lines("call", samples));
+    }
     Ok(lines)
+}
+
+/// `total` calls of `bench_call_target` on `agent` by 16 concurrent caller processes; the latency of
+/// each.
+async fn call_samples(me: &mut Process, agent: &NodeName, total: u64) -> Result<Vec<Duration>, String> {
+    const CALLERS: u64 = 16;
+    let per = total.div_ceil(CALLERS);
+    for _ in 0..CALLERS {
+        let (lead, agent) = (me.pid().clone(), agent.clone());
+        me.spawn(move |caller| async move {
+            let mut took = Vec::with_capacity(per as usize);
+            let mut failed = None;
+            for n in 0..per {
+                let start = Instant::now();
+                match caller.call(&agent, "bench_call_target", vec![Term::Int(n as i64)], Duration::from_secs(10)).await
+                {
+                    Ok(Term::Int(m)) if m == n as i64 => took.push(start.elapsed().as_nanos() as i64),
+                    Ok(other) => failed = Some(format!("call returned {other}")),
+                    Err(e) => failed = Some(e.to_string()),
+                }
+                if failed.is_some() {
+                    break;
+                }
+            }
+            let report = match failed {
+                None => tagged("called", [Term::List(took.into_iter().map(Term::Int).collect())]),
+                Some(why) => tagged("call_failed", [Term::Binary(why.into_bytes())]),
+            };
+            caller.send(&lead, report);
+        });
+    }
+    let mut samples = Vec::with_capacity(total as usize);
+    for _ in 0..CALLERS {
+        let msg = me
+            .receive_match_timeout(
+                |m| matches!(m.as_tuple(), Some([t, _]) if t.is_atom("called") || t.is_atom("call_failed")),
+                Duration::from_secs(120),
+            )
+            .await
+            .ok_or("a caller did not report within 120 s")?;
+        match msg.as_tuple() {
+            Some([t, Term::List(took)]) if t.is_atom("called") => {
+                samples.extend(took.iter().filter_map(|ns| match ns {
+                    Term::Int(ns) => Some(Duration::from_nanos(*ns as u64)),
+                    _ => None,
+                }))
+            }
+            _ => return Err(format!("a caller failed: {msg}")),
+        }
+    }
+    Ok(samples)
 }
 
 async fn await_mesh(me: &mut Process, agents: &[NodeName]) -> Result<(), String> {

@@ -246,8 +246,8 @@ send_broadcasts(Group, Blob, Seq, M) ->
     _ = [P ! Msg || P <- pg:get_members(Group)],
     send_broadcasts(Group, Blob, Seq + 1, M).
 
-%% erpc:call latency and calls/s with 16 concurrent callers to one agent (Snow's side of this
-%% row waits for its `call' API).
+%% erpc:call latency and calls/s with 16 concurrent callers to one agent (Snow's side: `call' in
+%% cluster_bench.rs).
 calls(Agent, Total) ->
     _ = call_samples(Agent, max(16, Total div 10)),
     phase(call),
