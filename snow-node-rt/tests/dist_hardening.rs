@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_net::TcpStream;
 use futures_lite::io::AsyncWriteExt;
 use futures_rustls::TlsConnector;
 use snow_node_rt::dist::{DistConfig, NodeBuilder, StartError};
@@ -35,6 +34,9 @@ fn peer<'a>(name: &'a NodeName, cookie: &'a [u8]) -> raw::Peer<'a> {
 }
 
 const OTHER_SOURCE: &str = "127.0.0.2";
+/// The source of the hostile connections: not the node's own address (a connection from this
+/// host itself counts against the total only), so the per-source limits apply.
+const HOSTILE_SOURCE: &str = "127.0.0.3";
 
 /// Writes `msg` as one frame on an authenticated raw connection.
 async fn send_frame<S: futures_lite::io::AsyncWrite + Unpin>(stream: &mut S, payload: &[u8]) {
@@ -102,10 +104,11 @@ fn one_source_cannot_hold_every_handshake_slot() {
             .await
             .unwrap();
         let addr = a.listen_addr().unwrap();
-        // 127.0.0.1 opens as many connections as there are slots in all, and says nothing.
+        // 127.0.0.3 opens as many connections as there are slots in all, and says nothing.
+        let hostile: IpAddr = HOSTILE_SOURCE.parse().unwrap();
         let mut silent = Vec::new();
         for _ in 0..8 {
-            silent.push(TcpStream::connect(addr).await.unwrap());
+            silent.push(raw::connect_from(hostile, addr));
         }
         eventually("the source's 4 handshakes pending", || pending(&a) == 4).await;
         // The other 4 were closed at once (before TLS); the 4 admitted wait for their deadline.
@@ -118,7 +121,7 @@ fn one_source_cannot_hold_every_handshake_slot() {
         }
         assert_eq!(closed, 4, "connections over the source's share are closed at once");
         assert_eq!(pending(&a), 4);
-        // Another source still gets in, while 127.0.0.1 holds its share.
+        // Another source still gets in, while 127.0.0.3 holds its share.
         let b = support::name("b");
         let other: IpAddr = OTHER_SOURCE.parse().unwrap();
         let _conn = raw::dial_as(&a, raw::Peer { from: Some(other), ..peer(&b, COOKIE) }).await.unwrap();
@@ -138,15 +141,16 @@ fn timeouts_and_protocol_errors_count_as_failed_authentications() {
             .await
             .unwrap();
         let addr = a.listen_addr().unwrap();
+        let hostile: IpAddr = HOSTILE_SOURCE.parse().unwrap();
         // 1: plain text instead of TLS.
-        let mut plain = TcpStream::connect(addr).await.unwrap();
+        let mut plain = raw::connect_from(hostile, addr);
         plain.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
         assert!(raw::closes(&mut plain).await);
         // 2: silence until the handshake deadline.
-        let mut quiet = TcpStream::connect(addr).await.unwrap();
+        let mut quiet = raw::connect_from(hostile, addr);
         assert!(raw::closes(&mut quiet).await);
         // 3: TLS, then a malformed handshake message.
-        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tcp = raw::connect_from(hostile, addr);
         let mut tls = TlsConnector::from(tls::client_only_config().unwrap())
             .connect(tls::server_name(false, "x"), tcp)
             .await
@@ -157,7 +161,7 @@ fn timeouts_and_protocol_errors_count_as_failed_authentications() {
         // No wrong cookie was ever sent, yet this source is now refused before TLS, even with the
         // right cookie.
         let b = support::name("b");
-        let err = raw::dial_as(&a, peer(&b, COOKIE)).await.unwrap_err();
+        let err = raw::dial_as(&a, raw::Peer { from: Some(hostile), ..peer(&b, COOKIE) }).await.unwrap_err();
         assert!(matches!(err, raw::RawError::Tls(_)), "{err:?}");
         assert!(a.nodes().is_empty());
         // Another source is not affected.

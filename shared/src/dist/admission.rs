@@ -13,6 +13,14 @@
 //!   [`AdmissionLimits::window`], the source's connections are refused (closed before TLS) until
 //!   the window ends.
 //!
+//! A connection from this host itself (its peer address is the local address it arrived on: a
+//! node of the same host, over loopback or the host's own address) counts against the total only:
+//! neither the per-source cap nor the failure window applies ([`Admission::admit_same_host`]). A
+//! host's own nodes dial each other in bursts (a dozen nodes started together, each told of the
+//! others by one NODE_LIST, race to connect and close the duplicates before authenticating), and
+//! a local user could bind many `127.x` addresses to get many sources' budgets anyway (README,
+//! Security).
+//!
 //! A *source* is an IPv4 address, or the /64 prefix of an IPv6 address (one host usually holds a
 //! whole /64, so counting single IPv6 addresses would let it multiply its budget); an IPv4-mapped
 //! IPv6 address (a dual-stack listener) is its IPv4 address. Memory is bounded: pending entries
@@ -128,6 +136,8 @@ pub enum Outcome {
 #[must_use = "a ticket holds a pending-handshake slot until it is given to Admission::finish"]
 pub struct Ticket {
     source: Source,
+    /// Admitted by [`Admission::admit_same_host`]: counted against the total only.
+    same_host: bool,
 }
 
 impl Ticket {
@@ -186,13 +196,27 @@ impl Admission {
         }
         *mine += 1;
         self.pending += 1;
-        Ok(Ticket { source })
+        Ok(Ticket { source, same_host: false })
+    }
+
+    /// Whether a connection from this host itself (from `ip`, the local address it arrived on)
+    /// may start a handshake: only the total applies (module documentation).
+    pub fn admit_same_host(&mut self, ip: IpAddr) -> Result<Ticket, Refusal> {
+        if self.pending >= self.limits.max_pending {
+            return Err(Refusal::Busy { pending: self.pending });
+        }
+        self.pending += 1;
+        Ok(Ticket { source: Source::of(ip), same_host: true })
     }
 
     /// A handshake ended at `now`: frees its slot, and counts a failure of its source unless the
     /// peer authenticated.
     pub fn finish(&mut self, ticket: Ticket, outcome: Outcome, now: Instant) {
         let source = ticket.source;
+        if ticket.same_host {
+            self.pending = self.pending.saturating_sub(1);
+            return;
+        }
         if let Some(mine) = self.pending_by_source.get_mut(&source) {
             *mine = mine.saturating_sub(1);
             if *mine == 0 {
@@ -309,6 +333,25 @@ mod tests {
         let ticket = a.admit(peer, later).unwrap();
         a.finish(ticket, Outcome::Failed, later);
         assert_eq!(a.failures_of(peer, later), 1);
+    }
+
+    #[test]
+    fn connections_from_this_host_count_against_the_total_only() {
+        let (mut a, t0) = (Admission::new(limits(4, 1, 1)), Instant::now());
+        let local = ip("10.0.0.9");
+        let ticket = a.admit_same_host(local).unwrap();
+        a.finish(ticket, Outcome::Failed, t0);
+        assert_eq!(a.failures_of(local, t0), 0, "no failure counted");
+        let tickets: Vec<Ticket> = (0..4).map(|_| a.admit_same_host(local).unwrap()).collect();
+        assert_eq!(a.admit_same_host(local).unwrap_err(), Refusal::Busy { pending: 4 });
+        assert_eq!(a.pending_from(local), 0, "not counted against the source");
+        for t in tickets {
+            a.finish(t, Outcome::Authenticated, t0);
+        }
+        assert_eq!(a.pending(), 0);
+        // The same address seen from elsewhere keeps its caps.
+        let _one = a.admit(local, t0).unwrap();
+        assert!(matches!(a.admit(local, t0), Err(Refusal::SourceBusy { .. })));
     }
 
     #[test]

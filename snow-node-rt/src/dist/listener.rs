@@ -34,7 +34,13 @@ pub(crate) async fn run(dist: Arc<Driver>, listener: TcpListener) {
                 continue;
             }
         };
-        let admitted = lock(&dist.admission).admit(addr.ip(), Instant::now());
+        // A node of this host (the peer's address is the one it dialed) counts against the total only.
+        let same_host = tcp.local_addr().is_ok_and(|local| local.ip() == addr.ip());
+        let admitted = if same_host {
+            lock(&dist.admission).admit_same_host(addr.ip())
+        } else {
+            lock(&dist.admission).admit(addr.ip(), Instant::now())
+        };
         let ticket = match admitted {
             Ok(ticket) => ticket,
             Err(refusal) => {
