@@ -18,6 +18,7 @@ use crate::child::{ChildProc, Line};
 use crate::cluster::Cluster;
 use crate::erlang::{start_epmd, ErlangBaseline, Transport};
 use crate::figures::percentile;
+use crate::meter::{clock_ticks_per_s, cpu_ticks};
 use crate::tmp::random_cookie;
 
 /// How long a mesh may take to form before the run counts as failed.
@@ -146,7 +147,7 @@ pub fn measure(nodes: &mut [ChildProc], names: &[String], idle_sample: Duration)
     std::thread::sleep(idle_sample);
     let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_, _>>()?;
     let sampled = sample_start.elapsed().as_secs_f64();
-    let ticks = clock_ticks_per_second();
+    let ticks = clock_ticks_per_s();
     let pct: Vec<f64> =
         before.iter().zip(&after).map(|(b, a)| (a - b) as f64 / ticks as f64 / sampled * 100.0).collect();
     let idle_cpu_pct = pct.iter().sum::<f64>() / n as f64;
@@ -178,19 +179,6 @@ pub fn measure(nodes: &mut [ChildProc], names: &[String], idle_sample: Duration)
     })
 }
 
-/// User plus system CPU of process `pid` so far, in clock ticks (`/proc/PID/stat`).
-pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: no ')'"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let field = |i: usize| -> Result<u64, String> {
-        fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(|| format!("/proc/{pid}/stat: field {i} unreadable"))
-    };
-    Ok(field(11)? + field(12)?)
-}
-
 /// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
 pub fn rss_kib(pid: u32) -> Result<u64, String> {
     let status =
@@ -201,17 +189,6 @@ pub fn rss_kib(pid: u32) -> Result<u64, String> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("/proc/{pid}/status: no VmRSS"))
-}
-
-/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux if that cannot run).
-pub fn clock_ticks_per_second() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// The comparison table (markdown) for one mesh size.

@@ -122,7 +122,7 @@ impl Meter {
 
 /// The clock ticks per second `/proc/<pid>/stat` counts in (`getconf CLK_TCK`; 100, the value on
 /// every Linux architecture this runs on, if getconf is missing).
-fn clock_ticks_per_s() -> u64 {
+pub fn clock_ticks_per_s() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
