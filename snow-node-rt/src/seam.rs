@@ -1,4 +1,4 @@
-//! The seam between a host of processes and the distribution layer (ARCHITECTURE.md, "The
+//! The seam between a host of processes and the distribution layer (shared/ARCHITECTURE.md, "The
 //! seam"). Four traits, and the few types they exchange:
 //!
 //! * [`Host`]: what the distribution layer needs from whoever runs the processes of a node. It

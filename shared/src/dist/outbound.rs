@@ -1,4 +1,4 @@
-//! The output scheduler of one connection (ARCHITECTURE.md, "A remote send"; PROTOCOL.md section 3): what the writer task sends next.
+//! The output scheduler of one connection (shared/ARCHITECTURE.md, "A remote send"; PROTOCOL.md section 3): what the writer task sends next.
 //!
 //! - An **urgent lane** (TICK and node-level messages with no sending process) always goes first.
 //! - Every sending process has its own **lane**, a FIFO: signals from one process to another must

@@ -1,5 +1,5 @@
 //! One established connection: its output queue, its TLS state, and the reader and writer tasks
-//! that move its bytes (ARCHITECTURE.md).
+//! that move its bytes (shared/ARCHITECTURE.md).
 //!
 //! After the handshake the connection drives rustls itself (no stream wrapper): one
 //! [`rustls::Connection`] under a short-held lock encrypts outgoing frames and decrypts incoming

@@ -1,4 +1,4 @@
-//! Distribution: the driver that makes a node a member of a cluster (ARCHITECTURE.md). It moves
+//! Distribution: the driver that makes a node a member of a cluster (shared/ARCHITECTURE.md). It moves
 //! bytes and time between sockets and the sans-IO protocol values of [`snow_shared::dist`], and
 //! reaches the node's processes only through the seam: it holds a [`Host`](crate::seam::Host)
 //! and a [`Runtime`](crate::seam::Runtime), and offers the host a

@@ -1,5 +1,5 @@
 //! The local process layer: BEAM-style processes on this crate's scheduler, and this layer as the
-//! [`Host`](crate::seam::Host) of the distribution layer (ARCHITECTURE.md).
+//! [`Host`](crate::seam::Host) of the distribution layer (shared/ARCHITECTURE.md).
 //!
 //! - [`node`]: what a program calls on a [`Node`]; `node_state`: what a node's handles share.
 //! - [`process`] / [`mailbox`]: [`Process`], the handle a process body gets.
