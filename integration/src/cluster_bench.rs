@@ -25,7 +25,7 @@ use crate::child::ChildProc;
 use crate::cluster::node_env;
 use crate::figures::{percentile, result_values, Calls};
 use crate::meter::{run_phased, Cost, Meter};
-use crate::snow_bench::{atom, tagged, Gate};
+use crate::snow_bench::{atom, caller_latencies, caller_report, tagged, Gate};
 use crate::tmp::{random_cookie, write_secret, TempDir};
 
 /// Environment variable that makes the bench binary act as a cluster node.
@@ -436,46 +436,22 @@ async fn call_samples(me: &mut Process, agent: &NodeName, total: u64) -> Result<
         let (lead, agent) = (me.pid().clone(), agent.clone());
         me.spawn(move |caller| async move {
             let mut took = Vec::with_capacity(per as usize);
-            let mut failed = None;
-            for n in 0..per {
+            let mut failure = None;
+            for n in 0..per as i64 {
                 let start = Instant::now();
-                match caller.call(&agent, "bench_call_target", vec![Term::Int(n as i64)], Duration::from_secs(10)).await
-                {
-                    Ok(Term::Int(m)) if m == n as i64 => took.push(start.elapsed().as_nanos() as i64),
-                    Ok(other) => failed = Some(format!("call returned {other}")),
-                    Err(e) => failed = Some(e.to_string()),
+                match caller.call(&agent, "bench_call_target", vec![Term::Int(n)], Duration::from_secs(10)).await {
+                    Ok(Term::Int(m)) if m == n => took.push(Term::Int(start.elapsed().as_nanos() as i64)),
+                    Ok(other) => failure = Some(format!("call {n} returned {other}")),
+                    Err(e) => failure = Some(format!("call {n}: {e}")),
                 }
-                if failed.is_some() {
+                if failure.is_some() {
                     break;
                 }
             }
-            let report = match failed {
-                None => tagged("called", [Term::List(took.into_iter().map(Term::Int).collect())]),
-                Some(why) => tagged("call_failed", [Term::Binary(why.into_bytes())]),
-            };
-            caller.send(&lead, report);
+            caller.send(&lead, caller_report(took, failure));
         });
     }
-    let mut samples = Vec::with_capacity(total as usize);
-    for _ in 0..CALLERS {
-        let msg = me
-            .receive_match_timeout(
-                |m| matches!(m.as_tuple(), Some([t, _]) if t.is_atom("called") || t.is_atom("call_failed")),
-                Duration::from_secs(120),
-            )
-            .await
-            .ok_or("a caller did not report within 120 s")?;
-        match msg.as_tuple() {
-            Some([t, Term::List(took)]) if t.is_atom("called") => {
-                samples.extend(took.iter().filter_map(|ns| match ns {
-                    Term::Int(ns) => Some(Duration::from_nanos(*ns as u64)),
-                    _ => None,
-                }))
-            }
-            _ => return Err(format!("a caller failed: {msg}")),
-        }
-    }
-    Ok(samples)
+    caller_latencies(me, CALLERS).await
 }
 
 async fn await_mesh(me: &mut Process, agents: &[NodeName]) -> Result<(), String> {

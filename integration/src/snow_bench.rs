@@ -406,14 +406,25 @@ async fn calls(me: &mut Process, callers: u64, total: u64) -> Result<Vec<Duratio
                     break;
                 }
             }
-            let report = match failure {
-                None => tagged("calls_done", [Term::List(samples)]),
-                Some(e) => tagged("calls_failed", [Term::String(e)]),
-            };
-            c.send(&parent, report);
+            c.send(&parent, caller_report(samples, failure));
         });
     }
-    let mut all = Vec::with_capacity((per_caller * callers) as usize);
+    caller_latencies(me, callers).await.map_err(|e| format!("request/reply with {callers} callers: {e}"))
+}
+
+/// What a caller process of a latency workload sends its parent when it is done: its samples
+/// (`Term::Int` nanoseconds), or why it stopped.
+pub(crate) fn caller_report(samples: Vec<Term>, failure: Option<String>) -> Term {
+    match failure {
+        None => tagged("calls_done", [Term::List(samples)]),
+        Some(e) => tagged("calls_failed", [Term::String(e)]),
+    }
+}
+
+/// Collects the [`caller_report`]s of `callers` caller processes (120 s at most each): every
+/// latency, or the first failure.
+pub(crate) async fn caller_latencies(me: &mut Process, callers: u64) -> Result<Vec<Duration>, String> {
+    let mut all = Vec::new();
     for _ in 0..callers {
         let msg = me
             .receive_match_timeout(
@@ -429,7 +440,7 @@ async fn calls(me: &mut Process, callers: u64, total: u64) -> Result<Vec<Duratio
                     _ => None,
                 }))
             }
-            _ => return Err(format!("request/reply with {callers} callers: {msg}")),
+            _ => return Err(format!("a caller failed: {msg}")),
         }
     }
     Ok(all)
