@@ -400,3 +400,33 @@ fn a_node_named_by_an_ipv6_address_listens_on_ipv6() {
         }
     });
 }
+
+#[test]
+fn sixteen_nodes_of_one_host_dialing_one_seed_at_once_form_a_full_mesh() {
+    // Connections from the node's own host count against the handshake total only: with the
+    // per-source share (8) and failure window (10 a minute) applied to them, most of these dials
+    // and the NODE_LIST dials that follow were refused and the source banned, and no mesh formed.
+    run(async {
+        let epmd = epmd().await;
+        let mut nodes = Vec::new();
+        for i in 0..16 {
+            nodes.push(node(&epmd, &format!("m{i}")).await);
+        }
+        let seed = nodes[0].name().clone();
+        let dials: Vec<_> = nodes[1..]
+            .iter()
+            .map(|n| {
+                let (n, seed) = (n.clone(), seed.clone());
+                snow_node_rt::spawn_task(async move { n.connect(&seed).await })
+            })
+            .collect();
+        for dial in dials {
+            let dialed = dial.await.expect("the dial task ran to its end");
+            dialed.expect("a node of this host is admitted");
+        }
+        eventually("a full mesh of 16", || nodes.iter().all(|n| n.nodes().len() == 15)).await;
+        for n in nodes {
+            n.shutdown().await;
+        }
+    });
+}
