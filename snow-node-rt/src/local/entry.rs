@@ -101,8 +101,9 @@ struct State {
     /// Waker of the process's task, used to deliver fatal signals wherever the body is parked.
     task_waker: Option<Waker>,
     status: Status,
-    /// The exit reason decided while `Exiting`, until the task takes it.
-    pending_exit: Option<Term>,
+    /// The exit reason decided while `Exiting`, until the task takes it. Boxed: it is rarely set,
+    /// and every idle process would otherwise carry a whole term's size for it.
+    pending_exit: Option<Box<Term>>,
     trap_exit: bool,
     name: Option<Atom>,
     relations: Option<Box<Relations>>,
@@ -161,7 +162,7 @@ impl State {
             return [None, None];
         }
         self.status = Status::Exiting;
-        self.pending_exit = Some(reason);
+        self.pending_exit = Some(Box::new(reason));
         flag.store(true, Ordering::Release);
         self.waiting = false;
         [self.task_waker.clone(), self.recv_waker.take()]
@@ -245,14 +246,22 @@ impl ProcessEntry {
 
     /// Appends `msg` to the mailbox, unless the process is dead.
     pub fn deliver(&self, msg: Term) {
-        let waker = {
-            let mut st = self.lock();
-            if st.status == Status::Dead {
-                return;
-            }
-            self.enqueue(&mut st, msg)
-        };
-        wake(waker);
+        // The send path: `enqueue`'s steps, with the one waker of the common case handled on its
+        // own (no array of wakers to walk and drop per message).
+        let mut st = self.lock();
+        if st.status == Status::Dead {
+            return;
+        }
+        if self.is_full(&st) {
+            let wakers = self.overflow(&mut st);
+            drop(st);
+            return wake(wakers);
+        }
+        let waker = st.push(msg);
+        drop(st);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Appends `msg` to the inbox and returns the wakers to call once the lock is released;
@@ -262,10 +271,15 @@ impl ProcessEntry {
     /// `max_heap_size`). One comparison when under the limit.
     #[must_use]
     fn enqueue(&self, st: &mut State, msg: Term) -> [Option<Waker>; 2] {
-        if st.inbox.len() + self.private_len.load(Ordering::Relaxed) >= st.mailbox_limit {
+        if self.is_full(st) {
             return self.overflow(st);
         }
         [st.push(msg), None]
+    }
+
+    /// The mailbox (inbox and the owner's private queue) holds its limit.
+    fn is_full(&self, st: &State) -> bool {
+        st.inbox.len() + self.private_len.load(Ordering::Relaxed) >= st.mailbox_limit
     }
 
     /// The mailbox is full: kills the process (once) and logs it.
@@ -401,7 +415,7 @@ impl ProcessEntry {
         }
         if self.exiting.load(Ordering::Acquire) {
             if let Some(reason) = self.lock().pending_exit.take() {
-                return Poll::Ready(reason);
+                return Poll::Ready(*reason);
             }
         }
         Poll::Pending
@@ -410,7 +424,7 @@ impl ProcessEntry {
     /// The exit decided while the body ran its last stretch, if any (it wins over the body's own
     /// result: the process died at that point).
     pub fn take_decided_exit(&self) -> Option<Term> {
-        self.lock().pending_exit.take()
+        self.lock().pending_exit.take().map(|reason| *reason)
     }
 
     /// Sets whether exit signals become messages; returns the previous setting.

@@ -43,6 +43,11 @@ impl Mailbox {
         Mailbox { entry, private: VecDeque::new(), budget: BUDGET }
     }
 
+    /// The entry of the process this mailbox belongs to.
+    pub fn entry(&self) -> &Arc<ProcessEntry> {
+        &self.entry
+    }
+
     /// Moves everything in the shared inbox to the private queue; if both are empty, parks the
     /// process (registers `cx`'s waker) and returns `false`.
     fn refill_or_park(&mut self, cx: &mut Context<'_>) -> bool {

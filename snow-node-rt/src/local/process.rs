@@ -36,20 +36,25 @@ use crate::timers::TimerRef;
 /// [`set_mailbox_limit`](Process::set_mailbox_limit).
 pub struct Process {
     node: Node,
-    entry: Arc<ProcessEntry>,
+    /// The mailbox, which also holds the process's entry (one reference per process handle: an
+    /// idle process is mostly this handle, parked in a receive).
     mailbox: Mailbox,
 }
 
 impl std::fmt::Debug for Process {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Process({})", self.entry.pid())
+        write!(f, "Process({})", self.entry().pid())
     }
 }
 
 impl Process {
     pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>) -> Process {
-        let mailbox = Mailbox::new(entry.clone());
-        Process { node, entry, mailbox }
+        Process { node, mailbox: Mailbox::new(entry) }
+    }
+
+    /// This process's state in the table.
+    fn entry(&self) -> &Arc<ProcessEntry> {
+        self.mailbox.entry()
     }
 
     // ---- receiving ----------------------------------------------------------------------------
@@ -117,20 +122,20 @@ impl Process {
     /// ([`Node::set_default_mailbox_limit`](crate::Node::set_default_mailbox_limit),
     /// `SNOW_MAILBOX_LIMIT`), off unless set.
     pub fn set_mailbox_limit(&self, limit: Option<usize>) -> Option<usize> {
-        self.entry.set_mailbox_limit(limit)
+        self.entry().set_mailbox_limit(limit)
     }
 
     /// This process's mailbox limit (`None`: no limit); see
     /// [`set_mailbox_limit`](Process::set_mailbox_limit).
     pub fn mailbox_limit(&self) -> Option<usize> {
-        self.entry.mailbox_limit()
+        self.entry().mailbox_limit()
     }
 
     // ---- everything else -------------------------------------------------------------------
 
     /// This process's pid (`self()`).
     pub fn pid(&self) -> &Pid {
-        self.entry.pid()
+        self.entry().pid()
     }
 
     /// The runtime this process runs on.
@@ -152,10 +157,10 @@ impl Process {
     /// that goes on sending without awaiting until the queue reaches its hard ceiling exits with
     /// `{:send_queue_overflow, node}` (README, "Guarantees").
     pub fn send(&self, to: &Pid, msg: Term) {
-        if self.entry.is_exiting() {
+        if self.entry().is_exiting() {
             return;
         }
-        self.entry.backpressure(signals::send(&self.node.inner, Some(self.pid()), to, msg));
+        self.entry().backpressure(signals::send(&self.node.inner, Some(self.pid()), to, msg));
     }
 
     /// Sends `msg` to the process registered as `name` on this node.
@@ -178,8 +183,8 @@ impl Process {
             return self.send_named(name, msg);
         }
         let Some(dist) = self.node.inner.distribution() else { return Err(SendError::NotDistributed) };
-        if !self.entry.is_exiting() {
-            self.entry.backpressure(dist.send_named(Some(self.pid()), node, &Atom::new(name), msg));
+        if !self.entry().is_exiting() {
+            self.entry().backpressure(dist.send_named(Some(self.pid()), node, &Atom::new(name), msg));
         }
         Ok(())
     }
@@ -215,7 +220,7 @@ impl Process {
     /// Sends `msg` to `to` unless the connection to `to`'s node is over its byte budget, in which
     /// case the message comes back in [`TrySendError::Busy`]. Local pids never give `Busy`.
     pub fn try_send(&self, to: &Pid, msg: Term) -> Result<(), TrySendError> {
-        if to.node() == self.node.name() || self.entry.is_exiting() {
+        if to.node() == self.node.name() || self.entry().is_exiting() {
             self.send(to, msg);
             return Ok(());
         }
@@ -230,16 +235,16 @@ impl Process {
     /// `:killed`); `:normal` is ignored unless `to` is this process; a trapping target gets
     /// `{:EXIT, self, reason}`; any other reason makes it exit with that reason.
     pub fn send_exit(&self, to: &Pid, reason: Term) {
-        if self.entry.is_exiting() {
+        if self.entry().is_exiting() {
             return;
         }
-        self.entry.backpressure(signals::exit(&self.node.inner, self.pid(), to, reason, false));
+        self.entry().backpressure(signals::exit(&self.node.inner, self.pid(), to, reason, false));
     }
 
     /// Ends this process with `reason` (Erlang's `exit/1`). The returned future never completes:
     /// the process stops at this `.await`.
     pub fn exit(&self, reason: Term) -> impl Future<Output = ()> + Send + 'static {
-        self.entry.exit_with(reason);
+        self.entry().exit_with(reason);
         // The task's exit watch was woken by `exit_with` and is polled before the body.
         std::future::poll_fn(|_| Poll::<()>::Pending)
     }
@@ -247,7 +252,7 @@ impl Process {
     /// Sets whether exit signals become `{:EXIT, from, reason}` messages instead of killing this
     /// process (except the untrappable `:kill`). Returns the previous setting.
     pub fn trap_exit(&self, on: bool) -> bool {
-        self.entry.set_trap_exit(on)
+        self.entry().set_trap_exit(on)
     }
 
     /// Links this process with `to`: when either exits, the other gets an exit signal.
@@ -257,7 +262,7 @@ impl Process {
     /// and `Ok(())`; otherwise the call fails with [`LinkError::NoProc`], the counterpart of
     /// Erlang raising `noproc`. Linking twice or to itself does nothing.
     pub fn link(&self, to: &Pid) -> Result<(), LinkError> {
-        if signals::link(&self.node.inner, &self.entry, to) || self.entry.link_failed(to) {
+        if signals::link(&self.node.inner, self.entry(), to) || self.entry().link_failed(to) {
             Ok(())
         } else {
             Err(LinkError::NoProc(to.clone()))
@@ -268,14 +273,14 @@ impl Process {
     /// reaches this process (one already turned into an `{:EXIT, ..}` message stays in the
     /// mailbox, as in Erlang).
     pub fn unlink(&self, to: &Pid) {
-        signals::unlink(&self.node.inner, &self.entry, to);
+        signals::unlink(&self.node.inner, self.entry(), to);
     }
 
     /// Monitors `target`: when it exits this process gets `{:DOWN, ref, target, reason}`. Each
     /// call makes a new, independent monitor. A target that does not exist gives an immediate
     /// `{:DOWN, ref, target, :noproc}`.
     pub fn monitor(&self, target: &Pid) -> Ref {
-        signals::monitor(&self.node.inner, &self.entry, Monitored::Pid(target.clone()))
+        signals::monitor(&self.node.inner, self.entry(), Monitored::Pid(target.clone()))
     }
 
     /// Monitors the process registered as `name` on `node` (Erlang's
@@ -285,17 +290,17 @@ impl Process {
     /// `{:DOWN, ref, {name, node}, :noproc}`, a lost connection `:noconnection`.
     pub fn monitor_name(&self, name: &str, node: &NodeName) -> Ref {
         let target = Monitored::Name { name: Atom::new(name), node: node.clone() };
-        signals::monitor(&self.node.inner, &self.entry, target)
+        signals::monitor(&self.node.inner, self.entry(), target)
     }
 
     /// Cancels a monitor. Returns `true` if it was still active (no `:DOWN` was delivered).
     /// With `flush`, a `:DOWN` message of this monitor already in the mailbox is removed too,
     /// so after `demonitor(r, true)` no message about `r` is ever seen.
     pub fn demonitor(&mut self, reference: &Ref, flush: bool) -> bool {
-        let active = match self.entry.take_monitoring(reference) {
+        let active = match self.entry().take_monitoring(reference) {
             Some(monitoring) => {
                 let verdict = signals::forget_watcher(&self.node.inner, self.pid(), &monitoring, reference);
-                self.entry.backpressure(verdict);
+                self.entry().backpressure(verdict);
                 true
             }
             None => false,
@@ -313,7 +318,7 @@ impl Process {
     pub fn monitor_node(&self, node: &NodeName) {
         match self.node.inner.distribution() {
             Some(dist) => dist.monitor_node(self.pid(), node),
-            None => self.entry.deliver(Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())])),
+            None => self.entry().deliver(Term::tuple([Term::atom("nodedown"), Term::Atom(node.as_atom().clone())])),
         }
     }
 
@@ -390,7 +395,7 @@ impl Process {
             .spawnable(&Atom::new(function))
             .ok_or_else(|| SpawnError::NotSpawnable(function.to_owned()))?;
         let child = self.node.inner.table.prepare();
-        signals::prelink(&self.entry, &child);
+        signals::prelink(self.entry(), &child);
         Ok(body.start(&self.node, child, args))
     }
 
@@ -440,8 +445,8 @@ impl Process {
     /// local calls).
     pub(crate) fn spawn_call_child(&self, body: &dyn AllowListed, args: Term) -> (Pid, Ref) {
         let child = self.node.inner.table.prepare();
-        signals::prelink(&self.entry, &child);
-        let reference = signals::premonitor(&self.node.inner, &self.entry, &child);
+        signals::prelink(self.entry(), &child);
+        let reference = signals::premonitor(&self.node.inner, self.entry(), &child);
         (body.start_call(&self.node, child, args, reference.clone()), reference)
     }
 
@@ -475,10 +480,10 @@ impl Process {
     /// alias, or to a node without aliases is dropped, as a message to a dead pid is. Ordered
     /// with this process's other messages to the alias's owner; backpressure as [`Process::send`].
     pub fn send_alias(&self, alias: &Ref, msg: Term) {
-        if self.entry.is_exiting() {
+        if self.entry().is_exiting() {
             return;
         }
-        self.entry.backpressure(self.node.inner.send_alias(Some(self.pid()), alias, msg));
+        self.entry().backpressure(self.node.inner.send_alias(Some(self.pid()), alias, msg));
     }
 
     /// Spawns a process (see [`Node::spawn`]).
@@ -499,7 +504,7 @@ impl Process {
         Fut::Output: IntoExitReason,
     {
         let child = self.node.inner.table.prepare();
-        signals::prelink(&self.entry, &child);
+        signals::prelink(self.entry(), &child);
         start(&self.node, child, body)
     }
 
@@ -511,7 +516,7 @@ impl Process {
         Fut::Output: IntoExitReason,
     {
         let child = self.node.inner.table.prepare();
-        let reference = signals::premonitor(&self.node.inner, &self.entry, &child);
+        let reference = signals::premonitor(&self.node.inner, self.entry(), &child);
         (start(&self.node, child, body), reference)
     }
 
@@ -528,7 +533,7 @@ impl Process {
 
     /// The registered name of this process, if any.
     pub fn registered_name(&self) -> Option<Atom> {
-        self.entry.name()
+        self.entry().name()
     }
 }
 
