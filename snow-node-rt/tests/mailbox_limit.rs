@@ -19,13 +19,17 @@ fn overflow(limit: i64) -> Term {
 }
 
 /// A process that sets its mailbox limit to `limit`, traps exits (which must not save it), and
-/// never receives.
-fn hoarder(node: &Node, limit: Option<usize>) -> Pid {
-    node.spawn(move |me: Process| async move {
+/// never receives. Returns once the limit is set, so that what is sent next meets it.
+async fn hoarder(node: &Node, limit: Option<usize>) -> Pid {
+    let (set_tx, set_rx) = async_channel::bounded(1);
+    let pid = node.spawn(move |me: Process| async move {
         me.set_mailbox_limit(limit);
         me.trap_exit(true);
+        let _ = set_tx.send(()).await;
         std::future::pending::<()>().await
-    })
+    });
+    next(&set_rx).await;
+    pid
 }
 
 #[test]
@@ -82,7 +86,7 @@ fn the_node_default_applies_to_new_processes_and_a_process_may_change_its_own() 
         assert_eq!(next(&rx).await, Some(3));
         let down = watch(&node, &limited).await;
         // A process that lifts its own limit is not held to the node's.
-        let free = hoarder(&node, None);
+        let free = hoarder(&node, None).await;
         let free_down = watch(&node, &free).await;
         for i in 0..4 {
             node.send(&limited, Term::Int(i));
@@ -183,9 +187,14 @@ fn a_remote_flood_kills_only_its_target_and_the_connection_keeps_serving() {
         let b = node(&epmd, "limit_b").await;
         assert_eq!(a.default_mailbox_limit(), Some(50));
         assert_eq!(b.default_mailbox_limit(), None);
-        within(b.connect(a.name())).await.unwrap();
+        // Watching before connecting: each side's nodeup is taken here, whenever it comes, so a
+        // late one cannot pass for a reconnection below.
         let a_events = node_events(&a).await;
         let b_events = node_events(&b).await;
+        within(b.connect(a.name())).await.unwrap();
+        let nodeup = |n: &Node| Term::tuple([Term::atom("nodeup"), Term::Atom(n.name().as_atom().clone())]);
+        assert_eq!(next(&a_events).await, nodeup(&b));
+        assert_eq!(next(&b_events).await, nodeup(&a));
 
         // On a: a process that never receives (limit 50, the node's default), and one that does.
         let (tx, rx) = async_channel::bounded(1);
