@@ -88,6 +88,10 @@ pub(crate) const MAX_SPIN_US: u64 = 10_000;
 /// nothing (README, "Benchmarks", has the figures).
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(60);
 
+/// How long a spinning worker looks at the run queues between two non-blocking polls of the
+/// reactor: short against a round trip, long against the cost of a poll (a few syscalls).
+const SPIN_SLICE: Duration = Duration::from_micros(5);
+
 /// A scheduler variable holds a value the pool does not accept.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum SchedulersError {
@@ -658,7 +662,18 @@ impl Worker {
             return Poll::Ready(());
         }
         if park.spinning {
-            let work = shared.has_stealable_work() || shared.shutdown.load(SeqCst);
+            // Look at the queues for one slice before handing `block_on` its turn at the reactor:
+            // each turn is several syscalls (epoll_wait, timerfd_settime, epoll_ctl re-arms), so
+            // a turn per look made a 60 µs spin cost dozens of them.
+            let slice_end = (Instant::now() + SPIN_SLICE).min(park.spin_until);
+            let mut work = shared.has_stealable_work() || shared.shutdown.load(SeqCst);
+            while !work && !slot.notified.load(SeqCst) && Instant::now() < slice_end {
+                std::hint::spin_loop();
+                work = shared.has_stealable_work() || shared.shutdown.load(SeqCst);
+            }
+            if slot.notified.swap(false, SeqCst) {
+                return Poll::Ready(());
+            }
             if !work && Instant::now() < park.spin_until {
                 // Woken at once: `block_on` polls the reactor without blocking and polls this
                 // again.
