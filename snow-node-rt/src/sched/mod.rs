@@ -26,9 +26,9 @@
 //!   lands in that worker's LIFO slot): a message arriving over the network reaches its process
 //!   without a hop between threads. Entering and leaving `block_on` for every park would wake
 //!   async-io's fallback thread each time, which then takes the reactor and keeps it.
-//! - **A short spin before sleeping**: the first worker to park polls for work and for I/O
-//!   without blocking for [`DEFAULT_SPIN`] (`SNOW_SCHED_SPIN_US`), as BEAM's schedulers
-//!   busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
+//! - **A short spin before sleeping**: the first worker to park looks for work, and every
+//!   [`SPIN_SLICE`] for I/O, without blocking for [`DEFAULT_SPIN`] (`SNOW_SCHED_SPIN_US`), as
+//!   BEAM's schedulers busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
 //!   The spinner must be the thread that sees the I/O: while one spins, the other parked
 //!   workers wait off the reactor (on their thread's park), and a worker that starts spinning
 //!   wakes one that was waiting in the reactor so that it moves off it.
