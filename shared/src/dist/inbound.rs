@@ -5,6 +5,7 @@
 //! (frame size, messages and bytes in reassembly, term limits), so a hostile peer can make the
 //! receiver hold at most what those limits allow. After an error the connection must be closed.
 
+use crate::binary::{Binary, SHARE_THRESHOLD};
 use crate::dist::control::{self, Control, ControlError, DecodeContext};
 use crate::dist::Flags;
 use crate::fragment::{is_fragment, FragmentError, Reassembler, ReassemblyLimits};
@@ -82,7 +83,13 @@ impl Inbound {
             } else {
                 frame
             };
-            let msg = control::decode(&whole, &self.ctx)?;
+            // A payload that may hold a binary worth sharing becomes the shared buffer its large
+            // binaries are views of (README, "Shared binaries"); it is moved, not copied.
+            let msg = if whole.len() > SHARE_THRESHOLD {
+                control::decode_shared(&Binary::from(whole), &self.ctx)?
+            } else {
+                control::decode(&whole, &self.ctx)?
+            };
             if let (Some(peer), Some(from)) = (&self.peer, msg.sender()) {
                 if from.node() != peer {
                     return Err(InboundError::ForeignSender { message: msg.name(), from: from.clone() });
