@@ -42,6 +42,7 @@ pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize
 /// A view keeps the whole buffer alive for as long as it lives. The quarter rule bounds that
 /// retention: what a kept binary pins is at most four times its own size. Smaller binaries are
 /// copied, so a process that keeps one small field of a large message does not pin the message.
+#[inline]
 pub fn decode_shared(buffer: &Binary, limits: &DecodeLimits) -> Result<Term, DecodeError> {
     whole(buffer, Source::Shared { buffer, base: 0 }, limits)
 }

@@ -547,15 +547,16 @@ struct Fields<'a> {
     limits: DecodeLimits,
     /// The connection's negotiated capabilities (options of a message may need one).
     flags: Flags,
-    /// The whole payload, when large binaries are to be views of it ([`decode_shared`]).
-    shared: Option<&'a Binary>,
+    /// The whole payload and its length, when large binaries are to be views of it
+    /// ([`decode_shared`]).
+    shared: Option<(&'a Binary, usize)>,
 }
 
 impl Fields<'_> {
     fn term(&mut self, field: &'static str) -> Result<Term, ControlError> {
         let decoded = match self.shared {
             // `rest` is the payload's tail.
-            Some(payload) => decode_prefix_shared(payload, payload.len() - self.rest.len(), &self.limits),
+            Some((payload, len)) => decode_prefix_shared(payload, len - self.rest.len(), &self.limits),
             None => decode_prefix(self.rest, &self.limits),
         };
         let (term, used) = decoded.map_err(|source| ControlError::BadTerm { message: self.message, field, source })?;
@@ -670,10 +671,11 @@ pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlErr
 /// [`decode`], with the large binaries of the message's terms as views of `payload` instead of
 /// copies, under [`crate::codec::decode_shared`]'s rule.
 pub fn decode_shared(payload: &Binary, ctx: &DecodeContext) -> Result<Control, ControlError> {
-    decode_from(payload, Some(payload), ctx)
+    let bytes = payload.as_slice();
+    decode_from(bytes, Some((payload, bytes.len())), ctx)
 }
 
-fn decode_from(payload: &[u8], shared: Option<&Binary>, ctx: &DecodeContext) -> Result<Control, ControlError> {
+fn decode_from(payload: &[u8], shared: Option<(&Binary, usize)>, ctx: &DecodeContext) -> Result<Control, ControlError> {
     let (&tag, rest) = payload.split_first().ok_or(ControlError::Empty)?;
     if tag == 0 || tag > tag::EXTENSION_LAST {
         return Err(ControlError::NotControl(tag));

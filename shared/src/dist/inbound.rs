@@ -12,6 +12,11 @@ use crate::fragment::{is_fragment, FragmentError, Reassembler, ReassemblyLimits}
 use crate::frame::{FrameDecoder, FrameError};
 use crate::{NodeName, Pid};
 
+/// Payloads from this size on are decoded with [`control::decode_shared`]. A smaller one holds no
+/// binary over 256 bytes, which is about as cheap to copy as to share, while making it a shared
+/// buffer costs an allocation that every small message without a binary would pay.
+const SHARED_PAYLOAD_MIN: usize = 4 * SHARE_THRESHOLD;
+
 /// Why the received stream is unacceptable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {
@@ -83,9 +88,9 @@ impl Inbound {
             } else {
                 frame
             };
-            // A payload that may hold a binary worth sharing becomes the shared buffer its large
-            // binaries are views of (README, "Shared binaries"); it is moved, not copied.
-            let msg = if whole.len() > SHARE_THRESHOLD {
+            // A large payload becomes the shared buffer its large binaries are views of (README,
+            // "Shared binaries"); it is moved, not copied.
+            let msg = if whole.len() >= SHARED_PAYLOAD_MIN {
                 control::decode_shared(&Binary::from(whole), &self.ctx)?
             } else {
                 control::decode(&whole, &self.ctx)?
