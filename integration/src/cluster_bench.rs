@@ -544,7 +544,7 @@ async fn broadcast_round(me: &mut Process, agents: &[NodeName], group: Term, m: 
         }
         snow_node_rt::sleep(Duration::from_millis(1)).await;
     }
-    let blob = vec![7u8; BLOB];
+    let blob = snow_node_rt::Binary::from(vec![7u8; BLOB]);
     let t0 = Instant::now();
     for seq in 1..=m {
         me.groups().broadcast(&group, tagged("chat", [Term::Int(seq as i64), Term::Binary(blob.clone())]));

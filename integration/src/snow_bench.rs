@@ -184,7 +184,7 @@ fn structured(from: &Pid, seq: i64, blob: &[u8]) -> Term {
             Term::tuple([Term::Int(seq), Term::Int(42)]),
             Term::tuple([Term::String("web".into()), atom("ok")]),
         ]),
-        Term::Binary(blob.to_vec()),
+        Term::binary(blob),
     ])
 }
 
@@ -494,7 +494,7 @@ async fn fanin(me: &mut Process, to: &Pid, per_sender: u64) -> Result<(), String
 /// standing in for the preemption a compiled Snow program gets from its scheduler (BEAM preempts
 /// a process every few thousand reductions).
 async fn flood(me: &mut Process, sink: &Pid, total: u64) -> Result<Vec<String>, String> {
-    let payload = vec![7u8; FLOOD_SIZE];
+    let payload = snow_node_rt::Binary::from(vec![7u8; FLOOD_SIZE]);
     me.send(sink, tagged("start", [Term::Pid(me.pid().clone()), Term::Int(total as i64)]));
     let rss_before = own_memory_kib("VmRSS").unwrap_or(0);
     let t0 = Instant::now();
@@ -520,7 +520,7 @@ const FLOOD_SENDS_PER_YIELD: u64 = 64;
 async fn send_batch(me: &mut Process, sink: &Pid, payload: &[u8], total: u64, k: u64) -> Result<(), String> {
     me.send(sink, tagged("start", [Term::Pid(me.pid().clone()), Term::Int(k as i64)]));
     for sent in 1..=total {
-        me.send_async(sink, Term::Binary(payload.to_vec())).await;
+        me.send_async(sink, Term::binary(payload)).await;
         if sent % k == 0 && sent > WINDOW * k {
             wait_ack(me, sent - WINDOW * k).await?;
         }

@@ -1,6 +1,6 @@
 //! Conversions between [`Term`] and Rust types.
 //!
-//! Into a term: integers, floats, `bool`, `&str`/`String` (strings), `Vec<u8>`/`&[u8]`
+//! Into a term: integers, floats, `bool`, `&str`/`String` (strings), `Vec<u8>`/`&[u8]`/[`Binary`]
 //! (binaries), `Vec<T>` of the common element types (lists), tuples up to 8 elements,
 //! `HashMap`/`BTreeMap` (maps), `Option<T>` (the sum values `Option.Some(x)` / `Option.None`, which
 //! keeps `Some(None)` distinct from `None`), `()` (unit), atoms, pids and refs.
@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use crate::atom::Atom;
+use crate::binary::Binary;
 use crate::pid::{Pid, Ref};
 use crate::term::{Sum, Term};
 
@@ -162,21 +163,22 @@ impl TryFrom<Term> for String {
 
 impl From<Vec<u8>> for Term {
     fn from(v: Vec<u8>) -> Term {
-        Term::Binary(v)
+        Term::Binary(v.into())
     }
 }
 
 impl From<&[u8]> for Term {
     fn from(v: &[u8]) -> Term {
-        Term::Binary(v.to_vec())
+        Term::Binary(v.into())
     }
 }
 
+/// The bytes, copied only when the binary shares its buffer ([`Binary::into_vec`]).
 impl TryFrom<Term> for Vec<u8> {
     type Error = ConversionError;
     fn try_from(t: Term) -> Result<Vec<u8>, ConversionError> {
         match t {
-            Term::Binary(b) => Ok(b),
+            Term::Binary(b) => Ok(b.into_vec()),
             other => Err(mismatch("a binary", &other)),
         }
     }
@@ -201,7 +203,7 @@ macro_rules! from_identity {
         }
     )*};
 }
-from_identity!(Atom => Atom, "an atom"; Pid => Pid, "a pid"; Ref => Ref, "a reference");
+from_identity!(Atom => Atom, "an atom"; Pid => Pid, "a pid"; Ref => Ref, "a reference"; Binary => Binary, "a binary");
 
 impl From<Vec<Term>> for Term {
     fn from(v: Vec<Term>) -> Term {
@@ -395,8 +397,8 @@ mod tests {
 
     #[test]
     fn bytes_are_binaries_and_vecs_are_lists() {
-        assert_eq!(Term::from(vec![1u8, 2]), Term::Binary(vec![1, 2]));
-        assert_eq!(Term::from(&b"ab"[..]), Term::Binary(b"ab".to_vec()));
+        assert_eq!(Term::from(vec![1u8, 2]), Term::binary([1, 2]));
+        assert_eq!(Term::from(&b"ab"[..]), Term::binary(b"ab"));
         assert_eq!(Term::from(vec![1i64, 2]), Term::List(vec![Term::Int(1), Term::Int(2)]));
         assert_eq!(Vec::<i64>::try_from(Term::from(vec![3i64, 4])), Ok(vec![3, 4]));
         assert_eq!(Vec::<String>::try_from(Term::from(vec!["a", "b"])), Ok(vec!["a".into(), "b".into()]));

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod atom;
+pub mod binary;
 pub mod cluster;
 pub mod codec;
 pub mod convert;
@@ -24,6 +25,7 @@ pub mod term;
 pub mod test_support;
 
 pub use atom::Atom;
+pub use binary::Binary;
 pub use convert::ConversionError;
 pub use name::{NameError, NodeName};
 pub use pid::{Pid, Ref};

@@ -44,8 +44,9 @@ pub enum Term {
     List(Vec<Term>),
     /// UTF-8 text.
     String(String),
-    /// Raw bytes.
-    Binary(Vec<u8>),
+    /// Raw bytes: owned when small, shared (cheap to clone and to send) when larger than
+    /// [`crate::binary::SHARE_THRESHOLD`] bytes.
+    Binary(crate::binary::Binary),
     /// A named record with named fields, in declaration order (boxed: rare, and large).
     Struct(Box<Struct>),
     /// A variant of a sum type, with positional fields (boxed: rare, and large).
@@ -123,9 +124,21 @@ impl Term {
         MapBuilder::default()
     }
 
-    /// A binary holding a copy of `bytes`.
-    pub fn binary(bytes: impl AsRef<[u8]>) -> Term {
-        Term::Binary(bytes.as_ref().to_vec())
+    /// A binary of `bytes`: a `Vec<u8>` (or `String`) larger than
+    /// [`crate::binary::SHARE_THRESHOLD`] is taken without copying its bytes; borrowed bytes
+    /// (`&[u8]`, `&[u8; N]`, `&str`) are copied.
+    ///
+    /// ```
+    /// use snow_shared::Term;
+    ///
+    /// let payload = vec![0u8; 65_536];
+    /// let at = payload.as_ptr();
+    /// let msg = Term::binary(payload);
+    /// assert_eq!(msg.as_bytes().map(<[u8]>::as_ptr), Some(at));
+    /// assert_eq!(Term::binary(b"abc"), Term::binary(&[97u8, 98, 99][..]));
+    /// ```
+    pub fn binary(bytes: impl Into<crate::binary::Binary>) -> Term {
+        Term::Binary(bytes.into())
     }
 
     /// A string term.
@@ -267,6 +280,15 @@ impl Term {
 
     /// The bytes, if this is a binary.
     pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Term::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The binary, if this is one: its bytes (it dereferences to `[u8]`), or a clone of it to
+    /// keep or send on, which copies no byte when it is shared.
+    pub fn as_binary(&self) -> Option<&crate::binary::Binary> {
         match self {
             Term::Binary(b) => Some(b),
             _ => None,

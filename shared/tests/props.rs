@@ -1,10 +1,11 @@
 //! Property tests: codec round trips, hostile bytes, framing splits, interleaved fragments.
 
 use proptest::prelude::*;
-use snow_shared::codec::{decode, decode_with, encode, encoded_len, DecodeLimits, WIRE_VERSION};
+use snow_shared::binary::SHARE_THRESHOLD;
+use snow_shared::codec::{decode, decode_shared, decode_with, encode, encoded_len, DecodeLimits, WIRE_VERSION};
 use snow_shared::fragment::{Fragmenter, Reassembler};
 use snow_shared::frame::{encode_frame, FrameDecoder};
-use snow_shared::{Atom, NodeName, Pid, Ref, Struct, Sum, Term};
+use snow_shared::{Atom, Binary, NodeName, Pid, Ref, Struct, Sum, Term};
 
 fn node() -> impl Strategy<Value = NodeName> {
     prop_oneof![
@@ -31,7 +32,9 @@ fn leaf() -> impl Strategy<Value = Term> {
         any::<bool>().prop_map(Term::Bool),
         atom().prop_map(Term::Atom),
         ".{0,20}".prop_map(Term::String),
-        prop::collection::vec(any::<u8>(), 0..40).prop_map(Term::Binary),
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(Term::binary),
+        // Past the sharing threshold: reference-counted, and views when decoded from a buffer.
+        prop::collection::vec(any::<u8>(), 60..300).prop_map(Term::binary),
         (node(), any::<u64>(), any::<u32>()).prop_map(|(n, id, c)| Term::Pid(Pid::new(n, id, c))),
         (node(), any::<u64>(), any::<u32>()).prop_map(|(n, id, c)| Term::Ref(Ref::new(n, id, c))),
     ]
@@ -51,6 +54,21 @@ fn term() -> impl Strategy<Value = Term> {
     })
 }
 
+/// Every binary in `t`, depth first.
+fn binaries_of<'a>(t: &'a Term, out: &mut Vec<&'a Binary>) {
+    match t {
+        Term::Binary(b) => out.push(b),
+        Term::Tuple(items) | Term::List(items) => items.iter().for_each(|i| binaries_of(i, out)),
+        Term::Map(map) => map.iter().for_each(|(k, v)| {
+            binaries_of(k, out);
+            binaries_of(v, out);
+        }),
+        Term::Struct(s) => s.fields.iter().for_each(|(_, v)| binaries_of(v, out)),
+        Term::Sum(s) => s.fields.iter().for_each(|v| binaries_of(v, out)),
+        _ => {}
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -59,6 +77,20 @@ proptest! {
         let bytes = encode(&t);
         prop_assert_eq!(bytes.len(), encoded_len(&t));
         prop_assert_eq!(decode(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn decoding_from_a_shared_buffer_gives_the_same_term_with_large_binaries_as_views(t in term()) {
+        let buffer = Binary::from(encode(&t));
+        let decoded = decode_shared(&buffer, &DecodeLimits::default()).unwrap();
+        prop_assert_eq!(&decoded, &t);
+        let inside = buffer.as_ptr_range();
+        let mut binaries = Vec::new();
+        binaries_of(&decoded, &mut binaries);
+        for b in binaries {
+            let view = b.len() > SHARE_THRESHOLD && 4 * b.len() >= buffer.len();
+            prop_assert_eq!(inside.contains(&b.as_ptr()), view, "{} bytes of {}", b.len(), buffer.len());
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p snow-node-rt --bench local` runs, in order: memory per idle process (RSS delta
 //! over 100,000 processes parked in receive), spawn-and-exit rate, message throughput between two
-//! processes, ping-pong round trip, and a ring of 10,000 processes passing a token. Then it
+//! processes, ping-pong round trip, a ring of 10,000 processes passing a token, and one 64 KiB
+//! binary sent to 1,000 processes that each keep it (time from the first send to the last
+//! acknowledgement, and how much the resident set grew while they all hold it). Then it
 //! compiles `benches/erlang/snow_bench.erl` with `erlc` into a temporary directory, runs the same
 //! workloads with `erl -noshell`, and prints both figures and their ratio. Without `erl` it says
 //! so and prints Snow's figures only. `SNOW_BENCH_SCALE=0.1` shrinks every workload (smoke run).
@@ -160,6 +162,45 @@ fn ring(node: &Node, size: u64, hops: u64) -> (f64, f64) {
     (setup.as_secs_f64() * 1e3, rounds as f64 / pass.as_secs_f64())
 }
 
+/// `rounds` times: 1,000 fresh processes each receive one 64 KiB binary, acknowledge it and keep
+/// it until told to stop. Returns the mean microseconds from the first send to the last
+/// acknowledgement, and the largest growth of the resident set over a round while all 1,000
+/// hold it (in KiB: 64 MiB if every receiver had its own copy).
+fn binary_fan_out(node: &Node, rounds: u64) -> (f64, f64) {
+    const RECEIVERS: usize = 1_000;
+    in_process(node, move |mut me| async move {
+        let parent = me.pid().clone();
+        let msg = Term::binary(vec![7u8; 64 << 10]);
+        let (mut total, mut peak) = (Duration::ZERO, 0u64);
+        for _ in 0..rounds {
+            let holders: Vec<_> = (0..RECEIVERS)
+                .map(|_| {
+                    let parent = parent.clone();
+                    me.spawn(move |mut p| async move {
+                        let _kept = p.receive().await;
+                        p.send(&parent, Term::atom("got"));
+                        p.receive().await;
+                    })
+                })
+                .collect();
+            let before = rss_bytes();
+            let t = Instant::now();
+            for pid in &holders {
+                me.send(pid, msg.clone());
+            }
+            for _ in 0..RECEIVERS {
+                me.receive().await;
+            }
+            total += t.elapsed();
+            peak = peak.max(rss_bytes().saturating_sub(before));
+            for pid in &holders {
+                me.send(pid, Term::atom("stop"));
+            }
+        }
+        (total.as_secs_f64() * 1e6 / rounds as f64, peak as f64 / 1024.0)
+    })
+}
+
 struct Figures(BTreeMap<&'static str, f64>);
 
 fn run_snow() -> Figures {
@@ -172,6 +213,9 @@ fn run_snow() -> Figures {
     let (setup_ms, hops) = ring(&node, 10_000, scale(1_000_000));
     f.insert("ring_10k_setup_ms", setup_ms);
     f.insert("ring_10k_hops_per_sec", hops);
+    let (fan_out_us, fan_out_kib) = binary_fan_out(&node, scale(100));
+    f.insert("binary_64k_to_1k_procs_us", fan_out_us);
+    f.insert("binary_64k_to_1k_rss_kib", fan_out_kib);
     Figures(f)
 }
 
@@ -214,13 +258,15 @@ fn run_erlang() -> Result<Figures, String> {
     Ok(Figures(f))
 }
 
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 8] = [
     "memory_bytes_per_idle_process",
     "spawn_exit_per_sec",
     "send_throughput_msgs_per_sec",
     "ping_pong_round_trip_us",
     "ring_10k_setup_ms",
     "ring_10k_hops_per_sec",
+    "binary_64k_to_1k_procs_us",
+    "binary_64k_to_1k_rss_kib",
 ];
 
 /// Whether a larger value is better for this figure.

@@ -76,5 +76,5 @@ pub use pool_runtime::PoolRuntime;
 pub use reason::IntoExitReason;
 pub use sched::{block_on, spawn as spawn_task, JoinHandle};
 pub use seam::{Backpressure, Cluster, Congestion, Distribution, Host, Monitored, Runtime};
-pub use snow_shared::{Atom, NodeName, Pid, Ref, Term};
+pub use snow_shared::{Atom, Binary, NodeName, Pid, Ref, Term};
 pub use timers::{sleep, TimerRef};

@@ -115,7 +115,7 @@ fn a_peer_that_stops_reading_makes_try_send_busy_and_send_async_wait() {
         let target = Pid::new(name("stuck"), 1, 7);
         let (busy_tx, busy_rx) = async_channel::unbounded();
         let (done_tx, done_rx) = async_channel::unbounded();
-        let payload = Term::Binary(vec![7u8; 16 << 10]);
+        let payload = Term::binary(vec![7u8; 16 << 10]);
         a.spawn(move |me| async move {
             // Loopback socket buffers take a few MiB before the queue itself fills: send until
             // `try_send` has said Busy for 200 ms in a row.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::{read_varint, tag, unzigzag, DecodeError, DecodeLimits, MAX_DEPTH_CEILING, SMALL_INT_MAX, WIRE_VERSION};
 use crate::atom::{Atom, MAX_ATOM_BYTES};
+use crate::binary::{Binary, SHARE_THRESHOLD};
 use crate::name::NodeName;
 use crate::pid::{Pid, Ref};
 use crate::term::{Struct, Sum, Term};
@@ -23,8 +24,41 @@ pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
 /// Decodes one term from the whole of `bytes` under `limits`; leftover bytes are an error.
 #[inline]
 pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeError> {
+    whole(bytes, Source::Copy, limits)
+}
+
+/// Decodes the term at the start of `bytes` (version byte first) and returns it with the number of
+/// bytes it took, for protocol layers that put more data after a term.
+#[inline]
+pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
+    prefix(bytes, Source::Copy, limits)
+}
+
+/// Decodes one term from the whole of `buffer` under `limits`, like [`decode_with`], except that a
+/// binary larger than [`SHARE_THRESHOLD`] that is at least a quarter of `buffer` comes out as a
+/// view of `buffer` ([`Binary::slice`]), not a copy: a received message's large payload is then
+/// never copied on its way to the process (README, "Shared binaries").
+///
+/// A view keeps the whole buffer alive for as long as it lives. The quarter rule bounds that
+/// retention: what a kept binary pins is at most four times its own size. Smaller binaries are
+/// copied, so a process that keeps one small field of a large message does not pin the message.
+#[inline]
+pub fn decode_shared(buffer: &Binary, limits: &DecodeLimits) -> Result<Term, DecodeError> {
+    whole(buffer, Source::Shared { buffer, base: 0 }, limits)
+}
+
+/// [`decode_prefix`] of the bytes of `buffer` from offset `at` on, with large binaries as views
+/// of `buffer` as in [`decode_shared`] (the quarter rule counts the whole of `buffer`). An `at`
+/// past the end is [`DecodeError::Truncated`].
+pub fn decode_prefix_shared(buffer: &Binary, at: usize, limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
+    let bytes = buffer.get(at..).ok_or(DecodeError::Truncated)?;
+    prefix(bytes, Source::Shared { buffer, base: at }, limits)
+}
+
+#[inline(always)]
+fn whole(bytes: &[u8], source: Source<'_>, limits: &DecodeLimits) -> Result<Term, DecodeError> {
     let mut top = None;
-    let used = decode_top(bytes, limits, &mut top)?;
+    let used = decode_top(bytes, source, limits, &mut top)?;
     match (bytes.len() - used, top) {
         (0, Some(term)) => Ok(term),
         (0, None) => Err(DecodeError::Truncated),
@@ -32,18 +66,36 @@ pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term, DecodeEr
     }
 }
 
-/// Decodes the term at the start of `bytes` (version byte first) and returns it with the number of
-/// bytes it took, for protocol layers that put more data after a term.
-#[inline]
-pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
+#[inline(always)]
+fn prefix(bytes: &[u8], source: Source<'_>, limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
     let mut top = None;
-    let used = decode_top(bytes, limits, &mut top)?;
+    let used = decode_top(bytes, source, limits, &mut top)?;
     Ok((top.ok_or(DecodeError::Truncated)?, used))
 }
 
+/// Where binaries come from: copies of the input, or views of the buffer the input is part of.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Copy,
+    /// The input is `buffer[base..]`.
+    Shared {
+        buffer: &'a Binary,
+        base: usize,
+    },
+}
+
+/// A binary is a view of the buffer when it is at least `1 / SLICE_FRACTION` of it
+/// ([`decode_shared`]).
+const SLICE_FRACTION: usize = 4;
+
 /// Checks the envelope, decodes the top-level value into `top` and returns the bytes used.
 #[inline(always)]
-fn decode_top(bytes: &[u8], limits: &DecodeLimits, top: &mut Option<Term>) -> Result<usize, DecodeError> {
+fn decode_top(
+    bytes: &[u8],
+    source: Source<'_>,
+    limits: &DecodeLimits,
+    top: &mut Option<Term>,
+) -> Result<usize, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: limits.max_bytes });
     }
@@ -62,6 +114,7 @@ fn decode_top(bytes: &[u8], limits: &DecodeLimits, top: &mut Option<Term>) -> Re
         elements: 1,
         max_elements: limits.max_elements,
         max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
+        source,
         error: None,
     };
     match decoder.value(0, top) {
@@ -108,6 +161,8 @@ struct Decoder<'a> {
     elements: usize,
     max_elements: usize,
     max_depth: usize,
+    /// Where binaries come from.
+    source: Source<'a>,
     /// Why decoding stopped, once it has.
     error: Option<DecodeError>,
 }
@@ -249,8 +304,9 @@ impl<'a> Decoder<'a> {
             }
             tag::BINARY => {
                 let len = self.length()?;
+                let at = self.pos;
                 let bytes = self.take(len)?;
-                sink.put(Term::Binary(bytes.to_vec()));
+                sink.put(Term::Binary(self.binary(at, bytes)));
             }
             tag::PID => {
                 let (node, id, creation) = self.id()?;
@@ -341,6 +397,21 @@ impl<'a> Decoder<'a> {
             }
         }
         Ok(map)
+    }
+
+    /// The binary `bytes`, found at `at` in the input: a view of the shared buffer when
+    /// [`decode_shared`]'s rule allows, else a copy.
+    #[inline(always)]
+    fn binary(&self, at: usize, bytes: &[u8]) -> Binary {
+        if let Source::Shared { buffer, base } = self.source {
+            let len = bytes.len();
+            if len > SHARE_THRESHOLD && len >= buffer.len() / SLICE_FRACTION {
+                if let Some(view) = buffer.slice(base + at..base + at + len) {
+                    return view;
+                }
+            }
+        }
+        Binary::copy_from_slice(bytes)
     }
 
     #[inline(always)]

@@ -147,7 +147,7 @@ fn write_term(term: &Term, out: &mut Vec<u8>) {
         }
         Term::Binary(b) => {
             out.push(tag::BINARY);
-            write_bytes(out, b);
+            write_bytes(out, b.as_slice());
         }
         Term::Tuple(items) => {
             out.push(tag::TUPLE);

@@ -9,8 +9,9 @@
 //! checked against the bytes actually left before anything is reserved, so a 10-byte message that
 //! claims a billion elements fails with [`DecodeError::Truncated`] at once. Nesting depth, element
 //! count and input size are bounded by [`DecodeLimits`]. Peak memory while decoding is a small
-//! constant multiple of `size_of::<Term>()` (56 bytes on 64-bit targets) per input byte, plus the
-//! bytes of strings and binaries (each decoded with one copy).
+//! constant multiple of `size_of::<Term>()` (32 bytes on 64-bit targets) per input byte, plus the
+//! bytes of strings and binaries (each decoded with one copy). [`decode_shared`] decodes from a
+//! shared buffer ([`crate::Binary`]) and makes its large binaries views of that buffer, not copies.
 //!
 //! Repeated atoms and node names are resolved through a small per-thread cache, so a stream of
 //! messages that mention `:ok` or the same pid's node does not take the atom table's lock for each.
@@ -18,7 +19,7 @@
 mod decode;
 mod encode;
 
-pub use decode::{decode, decode_prefix, decode_with};
+pub use decode::{decode, decode_prefix, decode_prefix_shared, decode_shared, decode_with};
 pub use encode::{
     encode, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, encode_term_into, encoded_len,
 };

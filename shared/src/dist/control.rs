@@ -14,8 +14,10 @@
 //! bounded by [`DecodeLimits`]), so it can be fed arbitrary bytes.
 
 use crate::atom::Atom;
+use crate::binary::Binary;
 use crate::codec::{
-    decode_prefix, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, DecodeError, DecodeLimits,
+    decode_prefix, decode_prefix_shared, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, DecodeError,
+    DecodeLimits,
 };
 use crate::dist::Flags;
 use crate::name::NodeName;
@@ -545,15 +547,19 @@ struct Fields<'a> {
     limits: DecodeLimits,
     /// The connection's negotiated capabilities (options of a message may need one).
     flags: Flags,
+    /// The whole payload and its length, when large binaries are to be views of it
+    /// ([`decode_shared`]).
+    shared: Option<(&'a Binary, usize)>,
 }
 
 impl Fields<'_> {
     fn term(&mut self, field: &'static str) -> Result<Term, ControlError> {
-        let (term, used) = decode_prefix(self.rest, &self.limits).map_err(|source| ControlError::BadTerm {
-            message: self.message,
-            field,
-            source,
-        })?;
+        let decoded = match self.shared {
+            // `rest` is the payload's tail.
+            Some((payload, len)) => decode_prefix_shared(payload, len - self.rest.len(), &self.limits),
+            None => decode_prefix(self.rest, &self.limits),
+        };
+        let (term, used) = decoded.map_err(|source| ControlError::BadTerm { message: self.message, field, source })?;
         self.rest = &self.rest[used..];
         Ok(term)
     }
@@ -659,6 +665,17 @@ impl Fields<'_> {
 /// Decodes one whole control message (a frame payload that is not a fragment, or a reassembled
 /// fragmented message). Never panics; see [`ControlError`] for what it rejects.
 pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlError> {
+    decode_from(payload, None, ctx)
+}
+
+/// [`decode`], with the large binaries of the message's terms as views of `payload` instead of
+/// copies, under [`crate::codec::decode_shared`]'s rule.
+pub fn decode_shared(payload: &Binary, ctx: &DecodeContext) -> Result<Control, ControlError> {
+    let bytes = payload.as_slice();
+    decode_from(bytes, Some((payload, bytes.len())), ctx)
+}
+
+fn decode_from(payload: &[u8], shared: Option<(&Binary, usize)>, ctx: &DecodeContext) -> Result<Control, ControlError> {
     let (&tag, rest) = payload.split_first().ok_or(ControlError::Empty)?;
     if tag == 0 || tag > tag::EXTENSION_LAST {
         return Err(ControlError::NotControl(tag));
@@ -674,7 +691,7 @@ pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlErr
     if let Some(flag) = required_flag(tag).filter(|flag| !ctx.flags.contains(*flag)) {
         return Err(ControlError::NotNegotiated { message, flag });
     }
-    let mut f = Fields { message, rest, limits: ctx.limits, flags: ctx.flags };
+    let mut f = Fields { message, rest, limits: ctx.limits, flags: ctx.flags, shared };
     let msg = decode_fields(tag, &mut f)?;
     f.finish()?;
     Ok(msg)

@@ -1,4 +1,5 @@
 use super::*;
+use crate::binary::Binary;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -32,7 +33,8 @@ fn arb_term() -> impl Strategy<Value = Term> {
         any::<bool>().prop_map(Term::Bool),
         arb_atom().prop_map(Term::Atom),
         ".{0,20}".prop_map(Term::String),
-        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Term::Binary),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Term::binary),
+        proptest::collection::vec(any::<u8>(), 60..200).prop_map(Term::binary),
         arb_pid().prop_map(Term::Pid),
         Just(Term::Unit),
     ];
@@ -109,6 +111,7 @@ proptest! {
     fn every_message_round_trips(msg in arb_control()) {
         let bytes = msg.to_bytes();
         prop_assert_eq!(bytes[0], msg.tag());
+        prop_assert_eq!(decode_shared(&Binary::from(bytes.clone()), &ctx()), Ok(msg.clone()));
         prop_assert_eq!(decode(&bytes, &ctx()), Ok(msg));
     }
 
@@ -124,6 +127,7 @@ proptest! {
         for cut in 0..bytes.len() {
             // TICK is complete with its tag alone; anything shorter than a message must fail.
             prop_assert!(decode(&bytes[..cut], &ctx()).is_err(), "{} cut at {}", msg.name(), cut);
+            prop_assert!(decode_shared(&Binary::from(&bytes[..cut]), &ctx()).is_err());
         }
     }
 
@@ -131,6 +135,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode(&bytes, &ctx());
         let _ = decode(&bytes, &DecodeContext::new(Flags::NONE));
+        let _ = decode_shared(&Binary::from(bytes), &ctx());
     }
 
     #[test]
@@ -188,6 +193,30 @@ fn test_vectors_match_the_spec() {
     let link = Control::Link { from: Pid::new(node("a@h"), 1, 1), to: Pid::new(node("b@h"), 2, 3) };
     let hex: String = link.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, "03018b036140680100000001018b036240680200000003");
+}
+
+#[test]
+fn a_large_binary_of_a_shared_payload_is_a_view_of_it_and_a_small_one_a_copy() {
+    let (from, to) = (Pid::new(node("a@h"), 1, 1), Pid::new(node("b@h"), 2, 1));
+    let blob = vec![0xabu8; 64 << 10];
+    let msg = Term::tuple([Term::atom("put"), Term::binary(&blob), Term::binary([1u8; 64])]);
+    let payload = Binary::from(Control::Send { from: from.clone(), to: to.clone(), msg }.to_bytes());
+    let Ok(Control::Send { msg, .. }) = decode_shared(&payload, &ctx()) else { panic!("not a SEND") };
+    let Some([_, Term::Binary(large), Term::Binary(small)]) = msg.as_tuple() else { panic!("{msg}") };
+    assert_eq!(large, &blob);
+    let inside = payload.as_ptr_range();
+    assert!(inside.contains(&large.as_ptr()), "the 64 KiB binary is a view of the received payload");
+    assert!(!inside.contains(&small.as_ptr()), "a 64-byte binary is copied");
+    assert_eq!(small, &vec![1u8; 64]);
+
+    // Under a quarter of the payload: copied, so that keeping it cannot pin the message.
+    let msg = Term::tuple([Term::binary(vec![1u8; 1000]), Term::binary(vec![2u8; 5000])]);
+    let payload = Binary::from(Control::Send { from, to, msg }.to_bytes());
+    let Ok(Control::Send { msg, .. }) = decode_shared(&payload, &ctx()) else { panic!("not a SEND") };
+    let inside = payload.as_ptr_range();
+    let Some([part, most]) = msg.as_tuple() else { panic!("{msg}") };
+    assert!(!inside.contains(&part.as_bytes().unwrap().as_ptr()), "1000 of about 6000 bytes: copied");
+    assert!(inside.contains(&most.as_bytes().unwrap().as_ptr()), "5000 of about 6000 bytes: a view");
 }
 
 #[test]

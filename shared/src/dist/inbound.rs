@@ -5,11 +5,17 @@
 //! (frame size, messages and bytes in reassembly, term limits), so a hostile peer can make the
 //! receiver hold at most what those limits allow. After an error the connection must be closed.
 
+use crate::binary::{Binary, SHARE_THRESHOLD};
 use crate::dist::control::{self, Control, ControlError, DecodeContext};
 use crate::dist::Flags;
 use crate::fragment::{is_fragment, FragmentError, Reassembler, ReassemblyLimits};
 use crate::frame::{FrameDecoder, FrameError};
 use crate::{NodeName, Pid};
+
+/// Payloads from this size on are decoded with [`control::decode_shared`]. A smaller one holds no
+/// binary over 256 bytes, which is about as cheap to copy as to share, while making it a shared
+/// buffer costs an allocation that every small message without a binary would pay.
+const SHARED_PAYLOAD_MIN: usize = 4 * SHARE_THRESHOLD;
 
 /// Why the received stream is unacceptable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,7 +88,13 @@ impl Inbound {
             } else {
                 frame
             };
-            let msg = control::decode(&whole, &self.ctx)?;
+            // A large payload becomes the shared buffer its large binaries are views of (README,
+            // "Shared binaries"); it is moved, not copied.
+            let msg = if whole.len() >= SHARED_PAYLOAD_MIN {
+                control::decode_shared(&Binary::from(whole), &self.ctx)?
+            } else {
+                control::decode(&whole, &self.ctx)?
+            };
             if let (Some(peer), Some(from)) = (&self.peer, msg.sender()) {
                 if from.node() != peer {
                     return Err(InboundError::ForeignSender { message: msg.name(), from: from.clone() });

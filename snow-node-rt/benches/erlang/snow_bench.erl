@@ -14,7 +14,10 @@ main([ScaleText]) ->
     result(ping_pong_round_trip_us, ping_pong(scale(200000, S))),
     {SetupMs, Hops} = ring(10000, scale(1000000, S)),
     result(ring_10k_setup_ms, SetupMs),
-    result(ring_10k_hops_per_sec, Hops).
+    result(ring_10k_hops_per_sec, Hops),
+    {FanOutUs, FanOutKib} = binary_fan_out(scale(100, S)),
+    result(binary_64k_to_1k_procs_us, FanOutUs),
+    result(binary_64k_to_1k_rss_kib, FanOutKib).
 
 result(Name, Value) -> io:format("RESULT ~s ~.3f~n", [Name, float(Value)]).
 
@@ -93,3 +96,29 @@ token(First, Size, Rounds) ->
         Left when Left - Size =< 0 -> Rounds;
         Left -> First ! Left - Size, token(First, Size, Rounds + 1)
     end.
+
+%% Rounds of: 1,000 fresh processes each receive one 64 KiB binary, acknowledge it and keep it
+%% until told to stop. Mean microseconds from the first send to the last acknowledgement, and the
+%% largest growth of the resident set over a round while all 1,000 hold it, in KiB.
+binary_fan_out(Rounds) ->
+    Bin = binary:copy(<<7>>, 65536),
+    fan_out(Bin, Rounds, Rounds, 0, 0).
+
+fan_out(_, 0, Rounds, Total, Peak) -> {Total / Rounds, Peak / 1024};
+fan_out(Bin, Left, Rounds, Total, Peak) ->
+    Parent = self(),
+    Holders = [spawn(fun() -> hold(Parent) end) || _ <- lists:seq(1, 1000)],
+    Before = rss(),
+    T0 = erlang:monotonic_time(microsecond),
+    [P ! Bin || P <- Holders],
+    acks(1000),
+    Took = seconds(T0),
+    Grew = max(0, rss() - Before),
+    [P ! stop || P <- Holders],
+    fan_out(Bin, Left - 1, Rounds, Total + Took, max(Peak, Grew)).
+
+hold(Parent) ->
+    receive Kept -> Parent ! {got, self()}, receive stop -> Kept end end.
+
+acks(0) -> ok;
+acks(N) -> receive {got, _} -> acks(N - 1) end.

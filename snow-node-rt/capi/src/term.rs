@@ -360,7 +360,7 @@ pub unsafe extern "C" fn snow_encode_binary(encoder: *mut snow_encoder, data: *c
     encode_call("snow_encode_binary", encoder, |e| {
         // SAFETY: the caller's contract.
         let data = unsafe { ids::bytes(data, len, "the binary")? };
-        e.value(Term::Binary(data.to_vec()))
+        e.value(Term::binary(data))
     })
 }
 
@@ -843,7 +843,7 @@ mod tests {
         let pid = Pid::new(NodeName::parse("app@db1.example.com").unwrap(), 4242, 7);
         let term = Term::tuple([
             Term::atom("ok"),
-            Term::List(vec![Term::Int(-5), Term::Binary(vec![1, 2, 255])]),
+            Term::List(vec![Term::Int(-5), Term::binary([1u8, 2, 255])]),
             Term::structure("P", [("x", Term::Bool(true))]),
             Term::Pid(pid.clone()),
         ]);
