@@ -5,17 +5,18 @@
 //! (frame size, messages and bytes in reassembly, term limits), so a hostile peer can make the
 //! receiver hold at most what those limits allow. After an error the connection must be closed.
 
-use crate::binary::{Binary, SHARE_THRESHOLD};
+use crate::binary::Binary;
 use crate::dist::control::{self, Control, ControlError, DecodeContext};
 use crate::dist::Flags;
 use crate::fragment::{is_fragment, FragmentError, Reassembler, ReassemblyLimits};
 use crate::frame::{FrameDecoder, FrameError};
 use crate::{NodeName, Pid};
 
-/// Payloads from this size on are decoded with [`control::decode_shared`]. A smaller one holds no
-/// binary over 256 bytes, which is about as cheap to copy as to share, while making it a shared
-/// buffer costs an allocation that every small message without a binary would pay.
-const SHARED_PAYLOAD_MIN: usize = 4 * SHARE_THRESHOLD;
+/// Payloads from this size on are decoded with [`control::decode_shared`]. Below it, a binary
+/// that could be shared (a quarter of the payload or more) is under 256 bytes: copying it costs
+/// less than turning the payload into a shared buffer, which structured messages of a few hundred
+/// bytes (a map, a tuple, a 200-byte binary) would otherwise pay on every receive.
+const SHARED_PAYLOAD_MIN: usize = 1024;
 
 /// Why the received stream is unacceptable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
