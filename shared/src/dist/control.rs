@@ -15,7 +15,8 @@
 
 use crate::atom::Atom;
 use crate::codec::{
-    decode_prefix, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, DecodeError, DecodeLimits,
+    decode_prefix, decode_prefix_cached, encode_into, encode_into_with, encode_pid_into, CacheLookup, DecodeError,
+    DecodeLimits, IdKind, InFull, NameWriter, WIRE_VERSION,
 };
 use crate::dist::Flags;
 use crate::name::NodeName;
@@ -345,89 +346,97 @@ impl Control {
 
     /// Appends the message (tag and fields, no frame header) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_with(&mut InFull, out);
+    }
+
+    /// [`Control::encode`] with names written through `names` (in full, or as references to the
+    /// connection's atom cache, PROTOCOL.md 4.4).
+    pub(crate) fn encode_with<N: NameWriter>(&self, names: &mut N, out: &mut Vec<u8>) {
         out.push(self.tag());
-        let pid = |out: &mut Vec<u8>, p: &Pid| encode_pid_into(p, out);
-        let reference = |out: &mut Vec<u8>, r: &Ref| encode_ref_into(r, out);
-        let atom = |out: &mut Vec<u8>, a: &Atom| encode_atom_into(a, out);
-        let pids = |out: &mut Vec<u8>, ps: &[Pid]| encode_into(&pid_list(ps), out);
+        let n = names;
         match self {
             Control::Send { from, to, msg }
             | Control::Exit { from, to, reason: msg }
-            | Control::Exit2 { from, to, reason: msg } => encode_pids_and_term(from, to, msg, out),
+            | Control::Exit2 { from, to, reason: msg } => {
+                pid_field(n, from, out);
+                pid_field(n, to, out);
+                term_field(n, msg, out);
+            }
             Control::RegSend { from, name, msg } => {
-                pid(out, from);
-                atom(out, name);
-                encode_into(msg, out);
+                pid_field(n, from, out);
+                atom_field(n, name, out);
+                term_field(n, msg, out);
             }
             Control::AliasSend { from, alias, msg } => {
-                pid(out, from);
-                reference(out, alias);
-                encode_into(msg, out);
+                pid_field(n, from, out);
+                ref_field(n, alias, out);
+                term_field(n, msg, out);
             }
             Control::Link { from, to } | Control::Unlink { from, to } => {
-                pid(out, from);
-                pid(out, to);
+                pid_field(n, from, out);
+                pid_field(n, to, out);
             }
             Control::Monitor { from, target, reference: r } | Control::Demonitor { from, target, reference: r } => {
-                pid(out, from);
-                encode_into(&target_term(target), out);
-                reference(out, r);
+                pid_field(n, from, out);
+                term_field(n, &target_term(target), out);
+                ref_field(n, r, out);
             }
             Control::MonitorExit { from, to, reference: r, reason } => {
-                encode_into(&target_term(from), out);
-                pid(out, to);
-                reference(out, r);
-                encode_into(reason, out);
+                term_field(n, &target_term(from), out);
+                pid_field(n, to, out);
+                ref_field(n, r, out);
+                term_field(n, reason, out);
             }
             Control::SpawnReq { reference: r, from, function, args, opts } => {
-                reference(out, r);
-                pid(out, from);
-                atom(out, function);
-                encode_into(&Term::List(args.clone()), out);
-                encode_into(&Term::Int(opts.bits()), out);
+                ref_field(n, r, out);
+                pid_field(n, from, out);
+                atom_field(n, function, out);
+                term_field(n, &Term::List(args.clone()), out);
+                term_field(n, &Term::Int(opts.bits()), out);
             }
             Control::SpawnReply { reference: r, to, result } => {
-                reference(out, r);
-                pid(out, to);
+                ref_field(n, r, out);
+                pid_field(n, to, out);
                 let result = match result {
                     Ok(p) => Term::tuple([Term::atom("ok"), Term::Pid(p.clone())]),
                     Err(reason) => Term::tuple([Term::atom("error"), reason.clone()]),
                 };
-                encode_into(&result, out);
+                term_field(n, &result, out);
             }
             Control::Tick | Control::Unknown { .. } => {}
             Control::NodeList { nodes } => {
-                encode_into(&Term::List(nodes.iter().map(|n| Term::Atom(n.as_atom().clone())).collect()), out)
+                let list = Term::List(nodes.iter().map(|node| Term::Atom(node.as_atom().clone())).collect());
+                term_field(n, &list, out)
             }
             Control::GlobalRegister(entry) => {
-                encode_into(&entry.name, out);
-                pid(out, &entry.pid);
-                encode_into(&stamp_term(entry.stamp), out);
-                atom(out, entry.origin.as_atom());
-                encode_into(&Term::Int(i64::from(entry.generation)), out);
+                term_field(n, &entry.name, out);
+                pid_field(n, &entry.pid, out);
+                term_field(n, &stamp_term(entry.stamp), out);
+                atom_field(n, entry.origin.as_atom(), out);
+                term_field(n, &Term::Int(i64::from(entry.generation)), out);
             }
             Control::GlobalUnregister { name, pid: p } => {
-                encode_into(name, out);
-                pid(out, p);
+                term_field(n, name, out);
+                pid_field(n, p, out);
             }
             Control::GlobalSync { entries } => {
-                encode_into(&Term::List(entries.iter().map(entry_term).collect()), out);
+                term_field(n, &Term::List(entries.iter().map(entry_term).collect()), out);
             }
             Control::GlobalConflict { loser, winner } => {
-                pid(out, loser);
-                encode_into(&entry_term(winner), out);
+                pid_field(n, loser, out);
+                term_field(n, &entry_term(winner), out);
             }
             Control::GroupJoin { scope, group, pids: ps } | Control::GroupLeave { scope, group, pids: ps } => {
-                atom(out, scope);
-                encode_into(group, out);
-                pids(out, ps);
+                atom_field(n, scope, out);
+                term_field(n, group, out);
+                term_field(n, &pid_list(ps), out);
             }
             Control::GroupSync { scope, groups } => {
-                atom(out, scope);
+                atom_field(n, scope, out);
                 let list = groups.iter().map(|(g, ps)| Term::tuple([g.clone(), pid_list(ps)])).collect();
-                encode_into(&Term::List(list), out);
+                term_field(n, &Term::List(list), out);
             }
-            Control::GroupDiscover { scope } => atom(out, scope),
+            Control::GroupDiscover { scope } => atom_field(n, scope, out),
         }
     }
 
@@ -444,17 +453,21 @@ impl Control {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Sized for the message term exactly and the pids and atoms around it generously, so the
         // buffer is allocated once and never grows.
-        let term = match self {
+        let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + self.term().map_or(0, crate::codec::encoded_len));
+        self.encode(&mut out);
+        out
+    }
+
+    /// The message's one large term, if it has one (the message of a send, an exit's reason).
+    fn term(&self) -> Option<&Term> {
+        match self {
             Control::Send { msg, .. }
             | Control::RegSend { msg, .. }
             | Control::AliasSend { msg, .. }
             | Control::Exit { reason: msg, .. }
-            | Control::Exit2 { reason: msg, .. } => crate::codec::encoded_len(msg),
-            _ => 0,
-        };
-        let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + term);
-        self.encode(&mut out);
-        out
+            | Control::Exit2 { reason: msg, .. } => Some(msg),
+            _ => None,
+        }
     }
 }
 
@@ -467,6 +480,94 @@ fn encode_pids_and_term(from: &Pid, to: &Pid, term: &Term, out: &mut Vec<u8>) {
     encode_pid_into(from, out);
     encode_pid_into(to, out);
     encode_into(term, out);
+}
+
+/// A pid field: version byte and the pid (PROTOCOL.md 4.3.2).
+#[inline]
+fn pid_field<N: NameWriter>(names: &mut N, pid: &Pid, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    names.id(IdKind::Pid, pid.node(), pid.id(), pid.creation(), out);
+}
+
+/// A reference field.
+#[inline]
+fn ref_field<N: NameWriter>(names: &mut N, reference: &Ref, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    names.id(IdKind::Ref, reference.node(), reference.id(), reference.creation(), out);
+}
+
+/// An atom field.
+#[inline]
+fn atom_field<N: NameWriter>(names: &mut N, atom: &Atom, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    names.atom(atom, out);
+}
+
+/// A field of any term.
+#[inline]
+fn term_field<N: NameWriter>(names: &mut N, term: &Term, out: &mut Vec<u8>) {
+    encode_into_with(term, out, names);
+}
+
+/// A control message to encode, borrowed: the hot path of a remote send builds no [`Control`]
+/// (no pid clones), and a connection with an atom cache encodes it under its queue's lock
+/// ([`crate::dist::outbound::Outbound::encode`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Outgoing<'a> {
+    /// SEND from its parts.
+    Send {
+        /// The sending process.
+        from: &'a Pid,
+        /// The receiving process.
+        to: &'a Pid,
+        /// The message.
+        msg: &'a Term,
+    },
+    /// Any control message.
+    Control(&'a Control),
+}
+
+impl Outgoing<'_> {
+    /// The message encoded in full (PROTOCOL.md 4.3.2), as a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Outgoing::Send { from, to, msg } => Control::send_to_bytes(from, to, msg),
+            Outgoing::Control(msg) => msg.to_bytes(),
+        }
+    }
+
+    /// Bytes of its message term written in full (0 for messages without one): what decides
+    /// whether a message is small enough for the atom cache to matter.
+    pub fn term_len(&self) -> usize {
+        match self {
+            Outgoing::Send { msg, .. } => crate::codec::encoded_len(msg),
+            Outgoing::Control(msg) => msg.term().map_or(0, crate::codec::encoded_len),
+        }
+    }
+
+    /// The process whose signal ordering the message belongs to ([`Control::sender`]).
+    pub fn sender(&self) -> Option<&Pid> {
+        match self {
+            Outgoing::Send { from, .. } => Some(from),
+            Outgoing::Control(msg) => msg.sender(),
+        }
+    }
+
+    pub(crate) fn encode_with<N: NameWriter>(&self, names: &mut N, out: &mut Vec<u8>) {
+        match self {
+            Outgoing::Send { from, to, msg } => {
+                out.reserve(CONTROL_HEAD_ROOM + crate::codec::encoded_len(msg));
+                out.push(tag::SEND);
+                pid_field(names, from, out);
+                pid_field(names, to, out);
+                term_field(names, msg, out);
+            }
+            Outgoing::Control(msg) => {
+                out.reserve(CONTROL_HEAD_ROOM + msg.term().map_or(0, crate::codec::encoded_len));
+                msg.encode_with(names, out);
+            }
+        }
+    }
 }
 
 fn pid_list(pids: &[Pid]) -> Term {
@@ -545,15 +646,17 @@ struct Fields<'a> {
     limits: DecodeLimits,
     /// The connection's negotiated capabilities (options of a message may need one).
     flags: Flags,
+    /// The atom cache, for the body of a cached frame (PROTOCOL.md 4.4).
+    cache: Option<&'a dyn CacheLookup>,
 }
 
 impl Fields<'_> {
     fn term(&mut self, field: &'static str) -> Result<Term, ControlError> {
-        let (term, used) = decode_prefix(self.rest, &self.limits).map_err(|source| ControlError::BadTerm {
-            message: self.message,
-            field,
-            source,
-        })?;
+        let decoded = match self.cache {
+            None => decode_prefix(self.rest, &self.limits),
+            Some(cache) => decode_prefix_cached(self.rest, &self.limits, cache),
+        };
+        let (term, used) = decoded.map_err(|source| ControlError::BadTerm { message: self.message, field, source })?;
         self.rest = &self.rest[used..];
         Ok(term)
     }
@@ -659,6 +762,24 @@ impl Fields<'_> {
 /// Decodes one whole control message (a frame payload that is not a fragment, or a reassembled
 /// fragmented message). Never panics; see [`ControlError`] for what it rejects.
 pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlError> {
+    decode_fields_of(payload, ctx, None)
+}
+
+/// Decodes the control message of a cached frame (PROTOCOL.md 4.4), whose fields may refer to
+/// the connection's atom cache.
+pub(crate) fn decode_cached(
+    payload: &[u8],
+    ctx: &DecodeContext,
+    cache: &dyn CacheLookup,
+) -> Result<Control, ControlError> {
+    decode_fields_of(payload, ctx, Some(cache))
+}
+
+fn decode_fields_of(
+    payload: &[u8],
+    ctx: &DecodeContext,
+    cache: Option<&dyn CacheLookup>,
+) -> Result<Control, ControlError> {
     let (&tag, rest) = payload.split_first().ok_or(ControlError::Empty)?;
     if tag == 0 || tag > tag::EXTENSION_LAST {
         return Err(ControlError::NotControl(tag));
@@ -674,7 +795,7 @@ pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlErr
     if let Some(flag) = required_flag(tag).filter(|flag| !ctx.flags.contains(*flag)) {
         return Err(ControlError::NotNegotiated { message, flag });
     }
-    let mut f = Fields { message, rest, limits: ctx.limits, flags: ctx.flags };
+    let mut f = Fields { message, rest, limits: ctx.limits, flags: ctx.flags, cache };
     let msg = decode_fields(tag, &mut f)?;
     f.finish()?;
     Ok(msg)
