@@ -45,10 +45,10 @@ impl NameWriter for InFull {
     }
 }
 
-/// Appends the version byte and `term`, writing names through `names`; reserves the size of the
-/// term written in full (an upper bound for small names written as cache references).
+/// Appends the version byte and `term`, writing names through `names`. Reserves nothing: the
+/// caller sizes `out` (names written as cache references take no more than written in full,
+/// definitions aside).
 pub(crate) fn encode_into_with<N: NameWriter>(term: &Term, out: &mut Vec<u8>, names: &mut N) {
-    out.reserve(encoded_len(term));
     out.push(WIRE_VERSION);
     write_term(term, out, names);
 }

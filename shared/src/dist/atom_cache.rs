@@ -99,6 +99,17 @@ enum Key {
 }
 
 impl Key {
+    /// Whether the entry holds exactly the text at `ptr` (and the creation): the entry keeps its
+    /// text alive, so no other text can be at that address while it does.
+    fn is_at(&self, kind: IdKindOrAtom, ptr: usize, len: usize, creation: u32) -> bool {
+        let at = |text: &str| text.as_ptr() as usize == ptr && text.len() == len;
+        match (self, kind) {
+            (Key::Atom(a), IdKindOrAtom::Atom) => at(a.as_str()),
+            (Key::Node(n, c), IdKindOrAtom::Node) => *c == creation && at(n.as_str()),
+            _ => false,
+        }
+    }
+
     fn matches(&self, kind: IdKindOrAtom, text: &str, creation: u32) -> bool {
         match (self, kind) {
             (Key::Atom(a), IdKindOrAtom::Atom) => a.as_str() == text,
@@ -161,12 +172,26 @@ fn fingerprint(kind: IdKindOrAtom, text: &str, creation: u32) -> u64 {
     h ^ h >> 29
 }
 
+/// Slots of [`CacheEncoder::recent`].
+const RECENT: usize = 32;
+
+/// A name recently looked up, by the address of its text (interned atoms and node names share
+/// one text per name, so the same name is at the same address every time).
+#[derive(Clone, Copy, Debug, Default)]
+struct Recent {
+    ptr: usize,
+    slot: u16,
+}
+
 /// The sending side of a connection's atom cache. Owned by the connection's output queue, which
 /// encodes frames with it and reports when each is written (module documentation).
 #[derive(Debug, Default)]
 pub struct CacheEncoder {
     slots: Vec<Slot>,
     index: HashMap<u64, u16, BuildHasherDefault<Prehashed>>,
+    /// Direct-mapped by text address and creation: a hit finds the entry without hashing the
+    /// text (checked against the entry, so a stale one only costs the slow path).
+    recent: [Recent; RECENT],
     /// The clock hand of the replacement sweep.
     hand: usize,
 }
@@ -217,6 +242,27 @@ impl CacheEncoder {
 
     /// The index for the name, assigning one if needed; `None` to write it in full.
     fn slot_for(&mut self, kind: IdKindOrAtom, text: &str, creation: u32, key: impl FnOnce() -> Key) -> Option<usize> {
+        let ptr = text.as_ptr() as usize;
+        let memo = (ptr >> 3 ^ creation as usize) % RECENT;
+        let recent = self.recent[memo];
+        if recent.ptr == ptr {
+            let slot = usize::from(recent.slot);
+            if self.slots.get(slot).is_some_and(|s| s.key.is_at(kind, ptr, text.len(), creation)) {
+                return Some(slot);
+            }
+        }
+        let slot = self.find_or_assign(kind, text, creation, key)?;
+        self.recent[memo] = Recent { ptr, slot: slot as u16 };
+        Some(slot)
+    }
+
+    fn find_or_assign(
+        &mut self,
+        kind: IdKindOrAtom,
+        text: &str,
+        creation: u32,
+        key: impl FnOnce() -> Key,
+    ) -> Option<usize> {
         let hash = fingerprint(kind, text, creation);
         if let Some(&slot) = self.index.get(&hash) {
             let slot = usize::from(slot);
@@ -309,7 +355,7 @@ impl FrameWriter<'_> {
         if usize::from(self.uses.len) == MAX_USES {
             // Still fine if this frame already uses the name.
             let slot = *self.cache.index.get(&fingerprint(kind, text, creation))?;
-            let used = self.uses.slots[..MAX_USES].contains(&slot);
+            let used = self.uses.slots.contains(&slot);
             let same = self.cache.slots.get(usize::from(slot)).is_some_and(|s| s.key.matches(kind, text, creation));
             return (used && same).then_some(u64::from(slot));
         }

@@ -346,6 +346,7 @@ impl Control {
 
     /// Appends the message (tag and fields, no frame header) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(CONTROL_HEAD_ROOM + self.term().map_or(0, crate::codec::encoded_len));
         self.encode_with(&mut InFull, out);
     }
 
@@ -454,7 +455,7 @@ impl Control {
         // Sized for the message term exactly and the pids and atoms around it generously, so the
         // buffer is allocated once and never grows.
         let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + self.term().map_or(0, crate::codec::encoded_len));
-        self.encode(&mut out);
+        self.encode_with(&mut InFull, &mut out);
         out
     }
 
@@ -553,20 +554,23 @@ impl Outgoing<'_> {
         }
     }
 
+    /// Appends the message; `out` should have room for [`CONTROL_HEAD_ROOM`] bytes and the
+    /// message term ([`Outgoing::term_len`]), as [`Outgoing::buffer`] makes.
     pub(crate) fn encode_with<N: NameWriter>(&self, names: &mut N, out: &mut Vec<u8>) {
         match self {
             Outgoing::Send { from, to, msg } => {
-                out.reserve(CONTROL_HEAD_ROOM + crate::codec::encoded_len(msg));
                 out.push(tag::SEND);
                 pid_field(names, from, out);
                 pid_field(names, to, out);
                 term_field(names, msg, out);
             }
-            Outgoing::Control(msg) => {
-                out.reserve(CONTROL_HEAD_ROOM + msg.term().map_or(0, crate::codec::encoded_len));
-                msg.encode_with(names, out);
-            }
+            Outgoing::Control(msg) => msg.encode_with(names, out),
         }
+    }
+
+    /// An empty buffer with room for the message whose term takes `term_len` bytes in full.
+    pub fn buffer(term_len: usize) -> Vec<u8> {
+        Vec::with_capacity(CONTROL_HEAD_ROOM + term_len)
     }
 }
 

@@ -196,9 +196,15 @@ impl Outbound {
     /// (PROTOCOL.md 4.4), else in full. Hand the result to [`Outbound::push_encoded`], or write
     /// it yourself and call [`Outbound::written_through`].
     pub fn encode(&mut self, msg: &Outgoing<'_>) -> Encoded {
+        self.encode_sized(msg, msg.term_len())
+    }
+
+    /// [`Outbound::encode`] for a caller that knows the message term's size in full
+    /// ([`Outgoing::term_len`]): the one buffer is sized from it.
+    pub fn encode_sized(&mut self, msg: &Outgoing<'_>, term_len: usize) -> Encoded {
         match &mut self.cache {
             Some(cache) => {
-                let mut payload = Vec::new();
+                let mut payload = Outgoing::buffer(term_len);
                 let uses = cache.encode(msg, &mut payload);
                 Encoded { payload, uses }
             }

@@ -158,7 +158,7 @@ impl Conn {
         }
         let encoded = match frame {
             Frame::Encoded(bytes) => Encoded::plain(bytes),
-            Frame::Message(msg) => out.encode(&msg),
+            Frame::Message(msg, term_len) => out.encode_sized(&msg, term_len),
         };
         if out.is_empty() && encoded.payload.len() <= WRITE_THROUGH_MAX {
             let now = Instant::now();

@@ -25,8 +25,8 @@ pub(crate) enum Pushed {
 pub(crate) enum Frame<'a> {
     /// A whole payload, names written in full.
     Encoded(Vec<u8>),
-    /// A message to encode.
-    Message(Outgoing<'a>),
+    /// A message to encode, and the size of its term written in full ([`Outgoing::term_len`]).
+    Message(Outgoing<'a>, usize),
 }
 
 #[cfg(test)]
@@ -35,7 +35,7 @@ impl Frame<'_> {
     pub fn into_bytes(self) -> Vec<u8> {
         match self {
             Frame::Encoded(bytes) => bytes,
-            Frame::Message(msg) => msg.to_bytes(),
+            Frame::Message(msg, _) => msg.to_bytes(),
         }
     }
 }

@@ -118,11 +118,13 @@ const CACHED_TERM_MAX: usize = 8 << 10;
 /// How `msg` goes to `conn`: as a message its connection encodes with the atom cache, when the
 /// cache was negotiated and the message is small; else encoded in full here, outside any lock.
 pub(crate) fn frame_for<'a>(conn: &dyn Link, msg: Outgoing<'a>) -> Frame<'a> {
-    if conn.flags().contains(Flags::ATOM_CACHE) && msg.term_len() <= CACHED_TERM_MAX {
-        Frame::Message(msg)
-    } else {
-        Frame::Encoded(msg.to_bytes())
+    if conn.flags().contains(Flags::ATOM_CACHE) {
+        let term_len = msg.term_len();
+        if term_len <= CACHED_TERM_MAX {
+            return Frame::Message(msg, term_len);
+        }
     }
+    Frame::Encoded(msg.to_bytes())
 }
 
 /// The output lane of a control message: its sender's (per-sender order), or the urgent lane for
