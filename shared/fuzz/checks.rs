@@ -324,3 +324,37 @@ pub fn check_cluster(data: &[u8]) {
         }
     }
 }
+
+/// Cached frames (PROTOCOL.md 4.4): a stream of frames, each given as a length byte and that many
+/// bytes, read by one connection's receiver with the atom cache negotiated, never panics; every
+/// message it accepts (definitions applied in arrival order, references resolved) round-trips
+/// through a fresh cache on both sides.
+pub fn check_cached(data: &[u8]) {
+    use snow_shared::dist::atom_cache::CacheEncoder;
+    use snow_shared::dist::control::{DecodeContext, Outgoing};
+    use snow_shared::dist::inbound::Inbound;
+    use snow_shared::dist::Flags;
+    use snow_shared::frame::encode_frame;
+    let limits = ReassemblyLimits { max_in_flight: 4, max_in_flight_bytes: 1 << 16, max_message: 1 << 16 };
+    let mut rx = Inbound::new(DecodeContext::new(Flags::ALL), 1 << 16, limits);
+    let mut rest = data;
+    let mut stream = Vec::new();
+    while let Some((&len, tail)) = rest.split_first() {
+        let (frame, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        if encode_frame(frame, &mut stream).is_err() {
+            return;
+        }
+        rest = tail;
+    }
+    rx.feed(&stream);
+    let (mut sender, mut again) = (CacheEncoder::new(), Inbound::new(DecodeContext::new(Flags::ALL), 1 << 20, limits));
+    while let Ok(Some(message)) = rx.next_message() {
+        let mut payload = Vec::new();
+        let uses = sender.encode(&Outgoing::Control(&message), &mut payload);
+        sender.written(&uses);
+        let mut framed = Vec::new();
+        assert!(encode_frame(&payload, &mut framed).is_ok());
+        again.feed(&framed);
+        assert_eq!(again.next_message(), Ok(Some(message)));
+    }
+}

@@ -53,3 +53,8 @@ fn gossip_corpus() {
 fn cluster_decode_corpus() {
     replay("cluster_decode", checks::check_cluster);
 }
+
+#[test]
+fn cached_frames_corpus() {
+    replay("cached_frames", checks::check_cached);
+}

@@ -340,6 +340,11 @@ pub trait Distribution: Send + Sync {
     fn send_queue_high_water(&self, _node: &NodeName) -> Option<usize> {
         None
     }
+    /// For tests and benchmarks: the frame bytes (headers included, before encryption) the
+    /// connection to `node` has written, while it is up. Not a stable API.
+    fn connection_bytes_written(&self, _node: &NodeName) -> Option<u64> {
+        None
+    }
 }
 
 /// Every group of a scope with its members, as [`Cluster::monitor_scope`] reports them.

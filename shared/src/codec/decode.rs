@@ -15,6 +15,27 @@ use crate::name::NodeName;
 use crate::pid::{Pid, Ref};
 use crate::term::{Struct, Sum, Term};
 
+/// Resolves references to a connection's atom cache (PROTOCOL.md 4.4) while decoding a cached
+/// frame: `crate::dist::atom_cache` implements it.
+pub(crate) trait CacheLookup {
+    /// The atom at `index`.
+    fn atom(&self, index: u64) -> Result<Atom, DecodeError>;
+    /// The node and creation at `index`.
+    fn node(&self, index: u64) -> Result<(NodeName, u32), DecodeError>;
+}
+
+/// [`decode_prefix`] for a field of a cached frame: the cache reference tags resolve through
+/// `cache` (without a cache they are unknown tags).
+pub(crate) fn decode_prefix_cached(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    cache: &dyn CacheLookup,
+) -> Result<(Term, usize), DecodeError> {
+    let mut top = None;
+    let used = decode_top(bytes, Source::Copy, limits, &mut top, Some(cache))?;
+    Ok((top.ok_or(DecodeError::Truncated)?, used))
+}
+
 /// Decodes one term from the whole of `bytes` (version byte first) with [`DecodeLimits::default`].
 #[inline]
 pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
@@ -58,7 +79,7 @@ pub fn decode_prefix_shared(buffer: &Binary, at: usize, limits: &DecodeLimits) -
 #[inline(always)]
 fn whole(bytes: &[u8], source: Source<'_>, limits: &DecodeLimits) -> Result<Term, DecodeError> {
     let mut top = None;
-    let used = decode_top(bytes, source, limits, &mut top)?;
+    let used = decode_top(bytes, source, limits, &mut top, None)?;
     match (bytes.len() - used, top) {
         (0, Some(term)) => Ok(term),
         (0, None) => Err(DecodeError::Truncated),
@@ -69,7 +90,7 @@ fn whole(bytes: &[u8], source: Source<'_>, limits: &DecodeLimits) -> Result<Term
 #[inline(always)]
 fn prefix(bytes: &[u8], source: Source<'_>, limits: &DecodeLimits) -> Result<(Term, usize), DecodeError> {
     let mut top = None;
-    let used = decode_top(bytes, source, limits, &mut top)?;
+    let used = decode_top(bytes, source, limits, &mut top, None)?;
     Ok((top.ok_or(DecodeError::Truncated)?, used))
 }
 
@@ -90,11 +111,12 @@ const SLICE_FRACTION: usize = 4;
 
 /// Checks the envelope, decodes the top-level value into `top` and returns the bytes used.
 #[inline(always)]
-fn decode_top(
-    bytes: &[u8],
-    source: Source<'_>,
+fn decode_top<'a>(
+    bytes: &'a [u8],
+    source: Source<'a>,
     limits: &DecodeLimits,
     top: &mut Option<Term>,
+    cache: Option<&'a dyn CacheLookup>,
 ) -> Result<usize, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: limits.max_bytes });
@@ -116,6 +138,7 @@ fn decode_top(
         max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
         source,
         error: None,
+        cache,
     };
     match decoder.value(0, top) {
         Ok(()) => Ok(decoder.pos),
@@ -165,6 +188,8 @@ struct Decoder<'a> {
     source: Source<'a>,
     /// Why decoding stopped, once it has.
     error: Option<DecodeError>,
+    /// The atom cache that resolves reference tags, in a cached frame (PROTOCOL.md 4.4).
+    cache: Option<&'a dyn CacheLookup>,
 }
 
 impl<'a> Decoder<'a> {
@@ -337,7 +362,25 @@ impl<'a> Decoder<'a> {
                 let variant = self.atom()?;
                 Term::Sum(Box::new(Sum { type_name, variant, fields: self.seq(depth)? }))
             }
+            tag::ATOM_REF | tag::PID_REF | tag::REF_REF if self.cache.is_some() => self.cache_ref(tag)?,
             other => return Err(self.fail(DecodeError::UnknownTag(other))),
+        })
+    }
+
+    /// A reference to the atom cache (PROTOCOL.md 4.4): an index, and for pids and references
+    /// the id.
+    fn cache_ref(&mut self, tag: u8) -> Step<Term> {
+        let Some(cache) = self.cache else { return Err(self.fail(DecodeError::UnknownTag(tag))) };
+        let index = self.varint()?;
+        if tag == tag::ATOM_REF {
+            return cache.atom(index).map(Term::Atom).map_err(|error| self.fail(error));
+        }
+        let (node, creation) = cache.node(index).map_err(|error| self.fail(error))?;
+        let id = self.varint()?;
+        Ok(if tag == tag::PID_REF {
+            Term::Pid(Pid::new(node, id, creation))
+        } else {
+            Term::Ref(Ref::new(node, id, creation))
         })
     }
 

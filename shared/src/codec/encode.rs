@@ -6,6 +6,53 @@ use crate::name::NodeName;
 use crate::pid::{Pid, Ref};
 use crate::term::Term;
 
+/// How the encoder writes the atoms, pids and references of a term: [`InFull`] as PROTOCOL.md
+/// section 1 specifies, or as references to a connection's atom cache (PROTOCOL.md 4.4,
+/// `crate::dist::atom_cache`). Generic, so the plain encoder pays nothing for the hook.
+pub(crate) trait NameWriter {
+    /// Writes `atom` as one tagged value.
+    fn atom(&mut self, atom: &Atom, out: &mut Vec<u8>);
+    /// Writes a pid (`kind` [`IdKind::Pid`]) or a reference as one tagged value.
+    fn id(&mut self, kind: IdKind, node: &NodeName, id: u64, creation: u32, out: &mut Vec<u8>);
+}
+
+/// Which of the two node-qualified identifiers (PROTOCOL.md 1.4) a [`NameWriter`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdKind {
+    /// A process identifier (`PID`).
+    Pid,
+    /// A reference (`REF`).
+    Ref,
+}
+
+/// The [`NameWriter`] of section 1: names written out in full.
+pub(crate) struct InFull;
+
+impl NameWriter for InFull {
+    #[inline(always)]
+    fn atom(&mut self, atom: &Atom, out: &mut Vec<u8>) {
+        out.push(tag::ATOM);
+        write_atom_body(out, atom);
+    }
+
+    #[inline(always)]
+    fn id(&mut self, kind: IdKind, node: &NodeName, id: u64, creation: u32, out: &mut Vec<u8>) {
+        out.push(match kind {
+            IdKind::Pid => tag::PID,
+            IdKind::Ref => tag::REF,
+        });
+        write_id(out, node, id, creation);
+    }
+}
+
+/// Appends the version byte and `term`, writing names through `names`. Reserves nothing: the
+/// caller sizes `out` (names written as cache references take no more than written in full,
+/// definitions aside).
+pub(crate) fn encode_into_with<N: NameWriter>(term: &Term, out: &mut Vec<u8>, names: &mut N) {
+    out.push(WIRE_VERSION);
+    write_term(term, out, names);
+}
+
 /// Encodes `term` with its version byte into a new buffer of exactly [`encoded_len`] bytes.
 pub fn encode(term: &Term) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(term));
@@ -25,7 +72,7 @@ pub fn encode_into(term: &Term, out: &mut Vec<u8>) {
 /// start with the version byte, or prepend [`WIRE_VERSION`] yourself.
 pub fn encode_term_into(term: &Term, out: &mut Vec<u8>) {
     out.reserve(term_len(term));
-    write_term(term, out);
+    write_term(term, out, &mut InFull);
 }
 
 /// Appends the version byte and `pid` as [`encode_into`] would for `Term::Pid(pid)`, without
@@ -60,7 +107,7 @@ pub fn encoded_len(term: &Term) -> usize {
 
 fn push_version_and_term(term: &Term, out: &mut Vec<u8>) {
     out.push(WIRE_VERSION);
-    write_term(term, out);
+    write_term(term, out, &mut InFull);
 }
 
 fn bytes_len(len: usize) -> usize {
@@ -101,7 +148,7 @@ fn seq_len(items: &[Term]) -> usize {
     varint_len(items.len() as u64) + items.iter().map(term_len).sum::<usize>()
 }
 
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     write_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
@@ -110,10 +157,10 @@ fn write_atom_body(out: &mut Vec<u8>, atom: &Atom) {
     write_bytes(out, atom.as_str().as_bytes());
 }
 
-fn write_seq(out: &mut Vec<u8>, items: &[Term]) {
+fn write_seq<N: NameWriter>(out: &mut Vec<u8>, items: &[Term], names: &mut N) {
     write_varint(out, items.len() as u64);
     for item in items {
-        write_term(item, out);
+        write_term(item, out, names);
     }
 }
 
@@ -123,7 +170,7 @@ fn write_id(out: &mut Vec<u8>, node: &NodeName, id: u64, creation: u32) {
     out.extend_from_slice(&creation.to_be_bytes());
 }
 
-fn write_term(term: &Term, out: &mut Vec<u8>) {
+fn write_term<N: NameWriter>(term: &Term, out: &mut Vec<u8>, names: &mut N) {
     match term {
         Term::Int(i) if (0..=SMALL_INT_MAX).contains(i) => out.push(*i as u8),
         Term::Int(i) => {
@@ -137,10 +184,7 @@ fn write_term(term: &Term, out: &mut Vec<u8>) {
         Term::Unit => out.push(tag::UNIT),
         Term::Bool(false) => out.push(tag::FALSE),
         Term::Bool(true) => out.push(tag::TRUE),
-        Term::Atom(a) => {
-            out.push(tag::ATOM);
-            write_atom_body(out, a);
-        }
+        Term::Atom(a) => names.atom(a, out),
         Term::String(s) => {
             out.push(tag::STRING);
             write_bytes(out, s.as_bytes());
@@ -151,42 +195,36 @@ fn write_term(term: &Term, out: &mut Vec<u8>) {
         }
         Term::Tuple(items) => {
             out.push(tag::TUPLE);
-            write_seq(out, items);
+            write_seq(out, items, names);
         }
         Term::List(items) => {
             out.push(tag::LIST);
-            write_seq(out, items);
+            write_seq(out, items, names);
         }
         Term::Map(map) => {
             out.push(tag::MAP);
             write_varint(out, map.len() as u64);
             for (k, v) in map {
-                write_term(k, out);
-                write_term(v, out);
+                write_term(k, out, names);
+                write_term(v, out, names);
             }
         }
-        Term::Pid(p) => {
-            out.push(tag::PID);
-            write_id(out, p.node(), p.id(), p.creation());
-        }
-        Term::Ref(r) => {
-            out.push(tag::REF);
-            write_id(out, r.node(), r.id(), r.creation());
-        }
+        Term::Pid(p) => names.id(IdKind::Pid, p.node(), p.id(), p.creation(), out),
+        Term::Ref(r) => names.id(IdKind::Ref, r.node(), r.id(), r.creation(), out),
         Term::Struct(s) => {
             out.push(tag::STRUCT);
             write_atom_body(out, &s.name);
             write_varint(out, s.fields.len() as u64);
             for (name, value) in &s.fields {
                 write_atom_body(out, name);
-                write_term(value, out);
+                write_term(value, out, names);
             }
         }
         Term::Sum(s) => {
             out.push(tag::SUM);
             write_atom_body(out, &s.type_name);
             write_atom_body(out, &s.variant);
-            write_seq(out, &s.fields);
+            write_seq(out, &s.fields, names);
         }
     }
 }

@@ -20,9 +20,11 @@ mod decode;
 mod encode;
 
 pub use decode::{decode, decode_prefix, decode_prefix_shared, decode_shared, decode_with};
+pub(crate) use decode::{decode_prefix_cached, CacheLookup};
 pub use encode::{
     encode, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, encode_term_into, encoded_len,
 };
+pub(crate) use encode::{encode_into_with, write_bytes, IdKind, InFull, NameWriter};
 
 use crate::name::NameError;
 
@@ -53,6 +55,12 @@ pub(crate) mod tag {
     pub const REF: u8 = 0x8c;
     pub const STRUCT: u8 = 0x8d;
     pub const SUM: u8 = 0x8e;
+    /// An atom of the connection's atom cache (PROTOCOL.md 4.4): only inside a cached frame.
+    pub const ATOM_REF: u8 = 0x8f;
+    /// A pid whose node and creation are an entry of the atom cache (4.4).
+    pub const PID_REF: u8 = 0x90;
+    /// A reference whose node and creation are an entry of the atom cache (4.4).
+    pub const REF_REF: u8 = 0x91;
 }
 
 /// Bounds a decoder enforces on one encoded term. Every bound fails with its own [`DecodeError`].
@@ -134,6 +142,15 @@ pub enum DecodeError {
     /// A map holds the same key twice.
     #[error("map in encoded term holds a duplicate key; the sender must send each key once")]
     DuplicateKey,
+    /// A reference to the connection's atom cache (PROTOCOL.md 4.4) names an index that holds
+    /// nothing, or an entry of the other kind (an atom where a node is needed, or the reverse).
+    #[error("atom cache reference to index {index}: {problem}; the peer's cache is out of step with ours")]
+    BadCacheRef {
+        /// The index referred to.
+        index: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 // Boxed so that `Result<Term, DecodeError>`, which the decoder moves at every level, stays small.

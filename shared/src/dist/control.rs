@@ -14,10 +14,8 @@
 //! bounded by [`DecodeLimits`]), so it can be fed arbitrary bytes.
 
 use crate::atom::Atom;
-use crate::binary::Binary;
 use crate::codec::{
-    decode_prefix, decode_prefix_shared, encode_atom_into, encode_into, encode_pid_into, encode_ref_into, DecodeError,
-    DecodeLimits,
+    encode_into, encode_into_with, encode_pid_into, DecodeError, DecodeLimits, IdKind, InFull, NameWriter, WIRE_VERSION,
 };
 use crate::dist::Flags;
 use crate::name::NodeName;
@@ -347,89 +345,98 @@ impl Control {
 
     /// Appends the message (tag and fields, no frame header) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(CONTROL_HEAD_ROOM + self.term().map_or(0, crate::codec::encoded_len));
+        self.encode_with(&mut InFull, out);
+    }
+
+    /// [`Control::encode`] with names written through `names` (in full, or as references to the
+    /// connection's atom cache, PROTOCOL.md 4.4).
+    pub(crate) fn encode_with<N: NameWriter>(&self, names: &mut N, out: &mut Vec<u8>) {
         out.push(self.tag());
-        let pid = |out: &mut Vec<u8>, p: &Pid| encode_pid_into(p, out);
-        let reference = |out: &mut Vec<u8>, r: &Ref| encode_ref_into(r, out);
-        let atom = |out: &mut Vec<u8>, a: &Atom| encode_atom_into(a, out);
-        let pids = |out: &mut Vec<u8>, ps: &[Pid]| encode_into(&pid_list(ps), out);
+        let n = names;
         match self {
             Control::Send { from, to, msg }
             | Control::Exit { from, to, reason: msg }
-            | Control::Exit2 { from, to, reason: msg } => encode_pids_and_term(from, to, msg, out),
+            | Control::Exit2 { from, to, reason: msg } => {
+                pid_field(n, from, out);
+                pid_field(n, to, out);
+                term_field(n, msg, out);
+            }
             Control::RegSend { from, name, msg } => {
-                pid(out, from);
-                atom(out, name);
-                encode_into(msg, out);
+                pid_field(n, from, out);
+                atom_field(n, name, out);
+                term_field(n, msg, out);
             }
             Control::AliasSend { from, alias, msg } => {
-                pid(out, from);
-                reference(out, alias);
-                encode_into(msg, out);
+                pid_field(n, from, out);
+                ref_field(n, alias, out);
+                term_field(n, msg, out);
             }
             Control::Link { from, to } | Control::Unlink { from, to } => {
-                pid(out, from);
-                pid(out, to);
+                pid_field(n, from, out);
+                pid_field(n, to, out);
             }
             Control::Monitor { from, target, reference: r } | Control::Demonitor { from, target, reference: r } => {
-                pid(out, from);
-                encode_into(&target_term(target), out);
-                reference(out, r);
+                pid_field(n, from, out);
+                term_field(n, &target_term(target), out);
+                ref_field(n, r, out);
             }
             Control::MonitorExit { from, to, reference: r, reason } => {
-                encode_into(&target_term(from), out);
-                pid(out, to);
-                reference(out, r);
-                encode_into(reason, out);
+                term_field(n, &target_term(from), out);
+                pid_field(n, to, out);
+                ref_field(n, r, out);
+                term_field(n, reason, out);
             }
             Control::SpawnReq { reference: r, from, function, args, opts } => {
-                reference(out, r);
-                pid(out, from);
-                atom(out, function);
-                encode_into(&Term::List(args.clone()), out);
-                encode_into(&Term::Int(opts.bits()), out);
+                ref_field(n, r, out);
+                pid_field(n, from, out);
+                atom_field(n, function, out);
+                term_field(n, &Term::List(args.clone()), out);
+                term_field(n, &Term::Int(opts.bits()), out);
             }
             Control::SpawnReply { reference: r, to, result } => {
-                reference(out, r);
-                pid(out, to);
+                ref_field(n, r, out);
+                pid_field(n, to, out);
                 let result = match result {
                     Ok(p) => Term::tuple([Term::atom("ok"), Term::Pid(p.clone())]),
                     Err(reason) => Term::tuple([Term::atom("error"), reason.clone()]),
                 };
-                encode_into(&result, out);
+                term_field(n, &result, out);
             }
             Control::Tick | Control::Unknown { .. } => {}
             Control::NodeList { nodes } => {
-                encode_into(&Term::List(nodes.iter().map(|n| Term::Atom(n.as_atom().clone())).collect()), out)
+                let list = Term::List(nodes.iter().map(|node| Term::Atom(node.as_atom().clone())).collect());
+                term_field(n, &list, out)
             }
             Control::GlobalRegister(entry) => {
-                encode_into(&entry.name, out);
-                pid(out, &entry.pid);
-                encode_into(&stamp_term(entry.stamp), out);
-                atom(out, entry.origin.as_atom());
-                encode_into(&Term::Int(i64::from(entry.generation)), out);
+                term_field(n, &entry.name, out);
+                pid_field(n, &entry.pid, out);
+                term_field(n, &stamp_term(entry.stamp), out);
+                atom_field(n, entry.origin.as_atom(), out);
+                term_field(n, &Term::Int(i64::from(entry.generation)), out);
             }
             Control::GlobalUnregister { name, pid: p } => {
-                encode_into(name, out);
-                pid(out, p);
+                term_field(n, name, out);
+                pid_field(n, p, out);
             }
             Control::GlobalSync { entries } => {
-                encode_into(&Term::List(entries.iter().map(entry_term).collect()), out);
+                term_field(n, &Term::List(entries.iter().map(entry_term).collect()), out);
             }
             Control::GlobalConflict { loser, winner } => {
-                pid(out, loser);
-                encode_into(&entry_term(winner), out);
+                pid_field(n, loser, out);
+                term_field(n, &entry_term(winner), out);
             }
             Control::GroupJoin { scope, group, pids: ps } | Control::GroupLeave { scope, group, pids: ps } => {
-                atom(out, scope);
-                encode_into(group, out);
-                pids(out, ps);
+                atom_field(n, scope, out);
+                term_field(n, group, out);
+                term_field(n, &pid_list(ps), out);
             }
             Control::GroupSync { scope, groups } => {
-                atom(out, scope);
+                atom_field(n, scope, out);
                 let list = groups.iter().map(|(g, ps)| Term::tuple([g.clone(), pid_list(ps)])).collect();
-                encode_into(&Term::List(list), out);
+                term_field(n, &Term::List(list), out);
             }
-            Control::GroupDiscover { scope } => atom(out, scope),
+            Control::GroupDiscover { scope } => atom_field(n, scope, out),
         }
     }
 
@@ -446,17 +453,21 @@ impl Control {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Sized for the message term exactly and the pids and atoms around it generously, so the
         // buffer is allocated once and never grows.
-        let term = match self {
+        let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + self.term().map_or(0, crate::codec::encoded_len));
+        self.encode_with(&mut InFull, &mut out);
+        out
+    }
+
+    /// The message's one large term, if it has one (the message of a send, an exit's reason).
+    fn term(&self) -> Option<&Term> {
+        match self {
             Control::Send { msg, .. }
             | Control::RegSend { msg, .. }
             | Control::AliasSend { msg, .. }
             | Control::Exit { reason: msg, .. }
-            | Control::Exit2 { reason: msg, .. } => crate::codec::encoded_len(msg),
-            _ => 0,
-        };
-        let mut out = Vec::with_capacity(CONTROL_HEAD_ROOM + term);
-        self.encode(&mut out);
-        out
+            | Control::Exit2 { reason: msg, .. } => Some(msg),
+            _ => None,
+        }
     }
 }
 
@@ -469,6 +480,97 @@ fn encode_pids_and_term(from: &Pid, to: &Pid, term: &Term, out: &mut Vec<u8>) {
     encode_pid_into(from, out);
     encode_pid_into(to, out);
     encode_into(term, out);
+}
+
+/// A pid field: version byte and the pid (PROTOCOL.md 4.3.2).
+#[inline]
+fn pid_field<N: NameWriter>(names: &mut N, pid: &Pid, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    names.id(IdKind::Pid, pid.node(), pid.id(), pid.creation(), out);
+}
+
+/// A reference field.
+#[inline]
+fn ref_field<N: NameWriter>(names: &mut N, reference: &Ref, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    names.id(IdKind::Ref, reference.node(), reference.id(), reference.creation(), out);
+}
+
+/// An atom field.
+#[inline]
+fn atom_field<N: NameWriter>(names: &mut N, atom: &Atom, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    names.atom(atom, out);
+}
+
+/// A field of any term.
+#[inline]
+fn term_field<N: NameWriter>(names: &mut N, term: &Term, out: &mut Vec<u8>) {
+    encode_into_with(term, out, names);
+}
+
+/// A control message to encode, borrowed: the hot path of a remote send builds no [`Control`]
+/// (no pid clones), and a connection with an atom cache encodes it under its queue's lock
+/// ([`crate::dist::outbound::Outbound::encode`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Outgoing<'a> {
+    /// SEND from its parts.
+    Send {
+        /// The sending process.
+        from: &'a Pid,
+        /// The receiving process.
+        to: &'a Pid,
+        /// The message.
+        msg: &'a Term,
+    },
+    /// Any control message.
+    Control(&'a Control),
+}
+
+impl Outgoing<'_> {
+    /// The message encoded in full (PROTOCOL.md 4.3.2), as a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Outgoing::Send { from, to, msg } => Control::send_to_bytes(from, to, msg),
+            Outgoing::Control(msg) => msg.to_bytes(),
+        }
+    }
+
+    /// Bytes of its message term written in full (0 for messages without one): what decides
+    /// whether a message is small enough for the atom cache to matter.
+    pub fn term_len(&self) -> usize {
+        match self {
+            Outgoing::Send { msg, .. } => crate::codec::encoded_len(msg),
+            Outgoing::Control(msg) => msg.term().map_or(0, crate::codec::encoded_len),
+        }
+    }
+
+    /// The process whose signal ordering the message belongs to ([`Control::sender`]).
+    pub fn sender(&self) -> Option<&Pid> {
+        match self {
+            Outgoing::Send { from, .. } => Some(from),
+            Outgoing::Control(msg) => msg.sender(),
+        }
+    }
+
+    /// Appends the message; `out` should have room for [`CONTROL_HEAD_ROOM`] bytes and the
+    /// message term ([`Outgoing::term_len`]), as [`Outgoing::buffer`] makes.
+    pub(crate) fn encode_with<N: NameWriter>(&self, names: &mut N, out: &mut Vec<u8>) {
+        match self {
+            Outgoing::Send { from, to, msg } => {
+                out.push(tag::SEND);
+                pid_field(names, from, out);
+                pid_field(names, to, out);
+                term_field(names, msg, out);
+            }
+            Outgoing::Control(msg) => msg.encode_with(names, out),
+        }
+    }
+
+    /// An empty buffer with room for the message whose term takes `term_len` bytes in full.
+    pub fn buffer(term_len: usize) -> Vec<u8> {
+        Vec::with_capacity(CONTROL_HEAD_ROOM + term_len)
+    }
 }
 
 fn pid_list(pids: &[Pid]) -> Term {
@@ -540,273 +642,10 @@ pub fn required_flag(tag: u8) -> Option<Flags> {
     }
 }
 
-/// Reads the fields of one message in order.
-struct Fields<'a> {
-    message: &'static str,
-    rest: &'a [u8],
-    limits: DecodeLimits,
-    /// The connection's negotiated capabilities (options of a message may need one).
-    flags: Flags,
-    /// The whole payload and its length, when large binaries are to be views of it
-    /// ([`decode_shared`]).
-    shared: Option<(&'a Binary, usize)>,
-}
-
-impl Fields<'_> {
-    fn term(&mut self, field: &'static str) -> Result<Term, ControlError> {
-        let decoded = match self.shared {
-            // `rest` is the payload's tail.
-            Some((payload, len)) => decode_prefix_shared(payload, len - self.rest.len(), &self.limits),
-            None => decode_prefix(self.rest, &self.limits),
-        };
-        let (term, used) = decoded.map_err(|source| ControlError::BadTerm { message: self.message, field, source })?;
-        self.rest = &self.rest[used..];
-        Ok(term)
-    }
-
-    fn bad(&self, field: &'static str, expected: &'static str, got: &Term) -> ControlError {
-        ControlError::BadField { message: self.message, field, expected, got: got.kind() }
-    }
-
-    fn pid(&mut self, field: &'static str) -> Result<Pid, ControlError> {
-        match self.term(field)? {
-            Term::Pid(p) => Ok(p),
-            other => Err(self.bad(field, "a pid", &other)),
-        }
-    }
-
-    fn reference(&mut self, field: &'static str) -> Result<Ref, ControlError> {
-        match self.term(field)? {
-            Term::Ref(r) => Ok(r),
-            other => Err(self.bad(field, "a reference", &other)),
-        }
-    }
-
-    fn atom(&mut self, field: &'static str) -> Result<Atom, ControlError> {
-        match self.term(field)? {
-            Term::Atom(a) => Ok(a),
-            other => Err(self.bad(field, "an atom", &other)),
-        }
-    }
-
-    fn target(&mut self, field: &'static str) -> Result<MonitorTarget, ControlError> {
-        match self.term(field)? {
-            Term::Pid(p) => Ok(MonitorTarget::Pid(p)),
-            Term::Atom(a) => Ok(MonitorTarget::Name(a)),
-            other => Err(self.bad(field, "a pid or an atom", &other)),
-        }
-    }
-
-    fn list(&mut self, field: &'static str) -> Result<Vec<Term>, ControlError> {
-        match self.term(field)? {
-            Term::List(items) => Ok(items),
-            other => Err(self.bad(field, "a list", &other)),
-        }
-    }
-
-    fn pids_of(&self, field: &'static str, items: Vec<Term>) -> Result<Vec<Pid>, ControlError> {
-        items
-            .into_iter()
-            .map(|t| match t {
-                Term::Pid(p) => Ok(p),
-                other => Err(self.bad(field, "a list of pids", &other)),
-            })
-            .collect()
-    }
-
-    fn stamp(&self, field: &'static str, term: Term) -> Result<u64, ControlError> {
-        match term {
-            Term::Int(i) if i >= 0 => Ok(i as u64),
-            other => Err(self.bad(field, "a non-negative integer", &other)),
-        }
-    }
-
-    fn generation(&self, field: &'static str, term: Term) -> Result<u32, ControlError> {
-        match term {
-            Term::Int(i) if (0..=i64::from(u32::MAX)).contains(&i) => Ok(i as u32),
-            other => Err(self.bad(field, "an integer from 0 to 4294967295", &other)),
-        }
-    }
-
-    fn node(&self, field: &'static str, term: Term) -> Result<NodeName, ControlError> {
-        match &term {
-            Term::Atom(a) => NodeName::parse(a.as_str()).map_err(|_| self.bad(field, "a node name", &term)),
-            _ => Err(self.bad(field, "a node-name atom", &term)),
-        }
-    }
-
-    /// A `{name, pid, stamp, origin, generation}` tuple (GLOBAL_SYNC, GLOBAL_CONFLICT).
-    fn entry_of(&self, field: &'static str, item: Term) -> Result<GlobalEntry, ControlError> {
-        const EXPECTED: &str = "{name, pid, stamp, origin, generation} tuples";
-        let fields = match item {
-            Term::Tuple(t) => <[Term; 5]>::try_from(t).map_err(|t| self.bad(field, EXPECTED, &Term::Tuple(t)))?,
-            other => return Err(self.bad(field, EXPECTED, &other)),
-        };
-        match fields {
-            [name, Term::Pid(pid), stamp, origin, generation] => Ok(GlobalEntry {
-                name,
-                pid,
-                stamp: self.stamp(field, stamp)?,
-                origin: self.node(field, origin)?,
-                generation: self.generation(field, generation)?,
-            }),
-            other => Err(self.bad(field, EXPECTED, &Term::tuple(other))),
-        }
-    }
-
-    fn finish(&self) -> Result<(), ControlError> {
-        match self.rest.len() {
-            0 => Ok(()),
-            extra => Err(ControlError::TrailingBytes { message: self.message, extra }),
-        }
-    }
-}
-
-/// Decodes one whole control message (a frame payload that is not a fragment, or a reassembled
-/// fragmented message). Never panics; see [`ControlError`] for what it rejects.
-pub fn decode(payload: &[u8], ctx: &DecodeContext) -> Result<Control, ControlError> {
-    decode_from(payload, None, ctx)
-}
-
-/// [`decode`], with the large binaries of the message's terms as views of `payload` instead of
-/// copies, under [`crate::codec::decode_shared`]'s rule.
-pub fn decode_shared(payload: &Binary, ctx: &DecodeContext) -> Result<Control, ControlError> {
-    let bytes = payload.as_slice();
-    decode_from(bytes, Some((payload, bytes.len())), ctx)
-}
-
-fn decode_from(payload: &[u8], shared: Option<(&Binary, usize)>, ctx: &DecodeContext) -> Result<Control, ControlError> {
-    let (&tag, rest) = payload.split_first().ok_or(ControlError::Empty)?;
-    if tag == 0 || tag > tag::EXTENSION_LAST {
-        return Err(ControlError::NotControl(tag));
-    }
-    let message = tag_name(tag);
-    if message == "UNKNOWN" {
-        return if tag >= tag::EXTENSION_FIRST && ctx.flags.contains(Flags::EXTENSIONS) {
-            Ok(Control::Unknown { tag })
-        } else {
-            Err(ControlError::UnknownTag(tag))
-        };
-    }
-    if let Some(flag) = required_flag(tag).filter(|flag| !ctx.flags.contains(*flag)) {
-        return Err(ControlError::NotNegotiated { message, flag });
-    }
-    let mut f = Fields { message, rest, limits: ctx.limits, flags: ctx.flags, shared };
-    let msg = decode_fields(tag, &mut f)?;
-    f.finish()?;
-    Ok(msg)
-}
-
-fn decode_fields(tag: u8, f: &mut Fields<'_>) -> Result<Control, ControlError> {
-    Ok(match tag {
-        tag::SEND => Control::Send { from: f.pid("from")?, to: f.pid("to")?, msg: f.term("msg")? },
-        tag::REG_SEND => Control::RegSend { from: f.pid("from")?, name: f.atom("name")?, msg: f.term("msg")? },
-        tag::LINK => Control::Link { from: f.pid("from")?, to: f.pid("to")? },
-        tag::UNLINK => Control::Unlink { from: f.pid("from")?, to: f.pid("to")? },
-        tag::EXIT => Control::Exit { from: f.pid("from")?, to: f.pid("to")?, reason: f.term("reason")? },
-        tag::EXIT2 => Control::Exit2 { from: f.pid("from")?, to: f.pid("to")?, reason: f.term("reason")? },
-        tag::MONITOR => {
-            Control::Monitor { from: f.pid("from")?, target: f.target("target")?, reference: f.reference("ref")? }
-        }
-        tag::DEMONITOR => {
-            Control::Demonitor { from: f.pid("from")?, target: f.target("target")?, reference: f.reference("ref")? }
-        }
-        tag::MONITOR_EXIT => Control::MonitorExit {
-            from: f.target("from")?,
-            to: f.pid("to")?,
-            reference: f.reference("ref")?,
-            reason: f.term("reason")?,
-        },
-        tag::SPAWN_REQ => {
-            let (reference, from, function, args) =
-                (f.reference("ref")?, f.pid("from")?, f.atom("function")?, f.list("args")?);
-            const EXPECTED: &str =
-                "an integer of bits 1 (link), 2 (monitor), 4 (call, with monitor), 8 (no reply, alone)";
-            let opts = match f.term("opts")? {
-                Term::Int(bits) => {
-                    SpawnOpts::from_bits(bits).ok_or_else(|| f.bad("opts", EXPECTED, &Term::Int(bits)))?
-                }
-                other => return Err(f.bad("opts", EXPECTED, &other)),
-            };
-            if opts.needs_calls() && !f.flags.contains(Flags::CALLS) {
-                return Err(ControlError::NotNegotiated { message: "SPAWN_REQ with call options", flag: Flags::CALLS });
-            }
-            Control::SpawnReq { reference, from, function, args, opts }
-        }
-        tag::SPAWN_REPLY => {
-            let (reference, to) = (f.reference("ref")?, f.pid("to")?);
-            let result = match f.term("result")? {
-                Term::Tuple(t) => match <[Term; 2]>::try_from(t) {
-                    Ok([status, Term::Pid(p)]) if status.is_atom("ok") => Ok(p),
-                    Ok([status, reason]) if status.is_atom("error") => Err(reason),
-                    Ok(pair) => return Err(f.bad("result", "{:ok, pid} or {:error, reason}", &Term::tuple(pair))),
-                    Err(t) => return Err(f.bad("result", "{:ok, pid} or {:error, reason}", &Term::Tuple(t))),
-                },
-                other => return Err(f.bad("result", "{:ok, pid} or {:error, reason}", &other)),
-            };
-            Control::SpawnReply { reference, to, result }
-        }
-        tag::TICK => Control::Tick,
-        tag::ALIAS_SEND => {
-            Control::AliasSend { from: f.pid("from")?, alias: f.reference("alias")?, msg: f.term("msg")? }
-        }
-        tag::NODE_LIST => {
-            let items = f.list("nodes")?;
-            let nodes = items.into_iter().map(|t| f.node("nodes", t)).collect::<Result<_, _>>()?;
-            Control::NodeList { nodes }
-        }
-        tag::GLOBAL_REGISTER => {
-            let (name, pid) = (f.term("name")?, f.pid("pid")?);
-            let stamp = f.term("stamp")?;
-            let stamp = f.stamp("stamp", stamp)?;
-            let origin = f.term("origin")?;
-            let origin = f.node("origin", origin)?;
-            let generation = f.term("generation")?;
-            let generation = f.generation("generation", generation)?;
-            Control::GlobalRegister(GlobalEntry { name, pid, stamp, origin, generation })
-        }
-        tag::GLOBAL_UNREGISTER => Control::GlobalUnregister { name: f.term("name")?, pid: f.pid("pid")? },
-        tag::GLOBAL_SYNC => {
-            let items = f.list("entries")?;
-            let entries = items.into_iter().map(|item| f.entry_of("entries", item)).collect::<Result<_, _>>()?;
-            Control::GlobalSync { entries }
-        }
-        tag::GLOBAL_CONFLICT => {
-            let loser = f.pid("loser")?;
-            let winner = f.term("winner")?;
-            Control::GlobalConflict { loser, winner: f.entry_of("winner", winner)? }
-        }
-        tag::GROUP_JOIN | tag::GROUP_LEAVE => {
-            let (scope, group) = (f.atom("scope")?, f.term("group")?);
-            let items = f.list("pids")?;
-            let pids = f.pids_of("pids", items)?;
-            if tag == tag::GROUP_JOIN {
-                Control::GroupJoin { scope, group, pids }
-            } else {
-                Control::GroupLeave { scope, group, pids }
-            }
-        }
-        tag::GROUP_DISCOVER => Control::GroupDiscover { scope: f.atom("scope")? },
-        tag::GROUP_SYNC => {
-            let scope = f.atom("scope")?;
-            let items = f.list("groups")?;
-            let mut groups = Vec::with_capacity(items.len());
-            for item in items {
-                let pair = match item {
-                    Term::Tuple(t) => <[Term; 2]>::try_from(t).map_err(Term::Tuple),
-                    other => Err(other),
-                };
-                match pair {
-                    Ok([group, Term::List(members)]) => groups.push((group, f.pids_of("groups", members)?)),
-                    Ok(pair) => return Err(f.bad("groups", "{group, [pid]} tuples", &Term::tuple(pair))),
-                    Err(other) => return Err(f.bad("groups", "{group, [pid]} tuples", &other)),
-                }
-            }
-            Control::GroupSync { scope, groups }
-        }
-        other => return Err(ControlError::UnknownTag(other)),
-    })
-}
+#[path = "control_decode.rs"]
+mod decoding;
+pub use decoding::{decode, decode_shared};
+pub(crate) use decoding::decode_cached;
 
 #[cfg(test)]
 #[path = "control_tests.rs"]

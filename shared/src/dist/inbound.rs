@@ -1,11 +1,14 @@
 //! The receiving half of an established connection: bytes in, whole control messages out.
 //!
 //! Frames ([`crate::frame`]) are split off the byte stream; fragments ([`crate::fragment`]) are
-//! reassembled; each whole payload is decoded ([`control::decode`]). Every stage has a limit
+//! reassembled; a cached frame's atom cache definitions are applied ([`CacheDecoder`], PROTOCOL.md
+//! 4.4, in arrival order of the whole messages); each whole payload is decoded
+//! ([`control::decode`]). Every stage has a limit
 //! (frame size, messages and bytes in reassembly, term limits), so a hostile peer can make the
 //! receiver hold at most what those limits allow. After an error the connection must be closed.
 
 use crate::binary::Binary;
+use crate::dist::atom_cache::{is_cached, CacheDecoder, CacheError};
 use crate::dist::control::{self, Control, ControlError, DecodeContext};
 use crate::dist::Flags;
 use crate::fragment::{is_fragment, FragmentError, Reassembler, ReassemblyLimits};
@@ -33,6 +36,12 @@ pub enum InboundError {
     /// A whole message does not decode.
     #[error("bad control message from the peer: {0}")]
     Control(#[from] ControlError),
+    /// A cached frame's definitions are bad (PROTOCOL.md 4.4).
+    #[error("bad atom cache definitions from the peer: {0}")]
+    Cache(#[from] CacheError),
+    /// A cached frame arrived although the atom cache was not negotiated.
+    #[error("the peer sent a cached frame although the atom cache was not negotiated")]
+    CacheNotNegotiated,
     /// A message claims a sender that is not a process of the peer (see [`Inbound::only_from`]).
     #[error(
         "{message} claims to come from {from}, a process of another node; a peer speaks only for its own processes"
@@ -51,6 +60,8 @@ pub struct Inbound {
     frames: FrameDecoder,
     reassembler: Reassembler,
     ctx: DecodeContext,
+    /// The peer's atom cache definitions (used if [`Flags::ATOM_CACHE`] was negotiated).
+    cache: CacheDecoder,
     /// The node every sender must belong to, if checked.
     peer: Option<NodeName>,
 }
@@ -58,7 +69,13 @@ pub struct Inbound {
 impl Inbound {
     /// A decoder for a connection negotiated as `ctx`, refusing frames over `max_frame` bytes.
     pub fn new(ctx: DecodeContext, max_frame: usize, limits: ReassemblyLimits) -> Inbound {
-        Inbound { frames: FrameDecoder::new(max_frame), reassembler: Reassembler::new(limits), ctx, peer: None }
+        Inbound {
+            frames: FrameDecoder::new(max_frame),
+            reassembler: Reassembler::new(limits),
+            ctx,
+            cache: CacheDecoder::new(),
+            peer: None,
+        }
     }
 
     /// Refuses messages whose sender is not a process of `peer` (the authenticated node on the
@@ -89,9 +106,15 @@ impl Inbound {
             } else {
                 frame
             };
-            // A large payload becomes the shared buffer its large binaries are views of (README,
-            // "Shared binaries"); it is moved, not copied.
-            let msg = if whole.len() >= SHARED_PAYLOAD_MIN {
+            let msg = if is_cached(&whole) {
+                if !self.ctx.flags.contains(Flags::ATOM_CACHE) {
+                    return Err(InboundError::CacheNotNegotiated);
+                }
+                let body = self.cache.open(&whole)?;
+                control::decode_cached(body, &self.ctx, &self.cache)?
+            } else if whole.len() >= SHARED_PAYLOAD_MIN {
+                // A large payload becomes the shared buffer its large binaries are views of
+                // (README, "Shared binaries"); it is moved, not copied.
                 control::decode_shared(&Binary::from(whole), &self.ctx)?
             } else {
                 control::decode(&whole, &self.ctx)?

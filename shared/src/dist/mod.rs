@@ -6,6 +6,8 @@
 //!   cluster key, bound to the TLS channel; version and capability negotiation. Its cryptography
 //!   (a SPAKE2 exchange and key confirmations) is [`key_exchange`]; [`cert_names`] reads which
 //!   hosts a peer's certificate names, in CA-verified mode.
+//! - [`atom_cache`]: a connection's cache of atoms and node names, so repeated names cost a small
+//!   index on the wire (negotiated as [`Flags::ATOM_CACHE`]).
 //! - [`admission`]: which incoming connections may start a handshake (failed authentications and
 //!   pending handshakes per source address, pending handshakes in all).
 //! - [`control`]: the control messages exchanged once a connection is up (SEND, LINK, MONITOR,
@@ -25,6 +27,7 @@
 //! values and randomness as bytes, so tests run with simulated time.
 
 pub mod admission;
+pub mod atom_cache;
 pub mod backoff;
 pub mod backoff_table;
 pub mod cert_names;
@@ -73,8 +76,11 @@ impl Flags {
     pub const CALLS: Flags = Flags(1 << 6);
     /// Process aliases: ALIAS_SEND, a message to an alias of a process of the receiver.
     pub const ALIAS: Flags = Flags(1 << 7);
+    /// The atom cache (PROTOCOL.md 4.4): cached frames name atoms, nodes and creations by an
+    /// index the sender defined earlier on the connection.
+    pub const ATOM_CACHE: Flags = Flags(1 << 8);
     /// Every capability this build implements.
-    pub const ALL: Flags = Flags((1 << 8) - 1);
+    pub const ALL: Flags = Flags((1 << 9) - 1);
 
     /// Flags from their wire bits (unknown bits are kept, so they can be logged).
     pub const fn from_bits(bits: u64) -> Flags {
@@ -109,7 +115,7 @@ impl Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(Flags, &str); 8] = [
+        const NAMES: [(Flags, &str); 9] = [
             (Flags::FRAGMENTS, "FRAGMENTS"),
             (Flags::SPAWN, "SPAWN"),
             (Flags::GLOBAL, "GLOBAL"),
@@ -118,6 +124,7 @@ impl fmt::Debug for Flags {
             (Flags::EXTENSIONS, "EXTENSIONS"),
             (Flags::CALLS, "CALLS"),
             (Flags::ALIAS, "ALIAS"),
+            (Flags::ATOM_CACHE, "ATOM_CACHE"),
         ];
         let mut first = true;
         for (flag, name) in NAMES {

@@ -16,11 +16,19 @@
 //!   (A message is accepted whenever the queue is under budget, so one message larger than the
 //!   budget still goes through.)
 //! - [`Outbound::pop_batch`] coalesces many frames into one buffer for one TLS write.
+//! - With the atom cache negotiated ([`OutboundConfig::atom_cache`], PROTOCOL.md 4.4) the queue
+//!   owns the sender's side of the cache ([`CacheEncoder`]): [`Outbound::encode`] writes a frame
+//!   with it, and the queue tells the cache when each frame is written in full (a whole message
+//!   popped, the last fragment of a fragmented one, or [`Outbound::written_through`]), because
+//!   only the order in which frames leave, not the order they were encoded in, says what the
+//!   receiver has seen.
 //!
 //! Everything popped is already framed (4-byte big-endian length + payload).
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::dist::atom_cache::{CacheEncoder, Uses};
+use crate::dist::control::Outgoing;
 use crate::fragment::{Fragmenter, ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 
 /// Default byte budget of one connection's queue.
@@ -42,6 +50,9 @@ pub struct OutboundConfig {
     /// The peer's reassembly limits: fragmented messages started and not finished stay within
     /// its sequence count and byte limits.
     pub reassembly: ReassemblyLimits,
+    /// Whether the atom cache was negotiated ([`crate::dist::Flags::ATOM_CACHE`]): then
+    /// [`Outbound::encode`] writes cached frames.
+    pub atom_cache: bool,
 }
 
 impl OutboundConfig {
@@ -58,6 +69,7 @@ impl Default for OutboundConfig {
             byte_budget: DEFAULT_BYTE_BUDGET,
             fragments: true,
             reassembly: ReassemblyLimits::default(),
+            atom_cache: false,
         }
     }
 }
@@ -81,11 +93,42 @@ pub struct Busy {
     pub queued: usize,
 }
 
+/// An encoded message payload (no frame header) and the atom cache entries it uses.
+#[must_use = "a frame that uses cache entries must be queued or reported written, or its entries stay pinned"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Encoded {
+    /// The payload.
+    pub payload: Vec<u8>,
+    uses: Uses,
+}
+
+impl Encoded {
+    /// A payload encoded in full (no cache entries).
+    pub fn plain(payload: Vec<u8>) -> Encoded {
+        Encoded { payload, uses: Uses::NONE }
+    }
+
+    /// The cache entries it uses.
+    pub fn uses(&self) -> &Uses {
+        &self.uses
+    }
+}
+
+/// The large message a lane is sending.
+struct Current {
+    fragmenter: Fragmenter,
+    /// Its length.
+    len: usize,
+    /// Its data bytes not yet sent.
+    remaining: usize,
+    /// What it uses of the atom cache: reported written with its last fragment.
+    uses: Uses,
+}
+
 #[derive(Default)]
 struct LaneQueue {
-    messages: VecDeque<Vec<u8>>,
-    /// The large message being sent, its length, and its data bytes not yet sent.
-    current: Option<(Fragmenter, usize, usize)>,
+    messages: VecDeque<Encoded>,
+    current: Option<Current>,
 }
 
 impl LaneQueue {
@@ -97,7 +140,11 @@ impl LaneQueue {
 /// The output queue of one connection. See the module documentation.
 pub struct Outbound {
     config: OutboundConfig,
-    urgent: VecDeque<Vec<u8>>,
+    /// The sender's side of the atom cache, if negotiated.
+    cache: Option<CacheEncoder>,
+    /// Frame bytes (headers included) that left the queue or were written through.
+    written_bytes: u64,
+    urgent: VecDeque<Encoded>,
     lanes: HashMap<u64, LaneQueue>,
     /// Lanes with something to send, in turn order.
     ring: VecDeque<u64>,
@@ -115,7 +162,9 @@ impl Outbound {
     pub fn new(config: OutboundConfig) -> Outbound {
         let config = OutboundConfig { fragment_size: config.fragment_size.max(1), ..config };
         Outbound {
+            cache: config.atom_cache.then(CacheEncoder::new),
             config,
+            written_bytes: 0,
             urgent: VecDeque::new(),
             lanes: HashMap::new(),
             ring: VecDeque::new(),
@@ -140,7 +189,56 @@ impl Outbound {
     /// Queues a message whatever the budget: for ticks and other tiny node-level messages that
     /// must never wait behind application data.
     pub fn push(&mut self, lane: Lane, payload: Vec<u8>) {
-        self.queued += payload.len();
+        self.push_encoded(lane, Encoded::plain(payload));
+    }
+
+    /// Encodes `msg` for this connection: a cached frame if the atom cache was negotiated
+    /// (PROTOCOL.md 4.4), else in full. Hand the result to [`Outbound::push_encoded`], or write
+    /// it yourself and call [`Outbound::written_through`].
+    pub fn encode(&mut self, msg: &Outgoing<'_>) -> Encoded {
+        self.encode_sized(msg, msg.term_len())
+    }
+
+    /// [`Outbound::encode`] for a caller that knows the message term's size in full
+    /// ([`Outgoing::term_len`]): the one buffer is sized from it.
+    pub fn encode_sized(&mut self, msg: &Outgoing<'_>, term_len: usize) -> Encoded {
+        match &mut self.cache {
+            Some(cache) => {
+                let mut payload = Outgoing::buffer(term_len);
+                let uses = cache.encode(msg, &mut payload);
+                Encoded { payload, uses }
+            }
+            None => Encoded::plain(msg.to_bytes()),
+        }
+    }
+
+    /// Whether [`Outbound::encode`] writes cached frames.
+    pub fn caches(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// A message encoded here was written to the connection directly, ahead of everything still
+    /// queued (the caller holds what orders writes): its cache definitions are now known.
+    pub fn written_through(&mut self, encoded: &Encoded) {
+        self.written_bytes += 4 + encoded.payload.len() as u64;
+        self.written(&encoded.uses);
+    }
+
+    /// Frame bytes (4-byte headers included) popped or written through so far: what this
+    /// connection put on the wire before encryption.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+
+    fn written(&mut self, uses: &Uses) {
+        if let (false, Some(cache)) = (uses.is_empty(), &mut self.cache) {
+            cache.written(uses);
+        }
+    }
+
+    /// Queues an encoded message whatever the budget ([`Outbound::push`]).
+    pub fn push_encoded(&mut self, lane: Lane, payload: Encoded) {
+        self.queued += payload.payload.len();
         self.high_water = self.high_water.max(self.queued);
         match lane {
             Lane::Urgent => self.urgent.push_back(payload),
@@ -186,6 +284,7 @@ impl Outbound {
             }
             frames += 1;
         }
+        self.written_bytes += (out.len() - start) as u64;
         frames
     }
 
@@ -213,9 +312,10 @@ impl Outbound {
 
     /// Appends the next framed unit; false if nothing is queued.
     fn pop_unit(&mut self, out: &mut Vec<u8>) -> bool {
-        if let Some(payload) = self.urgent.pop_front() {
-            self.queued -= payload.len();
-            put_whole(out, &payload);
+        if let Some(message) = self.urgent.pop_front() {
+            self.queued -= message.payload.len();
+            put_whole(out, &message.payload);
+            self.written(&message.uses);
             return true;
         }
         // A lane that would open a sequence beyond the peer's limits passes its turn. Some lane
@@ -227,8 +327,8 @@ impl Outbound {
                 && queue
                     .messages
                     .front()
-                    .is_some_and(|m| self.config.fragments && m.len() > self.config.fragment_threshold());
-            if starts_sequence && !queue.messages.front().is_some_and(|m| self.may_open(m.len())) {
+                    .is_some_and(|m| self.config.fragments && m.payload.len() > self.config.fragment_threshold());
+            if starts_sequence && !queue.messages.front().is_some_and(|m| self.may_open(m.payload.len())) {
                 self.ring.push_back(key);
                 continue;
             }
@@ -241,33 +341,36 @@ impl Outbound {
     /// Appends the next unit of lane `key` (which has one) and gives the lane its next turn.
     fn pop_from(&mut self, key: u64, out: &mut Vec<u8>) {
         let Some(queue) = self.lanes.get_mut(&key) else { return };
+        let mut written = None;
         if queue.current.is_none() {
-            if let Some(payload) = queue.messages.pop_front() {
+            if let Some(Encoded { payload, uses }) = queue.messages.pop_front() {
                 if self.config.fragments && payload.len() > self.config.fragment_threshold() {
                     let len = payload.len();
-                    queue.current =
-                        Some((Fragmenter::new(self.next_seq, payload, self.config.fragment_size), len, len));
+                    let fragmenter = Fragmenter::new(self.next_seq, payload, self.config.fragment_size);
+                    queue.current = Some(Current { fragmenter, len, remaining: len, uses });
                     self.next_seq = self.next_seq.wrapping_add(1);
                     self.open_sequences += 1;
                     self.open_bytes += len;
                 } else {
                     self.queued -= payload.len();
                     put_whole(out, &payload);
+                    written = Some(uses);
                 }
             }
         }
-        if let Some((fragmenter, len, remaining)) = &mut queue.current {
+        if let Some(current) = &mut queue.current {
             let header_at = out.len();
             out.extend_from_slice(&[0; 4]);
-            fragmenter.write_next(out);
+            current.fragmenter.write_next(out);
             let frame_len = (out.len() - header_at - 4) as u32;
             out[header_at..header_at + 4].copy_from_slice(&frame_len.to_be_bytes());
-            let data = (*remaining).min(self.config.fragment_size);
-            *remaining -= data;
+            let data = current.remaining.min(self.config.fragment_size);
+            current.remaining -= data;
             self.queued -= data;
-            if fragmenter.is_done() {
+            if current.fragmenter.is_done() {
                 self.open_sequences -= 1;
-                self.open_bytes -= *len;
+                self.open_bytes -= current.len;
+                written = Some(current.uses);
                 queue.current = None;
             }
         }
@@ -275,6 +378,9 @@ impl Outbound {
             self.lanes.remove(&key);
         } else {
             self.ring.push_back(key);
+        }
+        if let Some(uses) = written {
+            self.written(&uses);
         }
     }
 }

@@ -224,6 +224,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Whether to offer the atom cache (PROTOCOL.md 4.4): with a peer that offers it too, repeated
+    /// atoms, node names and creations go on the wire as small indices. Default on; off, every
+    /// frame is written in full (as to a peer without it).
+    pub fn atom_cache(mut self, on: bool) -> NodeBuilder {
+        self.opts.atom_cache = on;
+        self
+    }
+
     /// Failed authentications from one address per minute before its connections are refused
     /// without a handshake. Default 10. Every handshake that ends before the peer proved the
     /// cookie counts: a wrong cookie, a malformed message, a TLS failure, a timeout, a close.
@@ -307,7 +315,7 @@ impl NodeBuilder {
         let registration = snow_epmd::client::register(&self.epmd, &self.name, local.port()).await?;
         let creation = registration.creation().max(1);
         let mut hs = HandshakeConfig::new(self.name.clone(), creation, key);
-        hs.flags = offered_flags(self.opts.transitive);
+        hs.flags = offered_flags(self.opts.transitive, self.opts.atom_cache);
         hs.timeout = self.opts.handshake_timeout;
         Ok(Prepared {
             hs,

@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use snow_shared::dist::control::{Control, MonitorTarget, SpawnOpts};
+use snow_shared::dist::control::{Control, MonitorTarget, Outgoing, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::call_table::{CallWait, Outcome};
 use super::link::{Link, Pushed};
 use super::service::Service;
-use super::state::{lock, sender_lane, Driver, Origin};
+use super::state::{frame_for, lock, sender_lane, Driver, Origin};
 use crate::error::{CallError, DistError};
 use crate::reason;
 use crate::seam::Backpressure;
@@ -190,7 +190,8 @@ impl Service {
         };
         // On the caller's lane: ordered after everything it sent that node before. Never refused
         // (the caller waits for the result right here, so it is not suspended for the queue).
-        if let Pushed::Closed = conn.push(sender_lane(&requester), request.to_bytes(), None) {
+        let frame = frame_for(&*conn, Outgoing::Control(&request));
+        if let Pushed::Closed = conn.push(sender_lane(&requester), frame, None) {
             lock(&dist.calls).remove(&reference);
             guard.done();
             return Err(no_connection(DistError::ConnectionLost(node.clone())));
@@ -233,11 +234,11 @@ impl Service {
             args,
             opts: SpawnOpts { no_reply: true, ..SpawnOpts::default() },
         };
-        match conn.push(sender_lane(&requester), request.to_bytes(), None) {
+        match conn.push(sender_lane(&requester), frame_for(&*conn, Outgoing::Control(&request)), None) {
             Pushed::Closed => {
                 Err(CallError::NoConnection { node: node.clone(), source: DistError::ConnectionLost(node) })
             }
-            Pushed::Clear | Pushed::OverBudget | Pushed::AtCeiling(_) => Ok(()),
+            Pushed::Clear | Pushed::OverBudget | Pushed::AtCeiling => Ok(()),
         }
     }
 

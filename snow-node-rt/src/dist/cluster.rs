@@ -22,7 +22,7 @@ use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
-use super::link::Link;
+use super::link::{Frame, Link};
 use crate::error::{GlobalError, GroupError};
 use crate::seam::{Host, ScopeMembers};
 
@@ -120,7 +120,7 @@ impl ClusterState {
         for node in &transmit.to {
             if let Some(conn) = cx.conn(node) {
                 // Never refused: no ceiling for the runtime's own signals.
-                let _ = conn.push(Lane::Urgent, bytes.clone(), None);
+                let _ = conn.push(Lane::Urgent, Frame::Encoded(bytes.clone()), None);
             }
         }
     }

@@ -39,13 +39,13 @@ use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::PeerInfo;
 use snow_shared::dist::inbound::Inbound;
 use snow_shared::dist::liveness::{Liveness, LivenessAction};
-use snow_shared::dist::outbound::{Lane, Outbound, OutboundConfig};
+use snow_shared::dist::outbound::{Encoded, Lane, Outbound, OutboundConfig};
 use snow_shared::dist::Flags;
 use snow_shared::fragment::{ReassemblyLimits, DEFAULT_FRAGMENT_SIZE};
 use snow_shared::frame::{frame_header, DEFAULT_MAX_FRAME};
 use snow_shared::NodeName;
 
-use super::link::{Link, Pushed};
+use super::link::{Frame, Link, Pushed};
 use super::reactions::{self, Reaction};
 use super::state::{lock, Driver, Origin};
 use crate::seam::Host;
@@ -112,6 +112,7 @@ impl Conn {
         let config = OutboundConfig {
             byte_budget: dist.opts.byte_budget,
             fragments: info.flags.contains(Flags::FRAGMENTS),
+            atom_cache: info.flags.contains(Flags::ATOM_CACHE),
             ..OutboundConfig::default()
         };
         let (wake_tx, wake_rx) = async_channel::bounded(1);
@@ -143,26 +144,34 @@ impl Conn {
     }
 
     /// Sends a frame: refused only when `ceiling` is given and the queue holds that many bytes or
-    /// more, or when the connection is closed. On a quiet connection the frame is written through
-    /// by the calling task (module docs).
-    pub fn push(&self, lane: Lane, bytes: Vec<u8>, ceiling: Option<usize>) -> Pushed {
+    /// more, or when the connection is closed. A message is encoded here, under the queue's lock,
+    /// because the atom cache's state must follow the order frames are queued and written in
+    /// (PROTOCOL.md 4.4). On a quiet connection the frame is written through by the calling task
+    /// (module docs).
+    pub fn push(&self, lane: Lane, frame: Frame<'_>, ceiling: Option<usize>) -> Pushed {
         let mut out = lock(&self.out);
         if self.is_closed() {
             return Pushed::Closed;
         }
         if ceiling.is_some_and(|ceiling| out.queued_bytes() >= ceiling) {
-            return Pushed::AtCeiling(bytes);
+            return Pushed::AtCeiling;
         }
-        if out.is_empty() && bytes.len() <= WRITE_THROUGH_MAX {
+        let encoded = match frame {
+            Frame::Encoded(bytes) => Encoded::plain(bytes),
+            Frame::Message(msg, term_len) => out.encode_sized(&msg, term_len),
+        };
+        if out.is_empty() && encoded.payload.len() <= WRITE_THROUGH_MAX {
             let now = Instant::now();
             if self.nanos(now).saturating_sub(self.last_write.load(Ordering::Relaxed)) >= QUIET.as_nanos() as u64 {
                 match self.tls.try_lock() {
                     Ok(mut tls) => match tls.as_mut() {
                         Some(tls) if !tls.wants_write() => {
                             // Holding the TLS lock with an empty queue: nothing popped is waiting
-                            // to be encrypted, so this frame is next in every sender's order.
+                            // to be encrypted, so this frame is next in every sender's order,
+                            // and ahead of every frame encoded after it.
+                            out.written_through(&encoded);
                             drop(out);
-                            self.write_through(tls, &bytes, now);
+                            self.write_through(tls, &encoded.payload, now);
                             return Pushed::Clear;
                         }
                         _ => {}
@@ -174,7 +183,7 @@ impl Conn {
         // The writer goes idle only after finding the queue empty (under this lock): a frame
         // added to a non-empty queue will be found without a wake-up.
         let was_empty = out.is_empty();
-        out.push(lane, bytes);
+        out.push_encoded(lane, encoded);
         let over_budget = !out.has_room();
         drop(out);
         if was_empty {
@@ -243,6 +252,11 @@ impl Conn {
     /// The most bytes the queue ever held.
     pub fn queue_high_water(&self) -> usize {
         lock(&self.out).high_water()
+    }
+
+    /// Frame bytes written so far (headers included, before encryption).
+    pub fn written_bytes(&self) -> u64 {
+        lock(&self.out).written_bytes()
     }
 
     /// Whether the queue is under its byte budget.
@@ -371,7 +385,7 @@ impl Link for Conn {
     fn flags(&self) -> Flags {
         self.flags
     }
-    fn push(&self, lane: Lane, frame: Vec<u8>, ceiling: Option<usize>) -> Pushed {
+    fn push(&self, lane: Lane, frame: Frame<'_>, ceiling: Option<usize>) -> Pushed {
         Conn::push(self, lane, frame, ceiling)
     }
     fn enqueue_all(&self, frames: Vec<(Lane, Vec<u8>)>) {
@@ -388,6 +402,9 @@ impl Link for Conn {
     }
     fn queue_high_water(&self) -> usize {
         Conn::queue_high_water(self)
+    }
+    fn written_bytes(&self) -> u64 {
+        Conn::written_bytes(self)
     }
 }
 

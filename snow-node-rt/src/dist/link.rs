@@ -3,6 +3,7 @@
 
 use std::task::{Context, Poll};
 
+use snow_shared::dist::control::Outgoing;
 use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::Flags;
 use snow_shared::NodeName;
@@ -13,10 +14,30 @@ pub(crate) enum Pushed {
     Clear,
     /// Queued, and the queue is now over its budget: the sender should wait for it to drain.
     OverBudget,
-    /// Not queued: the queue is at the ceiling given. The frame is handed back.
-    AtCeiling(Vec<u8>),
+    /// Not queued: the queue is at the ceiling given.
+    AtCeiling,
     /// Not queued: the connection is closed (its loss is reported to links and monitors).
     Closed,
+}
+
+/// A frame for [`Link::push`]: encoded already, or a message the connection encodes (with its
+/// atom cache, if negotiated: PROTOCOL.md 4.4) under its queue's lock.
+pub(crate) enum Frame<'a> {
+    /// A whole payload, names written in full.
+    Encoded(Vec<u8>),
+    /// A message to encode, and the size of its term written in full ([`Outgoing::term_len`]).
+    Message(Outgoing<'a>, usize),
+}
+
+#[cfg(test)]
+impl Frame<'_> {
+    /// The payload in full, for a connection that does not encode (tests, recorders).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Frame::Encoded(bytes) => bytes,
+            Frame::Message(msg, _) => msg.to_bytes(),
+        }
+    }
 }
 
 /// An established, authenticated connection to one peer node, as the driver's state sees it.
@@ -29,7 +50,7 @@ pub(crate) trait Link: Send + Sync {
     fn flags(&self) -> Flags;
     /// Sends a frame: refused only when `ceiling` is given and the queue holds that many bytes
     /// or more, or when the connection is closed.
-    fn push(&self, lane: Lane, frame: Vec<u8>, ceiling: Option<usize>) -> Pushed;
+    fn push(&self, lane: Lane, frame: Frame<'_>, ceiling: Option<usize>) -> Pushed;
     /// Queues frames that waited for the connection, whatever the budget (they were bounded when
     /// they were queued).
     fn enqueue_all(&self, frames: Vec<(Lane, Vec<u8>)>);
@@ -43,6 +64,8 @@ pub(crate) trait Link: Send + Sync {
     fn quiesce(&self);
     /// The most bytes the queue ever held.
     fn queue_high_water(&self) -> usize;
+    /// Frame bytes (headers included, before encryption) the connection has written so far.
+    fn written_bytes(&self) -> u64;
 }
 
 /// Whether `a` and `b` are the same connection (compared by address, whatever their vtables).

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use snow_shared::dist::control::{Control, MonitorTarget, SpawnOpts};
+use snow_shared::dist::control::{Control, MonitorTarget, Outgoing, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::link::Pushed;
-use super::state::{lock, sender_lane, Driver, Origin, SpawnWait};
+use super::state::{frame_for, lock, sender_lane, Driver, Origin, SpawnWait};
 
 use crate::error::{CallError, DistError, GlobalError, GroupError, RemoteSpawnError, TrySendError};
 use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored, ScopeMembers};
@@ -62,7 +62,7 @@ impl Distribution for Service {
                 (&runtime, Origin::Runtime)
             }
         };
-        self.0.route_frame(to.node(), sender_lane(from), Control::send_to_bytes(from, to, &msg), origin)
+        self.0.route_message(to.node(), sender_lane(from), Outgoing::Send { from, to, msg: &msg }, origin)
     }
 
     fn send_named(&self, from: Option<&Pid>, node: &NodeName, name: &Atom, msg: Term) -> Backpressure {
@@ -89,9 +89,9 @@ impl Distribution for Service {
         };
         // The connection is in hand: queue on it unless its queue is at the budget (one lock
         // for the check and the push). A closed connection drops the frame, as `send` would.
-        let bytes = Control::send_to_bytes(from, to, &msg);
-        match conn.push(sender_lane(from), bytes, Some(dist.opts.byte_budget)) {
-            Pushed::AtCeiling(_) => Err(TrySendError::Busy { node: node.clone(), msg }),
+        let frame = frame_for(&*conn, Outgoing::Send { from, to, msg: &msg });
+        match conn.push(sender_lane(from), frame, Some(dist.opts.byte_budget)) {
+            Pushed::AtCeiling => Err(TrySendError::Busy { node: node.clone(), msg }),
             Pushed::Clear | Pushed::OverBudget | Pushed::Closed => Ok(()),
         }
     }
@@ -336,6 +336,10 @@ impl Distribution for Service {
 
     fn send_queue_high_water(&self, node: &NodeName) -> Option<usize> {
         self.0.conn(node).map(|conn| conn.queue_high_water())
+    }
+
+    fn connection_bytes_written(&self, node: &NodeName) -> Option<u64> {
+        self.0.conn(node).map(|conn| conn.written_bytes())
     }
 }
 

@@ -18,7 +18,7 @@ use rustls::{ClientConfig, ServerConfig};
 use snow_shared::cluster::global::{ConflictNotice, GlobalConfig};
 use snow_shared::dist::admission::{Admission, AdmissionLimits};
 use snow_shared::dist::backoff_table::BackoffTable;
-use snow_shared::dist::control::{required_flag, Control};
+use snow_shared::dist::control::{required_flag, Control, Outgoing};
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::peer_table::{Ensured, NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
@@ -29,7 +29,7 @@ use snow_shared::{NodeName, Pid, Ref, Term};
 use super::call_table::{self, CallTable};
 use super::cluster::{ClusterContext, ClusterState, CLUSTER_FLAGS};
 use super::error::DistError;
-use super::link::{self, Link, Pushed};
+use super::link::{self, Frame, Link, Pushed};
 use crate::seam::{Backpressure, Congestion, Host, Runtime};
 
 /// Tunables of the driver (the builder sets them; defaults in [`Options::default`]).
@@ -44,6 +44,8 @@ pub(crate) struct Options {
     /// `None`: twice the byte budget.
     pub queue_ceiling: Option<usize>,
     pub transitive: bool,
+    /// Offer the atom cache (PROTOCOL.md 4.4).
+    pub atom_cache: bool,
     pub auth_failures_per_minute: u32,
     pub connect_attempts: u32,
     /// How a process that loses a global name in a conflict is told.
@@ -61,6 +63,7 @@ impl Default for Options {
             byte_budget: snow_shared::dist::outbound::DEFAULT_BYTE_BUDGET,
             queue_ceiling: None,
             transitive: true,
+            atom_cache: true,
             auth_failures_per_minute: AdmissionLimits::default().failures_per_window,
             connect_attempts: 3,
             conflict_notice: ConflictNotice::default(),
@@ -105,6 +108,23 @@ fn take_over(conn: &dyn Link, pending: Option<Pending<Waiter>>) -> Vec<Waiter> {
         }
         None => Vec::new(),
     }
+}
+
+/// Largest message term (encoded in full) written as a cached frame: the names the cache saves
+/// are a noticeable share of small messages only, and a connection encodes a cached frame under
+/// its queue's lock (PROTOCOL.md 4.4), where a large copy would hold up its other senders.
+const CACHED_TERM_MAX: usize = 8 << 10;
+
+/// How `msg` goes to `conn`: as a message its connection encodes with the atom cache, when the
+/// cache was negotiated and the message is small; else encoded in full here, outside any lock.
+pub(crate) fn frame_for<'a>(conn: &dyn Link, msg: Outgoing<'a>) -> Frame<'a> {
+    if conn.flags().contains(Flags::ATOM_CACHE) {
+        let term_len = msg.term_len();
+        if term_len <= CACHED_TERM_MAX {
+            return Frame::Message(msg, term_len);
+        }
+    }
+    Frame::Encoded(msg.to_bytes())
 }
 
 /// The output lane of a control message: its sender's (per-sender order), or the urgent lane for
@@ -229,8 +249,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The capabilities this build offers (CALLS and ALIAS only if the host has them: `Prepared::start`).
-pub(crate) fn offered_flags(transitive: bool) -> Flags {
+pub(crate) fn offered_flags(transitive: bool, atom_cache: bool) -> Flags {
+    let cache = if atom_cache { Flags::ATOM_CACHE } else { Flags::NONE };
     let base = Flags::FRAGMENTS
+        .with(cache)
         .with(Flags::SPAWN)
         .with(Flags::EXTENSIONS)
         .with(CLUSTER_FLAGS)
@@ -356,9 +378,29 @@ impl Driver {
         lock(&self.peers).connection(node).cloned()
     }
 
-    /// Queues a control message for `node` (see [`Driver::route_frame`]).
+    /// Queues a control message for `node` (see [`Driver::route_message`]).
     pub fn route(self: &Arc<Self>, node: &NodeName, msg: &Control, origin: Origin) -> Backpressure {
-        self.route_frame(node, lane_of(msg), msg.to_bytes(), origin)
+        self.route_message(node, lane_of(msg), Outgoing::Control(msg), origin)
+    }
+
+    /// Queues a message for `node`: encoded by its connection if it is up (with the atom cache
+    /// where negotiated, PROTOCOL.md 4.4), else encoded in full and routed as
+    /// [`Driver::route_frame`] does.
+    pub fn route_message(
+        self: &Arc<Self>,
+        node: &NodeName,
+        lane: Lane,
+        msg: Outgoing<'_>,
+        origin: Origin,
+    ) -> Backpressure {
+        let up = lock(&self.peers).connection(node).cloned();
+        match up {
+            Some(conn) => {
+                let frame = frame_for(&*conn, msg);
+                self.push_on(&*conn, lane, frame, origin)
+            }
+            None => self.route_frame(node, lane, msg.to_bytes(), origin),
+        }
     }
 
     /// Queues a frame for `node`: onto its connection, or into the pending queue while it
@@ -381,25 +423,25 @@ impl Driver {
                 return Backpressure::Clear;
             }
         };
-        self.push_on(&*conn, lane, bytes, origin)
+        self.push_on(&*conn, lane, Frame::Encoded(bytes), origin)
     }
 
     /// Queues a control message on an established connection (a reply from its reader, or a
     /// send whose caller already holds the connection). Signals are never refused.
     pub fn send_on(self: &Arc<Self>, conn: &dyn Link, msg: &Control, origin: Origin) -> Backpressure {
-        self.push_on(conn, lane_of(msg), msg.to_bytes(), origin)
+        self.push_on(conn, lane_of(msg), frame_for(conn, Outgoing::Control(msg)), origin)
     }
 
-    fn push_on(self: &Arc<Self>, conn: &dyn Link, lane: Lane, bytes: Vec<u8>, origin: Origin) -> Backpressure {
+    fn push_on(self: &Arc<Self>, conn: &dyn Link, lane: Lane, frame: Frame<'_>, origin: Origin) -> Backpressure {
         let ceiling = match origin {
             Origin::Process | Origin::Runtime => Some(self.ceiling()),
             Origin::Signal { .. } => None,
         };
-        match conn.push(lane, bytes, ceiling) {
+        match conn.push(lane, frame, ceiling) {
             Pushed::Clear | Pushed::Closed => Backpressure::Clear,
             Pushed::OverBudget => self.suspend(conn.peer(), origin),
-            Pushed::AtCeiling(_) if origin == Origin::Process => self.overflow(conn.peer()),
-            Pushed::AtCeiling(bytes) => {
+            Pushed::AtCeiling if origin == Origin::Process => self.overflow(conn.peer()),
+            Pushed::AtCeiling => {
                 self.warn_limited("ceiling-runtime", || {
                     format!(
                         "closing the connection to {}: a message sent from outside any process found its send queue at its ceiling ({} bytes); links and monitors across it fire :noconnection",
@@ -407,7 +449,6 @@ impl Driver {
                         self.ceiling()
                     )
                 });
-                drop(bytes);
                 conn.close();
                 Backpressure::Clear
             }
@@ -699,8 +740,8 @@ mod tests {
         fn flags(&self) -> Flags {
             self.flags
         }
-        fn push(&self, _lane: Lane, frame: Vec<u8>, _ceiling: Option<usize>) -> Pushed {
-            lock(&self.frames).push(frame);
+        fn push(&self, _lane: Lane, frame: Frame<'_>, _ceiling: Option<usize>) -> Pushed {
+            lock(&self.frames).push(frame.into_bytes());
             Pushed::Clear
         }
         fn enqueue_all(&self, frames: Vec<(Lane, Vec<u8>)>) {
@@ -712,6 +753,9 @@ mod tests {
         fn close(&self) {}
         fn quiesce(&self) {}
         fn queue_high_water(&self) -> usize {
+            0
+        }
+        fn written_bytes(&self) -> u64 {
             0
         }
     }

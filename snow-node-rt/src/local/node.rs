@@ -298,4 +298,11 @@ impl Node {
     pub fn send_queue_high_water(&self, node: &NodeName) -> Option<usize> {
         self.inner.with_distribution(|d| d.send_queue_high_water(node))?
     }
+
+    /// For tests and benchmarks: the frame bytes (headers included, before encryption) the
+    /// connection to `node` has written, while that connection is up. Not a stable API.
+    #[doc(hidden)]
+    pub fn connection_bytes_written(&self, node: &NodeName) -> Option<u64> {
+        self.inner.with_distribution(|d| d.connection_bytes_written(node))?
+    }
 }
