@@ -644,8 +644,8 @@ pub fn required_flag(tag: u8) -> Option<Flags> {
 
 #[path = "control_decode.rs"]
 mod decoding;
-pub use decoding::{decode, decode_shared};
 pub(crate) use decoding::decode_cached;
+pub use decoding::{decode, decode_shared};
 
 #[cfg(test)]
 #[path = "control_tests.rs"]
