@@ -42,6 +42,8 @@ use hmac::Mac;
 use zeroize::Zeroizing;
 
 use super::cert_names::CertNames;
+/// Which side of the TCP connection we are (defined with the key exchange, whose roles it names).
+pub use super::key_exchange::Side;
 use super::key_exchange::{self, KeyExchange, PakeError, SessionKey, CONFIRM_LEN, PAKE_MESSAGE_LEN};
 use super::wire::{put_frame, put_name, Reader};
 use super::{Flags, PROTOCOL_VERSION};
@@ -76,32 +78,6 @@ pub mod status {
     /// The acceptor already has (or is setting up, and wins the tie-break for) a connection with
     /// the initiator; the initiator should use that one.
     pub const DUPLICATE: u8 = 0x01;
-}
-
-/// Which side of the TCP connection we are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// We dialed.
-    Initiator,
-    /// We accepted.
-    Acceptor,
-}
-
-impl Side {
-    /// The role byte in the HMAC input of a key confirmation made by this side.
-    pub fn proof_role(self) -> u8 {
-        match self {
-            Side::Initiator => 0x01,
-            Side::Acceptor => 0x02,
-        }
-    }
-
-    fn other(self) -> Side {
-        match self {
-            Side::Initiator => Side::Acceptor,
-            Side::Acceptor => Side::Initiator,
-        }
-    }
 }
 
 /// An inclusive range of protocol versions.

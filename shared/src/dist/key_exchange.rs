@@ -22,9 +22,35 @@ use sha2::{Digest, Sha256, Sha512};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use zeroize::Zeroizing;
 
-use super::handshake::Side;
 use crate::cookie::DerivedKey;
 use crate::name::NodeName;
+
+/// Which side of the TCP connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// We dialed.
+    Initiator,
+    /// We accepted.
+    Acceptor,
+}
+
+impl Side {
+    /// The role byte in the HMAC input of a key confirmation made by this side.
+    pub fn proof_role(self) -> u8 {
+        match self {
+            Side::Initiator => 0x01,
+            Side::Acceptor => 0x02,
+        }
+    }
+
+    /// The other side of the connection.
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::Initiator => Side::Acceptor,
+            Side::Acceptor => Side::Initiator,
+        }
+    }
+}
 
 /// Label of the PAKE password derivation.
 pub const PASSWORD_LABEL: &[u8] = b"snow-dist-v2 password";
