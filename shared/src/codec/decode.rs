@@ -448,7 +448,7 @@ impl<'a> Decoder<'a> {
     fn binary(&self, at: usize, bytes: &[u8]) -> Binary {
         if let Source::Shared { buffer, base } = self.source {
             let len = bytes.len();
-            if len > SHARE_THRESHOLD && len >= buffer.len() / SLICE_FRACTION {
+            if len > SHARE_THRESHOLD && len.saturating_mul(SLICE_FRACTION) >= buffer.len() {
                 if let Some(view) = buffer.slice(base + at..base + at + len) {
                     return view;
                 }
