@@ -128,7 +128,9 @@ fn one_for_all_restarts_the_children_on_every_node() {
         assert_eq!((x.node(), y.node()), (b.name(), c.name()));
         let kids = children(a, &sup).await;
         assert_eq!(kids.iter().map(|k| k.pid.clone()).collect::<Vec<_>>(), [Some(x.clone()), Some(y.clone())]);
-        let y_down = watch(b, &y).await;
+        // Watched from a, as the supervisor's shutdown signal to y is: both travel a's connection
+        // to c in order, so the monitor is in place before the signal lands.
+        let y_down = watch(a, &y).await;
         a.send(&x, Term::atom("crash"));
         assert_eq!(next(&y_down).await, reason::shutdown(), "the sibling on c is shut down");
         let [x2, y2] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
@@ -201,7 +203,10 @@ fn too_many_remote_crashes_make_the_supervisor_exit_with_shutdown() {
             .start(a);
         let [w, other] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
         let sup_down = watch(a, &sup).await;
-        let other_down = watch(b, &other).await;
+        // Watched from the supervisor's node: the monitor and the supervisor's shutdown signal
+        // travel the same connection to c, in that order. From b, the shutdown could reach c
+        // first and the monitor would see :noproc.
+        let other_down = watch(a, &other).await;
         a.send(&w, Term::atom("crash"));
         let (w2, _) = started(&rx).await;
         a.send(&w2, Term::atom("crash"));
@@ -305,9 +310,10 @@ fn stopping_the_supervisor_stops_remote_children_killing_one_that_ignores_shutdo
         let sup = Supervisor::new(Strategy::OneForOne).child(remote("w", &[b], &log)).child(stubborn).start(a);
         let [w, s] = <[Pid; 2]>::try_from(started_n(&rx, 2).await).unwrap();
         assert_eq!((w.node(), s.node()), (b.name(), c.name()));
-        // Watched from a third node each: the child on b from c, the one on c from b.
-        let w_down = watch(c, &w).await;
-        let s_down = watch(b, &s).await;
+        // Watched from a, the supervisor's node: a monitor from another node could reach the
+        // child after the supervisor's shutdown signal and report :noproc.
+        let w_down = watch(a, &w).await;
+        let s_down = watch(a, &s).await;
         let sup_down = watch(a, &sup).await;
         a.exit(&sup, reason::shutdown());
         assert_eq!(next(&s_down).await, reason::killed(), "killed after its shutdown timeout");
