@@ -16,10 +16,15 @@
 //!   the reactor, plain threads) and tasks spawned from outside.
 //! - **Work stealing**: a worker out of work steals half of another worker's local queue, then
 //!   looks at the injector.
-//! - **Notify only when there is stealable work** (the local queue or the injector), and only if
-//!   no worker is already searching for work; a searching worker that finds work and was the
-//!   last searcher wakes another if more work waits (the scheme of tokio's multi-thread
-//!   scheduler).
+//! - **Wake another worker only when work waits**: a task queued from outside the pool (the
+//!   injector) wakes a sleeping worker at once; a task queued by a worker on its own local queue
+//!   does not. That worker runs it soon anyway, and at each scheduling point it wakes a sleeper
+//!   only once its local queue has held tasks for [`WAKE_OTHER_AFTER`] (BEAM's "wake up other"
+//!   rule). A task that computes for long reaches no scheduling point; the **balancer** thread
+//!   (`balance.rs`) looks at the queues every few milliseconds while any holds tasks and wakes
+//!   a sleeper for a queue stuck behind one task. Either way nobody is woken while a worker is already searching; a
+//!   searching worker that finds work and was the last searcher wakes another if more work
+//!   waits (tokio's scheme).
 //! - **Idle workers drive I/O**: each worker runs its whole loop inside one `async_io::block_on`,
 //!   and parking is that loop returning `Pending`, so one of the parked workers waits in the
 //!   async-io reactor (epoll) and, when a socket or timer fires, runs the woken task itself (it
@@ -36,11 +41,13 @@
 //!   state, then checks every queue once more before it parks; a waker pushes its task before it
 //!   looks for sleepers. Both sides order these steps with sequentially consistent fences, so at
 //!   least one of them sees the other. There is no periodic wake-up as a backstop: an idle
-//!   pool costs nothing, and a timer per park would cost a reactor wake-up per message.
+//!   pool costs nothing (the balancer sleeps too), and a timer per park would cost a reactor
+//!   wake-up per message.
 //!
 //! Limits, as in tokio: the LIFO slot is not stealable, so a task that blocks its thread (a
 //! blocking call, a long computation without `.await`) delays the one task it woke last until it
-//! returns. Processes should not block, as on BEAM.
+//! returns; the others it woke wait a few milliseconds, for the balancer. Processes should not block,
+//! as on BEAM (which preempts them; this pool cannot).
 //!
 //! A panic that escapes a task (processes turn theirs into exits before this) is caught here,
 //! logged, and ends only that task: a worker thread never dies.
@@ -53,13 +60,14 @@ use std::cell::{Cell, OnceCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
+mod balance;
 pub(crate) mod heap;
 use concurrent_queue::{ConcurrentQueue, PushError};
 
@@ -73,6 +81,12 @@ pub(crate) const LIFO_CAP: u32 = 16;
 /// A worker looks at the injector first once every this many runs, so tasks woken from outside
 /// the pool are not starved by a busy local queue (tokio's default interval).
 pub(crate) const INJECTOR_INTERVAL: u32 = 61;
+/// How long tasks may wait in a busy worker's local queue before it wakes a sleeping worker to
+/// share them (BEAM's "wake up other" threshold, in time rather than reductions). Waking one at
+/// once for every task queued turns each burst of messages into a burst of futex wake-ups, and on
+/// a loaded machine the woken thread preempts the worker that was doing the work: the remote-call
+/// tail in README's cluster table.
+const WAKE_OTHER_AFTER: Duration = Duration::from_micros(200);
 /// Capacity of each worker's local queue; the overflow goes to the injector.
 const LOCAL_QUEUE: usize = 256;
 
@@ -223,6 +237,12 @@ struct PoolShared {
     spinner: AtomicBool,
     /// How long a parked worker spins before it sleeps.
     spin: Duration,
+    /// The origin of the workers' `queued_since` clocks.
+    epoch: Instant,
+    /// The balancer's thread (none with a single worker: nobody to wake).
+    balancer: OnceLock<std::thread::Thread>,
+    /// The balancer sleeps until a worker queues a task (see `balance.rs`).
+    balancer_asleep: AtomicBool,
 }
 
 /// The part of a worker other threads see.
@@ -235,6 +255,10 @@ struct WorkerSlot {
     park_waker: Mutex<Option<Waker>>,
     /// The worker's thread, for a park that waits off the reactor (see [`Worker::poll_park`]).
     thread: OnceLock<std::thread::Thread>,
+    /// Since when the local queue has held tasks ([`PoolShared::nanos_now`]; 0: not known to hold
+    /// any). Set by the worker when it queues a task on an empty queue, cleared or restarted by the
+    /// worker at its scheduling points, read by the balancer.
+    queued_since: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -285,6 +309,7 @@ impl Pool {
                 notified: AtomicBool::new(false),
                 park_waker: Mutex::new(None),
                 thread: OnceLock::new(),
+                queued_since: AtomicU64::new(0),
             })
             .collect();
         let shared = Arc::new(PoolShared {
@@ -297,6 +322,9 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             spinner: AtomicBool::new(false),
             spin,
+            epoch: Instant::now(),
+            balancer: OnceLock::new(),
+            balancer_asleep: AtomicBool::new(false),
         });
         let mut started = 0;
         for index in 0..count {
@@ -317,6 +345,19 @@ impl Pool {
         if started == 0 {
             // Nothing could run the tasks: fail loudly rather than hang every process.
             panic!("scheduler: no worker thread could be started (see the errors above)");
+        }
+        if started > 1 {
+            let balancer_shared = shared.clone();
+            match std::thread::Builder::new()
+                .name(format!("{name}-balance"))
+                .spawn(move || balance::run(balancer_shared))
+            {
+                Ok(handle) => {
+                    let _ = shared.balancer.set(handle.thread().clone());
+                }
+                // The workers still share their queues at their scheduling points.
+                Err(err) => log::error!("scheduler: cannot start the balancer thread {name}-balance: {err}"),
+            }
         }
         Pool { shared }
     }
@@ -348,6 +389,9 @@ impl Drop for Pool {
         for slot in self.shared.workers.iter() {
             slot.unpark();
         }
+        if let Some(balancer) = self.shared.balancer.get() {
+            balancer.unpark();
+        }
     }
 }
 
@@ -361,10 +405,10 @@ impl PoolShared {
                     if info.woken_while_running {
                         // It yielded: behind the others, not first again.
                         self.push_local(local.index, runnable);
-                        self.notify();
+                        self.note_queued(local.index);
                     } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
                         self.push_local(local.index, previous);
-                        self.notify();
+                        self.note_queued(local.index);
                     }
                     if local.parked.get() {
                         // Woken by I/O this parked worker was waiting on: it runs the task.
@@ -386,7 +430,7 @@ impl PoolShared {
             if let Some(local) = cell.get().filter(|l| Arc::ptr_eq(&l.shared, self)) {
                 if let Some(runnable) = pending.take() {
                     self.push_local(local.index, runnable);
-                    self.notify();
+                    self.note_queued(local.index);
                 }
             }
         });
@@ -405,6 +449,27 @@ impl PoolShared {
     fn push_local(&self, index: usize, runnable: Runnable) {
         if let Err(PushError::Full(runnable) | PushError::Closed(runnable)) = self.workers[index].queue.push(runnable) {
             let _ = self.injector.push(runnable);
+        }
+    }
+
+    /// Nanoseconds since the pool began (at least 1, so that 0 can mean "none").
+    fn nanos_now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Worker `index` queued a task on its local queue: starts the queue's waiting clock if it was
+    /// not running, and wakes the balancer if it sleeps.
+    fn note_queued(&self, index: usize) {
+        let slot = &self.workers[index];
+        if slot.queued_since.load(Relaxed) != 0 {
+            return;
+        }
+        // Pairs with the balancer's announce-then-look (`balance.rs`).
+        slot.queued_since.store(self.nanos_now(), SeqCst);
+        if self.balancer_asleep.load(SeqCst) && self.balancer_asleep.swap(false, SeqCst) {
+            if let Some(balancer) = self.balancer.get() {
+                balancer.unpark();
+            }
         }
     }
 
@@ -511,6 +576,7 @@ impl Worker {
             }
             if !self.searching {
                 if let Some(runnable) = self.next_local() {
+                    self.wake_other_if_work_waits();
                     self.run_task(runnable);
                     continue;
                 }
@@ -524,6 +590,28 @@ impl Worker {
                 continue;
             }
             self.begin_park();
+        }
+    }
+
+    /// Wakes a sleeping worker when tasks have waited in this worker's local queue for
+    /// [`WAKE_OTHER_AFTER`]; called at each scheduling point.
+    fn wake_other_if_work_waits(&mut self) {
+        let shared = &self.shared;
+        let slot = &shared.workers[self.index];
+        let since = slot.queued_since.load(Relaxed);
+        if slot.queue.is_empty() {
+            if since != 0 {
+                slot.queued_since.store(0, Relaxed);
+            }
+            return;
+        }
+        let now = shared.nanos_now();
+        if since == 0 {
+            // Queued here by a steal or the fairness cap.
+            slot.queued_since.store(now, Relaxed);
+        } else if now.saturating_sub(since) >= WAKE_OTHER_AFTER.as_nanos() as u64 {
+            slot.queued_since.store(now, Relaxed);
+            shared.notify();
         }
     }
 

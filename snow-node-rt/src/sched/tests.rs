@@ -229,6 +229,27 @@ fn a_ping_pong_pair_does_not_starve_a_third_task_on_one_worker() {
 }
 
 #[test]
+fn tasks_spawned_by_a_task_that_blocks_its_worker_run_on_another_worker() {
+    // No spin: the other worker sleeps, and only the balancer can wake it for the spawned task
+    // while the spawner keeps its worker (the spawner reaches no scheduling point).
+    let pool = Arc::new(Pool::with_spin(2, "t-balance", Duration::ZERO));
+    assert_eq!(wait(pool.spawn(async { 1 }), 10), Some(1));
+    std::thread::sleep(Duration::from_millis(20));
+    let inner = pool.clone();
+    let blocker = pool.spawn(async move {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = inner.spawn(async move {
+            let _ = tx.send(());
+        });
+        let ran_meanwhile = rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        (ran_meanwhile, spawned)
+    });
+    let (ran_meanwhile, spawned) = wait(blocker, 10).unwrap();
+    assert!(ran_meanwhile, "the spawned task waited for the blocked worker");
+    wait(spawned, 10);
+}
+
+#[test]
 fn a_panicking_task_ends_alone_and_the_worker_goes_on() {
     let pool = Pool::new(1, "t-panic");
     for _ in 0..5 {

@@ -1,0 +1,69 @@
+//! The balancer: shares the tasks queued on a busy worker when that worker cannot.
+//!
+//! A worker that queues tasks on its own local queue does not wake a sleeping worker at once; it
+//! looks at its queue at each scheduling point and wakes one when tasks have waited there for
+//! [`WAKE_OTHER_AFTER`] (module docs of `sched`). A task that computes for long without `.await`
+//! reaches no scheduling point, so the tasks it woke would wait for it. This thread looks at every
+//! worker's queue each [`BALANCE_INTERVAL`] while any of them holds tasks, and wakes a sleeping
+//! worker for a queue that has waited [`STUCK_AFTER`]. It looks seldom and acts late on purpose:
+//! each of its wake-ups can preempt a worker, and waking more often made the remote-call tail
+//! of README's cluster table come back. It sleeps without a timeout once the queues have
+//! been empty for [`IDLE_ROUNDS`] looks, and the first task queued after that wakes it: an idle
+//! pool costs nothing.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::PoolShared;
+#[cfg(doc)]
+use super::WAKE_OTHER_AFTER;
+
+/// How often the balancer looks at the queues while any of them holds tasks.
+pub(super) const BALANCE_INTERVAL: Duration = Duration::from_millis(5);
+/// How long a queue must have waited for the balancer to act: far above [`WAKE_OTHER_AFTER`], so
+/// that it acts only for a worker stuck in one task (a worker at its scheduling points restarts
+/// the clock each time it wakes another, or clears it).
+const STUCK_AFTER: Duration = Duration::from_millis(2);
+/// Consecutive looks that find every queue empty before the balancer sleeps until woken.
+const IDLE_ROUNDS: u32 = 20;
+
+/// The balancer thread's loop, until the pool shuts down.
+pub(super) fn run(shared: Arc<PoolShared>) {
+    let threshold = STUCK_AFTER.as_nanos() as u64;
+    let mut idle_rounds = 0;
+    while !shared.shutdown.load(SeqCst) {
+        let now = shared.nanos_now();
+        let mut waiting = false;
+        for slot in shared.workers.iter() {
+            let since = slot.queued_since.load(Relaxed);
+            if since == 0 || slot.queue.is_empty() {
+                continue;
+            }
+            waiting = true;
+            if now.saturating_sub(since) >= threshold {
+                shared.notify();
+            }
+        }
+        if waiting {
+            idle_rounds = 0;
+            std::thread::park_timeout(BALANCE_INTERVAL);
+            continue;
+        }
+        idle_rounds += 1;
+        if idle_rounds < IDLE_ROUNDS {
+            std::thread::park_timeout(BALANCE_INTERVAL);
+            continue;
+        }
+        // Announce the sleep, then look once more: a worker that queued a task before seeing the
+        // announcement is seen here (both sides are sequentially consistent), one after it
+        // unparks this thread. A wake-up before `park` is kept for it.
+        shared.balancer_asleep.store(true, SeqCst);
+        let queued = shared.workers.iter().any(|slot| slot.queued_since.load(SeqCst) != 0);
+        if !queued && !shared.shutdown.load(SeqCst) {
+            std::thread::park();
+        }
+        shared.balancer_asleep.store(false, SeqCst);
+        idle_rounds = 0;
+    }
+}
