@@ -65,9 +65,10 @@ pub enum ClientError {
         /// What was wrong.
         source: DecodeError,
     },
-    /// The daemon closed the connection instead of opening a lookup session.
+    /// The daemon closed (or reset) the connection instead of opening a lookup session.
     #[error(
-        "the daemon at {0} does not offer lookup sessions (Erlang's epmd does not; use one lookup per connection)"
+        "the daemon at {0} closed the connection instead of opening a lookup session: it does not offer them \
+         (Erlang's epmd does not; use one lookup per connection) or it is at its connection limit (try again later)"
     )]
     NoSession(String),
     /// The daemon refused the registration.
@@ -270,14 +271,21 @@ impl LookupSession {
     pub async fn open_with(addr: &str, timeout: Duration) -> Result<LookupSession, ClientError> {
         let work = async {
             let mut stream = connect(addr, timeout).await?;
-            stream.write_all(&SESSION_OPEN).await.map_err(io_err(addr))?;
+            // A daemon that refuses closes the connection; with our request unread, that is a
+            // reset as often as an end of stream, seen by the write or by the read.
+            let refused = |e: &std::io::Error| {
+                use std::io::ErrorKind::*;
+                matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe)
+            };
             let mut ack = [0u8; SESSION_ACK.len()];
-            match stream.read_exact(&mut ack).await {
+            let opened = match stream.write_all(&SESSION_OPEN).await {
+                Ok(()) => stream.read_exact(&mut ack).await,
+                Err(e) => Err(e),
+            };
+            match opened {
                 Ok(()) if ack == SESSION_ACK => {}
                 Ok(()) => return Err(ClientError::BadReply { addr: addr.to_owned(), source: DecodeError::BadTag }),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(ClientError::NoSession(addr.into()))
-                }
+                Err(e) if refused(&e) => return Err(ClientError::NoSession(addr.into())),
                 Err(e) => return Err(io_err(addr)(e)),
             }
             Ok(LookupSession { addr: addr.to_owned(), stream, input: Vec::new(), timeout })
