@@ -536,6 +536,14 @@ impl Outgoing<'_> {
         }
     }
 
+    /// [`Outgoing::to_bytes`] for a caller that has measured the term already
+    /// ([`Outgoing::term_len`]): the term is not walked a second time to size the buffer.
+    pub fn to_bytes_sized(&self, term_len: usize) -> Vec<u8> {
+        let mut out = Outgoing::buffer(term_len);
+        self.encode_with(&mut InFull, &mut out);
+        out
+    }
+
     /// Bytes of its message term written in full (0 for messages without one): what decides
     /// whether a message is small enough for the atom cache to matter.
     pub fn term_len(&self) -> usize {

@@ -122,6 +122,14 @@ proptest! {
     }
 
     #[test]
+    fn an_outgoing_message_encodes_the_same_sized_or_not(from in arb_pid(), to in arb_pid(), msg in arb_term(), control in arb_control()) {
+        let send = Outgoing::Send { from: &from, to: &to, msg: &msg };
+        prop_assert_eq!(send.to_bytes_sized(send.term_len()), send.to_bytes());
+        let control = Outgoing::Control(&control);
+        prop_assert_eq!(control.to_bytes_sized(control.term_len()), control.to_bytes());
+    }
+
+    #[test]
     fn every_truncation_is_an_error(msg in arb_control()) {
         let bytes = msg.to_bytes();
         for cut in 0..bytes.len() {

@@ -123,6 +123,7 @@ pub(crate) fn frame_for<'a>(conn: &dyn Link, msg: Outgoing<'a>) -> Frame<'a> {
         if term_len <= CACHED_TERM_MAX {
             return Frame::Message(msg, term_len);
         }
+        return Frame::Encoded(msg.to_bytes_sized(term_len));
     }
     Frame::Encoded(msg.to_bytes())
 }
