@@ -59,7 +59,7 @@ pub(super) fn run(shared: Arc<PoolShared>) {
         // announcement is seen here (both sides are sequentially consistent), one after it
         // unparks this thread. A wake-up before `park` is kept for it.
         shared.balancer_asleep.store(true, SeqCst);
-        let queued = shared.workers.iter().any(|slot| slot.queued_since.load(SeqCst) != 0);
+        let queued = shared.workers.iter().any(|slot| slot.queued_since.load(SeqCst) != 0 && !slot.queue.is_empty());
         if !queued && !shared.shutdown.load(SeqCst) {
             std::thread::park();
         }

@@ -710,6 +710,9 @@ impl Worker {
         let slot = &shared.workers[self.index];
         // Nobody can target this worker before it is a sleeper: an old notification is moot.
         slot.notified.store(false, SeqCst);
+        // Its queue is empty (it found nothing to run): a clock left running would keep the
+        // balancer awake for nothing.
+        slot.queued_since.store(0, Relaxed);
         shared.searching.fetch_sub(1, SeqCst);
         {
             let mut sleepers = lock(&shared.sleepers);

@@ -250,6 +250,34 @@ fn tasks_spawned_by_a_task_that_blocks_its_worker_run_on_another_worker() {
 }
 
 #[test]
+fn the_balancer_sleeps_while_the_queues_are_empty_even_with_a_clock_left_running() {
+    let pool = Pool::with_spin(2, "t-balance-idle", Duration::ZERO);
+    let shared = &pool.shared;
+    let balancer = shared.balancer.get().expect("two workers have a balancer").clone();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shared.num_sleepers.load(SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A worker's clock left running on an empty queue (as one whose queue was stolen leaves it
+    // until its next scheduling point) must not keep the balancer polling an idle pool.
+    shared.workers[0].queued_since.store(shared.nanos_now(), SeqCst);
+    shared.balancer_asleep.store(false, SeqCst);
+    balancer.unpark();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut asleep_twice = false;
+    while !asleep_twice && Instant::now() < deadline {
+        // Asleep at two looks 100 ms apart: a balancer that keeps polling is awake at almost
+        // every instant (it announces a sleep only for the moment of its last look).
+        std::thread::sleep(Duration::from_millis(20));
+        if shared.balancer_asleep.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            asleep_twice = shared.balancer_asleep.load(SeqCst);
+        }
+    }
+    assert!(asleep_twice, "the balancer still polls an idle pool");
+}
+
+#[test]
 fn a_panicking_task_ends_alone_and_the_worker_goes_on() {
     let pool = Pool::new(1, "t-panic");
     for _ in 0..5 {
