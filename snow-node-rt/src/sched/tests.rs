@@ -229,6 +229,29 @@ fn a_ping_pong_pair_does_not_starve_a_third_task_on_one_worker() {
 }
 
 #[test]
+fn a_task_queued_by_a_running_task_does_not_wake_a_sleeping_worker_at_once() {
+    // No spin, so the idle worker sleeps; the task below runs on the other one.
+    let pool = Arc::new(Pool::with_spin(2, "t-wake-other", Duration::ZERO));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.shared.num_sleepers.load(SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let inner = pool.clone();
+    let outer = pool.spawn(async move {
+        let sleeping_before = inner.shared.num_sleepers.load(SeqCst);
+        let queued = inner.spawn(async { 7 });
+        // Waking a sleeper takes it off the list at once; the rule waits until the task has
+        // waited WAKE_OTHER_AFTER, and this worker runs it long before that.
+        let sleeping_after = inner.shared.num_sleepers.load(SeqCst);
+        (sleeping_before, sleeping_after, queued)
+    });
+    let (before, after, queued) = wait(outer, 10).unwrap();
+    assert_eq!(before, 1, "the other worker sleeps while this one runs");
+    assert_eq!(after, 1, "queuing a task woke the sleeping worker");
+    assert_eq!(wait(queued, 10), Some(7));
+}
+
+#[test]
 fn tasks_spawned_by_a_task_that_blocks_its_worker_run_on_another_worker() {
     // No spin: the other worker sleeps, and only the balancer can wake it for the spawned task
     // while the spawner keeps its worker (the spawner reaches no scheduling point).
