@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use snow_node_rt::dist::ConflictNotice;
 use snow_node_rt::{GlobalError, Node, NodeName, Pid, SendError, Term};
@@ -28,9 +28,18 @@ async fn all_see(nodes: &[Node], name: &Term, expected: Option<&Pid>) {
 
 /// A process on `node` that traps exits and forwards what it receives.
 fn trapping(node: &Node) -> (Pid, async_channel::Receiver<Term>) {
-    forwarder(node, |me, _| {
+    let (pid, rx) = forwarder(node, |me, tx| {
         me.trap_exit(true);
-    })
+        let _ = tx.try_send(Term::atom("trapping"));
+    });
+    // An exit is a message only once the process traps: wait for that before anyone can send it
+    // one (a conflict's exit could otherwise kill it before it ran at all).
+    let deadline = Instant::now() + WAIT;
+    while rx.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rx.try_recv().ok(), Some(Term::atom("trapping")), "{pid} did not start within {WAIT:?}");
+    (pid, rx)
 }
 
 #[test]
