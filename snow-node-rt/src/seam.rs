@@ -345,6 +345,11 @@ pub trait Distribution: Send + Sync {
     fn connection_bytes_written(&self, _node: &NodeName) -> Option<u64> {
         None
     }
+    /// For tests and benchmarks: the writes to the socket (syscalls that took bytes) of the
+    /// connection to `node`, while it is up. Not a stable API.
+    fn connection_socket_writes(&self, _node: &NodeName) -> Option<u64> {
+        None
+    }
 }
 
 /// Every group of a scope with its members, as [`Cluster::monitor_scope`] reports them.

@@ -13,7 +13,12 @@
 //!   the order it took its lock, and the writer pops queued frames only while holding that lock.
 //! - The **writer** drains the [`Outbound`] scheduler in batches of up to [`BATCH_BYTES`] (many
 //!   small frames coalesced into few TLS records and one `writev`), and finishes writes the socket
-//!   could not take at once. It waits on a channel only: no timer per wait.
+//!   could not take at once. It waits on a channel only: no timer per wait. Woken, it first yields
+//!   once, to the back of its thread's run queue: the processes ready there (the callers a batch
+//!   of replies woke, say) run first and queue what they send, which then leaves in one write.
+//!   Waking it in the scheduler's LIFO slot instead ran it after each sender, one write per
+//!   message: a send costs a TCP segment on loopback, and that was half of a remote call's CPU
+//!   (README, "Benchmarks", has the before and after).
 //! - The **ticker** wakes at the liveness deadlines: it queues a TICK when the connection has been
 //!   silent for ticktime/4, and declares the peer down when nothing arrived for a whole ticktime or
 //!   a write has been stalled that long. It then shuts the TCP socket, which ends the other tasks.
@@ -96,6 +101,8 @@ pub(crate) struct Conn {
     last_write: AtomicU64,
     /// Nanoseconds after `born` since which a write has been waiting for the socket; 0 if none.
     stalled_since: AtomicU64,
+    /// Writes to the socket that took bytes (for tests and benchmarks: how well frames coalesce).
+    socket_writes: AtomicU64,
 }
 
 /// What one turn of the writer achieved.
@@ -136,6 +143,7 @@ impl Conn {
             born: now,
             last_write: AtomicU64::new(0),
             stalled_since: AtomicU64::new(0),
+            socket_writes: AtomicU64::new(0),
         })
     }
 
@@ -224,7 +232,7 @@ impl Conn {
         }
         self.last_write.store(self.nanos(now), Ordering::Relaxed);
         let mut cx = Context::from_waker(noop_waker());
-        match flush_tls(tls, &self.tcp, &mut cx) {
+        match flush_tls(tls, &self.tcp, &self.socket_writes, &mut cx) {
             Poll::Ready(Ok(())) => {}
             // The socket is full: the writer waits for it and sends the rest.
             Poll::Pending => {
@@ -252,6 +260,11 @@ impl Conn {
     /// The most bytes the queue ever held.
     pub fn queue_high_water(&self) -> usize {
         lock(&self.out).high_water()
+    }
+
+    /// Writes to the socket so far.
+    pub fn socket_writes(&self) -> u64 {
+        self.socket_writes.load(Ordering::Relaxed)
     }
 
     /// Frame bytes written so far (headers included, before encryption).
@@ -315,7 +328,7 @@ impl Conn {
         let mut guard = lock(&self.tls);
         let Some(tls) = guard.as_mut() else { return Poll::Ready(Ok(Pump::Idle)) };
         for _ in 0..BATCHES_PER_TURN {
-            match flush_tls(tls, &self.tcp, cx) {
+            match flush_tls(tls, &self.tcp, &self.socket_writes, cx) {
                 Poll::Ready(Ok(())) => self.stalled_since.store(0, Ordering::Relaxed),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
@@ -406,6 +419,10 @@ impl Link for Conn {
     fn written_bytes(&self) -> u64 {
         Conn::written_bytes(self)
     }
+
+    fn socket_writes(&self) -> u64 {
+        Conn::socket_writes(self)
+    }
 }
 
 /// A waker that does nothing: the write-through path polls the socket once and hands anything
@@ -424,11 +441,15 @@ fn noop_waker() -> &'static Waker {
 fn flush_tls(
     tls: &mut rustls::Connection,
     tcp: &Async<std::net::TcpStream>,
+    writes: &AtomicU64,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<()>> {
     while tls.wants_write() {
         match tls.write_tls(&mut SocketWriter { tcp, cx }) {
-            Ok(_) => {}
+            Ok(0) => {}
+            Ok(_) => {
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Pending,
             Err(e) => return Poll::Ready(Err(e)),
         }
@@ -489,6 +510,9 @@ async fn writer(dist: Arc<Driver>, conn: Arc<Conn>) {
                 if conn.wake_rx.recv().await.is_err() {
                     break None;
                 }
+                // Behind the processes ready on this thread, so that what they send joins the
+                // batch (module docs).
+                futures_lite::future::yield_now().await;
             }
         }
     };

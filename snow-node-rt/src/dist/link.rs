@@ -66,6 +66,8 @@ pub(crate) trait Link: Send + Sync {
     fn queue_high_water(&self) -> usize;
     /// Frame bytes (headers included, before encryption) the connection has written so far.
     fn written_bytes(&self) -> u64;
+    /// Writes to the socket so far that took bytes.
+    fn socket_writes(&self) -> u64;
 }
 
 /// Whether `a` and `b` are the same connection (compared by address, whatever their vtables).

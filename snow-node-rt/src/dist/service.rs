@@ -341,6 +341,10 @@ impl Distribution for Service {
     fn connection_bytes_written(&self, node: &NodeName) -> Option<u64> {
         self.0.conn(node).map(|conn| conn.written_bytes())
     }
+
+    fn connection_socket_writes(&self, node: &NodeName) -> Option<u64> {
+        self.0.conn(node).map(|conn| conn.socket_writes())
+    }
 }
 
 /// The global registry and process groups as the host sees them: the driver's cluster state, with

@@ -759,6 +759,9 @@ mod tests {
         fn written_bytes(&self) -> u64 {
             0
         }
+        fn socket_writes(&self) -> u64 {
+            0
+        }
     }
 
     #[test]

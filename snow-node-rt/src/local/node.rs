@@ -305,4 +305,11 @@ impl Node {
     pub fn connection_bytes_written(&self, node: &NodeName) -> Option<u64> {
         self.inner.with_distribution(|d| d.connection_bytes_written(node))?
     }
+
+    /// For tests and benchmarks: the writes to the socket (syscalls that took bytes) of the
+    /// connection to `node`, while that connection is up. Not a stable API.
+    #[doc(hidden)]
+    pub fn connection_socket_writes(&self, node: &NodeName) -> Option<u64> {
+        self.inner.with_distribution(|d| d.connection_socket_writes(node))?
+    }
 }
