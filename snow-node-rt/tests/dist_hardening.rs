@@ -263,6 +263,38 @@ fn a_node_list_cannot_make_a_node_dial_without_bound() {
     });
 }
 
+/// The bound above delays names, it does not drop them: a node list longer than the attempts cap
+/// is dialed in full as attempts end, with no other list to name the rest again.
+#[test]
+fn every_name_of_a_node_list_beyond_the_attempts_cap_is_dialed_in_the_end() {
+    const LISTED: usize = 24;
+    run(async {
+        let epmd = epmd().await;
+        let a = node(&epmd, "a").await;
+        // Nodes that make no connections of their own and send no node lists: only the list below
+        // can make `a` connect to them.
+        let mut listed = Vec::new();
+        for i in 0..LISTED {
+            listed.push(builder(&epmd, &format!("listed{i}")).transitive(false).start().await.unwrap());
+        }
+        let names: Vec<NodeName> = listed.iter().map(|n| n.name().clone()).collect();
+        let mut member = raw::dial(&a, "x", COOKIE).await.unwrap();
+        send_frame(&mut member, &Control::NodeList { nodes: names.clone() }.to_bytes()).await;
+        eventually("a connected to every listed node", || {
+            let up = a.nodes();
+            names.iter().all(|n| up.contains(n))
+        })
+        .await;
+        eventually("nothing left waiting to be dialed", || {
+            a.dist_table_sizes().iter().any(|(table, n)| *table == "mesh_deferred" && *n == 0)
+        })
+        .await;
+        drop(member);
+        shutdown_all(&listed).await;
+        a.shutdown().await;
+    });
+}
+
 #[test]
 fn debug_output_never_shows_secrets() {
     let leaf = TestCa::new().leaf("127.0.0.1");

@@ -1,6 +1,10 @@
 //! Mesh formation (README, "Guarantees"): connections made on demand, explicitly, or transitively from a
 //! peer's node list; retries with exponential backoff and jitter.
 //!
+//! A node list starts at most [`MAX_MESH_ATTEMPTS`] attempts at once; the names beyond wait in a
+//! bounded queue and are dialed as attempts end ([`Driver::dial_deferred`]), so a long list is
+//! dialed in full without a hostile one making the node dial without bound.
+//!
 //! An attempt retries network failures (refused, unreachable, timed out) up to
 //! `connect_attempts` times with backoff delays. A node whose attempt failed is in backoff: until
 //! the delay has passed, on-demand connects (a send, link or monitor) fail at once instead of
@@ -21,6 +25,67 @@ use snow_shared::NodeName;
 use super::error::DistError;
 use super::setup;
 use super::state::{lock, Driver};
+
+/// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
+/// list (any length) cannot make this node dial more nodes than this at once. Names beyond it
+/// wait in a bounded queue ([`MAX_MESH_DEFERRED`]) and are dialed as attempts end.
+pub(crate) const MAX_MESH_ATTEMPTS: usize = 16;
+/// Most names kept to dial later, when [`MAX_MESH_ATTEMPTS`] are in progress. Names beyond it are
+/// skipped; every new connection brings the new peer's own list, so the mesh still forms.
+pub(crate) const MAX_MESH_DEFERRED: usize = 1024;
+
+impl Driver {
+    /// A peer told us its connected nodes: connect to those we do not know (transitive mesh), while
+    /// fewer than [`MAX_MESH_ATTEMPTS`] attempts are in progress; queue the rest for
+    /// [`Driver::dial_deferred`] (up to [`MAX_MESH_DEFERRED`] names).
+    pub fn on_node_list(&self, from: &NodeName, nodes: Vec<NodeName>) {
+        if !self.opts.transitive {
+            return;
+        }
+        let mut attempts = lock(&self.peers).connecting().len();
+        let mut skipped = 0usize;
+        for node in nodes {
+            if node == self.name || lock(&self.peers).knows(&node) {
+                continue;
+            }
+            if attempts >= MAX_MESH_ATTEMPTS {
+                let mut deferred = lock(&self.mesh_deferred);
+                if deferred.len() >= MAX_MESH_DEFERRED {
+                    skipped += 1;
+                } else if !deferred.contains(&node) {
+                    deferred.push_back(node);
+                }
+                continue;
+            }
+            log::debug!("{}: {from} is connected to {node}; connecting too", self.name);
+            self.ensure(&node, true, false);
+            attempts += 1;
+        }
+        if skipped > 0 {
+            log::info!(
+                "{}: {from}'s node list names {skipped} more nodes than can be dialed now or later \
+                 ({MAX_MESH_ATTEMPTS} attempts at once, {MAX_MESH_DEFERRED} waiting); skipped",
+                self.name
+            );
+        }
+    }
+
+    /// Dials the names node lists left waiting, while fewer than [`MAX_MESH_ATTEMPTS`] attempts are
+    /// in progress. Called whenever an attempt ends or a connection comes up.
+    pub fn dial_deferred(&self) {
+        loop {
+            if lock(&self.peers).connecting().len() >= MAX_MESH_ATTEMPTS {
+                return;
+            }
+            let Some(node) = lock(&self.mesh_deferred).pop_front() else { return };
+            if node == self.name || lock(&self.peers).knows(&node) {
+                continue;
+            }
+            log::debug!("{}: dialing {node}, named by a node list while the attempts were full", self.name);
+            self.ensure(&node, true, false);
+        }
+    }
+}
 
 /// Runs the backoff table's sweeper until the table is empty or the node is gone. It holds the
 /// driver state weakly, so it does not keep a stopped node's state alive.
@@ -56,6 +121,7 @@ pub(crate) fn spawn_attempt(dist: Arc<Driver>, node: NodeName, respect_backoff: 
             }
             dist.attempt_failed(&node, &e);
         }
+        dist.dial_deferred();
     });
 }
 

@@ -322,6 +322,7 @@ impl Distribution for Service {
         let node_watches = lock(&dist.watch).len();
         let remote_spawns = lock(&dist.spawns).len();
         let calls = lock(&dist.calls).len();
+        let mesh_deferred = lock(&dist.mesh_deferred).len();
         vec![
             ("peers", peers),
             ("connecting", connecting),
@@ -331,6 +332,7 @@ impl Distribution for Service {
             ("node_watches", node_watches),
             ("remote_spawns", remote_spawns),
             ("calls", calls),
+            ("mesh_deferred", mesh_deferred),
         ]
     }
 

@@ -6,7 +6,7 @@
 //! queue), and tearing one down. That is what keeps per-sender FIFO across the connecting phase and
 //! what makes the duplicate-connection decision atomic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -223,6 +223,10 @@ pub(crate) struct Driver {
     pub stop_rx: Receiver<()>,
     /// Connection attempts to start (node, whether to respect its backoff), for the mesh task.
     pub attempts: (Sender<Attempt>, Receiver<Attempt>),
+    /// Names from peers' node lists to dial once fewer than
+    /// [`MAX_MESH_ATTEMPTS`](super::mesh::MAX_MESH_ATTEMPTS) attempts are in progress
+    /// ([`Driver::dial_deferred`]).
+    pub mesh_deferred: Mutex<VecDeque<NodeName>>,
     /// Ended by the listener, the snow-epmd keeper and the mesh task when they stop: shutdown
     /// waits for all three.
     pub tasks_done: (Sender<()>, Receiver<()>),
@@ -265,11 +269,6 @@ pub(crate) fn offered_flags(transitive: bool, atom_cache: bool) -> Flags {
         base
     }
 }
-
-/// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
-/// list (any length) cannot make this node dial more nodes than this at once. Names beyond it
-/// are skipped; every new connection brings the new peer's own list, so the mesh still forms.
-pub(crate) const MAX_MESH_ATTEMPTS: usize = 16;
 
 /// What [`Driver::decide`] concluded for an authenticated incoming connection.
 pub(crate) enum Decision {
@@ -324,6 +323,7 @@ impl Driver {
             stop_tx,
             stop_rx,
             attempts: async_channel::unbounded(),
+            mesh_deferred: Mutex::new(VecDeque::new()),
             tasks_done: async_channel::bounded(3),
             cluster,
         }
@@ -512,34 +512,6 @@ impl Driver {
         wait.then_some(rx)
     }
 
-    /// A peer told us its connected nodes: connect to those we do not know (transitive mesh), while
-    /// fewer than [`MAX_MESH_ATTEMPTS`] attempts are in progress.
-    pub fn on_node_list(&self, from: &NodeName, nodes: Vec<NodeName>) {
-        if !self.opts.transitive {
-            return;
-        }
-        let mut attempts = lock(&self.peers).connecting().len();
-        let mut skipped = 0usize;
-        for node in nodes {
-            if node == self.name || lock(&self.peers).knows(&node) {
-                continue;
-            }
-            if attempts >= MAX_MESH_ATTEMPTS {
-                skipped += 1;
-                continue;
-            }
-            log::debug!("{}: {from} is connected to {node}; connecting too", self.name);
-            self.ensure(&node, true, false);
-            attempts += 1;
-        }
-        if skipped > 0 {
-            log::info!(
-                "{}: {from}'s node list names {skipped} more nodes than can be dialed now ({MAX_MESH_ATTEMPTS} attempts at once); skipped",
-                self.name
-            );
-        }
-    }
-
     /// Whether a sender to `node` may go on now; if not, registers `cx`'s waker to be woken when
     /// the queue drains, moves onto a connection, or the node is gone.
     pub fn poll_room(&self, node: &NodeName, cx: &mut Context<'_>) -> Poll<()> {
@@ -612,6 +584,8 @@ impl Driver {
             let nodes: Vec<NodeName> = self.connected().into_iter().filter(|n| n != conn.peer()).collect();
             let _ = self.send_on(conn, &Control::NodeList { nodes }, Origin::Signal { by_process: false });
         }
+        // An attempt this connection ended (ours, or one that waited for the peer's) frees a slot.
+        self.dial_deferred();
     }
 
     /// A connection ended (its reader finished). If it was the node's current connection, the node
