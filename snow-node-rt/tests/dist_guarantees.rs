@@ -124,6 +124,44 @@ fn spawn_link_remote_propagates_an_exit_both_ways() {
     });
 }
 
+/// A remote spawn whose requester stops waiting (here its future is dropped after one poll, as a
+/// `select` against a timer would) is abandoned, as with Erlang's `spawn_request_abandon`: the
+/// late reply does not link the requester to the child; the child gets an exit `:abandoned`.
+#[test]
+fn a_spawn_link_remote_dropped_before_its_reply_abandons_the_child() {
+    run(async {
+        let epmd = epmd().await;
+        let (a, b) = (node(&epmd, "a").await, spawn_host(&epmd, "b").await);
+        within(a.connect(b.name())).await.unwrap();
+        let (inbox, child_rx) = reporter(&a, false, |_| {});
+        assert_eq!(next(&child_rx).await, Term::atom("ready"));
+        let (tx, requester_rx) = async_channel::unbounded();
+        let b_name = b.name().clone();
+        let requester = a.spawn(move |mut me| async move {
+            me.trap_exit(true);
+            let request = me.spawn_link_remote(&b_name, "reporter", vec![Term::Pid(inbox)]);
+            let polled = futures_lite::future::poll_once(request).await;
+            let _ = tx.send(Term::atom(if polled.is_none() { "dropped" } else { "replied" })).await;
+            loop {
+                let msg = me.receive().await;
+                if let Some(reason) = exit_command_reason(&msg) {
+                    return reason;
+                }
+                let _ = tx.send(msg).await;
+            }
+        });
+        assert_eq!(next(&requester_rx).await, Term::atom("dropped"), "the request was pending after one poll");
+        // The child starts, then the late reply makes `a` tell it the request was abandoned.
+        assert_eq!(next(&child_rx).await, Term::atom("ready"));
+        let told = next(&child_rx).await;
+        assert_eq!(told, reason::exit_message(&requester, reason::abandoned()));
+        quiet(&requester_rx, "no link, so no exit reaches the requester").await;
+        a.send(&requester, exit_command(reason::normal()));
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
+
 #[test]
 fn a_remote_unlink_then_an_exit_leaves_the_other_side_alive() {
     run(async {
@@ -410,5 +448,42 @@ fn a_name_monitor_on_this_node_names_the_name() {
         node.send(&service, exit_command(Term::atom("stopped")));
         let down = next(&rx).await;
         assert_eq!((down.as_tuple().unwrap()[2].clone(), reason_of(&down)), (item("service"), Term::atom("stopped")));
+    });
+}
+
+/// A node's shutdown lets its connections write what its processes sent before it closes them
+/// (within a second), so messages sent just before a shutdown are not lost. 100 messages of
+/// 64 KiB: several megabytes are still queued when the shutdown begins.
+#[test]
+fn messages_sent_just_before_a_shutdown_arrive() {
+    const SENDERS: i64 = 100;
+    run(async {
+        let epmd = epmd().await;
+        let (a, b) = (node(&epmd, "a").await, node(&epmd, "b").await);
+        within(a.connect(b.name())).await.unwrap();
+        let (sink, got) = forwarder(&b, |_, _| {});
+        let (sent_tx, sent) = async_channel::unbounded();
+        for i in 0..SENDERS {
+            let (sink, sent_tx) = (sink.clone(), sent_tx.clone());
+            a.spawn(move |me| async move {
+                me.send(&sink, Term::tuple([Term::Int(i), Term::binary(vec![7u8; 64 << 10])]));
+                let _ = sent_tx.send(()).await;
+            });
+        }
+        for _ in 0..SENDERS {
+            next(&sent).await;
+        }
+        a.shutdown().await;
+        let mut seen = Vec::new();
+        for _ in 0..SENDERS {
+            let msg = next(&got).await;
+            match msg.as_tuple() {
+                Some([Term::Int(i), Term::Binary(bytes)]) if bytes.len() == 64 << 10 => seen.push(*i),
+                _ => panic!("unexpected message {msg}"),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, (0..SENDERS).collect::<Vec<_>>());
+        b.shutdown().await;
     });
 }

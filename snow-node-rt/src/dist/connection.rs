@@ -262,6 +262,19 @@ impl Conn {
         lock(&self.out).high_water()
     }
 
+    /// Whether everything queued has been handed to the socket, or the connection is closed.
+    /// The queue and the TLS state are looked at one after the other, never both locked at
+    /// once (the writer locks them in the other order).
+    pub fn is_flushed(&self) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        if !lock(&self.out).is_empty() {
+            return false;
+        }
+        lock(&self.tls).as_ref().map_or(true, |tls| !tls.wants_write())
+    }
+
     /// Writes to the socket so far.
     pub fn socket_writes(&self) -> u64 {
         self.socket_writes.load(Ordering::Relaxed)
@@ -422,6 +435,10 @@ impl Link for Conn {
 
     fn socket_writes(&self) -> u64 {
         Conn::socket_writes(self)
+    }
+
+    fn is_flushed(&self) -> bool {
+        Conn::is_flushed(self)
     }
 }
 

@@ -68,6 +68,9 @@ pub(crate) trait Link: Send + Sync {
     fn written_bytes(&self) -> u64;
     /// Writes to the socket so far that took bytes.
     fn socket_writes(&self) -> u64;
+    /// Whether everything queued has been handed to the socket (nothing in the send queue, no
+    /// TLS output waiting), or the connection is closed.
+    fn is_flushed(&self) -> bool;
 }
 
 /// Whether `a` and `b` are the same connection (compared by address, whatever their vtables).

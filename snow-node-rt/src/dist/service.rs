@@ -22,6 +22,9 @@ use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored, Sco
 /// The distribution layer of one node: a handle on the driver state.
 pub(crate) struct Service(pub Arc<Driver>);
 
+/// Longest a shutdown waits for the connections to write what they queued before closing them.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+
 impl Service {
     fn runtime_pid(&self) -> Pid {
         Pid::new(self.0.name.clone(), 0, self.0.creation)
@@ -186,6 +189,13 @@ impl Distribution for Service {
     fn shutdown(&self) -> BoxFuture<()> {
         let dist = self.0.clone();
         Box::pin(async move {
+            // What processes sent before the shutdown leaves before the connections close (a
+            // connection's writer runs a scheduling round after the send that woke it), within
+            // SHUTDOWN_FLUSH: a peer that does not read cannot hold the shutdown up.
+            let deadline = dist.runtime.now() + SHUTDOWN_FLUSH;
+            while !dist.all_flushed() && dist.runtime.now() < deadline {
+                dist.sleep(Duration::from_millis(1)).await;
+            }
             dist.shutdown();
             // The listener, the snow-epmd keeper and the mesh task each report once when they stop.
             for _ in 0..3 {
@@ -254,6 +264,9 @@ impl Distribution for Service {
             let wait =
                 SpawnWait { node: node.clone(), requester: from.clone(), link, monitor, reply: tx, abandoned: false };
             lock(&dist.spawns).insert(reference.clone(), wait);
+            // Dropped before the reply (a timeout below, or the caller's future dropped): a reply
+            // that comes later undoes the link or monitor it would have made.
+            let guard = SpawnGuard { dist: dist.clone(), reference: reference.clone(), armed: true };
             let req = Control::SpawnReq {
                 reference: reference.clone(),
                 from,
@@ -264,11 +277,8 @@ impl Distribution for Service {
             // The requester waits for the reply right here: no need to suspend it for the queue.
             let _ = dist.route(&node, &req, Origin::Signal { by_process: false });
             let outcome = dist.within(dist.opts.handshake_timeout + dist.opts.ticktime, rx.recv()).await;
-            if outcome.is_none() {
-                // A reply that comes later undoes the link or monitor it would have made.
-                if let Some(wait) = lock(&dist.spawns).get_mut(&reference) {
-                    wait.abandoned = true;
-                }
+            if outcome.is_some() {
+                guard.done();
             }
             match outcome {
                 Some(Ok(Ok(pid))) => Ok((pid, reference)),
@@ -410,5 +420,30 @@ impl Cluster for Service {
 
     fn demonitor_group(&self, scope: &Atom, reference: &Ref) -> bool {
         self.0.cluster.demonitor_group(&*self.0, scope, reference)
+    }
+}
+
+/// Marks its remote spawn request abandoned when dropped before [`SpawnGuard::done`]: the
+/// requester stopped waiting (a timeout, or its future dropped), so the link or monitor a late
+/// reply would make is undone instead (Erlang's `spawn_request_abandon`).
+struct SpawnGuard {
+    dist: Arc<Driver>,
+    reference: Ref,
+    armed: bool,
+}
+
+impl SpawnGuard {
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for SpawnGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(wait) = lock(&self.dist.spawns).get_mut(&self.reference) {
+                wait.abandoned = true;
+            }
+        }
     }
 }

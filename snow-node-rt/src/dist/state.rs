@@ -663,6 +663,12 @@ impl Driver {
         }
     }
 
+    /// Whether every connection that is up has handed what it queued to its socket.
+    pub fn all_flushed(&self) -> bool {
+        let conns: Vec<Arc<dyn Link>> = self.connected().iter().filter_map(|node| self.conn(node)).collect();
+        conns.iter().all(|conn| conn.is_flushed())
+    }
+
     /// Stops everything: no new connections, every connection closed (firing `:noconnection`).
     pub fn shutdown(&self) {
         if self.closing.swap(true, Ordering::SeqCst) {
@@ -735,6 +741,9 @@ mod tests {
         }
         fn socket_writes(&self) -> u64 {
             0
+        }
+        fn is_flushed(&self) -> bool {
+            true
         }
     }
 
