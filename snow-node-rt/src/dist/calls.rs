@@ -17,6 +17,7 @@ use snow_shared::dist::control::{Control, MonitorTarget, Outgoing, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
+use super::abandon::UnlessDone;
 use super::call_table::{CallWait, Outcome};
 use super::link::{Link, Pushed};
 use super::service::Service;
@@ -110,28 +111,6 @@ impl Driver {
     }
 }
 
-/// Abandons its call when dropped before [`CallGuard::done`]: a caller that times out, or whose
-/// future is dropped (its process exited), leaves nothing running behind it.
-struct CallGuard {
-    dist: Arc<Driver>,
-    reference: Ref,
-    armed: bool,
-}
-
-impl CallGuard {
-    fn done(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            self.dist.abandon_call(&self.reference);
-        }
-    }
-}
-
 /// The connection to `node` once up, with the CALLS capability; the error a caller gets
 /// otherwise.
 async fn connected_for_calls(
@@ -180,7 +159,8 @@ impl Service {
         let (tx, rx) = async_channel::bounded(1);
         let wait = CallWait { node: node.clone(), requester: requester.clone(), child: None, reply: Some(tx) };
         lock(&dist.calls).insert(reference.clone(), wait);
-        let guard = CallGuard { dist: dist.clone(), reference: reference.clone(), armed: true };
+        // A caller that times out, or whose future is dropped, leaves nothing running behind it.
+        let guard = UnlessDone::new(|| dist.abandon_call(&reference));
         let request = Control::SpawnReq {
             reference: reference.clone(),
             from: requester.clone(),

@@ -45,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+mod abandon;
 mod builder;
 mod call_table;
 mod calls;

@@ -13,6 +13,7 @@ use snow_shared::dist::control::{Control, MonitorTarget, Outgoing, SpawnOpts};
 use snow_shared::dist::Flags;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
+use super::abandon::UnlessDone;
 use super::link::Pushed;
 use super::state::{frame_for, lock, sender_lane, Driver, Origin, SpawnWait};
 
@@ -266,7 +267,14 @@ impl Distribution for Service {
             lock(&dist.spawns).insert(reference.clone(), wait);
             // Dropped before the reply (a timeout below, or the caller's future dropped): a reply
             // that comes later undoes the link or monitor it would have made.
-            let guard = SpawnGuard { dist: dist.clone(), reference: reference.clone(), armed: true };
+            let guard = UnlessDone::new({
+                let (dist, reference) = (dist.clone(), reference.clone());
+                move || {
+                    if let Some(wait) = lock(&dist.spawns).get_mut(&reference) {
+                        wait.abandoned = true;
+                    }
+                }
+            });
             let req = Control::SpawnReq {
                 reference: reference.clone(),
                 from,
@@ -420,30 +428,5 @@ impl Cluster for Service {
 
     fn demonitor_group(&self, scope: &Atom, reference: &Ref) -> bool {
         self.0.cluster.demonitor_group(&*self.0, scope, reference)
-    }
-}
-
-/// Marks its remote spawn request abandoned when dropped before [`SpawnGuard::done`]: the
-/// requester stopped waiting (a timeout, or its future dropped), so the link or monitor a late
-/// reply would make is undone instead (Erlang's `spawn_request_abandon`).
-struct SpawnGuard {
-    dist: Arc<Driver>,
-    reference: Ref,
-    armed: bool,
-}
-
-impl SpawnGuard {
-    fn done(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for SpawnGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            if let Some(wait) = lock(&self.dist.spawns).get_mut(&self.reference) {
-                wait.abandoned = true;
-            }
-        }
     }
 }
