@@ -72,10 +72,16 @@ pub fn mailbox_overflow(limit: usize) -> Term {
 }
 
 /// `:abandoned`: the exit reason a remote child spawned with a link gets when the process that
-/// asked for it stopped waiting for the reply (it timed out or exited), as Erlang's
-/// `spawn_request_abandon/1`.
+/// asked for it stopped waiting for the reply (it timed out, exited, or dropped the request's
+/// future), as Erlang's `spawn_request_abandon/1`.
 pub fn abandoned() -> Term {
     Term::atom("abandoned")
+}
+
+/// `{:not_spawnable, "function"}`: why a node refuses to run `function`, which is not on its
+/// allow-list: a remote spawn's or a call's refusal.
+pub fn not_spawnable(function: &str) -> Term {
+    Term::tuple([Term::atom("not_spawnable"), Term::String(function.to_owned())])
 }
 
 /// `{ref, :return, value}`: the exit reason of a process that ran a remote call and returned

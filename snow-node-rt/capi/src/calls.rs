@@ -208,7 +208,7 @@ pub unsafe extern "C" fn snow_cast(
                     Ok(_) => Done::ok(),
                     Err(e) => {
                         log::debug!("snow_cast to this node: {e}");
-                        let reason = Term::tuple([Term::atom("not_spawnable"), Term::string(function.as_str())]);
+                        let reason = snow_node_rt::reason::not_spawnable(function.as_str());
                         call_failure(CallError::NotSpawnable {
                             node: at,
                             function: function.as_str().to_owned(),

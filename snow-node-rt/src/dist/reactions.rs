@@ -103,7 +103,7 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
             let link_to = opts.link.then_some(&from);
             if let Err(e) = host.spawn_call(&function, Term::List(args), &from, &reference, link_to, &mut before_start)
             {
-                let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
+                let why = reason::not_spawnable(function.as_str());
                 reply(Control::SpawnReply { reference, to: from, result: Err(why) });
                 return Reaction::SpawnRefused(format!("refused a call from {peer}: {e}"));
             }
@@ -117,7 +117,7 @@ pub(crate) fn react(msg: Control, host: &dyn Host, peer: &NodeName, reply: &mut 
             let link_to = opts.link.then_some(&from);
             let monitor_by = opts.monitor.then_some((&from, &reference));
             if let Err(e) = host.spawn_registered(&function, Term::List(args), link_to, monitor_by, &mut before_start) {
-                let why = Term::tuple([Term::atom("not_spawnable"), Term::String(function.as_str().to_owned())]);
+                let why = reason::not_spawnable(function.as_str());
                 reply(Control::SpawnReply { reference, to: from, result: Err(why) });
                 return Reaction::SpawnRefused(format!("refused a remote spawn from {peer}: {e}"));
             }

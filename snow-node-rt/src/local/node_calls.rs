@@ -20,12 +20,6 @@ use crate::seam::BoxFuture;
 /// report (it reports at the timeout at the latest; this only bounds a scheduler that is late).
 const LOCAL_GRACE: Duration = Duration::from_secs(5);
 
-/// The reason a node gives for a function that is not on its allow-list (the same as a remote
-/// spawn's refusal).
-fn not_spawnable(function: &str) -> Term {
-    Term::tuple([Term::atom("not_spawnable"), Term::String(function.to_owned())])
-}
-
 /// One call from `from` (`None`: outside any process) on `node`, to `target`.
 pub(crate) fn call(
     node: &Node,
@@ -59,7 +53,7 @@ pub(crate) async fn cast(
         let body = node.inner.spawnable(&Atom::new(function)).ok_or_else(|| CallError::NotSpawnable {
             node: target.clone(),
             function: function.to_owned(),
-            reason: not_spawnable(function),
+            reason: reason::not_spawnable(function),
         })?;
         body.start(node, node.inner.table.prepare(), Term::List(args));
         return Ok(());
@@ -131,7 +125,7 @@ async fn call_here(node: Node, function: String, args: Vec<Term>, timeout: Durat
     let body = node.inner.spawnable(&Atom::new(&function)).ok_or_else(|| CallError::NotSpawnable {
         node: me.clone(),
         function: function.clone(),
-        reason: not_spawnable(&function),
+        reason: reason::not_spawnable(&function),
     })?;
     let (tx, rx) = async_channel::bounded(1);
     let (node_name, name) = (me.clone(), function.clone());
