@@ -45,6 +45,17 @@ fn exit_command_reason(msg: &Term) -> Option<Term> {
     }
 }
 
+/// Forwards what `me` receives to `tx` until an `{:exit, reason}`; gives that reason.
+async fn forward_until_told_to_exit(me: &mut Process, tx: &async_channel::Sender<Term>) -> Term {
+    loop {
+        let msg = me.receive().await;
+        if let Some(reason) = exit_command_reason(&msg) {
+            return reason;
+        }
+        let _ = tx.send(msg).await;
+    }
+}
+
 /// The body of a process that exits with the reason of the first `{:exit, reason}` it gets.
 async fn exits_when_told(mut me: Process) -> Term {
     loop {
@@ -101,13 +112,7 @@ fn spawn_link_remote_propagates_an_exit_both_ways() {
                 me.trap_exit(true);
                 let child = me.spawn_link_remote(&b_name, "reporter", vec![Term::Pid(inbox)]).await.unwrap();
                 let _ = tx.send(Term::Pid(child)).await;
-                loop {
-                    let msg = me.receive().await;
-                    if let Some(reason) = exit_command_reason(&msg) {
-                        return reason;
-                    }
-                    let _ = tx.send(msg).await;
-                }
+                forward_until_told_to_exit(&mut me, &tx).await
             });
             let Term::Pid(child) = next(&parent_rx).await else { panic!("no child pid") };
             assert_eq!(next(&child_rx).await, Term::atom("ready"));
@@ -142,13 +147,7 @@ fn a_spawn_link_remote_dropped_before_its_reply_abandons_the_child() {
             let request = me.spawn_link_remote(&b_name, "reporter", vec![Term::Pid(inbox)]);
             let polled = futures_lite::future::poll_once(request).await;
             let _ = tx.send(Term::atom(if polled.is_none() { "dropped" } else { "replied" })).await;
-            loop {
-                let msg = me.receive().await;
-                if let Some(reason) = exit_command_reason(&msg) {
-                    return reason;
-                }
-                let _ = tx.send(msg).await;
-            }
+            forward_until_told_to_exit(&mut me, &tx).await
         });
         assert_eq!(next(&requester_rx).await, Term::atom("dropped"), "the request was pending after one poll");
         // The child starts, then the late reply makes `a` tell it the request was abandoned.

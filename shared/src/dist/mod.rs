@@ -32,6 +32,7 @@ pub mod backoff;
 pub mod backoff_table;
 pub mod cert_names;
 pub mod control;
+pub mod dial_queue;
 pub mod handshake;
 pub mod inbound;
 pub mod key_exchange;

@@ -227,6 +227,11 @@ impl<C: Clone, W> PeerTable<C, W> {
         self.peers.iter().filter(|(_, p)| matches!(p, Peer::Connecting(_))).map(|(n, _)| n.clone()).collect()
     }
 
+    /// How many nodes are being connected to (what [`PeerTable::connecting`] would list).
+    pub fn connecting_count(&self) -> usize {
+        self.peers.values().filter(|p| matches!(p, Peer::Connecting(_))).count()
+    }
+
     /// A suspended sender to `node` asks whether it may go on (registering `waker` if not).
     pub fn poll_room(&mut self, node: &NodeName, budget: usize, waker: &Waker) -> Room<C> {
         match self.peers.get_mut(node) {

@@ -20,6 +20,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use snow_shared::dist::backoff::Backoff;
+#[cfg(doc)]
+use snow_shared::dist::dial_queue::DialQueue;
+use snow_shared::dist::dial_queue::MAX_QUEUED_DIALS;
 use snow_shared::NodeName;
 
 use super::error::DistError;
@@ -28,32 +31,28 @@ use super::state::{lock, Driver};
 
 /// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
 /// list (any length) cannot make this node dial more nodes than this at once. Names beyond it
-/// wait in a bounded queue ([`MAX_MESH_DEFERRED`]) and are dialed as attempts end.
+/// wait in a bounded queue ([`DialQueue`], [`MAX_QUEUED_DIALS`] names) and are dialed as attempts
+/// end; names beyond that are skipped, and every new connection brings the new peer's own list,
+/// so the mesh still forms.
 pub(crate) const MAX_MESH_ATTEMPTS: usize = 16;
-/// Most names kept to dial later, when [`MAX_MESH_ATTEMPTS`] are in progress. Names beyond it are
-/// skipped; every new connection brings the new peer's own list, so the mesh still forms.
-pub(crate) const MAX_MESH_DEFERRED: usize = 1024;
 
 impl Driver {
     /// A peer told us its connected nodes: connect to those we do not know (transitive mesh), while
     /// fewer than [`MAX_MESH_ATTEMPTS`] attempts are in progress; queue the rest for
-    /// [`Driver::dial_deferred`] (up to [`MAX_MESH_DEFERRED`] names).
+    /// [`Driver::dial_deferred`] (up to [`MAX_QUEUED_DIALS`] names).
     pub fn on_node_list(&self, from: &NodeName, nodes: Vec<NodeName>) {
         if !self.opts.transitive {
             return;
         }
-        let mut attempts = lock(&self.peers).connecting().len();
+        let mut attempts = lock(&self.peers).connecting_count();
         let mut skipped = 0usize;
         for node in nodes {
             if node == self.name || lock(&self.peers).knows(&node) {
                 continue;
             }
             if attempts >= MAX_MESH_ATTEMPTS {
-                let mut deferred = lock(&self.mesh_deferred);
-                if deferred.len() >= MAX_MESH_DEFERRED {
+                if !lock(&self.mesh_deferred).push(node) {
                     skipped += 1;
-                } else if !deferred.contains(&node) {
-                    deferred.push_back(node);
                 }
                 continue;
             }
@@ -64,7 +63,7 @@ impl Driver {
         if skipped > 0 {
             log::info!(
                 "{}: {from}'s node list names {skipped} more nodes than can be dialed now or later \
-                 ({MAX_MESH_ATTEMPTS} attempts at once, {MAX_MESH_DEFERRED} waiting); skipped",
+                 ({MAX_MESH_ATTEMPTS} attempts at once, {MAX_QUEUED_DIALS} waiting); skipped",
                 self.name
             );
         }
@@ -73,11 +72,11 @@ impl Driver {
     /// Dials the names node lists left waiting, while fewer than [`MAX_MESH_ATTEMPTS`] attempts are
     /// in progress. Called whenever an attempt ends or a connection comes up.
     pub fn dial_deferred(&self) {
-        loop {
-            if lock(&self.peers).connecting().len() >= MAX_MESH_ATTEMPTS {
+        while !lock(&self.mesh_deferred).is_empty() {
+            if lock(&self.peers).connecting_count() >= MAX_MESH_ATTEMPTS {
                 return;
             }
-            let Some(node) = lock(&self.mesh_deferred).pop_front() else { return };
+            let Some(node) = lock(&self.mesh_deferred).pop() else { return };
             if node == self.name || lock(&self.peers).knows(&node) {
                 continue;
             }

@@ -6,7 +6,7 @@
 //! queue), and tearing one down. That is what keeps per-sender FIFO across the connecting phase and
 //! what makes the duplicate-connection decision atomic.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -19,6 +19,7 @@ use snow_shared::cluster::global::{ConflictNotice, GlobalConfig};
 use snow_shared::dist::admission::{Admission, AdmissionLimits};
 use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::{required_flag, Control, Outgoing};
+use snow_shared::dist::dial_queue::DialQueue;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::peer_table::{Ensured, NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
@@ -226,7 +227,7 @@ pub(crate) struct Driver {
     /// Names from peers' node lists to dial once fewer than
     /// [`MAX_MESH_ATTEMPTS`](super::mesh::MAX_MESH_ATTEMPTS) attempts are in progress
     /// ([`Driver::dial_deferred`]).
-    pub mesh_deferred: Mutex<VecDeque<NodeName>>,
+    pub mesh_deferred: Mutex<DialQueue>,
     /// Ended by the listener, the snow-epmd keeper and the mesh task when they stop: shutdown
     /// waits for all three.
     pub tasks_done: (Sender<()>, Receiver<()>),
@@ -323,7 +324,7 @@ impl Driver {
             stop_tx,
             stop_rx,
             attempts: async_channel::unbounded(),
-            mesh_deferred: Mutex::new(VecDeque::new()),
+            mesh_deferred: Mutex::new(DialQueue::default()),
             tasks_done: async_channel::bounded(3),
             cluster,
         }
@@ -665,7 +666,10 @@ impl Driver {
 
     /// Whether every connection that is up has handed what it queued to its socket.
     pub fn all_flushed(&self) -> bool {
-        let conns: Vec<Arc<dyn Link>> = self.connected().iter().filter_map(|node| self.conn(node)).collect();
+        let conns: Vec<Arc<dyn Link>> = {
+            let peers = lock(&self.peers);
+            peers.connected().iter().filter_map(|node| peers.connection(node).cloned()).collect()
+        };
         conns.iter().all(|conn| conn.is_flushed())
     }
 
