@@ -1,5 +1,5 @@
 //! The cryptography of the node handshake (PROTOCOL.md 4.2.2): a balanced PAKE (SPAKE2 over
-//! Ed25519, RustCrypto's `spake2` crate) keyed by the cookie and bound to the TLS session, and the
+//! Ed25519, [`spake2`](super::spake2)) keyed by the cookie and bound to the TLS session, and the
 //! key confirmations both sides exchange.
 //!
 //! Why a PAKE: with a MAC over a challenge (protocol version 1), whoever answered a dial received
@@ -17,10 +17,10 @@
 //!   hash covering both HELLOs and both PAKE messages, so nothing either side said can be altered.
 
 use hmac::{Hmac, Mac};
-use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256, Sha512};
-use spake2::{Ed25519Group, Identity, Password, Spake2};
 use zeroize::Zeroizing;
+
+use super::spake2::{Role, Spake2, Spake2Error};
 
 use crate::cookie::DerivedKey;
 use crate::name::NodeName;
@@ -73,10 +73,16 @@ pub(crate) enum PakeError {
     Corrupt,
 }
 
+/// Prepares what every key exchange of this process uses (the SPAKE2 tables: about 2 ms, once),
+/// so the first handshakes do not pay for it. A node calls it while it starts; calling it is
+/// optional and cheap after the first time.
+pub fn prepare() {
+    super::spake2::prepare();
+}
+
 /// One side's SPAKE2 exchange, from its first message to the shared key.
 pub(crate) struct KeyExchange {
-    state: Spake2<Ed25519Group>,
-    message: Vec<u8>,
+    state: Spake2,
 }
 
 impl KeyExchange {
@@ -92,36 +98,35 @@ impl KeyExchange {
         random: &[u8; 32],
     ) -> KeyExchange {
         let password = session_password(key, exporter);
-        let password = Password::new(password.as_slice());
-        let (id_a, id_b) = (Identity::new(initiator.as_str().as_bytes()), Identity::new(acceptor.as_str().as_bytes()));
-        let scalar = ScalarSource::new(random);
-        let (state, message) = match side {
-            Side::Initiator => Spake2::<Ed25519Group>::start_a_with_rng(&password, &id_a, &id_b, scalar),
-            Side::Acceptor => Spake2::<Ed25519Group>::start_b_with_rng(&password, &id_a, &id_b, scalar),
+        let role = match side {
+            Side::Initiator => Role::A,
+            Side::Acceptor => Role::B,
         };
-        KeyExchange { state, message }
+        let state = Spake2::start(
+            role,
+            password.as_slice(),
+            initiator.as_str().as_bytes(),
+            acceptor.as_str().as_bytes(),
+            &secret_scalar_bytes(random),
+        );
+        KeyExchange { state }
     }
 
     /// Our message (`PAKE_MESSAGE_LEN` bytes).
     pub(crate) fn message(&self) -> &[u8] {
-        &self.message
+        self.state.message()
     }
 
     /// The shared key from the peer's message. A peer with another cookie (or another TLS
     /// session) ends up with another key, which the confirmations reveal.
     pub(crate) fn finish(self, peer: &[u8]) -> Result<SessionKey, PakeError> {
-        if peer == self.message.as_slice() {
+        if peer == self.message() {
             return Err(PakeError::Reflected);
         }
         match self.state.finish(peer) {
-            Ok(key) => {
-                let key = Zeroizing::new(key);
-                let mut out = Zeroizing::new([0u8; 32]);
-                out.copy_from_slice(&key[..32.min(key.len())]);
-                Ok(SessionKey(out))
-            }
-            Err(spake2::Error::BadSide) => Err(PakeError::Reflected),
-            Err(spake2::Error::CorruptMessage | spake2::Error::WrongLength) => Err(PakeError::Corrupt),
+            Ok(key) => Ok(SessionKey(key)),
+            Err(Spake2Error::BadSide) => Err(PakeError::Reflected),
+            Err(Spake2Error::CorruptMessage | Spake2Error::WrongLength) => Err(PakeError::Corrupt),
         }
     }
 }
@@ -166,51 +171,13 @@ pub(crate) fn transcript_hash(messages: [&[u8]; 4]) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// Hands SPAKE2 the 64 bytes it draws for its scalar: `SHA-512(SCALAR_LABEL || random)`, so the
-/// caller's 32 random bytes give a uniformly distributed scalar and fixed bytes a fixed one.
-struct ScalarSource {
-    bytes: Zeroizing<[u8; 64]>,
-    used: usize,
+/// The 64 bytes of the SPAKE2 secret scalar: `SHA-512(SCALAR_LABEL || random)`, so the caller's
+/// 32 random bytes give a uniformly distributed scalar and fixed bytes a fixed one.
+fn secret_scalar_bytes(random: &[u8; 32]) -> Zeroizing<[u8; 64]> {
+    let mut bytes = Zeroizing::new([0u8; 64]);
+    bytes.copy_from_slice(&Sha512::new().chain_update(SCALAR_LABEL).chain_update(random).finalize());
+    bytes
 }
-
-impl ScalarSource {
-    fn new(random: &[u8; 32]) -> ScalarSource {
-        let mut bytes = Zeroizing::new([0u8; 64]);
-        bytes.copy_from_slice(&Sha512::new().chain_update(SCALAR_LABEL).chain_update(random).finalize());
-        ScalarSource { bytes, used: 0 }
-    }
-}
-
-impl RngCore for ScalarSource {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-
-    /// Gives the 64 prepared bytes once; anything drawn after them is zeros (SPAKE2 draws exactly
-    /// 64 bytes per exchange, which the test vectors pin down).
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for byte in dest {
-            *byte = self.bytes.get(self.used).copied().unwrap_or(0);
-            self.used = self.used.saturating_add(1);
-        }
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-/// The bytes are a hash of the caller's CSPRNG output.
-impl CryptoRng for ScalarSource {}
 
 #[cfg(test)]
 mod tests {

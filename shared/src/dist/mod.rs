@@ -39,6 +39,7 @@ pub mod key_exchange;
 pub mod liveness;
 pub mod outbound;
 pub mod peer_table;
+mod spake2;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_ca;
 pub mod tls;

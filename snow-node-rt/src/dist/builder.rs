@@ -303,6 +303,7 @@ impl NodeBuilder {
             .name("snow-key-derivation".into())
             .spawn(move || {
                 let key = derive_key_with_iterations(&cookie, KeyLabel::Distribution, iterations);
+                snow_shared::dist::key_exchange::prepare();
                 let _ = key_tx.send_blocking((key, listen_ip.unwrap_or_else(|| default_listen_ip(&host))));
             })
             .map_err(StartError::KeyDerivation)?;
