@@ -36,7 +36,9 @@
 //!   BEAM's schedulers busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
 //!   The spinner must be the thread that sees the I/O: while one spins, the other parked
 //!   workers wait off the reactor (on their thread's park), and a worker that starts spinning
-//!   wakes one that was waiting in the reactor so that it moves off it.
+//!   wakes one that was waiting in the reactor so that it moves off it. The pool spins only
+//!   while spinning pays (`spin_credit.rs`): with more runnable threads than cores, a spin holds
+//!   the core the thread that would send it work needs, and mostly runs out.
 //! - **Parking cannot lose a wake-up**: a worker registers as sleeping, gives up its searching
 //!   state, then checks every queue once more before it parks; a waker pushes its task before it
 //!   looks for sleepers. Both sides order these steps with sequentially consistent fences, so at
@@ -70,6 +72,7 @@ use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
 mod balance;
 pub(crate) mod heap;
 mod park;
+mod spin_credit;
 use concurrent_queue::{ConcurrentQueue, PushError};
 use park::Park;
 
@@ -239,6 +242,8 @@ struct PoolShared {
     spinner: AtomicBool,
     /// How long a parked worker spins before it sleeps.
     spin: Duration,
+    /// Whether spinning has paid lately.
+    spin_credit: spin_credit::SpinCredit,
     /// The origin of the workers' `queued_since` clocks.
     epoch: Instant,
     /// The balancer's thread (none with a single worker: nobody to wake).
@@ -323,6 +328,7 @@ impl Pool {
             num_sleepers: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             spinner: AtomicBool::new(false),
+            spin_credit: spin_credit::SpinCredit::new(),
             spin,
             epoch: Instant::now(),
             balancer: OnceLock::new(),

@@ -44,7 +44,11 @@ impl Worker {
         }
         self.set_parked(true);
         // One parked worker at a time spins first (see `DEFAULT_SPIN`).
-        let spinning = !shared.spin.is_zero() && shared.spinner.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
+        // ... while spinning pays (see `spin_credit`).
+        let spinning = !shared.spin.is_zero()
+            && !shared.spinner.load(Relaxed)
+            && shared.spin_credit.may_spin()
+            && shared.spinner.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
         if spinning {
             // A worker that parked earlier may be waiting in the reactor; wake its park so that
             // it moves off the reactor (see `poll_park`) and the spinner sees the I/O.
@@ -66,6 +70,9 @@ impl Worker {
         let slot = &shared.workers[self.index];
         let Some(park) = self.park.as_mut() else { return Poll::Ready(()) };
         if slot.notified.swap(false, SeqCst) {
+            if park.spinning {
+                shared.spin_credit.paid();
+            }
             return Poll::Ready(());
         }
         if park.spinning {
@@ -79,6 +86,7 @@ impl Worker {
                 work = shared.has_stealable_work() || shared.shutdown.load(SeqCst);
             }
             if slot.notified.swap(false, SeqCst) {
+                shared.spin_credit.paid();
                 return Poll::Ready(());
             }
             if !work && Instant::now() < park.spin_until {
@@ -90,8 +98,10 @@ impl Worker {
             park.spinning = false;
             shared.spinner.store(false, SeqCst);
             if work {
+                shared.spin_credit.paid();
                 return Poll::Ready(());
             }
+            shared.spin_credit.wasted();
         }
         *lock(&slot.park_waker) = Some(cx.waker().clone());
         // Pairs with `WorkerSlot::unpark`: it set the flag before taking the waker.
