@@ -37,6 +37,10 @@ pub struct MeshFigures {
     pub nodes: usize,
     /// From the `connect` commands until the last node saw its last peer come up.
     pub formation: Duration,
+    /// CPU time (user + system) all nodes together used from the `connect` commands until the
+    /// mesh was seen formed: against `formation` times the machine's cores, it tells whether
+    /// the formation was bound by CPU or by waiting.
+    pub formation_cpu: Duration,
     /// Mean resident memory of a node once meshed, KiB.
     pub rss_kib: u64,
     /// Mean CPU of one idle meshed node, percent of one core, over the sample.
@@ -110,6 +114,8 @@ pub fn measure(nodes: &mut [ChildProc], names: &[String], idle_sample: Duration)
     }
     let marks: Vec<usize> = nodes.iter_mut().map(|p| p.seen.len()).collect();
     let seed = &names[0];
+    let pids: Vec<u32> = nodes.iter().map(ChildProc::pid).collect();
+    let cpu_before = total_cpu_ticks(&pids)?;
     let start = Instant::now();
     for node in nodes.iter_mut().skip(1) {
         node.send_line(&format!("connect {seed}")).map_err(|e| format!("{}: {e}", node.label))?;
@@ -139,15 +145,17 @@ pub fn measure(nodes: &mut [ChildProc], names: &[String], idle_sample: Duration)
         }
     }
     let formation = formed - start;
+    // Read once every node has seen the mesh formed: the few milliseconds since the last nodeup
+    // are counted too.
+    let ticks = clock_ticks_per_s();
+    let formation_cpu = Duration::from_secs_f64((total_cpu_ticks(&pids)? - cpu_before) as f64 / ticks as f64);
 
     std::thread::sleep(SETTLE);
-    let pids: Vec<u32> = nodes.iter().map(ChildProc::pid).collect();
     let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_, _>>()?;
     let sample_start = Instant::now();
     std::thread::sleep(idle_sample);
     let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_, _>>()?;
     let sampled = sample_start.elapsed().as_secs_f64();
-    let ticks = clock_ticks_per_s();
     let pct: Vec<f64> =
         before.iter().zip(&after).map(|(b, a)| (a - b) as f64 / ticks as f64 / sampled * 100.0).collect();
     let idle_cpu_pct = pct.iter().sum::<f64>() / n as f64;
@@ -171,12 +179,18 @@ pub fn measure(nodes: &mut [ChildProc], names: &[String], idle_sample: Duration)
     Ok(MeshFigures {
         nodes: n,
         formation,
+        formation_cpu,
         rss_kib,
         idle_cpu_pct,
         idle_cpu_max_pct,
         detection_median: percentile(&detections, 50),
         detection_max: detections.last().copied().unwrap_or_default(),
     })
+}
+
+/// CPU ticks (user + system) of all of `pids` so far.
+fn total_cpu_ticks(pids: &[u32]) -> Result<u64, String> {
+    pids.iter().map(|&p| cpu_ticks(p)).sum()
 }
 
 /// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
@@ -193,13 +207,14 @@ pub fn rss_kib(pid: u32) -> Result<u64, String> {
 
 /// The comparison table (markdown) for one mesh size.
 pub fn table(rows: &[(Side, MeshFigures)]) -> String {
-    let mut out = String::from("| nodes | side | formation | memory per node | idle CPU per node (mean / max) | kill -9 seen by all (median / max) |\n|---|---|---|---|---|---|\n");
+    let mut out = String::from("| nodes | side | formation | CPU of all nodes while forming | memory per node | idle CPU per node (mean / max) | kill -9 seen by all (median / max) |\n|---|---|---|---|---|---|---|\n");
     for (side, f) in rows {
         out.push_str(&format!(
-            "| {} | {} | {:.0} ms | {:.1} MiB | {:.3}% / {:.3}% | {:.1} / {:.1} ms |\n",
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.3}% / {:.3}% | {:.1} / {:.1} ms |\n",
             f.nodes,
             side.label(),
             f.formation.as_secs_f64() * 1e3,
+            f.formation_cpu.as_secs_f64() * 1e3,
             f.rss_kib as f64 / 1024.0,
             f.idle_cpu_pct,
             f.idle_cpu_max_pct,
