@@ -22,6 +22,7 @@
 //! seeds or bytes from the caller. The daemon in `snow-epmd` moves bytes and time in and out.
 
 pub mod auth;
+pub mod entry;
 pub mod exchange;
 pub mod gossip;
 pub mod identity;
