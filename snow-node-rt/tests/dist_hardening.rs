@@ -18,6 +18,7 @@ use snow_node_rt::dist::{DistConfig, NodeBuilder, StartError};
 use snow_node_rt::{Node, NodeName, Pid, Term};
 use snow_shared::cookie::Cookie;
 use snow_shared::dist::control::Control;
+use snow_shared::dist::early_refusal;
 use snow_shared::dist::test_ca::TestCa;
 use snow_shared::dist::tls::{self, TlsMaterial};
 use snow_shared::frame::encode_frame;
@@ -168,6 +169,99 @@ fn timeouts_and_protocol_errors_count_as_failed_authentications() {
         let other: IpAddr = OTHER_SOURCE.parse().unwrap();
         let _conn = raw::dial_as(&a, raw::Peer { from: Some(other), ..peer(&b, COOKIE) }).await.unwrap();
         eventually("b connected from the other source", || a.nodes() == vec![b.clone()]).await;
+        a.shutdown().await;
+    });
+}
+
+/// A listener that completes TCP connections and never says anything, registered with `epmd`
+/// as `short`: a node dialing it stays in its TLS handshake. Accepted connections are kept open
+/// in the returned list.
+async fn silent_node(epmd: &snow_epmd::ServerHandle, short: &str) -> (TcpListener, snow_epmd::client::Registration) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let registration =
+        snow_epmd::client::register(&epmd.local_addr().to_string(), &support::name(short), port).await.unwrap();
+    (listener, registration)
+}
+
+/// TLS to `a` from `from`, naming `dialer` in the ClientHello as a node's dials do; the stream
+/// once TLS is up (the cookie handshake not begun).
+async fn tls_naming(
+    a: &Node,
+    from: IpAddr,
+    dialer: &NodeName,
+) -> std::io::Result<futures_rustls::client::TlsStream<async_net::TcpStream>> {
+    let material = TlsMaterial::self_signed().unwrap();
+    let tcp = raw::connect_from(from, a.listen_addr().unwrap());
+    TlsConnector::from(tls::dialer_config(&material, dialer).unwrap()).connect(tls::server_name(false, "x"), tcp).await
+}
+
+#[test]
+fn a_duplicate_of_a_connection_being_made_is_refused_before_tls() {
+    run(async {
+        let epmd = epmd().await;
+        // "aa" dials "zz" (after it in name order: aa's connection would be kept) and "a0"
+        // (before it: a0's would be), and both stay in TLS.
+        let (zz_listener, _zz) = silent_node(&epmd, "zz").await;
+        let (a0_listener, _a0) = silent_node(&epmd, "a0").await;
+        let a = builder(&epmd, "aa").auth_failures_per_minute(3).start().await.unwrap();
+        let mut held = Vec::new();
+        for (short, listener) in [("zz", &zz_listener), ("a0", &a0_listener)] {
+            a.send(&Pid::new(support::name(short), 1, 1), Term::atom("hello"));
+            eventually("the dial reached the silent node", || match listener.accept() {
+                Ok((stream, _)) => {
+                    held.push(stream);
+                    true
+                }
+                Err(_) => false,
+            })
+            .await;
+        }
+        let hostile: IpAddr = HOSTILE_SOURCE.parse().unwrap();
+        // Naming itself "zz": refused at once, with the alert a dialer reads as the duplicate
+        // verdict. Three times: were refusals failed authentications, three would ban the source.
+        for _ in 0..3 {
+            let err = tls_naming(&a, hostile, &support::name("zz")).await.unwrap_err();
+            let alert = err.get_ref().and_then(|e| e.downcast_ref::<futures_rustls::rustls::Error>());
+            assert!(alert.is_some_and(early_refusal::is_refusal), "{err:?}");
+        }
+        // Naming "a0" (whose connection to a would be kept) or a node a is not dialing: TLS.
+        tls_naming(&a, hostile, &support::name("a0")).await.unwrap();
+        tls_naming(&a, hostile, &support::name("yy")).await.unwrap();
+        eventually("the two TLS-only connections ended", || pending(&a) == 0).await;
+        // Two failed authentications so far (the TLS-only connections), none from the refusals:
+        // the source is not banned (three a minute would).
+        let b = support::name("b");
+        let _conn = raw::dial_as(&a, raw::Peer { from: Some(hostile), ..peer(&b, COOKIE) }).await.unwrap();
+        eventually("b connected", || a.nodes().contains(&b)).await;
+        drop(held);
+        a.shutdown().await;
+    });
+}
+
+#[test]
+fn a_node_list_does_not_make_a_node_dial_a_node_connecting_to_it() {
+    run(async {
+        let epmd = epmd().await;
+        let (zz_listener, _zz) = silent_node(&epmd, "zz").await;
+        let (yy_listener, _yy) = silent_node(&epmd, "yy").await;
+        let a = builder(&epmd, "a").handshake_timeout(Duration::from_secs(10)).start().await.unwrap();
+        // "zz" is connecting to a: TLS is up, its cookie handshake not yet sent.
+        let _zz_dialing = tls_naming(&a, "127.0.0.1".parse().unwrap(), &support::name("zz")).await.unwrap();
+        let incoming = || a.dist_table_sizes().into_iter().find(|(k, _)| *k == "incoming_named").map_or(0, |(_, v)| v);
+        eventually("a lists zz's handshake", || incoming() == 1).await;
+        let mut member = raw::dial(&a, "x", COOKIE).await.unwrap();
+        send_frame(
+            &mut member,
+            &Control::NodeList { nodes: vec![support::name("zz"), support::name("yy")] }.to_bytes(),
+        )
+        .await;
+        // a dials yy, from the same list at the same moment, and not zz.
+        let mut held = Vec::new();
+        eventually("a dialed yy", || yy_listener.accept().map(|(c, _)| held.push(c)).is_ok()).await;
+        snow_node_rt::sleep(Duration::from_millis(200)).await;
+        assert!(zz_listener.accept().is_err(), "a dialed zz while zz's connection to it was in its handshake");
         a.shutdown().await;
     });
 }

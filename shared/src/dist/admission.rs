@@ -129,6 +129,9 @@ pub enum Outcome {
     Authenticated,
     /// The handshake ended before that: a failed authentication of the source.
     Failed,
+    /// This node refused it before TLS, as a duplicate of the connection it is making to the
+    /// node the dialer named itself ([`early_refusal`](super::early_refusal)): neither.
+    Refused,
 }
 
 /// A running handshake's slot; give it back to [`Admission::finish`] exactly once.

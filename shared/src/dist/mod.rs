@@ -33,6 +33,7 @@ pub mod backoff_table;
 pub mod cert_names;
 pub mod control;
 pub mod dial_queue;
+pub mod early_refusal;
 pub mod handshake;
 pub mod inbound;
 pub mod key_exchange;

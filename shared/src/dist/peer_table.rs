@@ -201,6 +201,13 @@ impl<C: Clone, W> PeerTable<C, W> {
         self.peers.contains_key(node)
     }
 
+    /// Whether a connection that `dialer` says it is dialing may be refused before TLS
+    /// ([`early_refusal`](super::early_refusal)): this node is dialing it too, and its own
+    /// connection is the one [`decide`](Self::decide) would keep.
+    pub fn refuses_before_tls(&self, dialer: &NodeName) -> bool {
+        self.is_connecting(dialer) && super::handshake::keep_initiated(&self.local, dialer)
+    }
+
     /// Whether a connection attempt to `node` is under way.
     pub fn is_connecting(&self, node: &NodeName) -> bool {
         matches!(self.peers.get(node), Some(Peer::Connecting(_)))

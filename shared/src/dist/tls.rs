@@ -38,6 +38,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
+use crate::name::NodeName;
+
 use zeroize::Zeroize;
 
 use super::cert_names::{CertNames, CertNamesError};
@@ -212,6 +214,19 @@ fn provider() -> Arc<CryptoProvider> {
 /// (so `snow-epmd ping` can use [`client_only_config`] without one); with a CA it presents the
 /// node's certificate and verifies the acceptor's.
 pub fn client_config(material: &TlsMaterial) -> Result<Arc<ClientConfig>, TlsError> {
+    client_settings(material).map(Arc::new)
+}
+
+/// [`client_config`] for node `local`'s dials: its ClientHello also names it, so that an acceptor
+/// dialing it at the same moment can refuse the duplicate before TLS
+/// ([`early_refusal`](super::early_refusal)).
+pub fn dialer_config(material: &TlsMaterial, local: &NodeName) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = client_settings(material)?;
+    config.alpn_protocols = super::early_refusal::alpn_naming(local).into_iter().collect();
+    Ok(Arc::new(config))
+}
+
+fn client_settings(material: &TlsMaterial) -> Result<ClientConfig, TlsError> {
     let provider = provider();
     let builder =
         ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&[&rustls::version::TLS13])?;
@@ -229,7 +244,7 @@ pub fn client_config(material: &TlsMaterial) -> Result<Arc<ClientConfig>, TlsErr
                 .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?
         }
     };
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 /// A dialing configuration without any certificate of our own, for self-signed clusters: what

@@ -289,7 +289,7 @@ impl NodeBuilder {
                 return Err(StartError::CertificateHost { name: self.name.clone(), names });
             }
         }
-        let tls_client = tls::client_config(&material)?;
+        let tls_client = tls::dialer_config(&material, &self.name)?;
         let tls_server = tls::server_config(&material)?;
         let ca_verified = material.is_ca_verified();
         // rustls holds its own copy of the key; ours is zeroed now.

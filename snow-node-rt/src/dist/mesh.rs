@@ -47,7 +47,7 @@ impl Driver {
         let mut attempts = lock(&self.peers).connecting_count();
         let mut skipped = 0usize;
         for node in nodes {
-            if node == self.name || lock(&self.peers).knows(&node) {
+            if !self.worth_dialing(&node) {
                 continue;
             }
             if attempts >= MAX_MESH_ATTEMPTS {
@@ -77,12 +77,20 @@ impl Driver {
                 return;
             }
             let Some(node) = lock(&self.mesh_deferred).pop() else { return };
-            if node == self.name || lock(&self.peers).knows(&node) {
+            if !self.worth_dialing(&node) {
                 continue;
             }
             log::debug!("{}: dialing {node}, named by a node list while the attempts were full", self.name);
             self.ensure(&node, true, false);
         }
+    }
+}
+
+impl Driver {
+    /// Whether a node list's `node` should be dialed: not us, not connected or connecting, and
+    /// not connecting to us right now (its handshake would make ours a duplicate).
+    fn worth_dialing(&self, node: &NodeName) -> bool {
+        *node != self.name && !lock(&self.peers).knows(node) && !lock(&self.incoming).contains(node)
     }
 }
 

@@ -341,6 +341,7 @@ impl Distribution for Service {
         let remote_spawns = lock(&dist.spawns).len();
         let calls = lock(&dist.calls).len();
         let mesh_deferred = lock(&dist.mesh_deferred).len();
+        let incoming_named = lock(&dist.incoming).len();
         vec![
             ("peers", peers),
             ("connecting", connecting),
@@ -351,6 +352,7 @@ impl Distribution for Service {
             ("remote_spawns", remote_spawns),
             ("calls", calls),
             ("mesh_deferred", mesh_deferred),
+            ("incoming_named", incoming_named),
         ]
     }
 

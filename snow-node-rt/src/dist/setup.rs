@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_net::TcpStream;
-use futures_rustls::{TlsAcceptor, TlsConnector};
+use futures_lite::AsyncWriteExt;
+use futures_rustls::{LazyConfigAcceptor, TlsConnector};
 
 use snow_shared::dist::admission::Outcome;
+use snow_shared::dist::early_refusal;
 use snow_shared::dist::handshake::{Handshake, HandshakeError};
 use snow_shared::dist::tls;
 use snow_shared::epmd::table::State;
@@ -32,6 +34,19 @@ pub(crate) enum SessionError {
     Io(#[from] std::io::Error),
     #[error("no complete handshake within {0:?}")]
     Deadline(std::time::Duration),
+    /// Refused before TLS: this node is dialing the node the dialer named itself, and that
+    /// connection is kept (`early_refusal`).
+    #[error("refused a duplicate connection from {0} before TLS; ours to it is kept")]
+    RefusedEarly(NodeName),
+}
+
+/// A TLS failure of a dial: the acceptor's refusal of a duplicate reads as the `Duplicate` verdict.
+fn dial_tls_error(e: std::io::Error) -> SessionError {
+    let refused = e.get_ref().and_then(|inner| inner.downcast_ref::<futures_rustls::rustls::Error>());
+    if refused.is_some_and(early_refusal::is_refusal) {
+        return SessionError::Handshake(HandshakeError::Duplicate);
+    }
+    SessionError::Tls(e.to_string())
 }
 
 impl From<snow_epmd::handshake::DriveError> for SessionError {
@@ -88,10 +103,8 @@ pub(crate) async fn dial(dist: &Arc<Driver>, node: &NodeName) -> Result<(), Dial
     let timeout = dist.opts.handshake_timeout;
     let work = async {
         let name = tls::server_name(dist.ca_verified, node.host_for_connect());
-        let mut stream = TlsConnector::from(dist.tls_client.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let mut stream =
+            TlsConnector::from(dist.tls_client.clone()).connect(name, tcp).await.map_err(dial_tls_error)?;
         let binding =
             tls::channel_binding(stream.get_ref().1, dist.ca_verified).map_err(|e| SessionError::Tls(e.to_string()))?;
         let mut hs = Handshake::initiator(dist.hs.clone(), node.clone(), binding, handshake_random(), Instant::now());
@@ -141,6 +154,26 @@ async fn wait_for_other(dist: &Arc<Driver>, node: &NodeName) -> Result<(), DistE
     }
 }
 
+/// An incoming handshake from a connection that named its dialer, listed in
+/// [`Driver::incoming`] while it runs.
+struct Claim<'a> {
+    dist: &'a Driver,
+    dialer: NodeName,
+}
+
+impl<'a> Claim<'a> {
+    fn new(dist: &'a Driver, dialer: NodeName) -> Claim<'a> {
+        lock(&dist.incoming).add(&dialer);
+        Claim { dist, dialer }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        lock(&self.dist.incoming).remove(&self.dialer);
+    }
+}
+
 /// Runs the accepting side of one incoming connection, under the handshake deadline. Returns
 /// whether the peer proved the cookie: anything else (TLS failure, malformed messages, timeout,
 /// close, wrong cookie) is a failed authentication of its source.
@@ -157,10 +190,17 @@ pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) 
         let dist = &dist;
         let handle = &handle;
         let work = async move {
-            let mut stream = TlsAcceptor::from(dist.tls_server.clone())
-                .accept(tcp)
-                .await
-                .map_err(|e| SessionError::Tls(e.to_string()))?;
+            let hello =
+                LazyConfigAcceptor::new(Default::default(), tcp).await.map_err(|e| SessionError::Tls(e.to_string()))?;
+            let dialer = early_refusal::named_dialer(hello.client_hello().alpn().into_iter().flatten());
+            if let Some(dialer) = dialer.as_ref().filter(|d| lock(&dist.peers).refuses_before_tls(d)) {
+                let mut tcp = handle.clone();
+                let _ = tcp.write_all(&early_refusal::REFUSAL_RECORD).await;
+                return Err(SessionError::RefusedEarly(dialer.clone()));
+            }
+            let _claim = dialer.map(|dialer| Claim::new(dist, dialer));
+            let mut stream =
+                hello.into_stream(dist.tls_server.clone()).await.map_err(|e| SessionError::Tls(e.to_string()))?;
             let binding = tls::channel_binding(stream.get_ref().1, dist.ca_verified)
                 .map_err(|e| SessionError::Tls(e.to_string()))?;
             let mut hs = Handshake::acceptor(dist.hs.clone(), binding, handshake_random(), Instant::now());
@@ -203,6 +243,10 @@ pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) 
             match &e {
                 SessionError::Handshake(HandshakeError::DuplicateRejected) => {
                     log::debug!("{}: refused a duplicate connection from {addr}", dist.name)
+                }
+                SessionError::RefusedEarly(_) => {
+                    log::debug!("{}: {e} ({addr})", dist.name);
+                    return Outcome::Refused;
                 }
                 _ => log::warn!("{}: handshake with {addr} failed: {e}", dist.name),
             }

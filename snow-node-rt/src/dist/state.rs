@@ -20,6 +20,7 @@ use snow_shared::dist::admission::{Admission, AdmissionLimits};
 use snow_shared::dist::backoff_table::BackoffTable;
 use snow_shared::dist::control::{required_flag, Control, Outgoing};
 use snow_shared::dist::dial_queue::DialQueue;
+use snow_shared::dist::early_refusal::ClaimedDialers;
 use snow_shared::dist::handshake::{HandshakeConfig, PeerInfo};
 use snow_shared::dist::outbound::Lane;
 use snow_shared::dist::peer_table::{Ensured, NodeWatches, Peer, PeerTable, Pending, Room, Routed, Verdict};
@@ -228,6 +229,9 @@ pub(crate) struct Driver {
     /// [`MAX_MESH_ATTEMPTS`](super::mesh::MAX_MESH_ATTEMPTS) attempts are in progress
     /// ([`Driver::dial_deferred`]).
     pub mesh_deferred: Mutex<DialQueue>,
+    /// Nodes whose connections to us are in their handshake (by the name their ClientHello
+    /// gave): not dialed from node lists meanwhile.
+    pub incoming: Mutex<ClaimedDialers>,
     /// Ended by the listener, the snow-epmd keeper and the mesh task when they stop: shutdown
     /// waits for all three.
     pub tasks_done: (Sender<()>, Receiver<()>),
@@ -325,6 +329,7 @@ impl Driver {
             stop_rx,
             attempts: async_channel::unbounded(),
             mesh_deferred: Mutex::new(DialQueue::default()),
+            incoming: Mutex::new(ClaimedDialers::default()),
             tasks_done: async_channel::bounded(3),
             cluster,
         }
