@@ -267,11 +267,29 @@ impl Distribution for Service {
             lock(&dist.spawns).insert(reference.clone(), wait);
             // Dropped before the reply (a timeout below, or the caller's future dropped): a reply
             // that comes later undoes the link or monitor it would have made.
+            // If the reply came in between the last poll and the drop, the link or monitor it made
+            // is undone here instead.
             let guard = UnlessDone::new({
-                let (dist, reference) = (dist.clone(), reference.clone());
+                let (dist, reference, from, node, rx) =
+                    (dist.clone(), reference.clone(), from.clone(), node.clone(), rx.clone());
                 move || {
                     if let Some(wait) = lock(&dist.spawns).get_mut(&reference) {
                         wait.abandoned = true;
+                        return;
+                    }
+                    let Ok(Ok(child)) = rx.try_recv() else { return };
+                    let origin = Origin::Signal { by_process: false };
+                    if link {
+                        if let Some(host) = dist.host() {
+                            host.remove_remote_link(&from, &child);
+                        }
+                        let exit =
+                            Control::Exit { from: from.clone(), to: child.clone(), reason: crate::reason::abandoned() };
+                        let _ = dist.route(&node, &exit, origin);
+                    }
+                    if monitor {
+                        let target = MonitorTarget::Pid(child);
+                        let _ = dist.route(&node, &Control::Demonitor { from, target, reference }, origin);
                     }
                 }
             });
