@@ -50,34 +50,51 @@ pub fn is_refusal(err: &rustls::Error) -> bool {
 }
 
 /// The nodes whose connections to this node are in their TLS or cookie handshake, by the name
-/// their ClientHello gave. A node about to dial a name from a node list skips it while that node
+/// their ClientHello gave. A node about to dial a name from a node list holds off while that node
 /// is connecting to it already: the other duplicate, the one the early refusal cannot catch
-/// (this node started dialing after the other's ClientHello arrived). Holds at most one entry per
-/// running handshake (the listener's admission bounds those).
+/// (this node started dialing after the other's ClientHello arrived). The name is not
+/// authenticated and the handshake may fail, so a dial held off is not dropped: when the last
+/// such handshake ends, [`ClaimedDialers::remove`] says the node is still wanted. Holds at most
+/// one entry per running handshake (the listener's admission bounds those).
 #[derive(Debug, Default)]
 pub struct ClaimedDialers {
-    running: HashMap<NodeName, usize>,
+    running: HashMap<NodeName, Claimed>,
+}
+
+#[derive(Debug)]
+struct Claimed {
+    handshakes: usize,
+    /// A node list named the node while its handshake ran.
+    wanted: bool,
 }
 
 impl ClaimedDialers {
     /// A handshake from a connection that named `dialer` started.
     pub fn add(&mut self, dialer: &NodeName) {
-        *self.running.entry(dialer.clone()).or_insert(0) += 1;
+        self.running.entry(dialer.clone()).or_insert(Claimed { handshakes: 0, wanted: false }).handshakes += 1;
     }
 
-    /// That handshake ended (however).
-    pub fn remove(&mut self, dialer: &NodeName) {
-        if let Some(n) = self.running.get_mut(dialer) {
-            *n -= 1;
-            if *n == 0 {
-                self.running.remove(dialer);
-            }
+    /// That handshake ended (however). `true` if it was the last one from `dialer` and a node
+    /// list wanted `dialer` meanwhile: dial it now, unless it is connected by then.
+    pub fn remove(&mut self, dialer: &NodeName) -> bool {
+        let Some(claimed) = self.running.get_mut(dialer) else { return false };
+        claimed.handshakes -= 1;
+        if claimed.handshakes > 0 {
+            return false;
         }
+        self.running.remove(dialer).is_some_and(|c| c.wanted)
     }
 
-    /// Whether a connection naming `node` is in its handshake.
-    pub fn contains(&self, node: &NodeName) -> bool {
-        self.running.contains_key(node)
+    /// A node list names `node`: `true` (hold the dial off, it is remembered) if a connection
+    /// naming `node` is in its handshake.
+    pub fn hold_off(&mut self, node: &NodeName) -> bool {
+        match self.running.get_mut(node) {
+            Some(claimed) => {
+                claimed.wanted = true;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Names with a handshake running.
@@ -117,16 +134,19 @@ mod tests {
     }
 
     #[test]
-    fn a_claimed_dialer_counts_until_its_last_handshake_ends() {
+    fn a_dial_held_off_is_wanted_when_the_last_handshake_ends() {
         let mut claims = ClaimedDialers::default();
-        let a = name("alice@host1");
+        let (a, b) = (name("alice@host1"), name("bob@host2"));
+        assert!(!claims.hold_off(&a), "nothing runs from alice");
         claims.add(&a);
         claims.add(&a);
-        claims.remove(&a);
-        assert!(claims.contains(&a));
-        claims.remove(&a);
-        assert!(!claims.contains(&a) && claims.is_empty());
-        claims.remove(&a);
+        claims.add(&b);
+        assert!(claims.hold_off(&a));
+        assert!(!claims.remove(&a), "one handshake from alice still runs");
+        assert!(claims.remove(&a), "alice was wanted meanwhile");
+        assert!(!claims.remove(&b), "nobody wanted bob");
+        assert!(claims.is_empty());
+        assert!(!claims.remove(&a));
         assert_eq!(claims.len(), 0);
     }
 

@@ -60,7 +60,7 @@ pub const SCALAR_LABEL: &[u8] = b"snow-dist-v2 scalar";
 pub const CONFIRM_LABEL: &[u8] = b"snow-dist-v2";
 /// Length of a SPAKE2 message: a side byte (`A` from the initiator, `B` from the acceptor) and a
 /// compressed Edwards25519 point.
-pub const PAKE_MESSAGE_LEN: usize = 33;
+pub const PAKE_MESSAGE_LEN: usize = super::spake2::MESSAGE_LEN;
 /// Length of a key confirmation (an HMAC-SHA256).
 pub const CONFIRM_LEN: usize = 32;
 

@@ -84,13 +84,20 @@ impl Driver {
             self.ensure(&node, true, false);
         }
     }
-}
 
-impl Driver {
-    /// Whether a node list's `node` should be dialed: not us, not connected or connecting, and
-    /// not connecting to us right now (its handshake would make ours a duplicate).
+    /// A handshake from `node` ended while a node list wanted `node` (see [`Driver::worth_dialing`]):
+    /// dial it now, within the attempts cap, unless that handshake connected it.
+    pub fn dial_held_off(&self, node: &NodeName) {
+        if lock(&self.mesh_deferred).push(node.clone()) {
+            self.dial_deferred();
+        }
+    }
+
+    /// Whether a node list's `node` should be dialed now: not us, not connected or connecting,
+    /// and not connecting to us right now (its handshake would make ours a duplicate; if it fails,
+    /// [`Driver::dial_held_off`] dials).
     fn worth_dialing(&self, node: &NodeName) -> bool {
-        *node != self.name && !lock(&self.peers).knows(node) && !lock(&self.incoming).contains(node)
+        *node != self.name && !lock(&self.peers).knows(node) && !lock(&self.incoming).hold_off(node)
     }
 }
 

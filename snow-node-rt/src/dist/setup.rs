@@ -170,13 +170,17 @@ impl<'a> Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        lock(&self.dist.incoming).remove(&self.dialer);
+        let wanted = lock(&self.dist.incoming).remove(&self.dialer);
+        if wanted {
+            self.dist.dial_held_off(&self.dialer);
+        }
     }
 }
 
 /// Runs the accepting side of one incoming connection, under the handshake deadline. Returns
-/// whether the peer proved the cookie: anything else (TLS failure, malformed messages, timeout,
-/// close, wrong cookie) is a failed authentication of its source.
+/// whether the peer proved the cookie, or was refused before TLS as a duplicate; anything else
+/// (TLS failure, malformed messages, timeout, close, wrong cookie) is a failed authentication of
+/// its source.
 pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) -> Outcome {
     let _ = tcp.set_nodelay(true);
     let handle = tcp.clone();

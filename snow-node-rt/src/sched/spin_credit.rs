@@ -5,13 +5,14 @@
 //! nodes on one host, a busy neighbour) it is worse than waste: the spinner holds a core the
 //! thread that would send it work needs, so the spin mostly runs out. The pool then stops
 //! spinning once wasted spins outnumber those that paid by [`MAX_CREDIT`] (see [`SpinCredit`]),
-//! and tries one spin in every [`PROBE_EVERY`] parks, so it spins again once spinning pays again. (HotSpot adapts its
-//! lock spinning to past success the same way.)
+//! and tries one spin in every [`PROBE_EVERY`] parks, so it spins again once spinning pays
+//! again. (HotSpot adapts its lock spinning to past success the same way.)
 
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Wasted spins in a row after which the pool stops spinning.
+/// The credit a pool starts with and the most it holds: from full, this many wasted spins in a
+/// row stop the spinning.
 pub(super) const MAX_CREDIT: u32 = 8;
 /// Out of credit, one park in this many spins anyway.
 pub(super) const PROBE_EVERY: u32 = 32;
