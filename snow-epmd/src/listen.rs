@@ -91,16 +91,27 @@ fn bind_both(port: u16) -> Result<Vec<TcpListener>, ListenError> {
     }
 }
 
+/// How many connections the kernel may queue for the accept loop. Every node of a forming mesh
+/// looks each of its peers up at once: 32 nodes make about a thousand lookups within half a
+/// second, and the 128 that `std` asks for overflowed, which the kernel answers by dropping the
+/// connection's handshake and retrying it a whole second later. Linux caps this at
+/// `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// One listening socket; IPv6 sockets are IPv6-only (see the module doc).
 fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
-    let err = |source| ListenError::Bind { addr, source };
-    let IpAddr::V6(_) = addr.ip() else { return TcpListener::bind(addr).map_err(err) };
-    let fd = rustix::net::socket_with(AddressFamily::INET6, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(|e| err(e.into()))?;
-    rustix::net::sockopt::set_socket_reuseaddr(&fd, true).map_err(|e| err(e.into()))?;
-    rustix::net::sockopt::set_ipv6_v6only(&fd, true).map_err(|e| err(e.into()))?;
-    rustix::net::bind(&fd, &addr).map_err(|e| err(e.into()))?;
-    rustix::net::listen(&fd, 1024).map_err(|e| err(e.into()))?;
+    let err = |source: rustix::io::Errno| ListenError::Bind { addr, source: source.into() };
+    let family = match addr.ip() {
+        IpAddr::V4(_) => AddressFamily::INET,
+        IpAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None).map_err(err)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&fd, true).map_err(err)?;
+    if family == AddressFamily::INET6 {
+        rustix::net::sockopt::set_ipv6_v6only(&fd, true).map_err(err)?;
+    }
+    rustix::net::bind(&fd, &addr).map_err(err)?;
+    rustix::net::listen(&fd, LISTEN_BACKLOG).map_err(err)?;
     Ok(TcpListener::from(fd))
 }
 
@@ -125,4 +136,38 @@ pub(crate) fn ensure_file_limit(max_connections: usize, gossip_in_flight: usize)
         .map_err(|e| ListenError::RaiseLimit { needed, source: e.into() })?;
     log::info!("snow-epmd: raised the open-file limit from {soft} to {needed} for --max-connections {max_connections}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn both_families_queue_a_burst_of_lookups_std_would_overflow() {
+        let addrs: [SocketAddr; 2] = ["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+        for addr in addrs {
+            let listener = match bind(addr) {
+                Ok(l) => l,
+                // A host without IPv6 loopback: the IPv4 case still ran.
+                Err(e) if addr.is_ipv6() => {
+                    eprintln!("skipping {addr}: {e}");
+                    continue;
+                }
+                Err(e) => panic!("{e}"),
+            };
+            let local = listener.local_addr().unwrap();
+            // 300 connections before the first accept: past std's queue of 128, the kernel would
+            // drop a SYN and retry only after a second.
+            let clients: Vec<TcpStream> = (0..300)
+                .map(|i| {
+                    TcpStream::connect_timeout(&local, Duration::from_millis(500))
+                        .unwrap_or_else(|e| panic!("{local}: connection {i} was not queued: {e}"))
+                })
+                .collect();
+            assert_eq!(clients.len(), 300);
+        }
+    }
 }

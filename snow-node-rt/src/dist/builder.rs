@@ -31,6 +31,20 @@ use super::service::Service;
 use super::state::{offered_flags, Driver, Options};
 use crate::seam::{Distribution, Host, Runtime};
 
+/// How many incoming connections the kernel may queue before the listener accepts them. A node
+/// every other node dials at once (a seed, or any node while a mesh forms) must not overflow it:
+/// the kernel answers an overflow by dropping the connection's handshake and retrying a whole
+/// second later. `std` asks for 128; Linux caps this at `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// The node's listening socket on `addr`, with a queue of [`LISTEN_BACKLOG`].
+async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    // Listening again on a listening socket only changes its queue.
+    rustix::net::listen(&listener, LISTEN_BACKLOG)?;
+    Ok(listener)
+}
+
 /// Where the TLS identity comes from.
 #[derive(Clone)]
 enum Identity {
@@ -311,7 +325,7 @@ impl NodeBuilder {
             StartError::KeyDerivation(std::io::Error::other("the key derivation thread ended without a key"))
         })?;
         let bind = SocketAddr::new(listen_ip, self.listen_port);
-        let listener = TcpListener::bind(bind).await.map_err(|source| StartError::Listen { addr: bind, source })?;
+        let listener = listen(bind).await.map_err(|source| StartError::Listen { addr: bind, source })?;
         let local = listener.local_addr().map_err(|source| StartError::Listen { addr: bind, source })?;
         let registration = snow_epmd::client::register(&self.epmd, &self.name, local.port()).await?;
         let creation = registration.creation().max(1);
@@ -424,5 +438,31 @@ fn default_listen_ip(host: &str) -> IpAddr {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Far more connections than `std`'s queue of 128, all made before the first is accepted.
+    const BURST: usize = 300;
+
+    #[test]
+    fn the_listener_queues_a_burst_of_connections_std_would_overflow() {
+        let listener = futures_lite::future::block_on(listen("127.0.0.1:0".parse().unwrap())).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // With an overflowing queue the kernel drops the SYN and retries after a second: a
+        // connection past the queue would time out here.
+        let clients: Vec<TcpStream> = (0..BURST)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                    .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"))
+            })
+            .collect();
+        assert_eq!(clients.len(), BURST);
     }
 }
