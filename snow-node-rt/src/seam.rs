@@ -142,6 +142,10 @@ pub trait Host: Send + Sync {
     /// node), so that a `:DOWN` for it is accepted; used when the monitor is set up by a remote
     /// spawn. `false` if `watcher` does not exist.
     fn add_monitor(&self, watcher: &Pid, reference: &Ref, target: Monitored) -> bool;
+    /// Forgets the monitor `reference` the local `watcher` holds (one [`Host::add_monitor`]
+    /// made for a remote spawn whose requester stopped waiting), so that no `:DOWN` for it, not
+    /// even a `:noconnection` one, reaches the watcher. Nothing if there is no such monitor.
+    fn remove_monitor(&self, watcher: &Pid, reference: &Ref);
     /// Asks to be told, through [`Distribution::process_exited`], when the local `pid` exits.
     /// `false` if it does not exist (it will never be told: forget it now).
     fn notify_exit(&self, pid: &Pid) -> bool;

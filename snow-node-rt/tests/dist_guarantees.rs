@@ -161,6 +161,47 @@ fn a_spawn_link_remote_dropped_before_its_reply_abandons_the_child() {
     });
 }
 
+/// A remote spawn with a monitor whose requester stops waiting after the reply was handled (the
+/// future is dropped between its last poll and the drop): the monitor the reply recorded is
+/// forgotten too, so no `:DOWN` with a reference the requester never saw reaches it, not even a
+/// `:noconnection` one when the node goes away.
+#[test]
+fn a_spawn_monitor_remote_dropped_after_its_reply_leaves_no_monitor_behind() {
+    run(async {
+        let epmd = epmd().await;
+        let (a, b) = (node(&epmd, "a").await, spawn_host(&epmd, "b").await);
+        within(a.connect(b.name())).await.unwrap();
+        let (inbox, child_rx) = reporter(&a, false, |_| {});
+        assert_eq!(next(&child_rx).await, Term::atom("ready"));
+        let (tx, requester_rx) = async_channel::unbounded();
+        let (go, go_rx) = async_channel::bounded::<()>(1);
+        let b_name = b.name().clone();
+        let requester = a.spawn(move |mut me| async move {
+            {
+                let request = me.spawn_monitor_remote(&b_name, "reporter", vec![Term::Pid(inbox)]);
+                let mut request = std::pin::pin!(request);
+                let polled = futures_lite::future::poll_once(&mut request).await;
+                let _ = tx.send(Term::atom(if polled.is_none() { "pending" } else { "replied" })).await;
+                // Held, unpolled, while the reply arrives and is handled; then dropped.
+                let _ = go_rx.recv().await;
+            }
+            let _ = tx.send(Term::atom("dropped")).await;
+            forward_until_told_to_exit(&mut me, &tx).await
+        });
+        assert_eq!(next(&requester_rx).await, Term::atom("pending"), "the request was pending after one poll");
+        // The child's first message follows the spawn reply on the same connection: once it is
+        // here, the reply has been handled and the monitor recorded.
+        assert_eq!(next(&child_rx).await, Term::atom("ready"));
+        go.send(()).await.unwrap();
+        assert_eq!(next(&requester_rx).await, Term::atom("dropped"));
+        assert!(a.disconnect(b.name()).unwrap(), "a and b were connected");
+        quiet(&requester_rx, "the abandoned monitor must not fire on nodedown").await;
+        a.send(&requester, exit_command(reason::normal()));
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
+
 #[test]
 fn a_remote_unlink_then_an_exit_leaves_the_other_side_alive() {
     run(async {

@@ -143,6 +143,9 @@ impl Host for MiniHost {
     fn add_monitor(&self, watcher: &Pid, reference: &Ref, target: Monitored) -> bool {
         self.with(watcher, |_, p| p.monitoring.insert(reference.clone(), target)).is_some()
     }
+    fn remove_monitor(&self, watcher: &Pid, reference: &Ref) {
+        self.with(watcher, |_, p| p.monitoring.remove(reference));
+    }
     fn notify_exit(&self, pid: &Pid) -> bool {
         self.procs.lock().unwrap().contains_key(pid)
     }

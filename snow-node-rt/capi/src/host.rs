@@ -607,6 +607,13 @@ impl Host for CHost {
         }
     }
 
+    fn remove_monitor(&self, watcher: &Pid, reference: &Ref) {
+        let mut t = self.lock();
+        if let Some(entry) = self.local_id(watcher).and_then(|id| t.procs.get_mut(&id)) {
+            entry.monitoring.remove(reference);
+        }
+    }
+
     fn notify_exit(&self, pid: &Pid) -> bool {
         let mut t = self.lock();
         match self.local_id(pid).and_then(|id| t.procs.get_mut(&id)) {

@@ -279,6 +279,7 @@ mod tests {
         fn add_monitor(&self, watcher: &Pid, _reference: &Ref, _target: Monitored) -> bool {
             watcher.id() == 1
         }
+        fn remove_monitor(&self, _watcher: &Pid, _reference: &Ref) {}
         fn notify_exit(&self, pid: &Pid) -> bool {
             pid.id() == 1
         }

@@ -288,6 +288,9 @@ impl Distribution for Service {
                         let _ = dist.route(&node, &exit, origin);
                     }
                     if monitor {
+                        if let Some(host) = dist.host() {
+                            host.remove_monitor(&from, &reference);
+                        }
                         let target = MonitorTarget::Pid(child);
                         let _ = dist.route(&node, &Control::Demonitor { from, target, reference }, origin);
                     }

@@ -74,6 +74,12 @@ impl Host for NodeState {
         self.table.get(watcher).is_some_and(|p| p.is_running() && p.add_monitoring(reference, Monitoring::of(target)))
     }
 
+    fn remove_monitor(&self, watcher: &Pid, reference: &Ref) {
+        if let Some(p) = self.table.get(watcher) {
+            p.take_monitoring(reference);
+        }
+    }
+
     fn notify_exit(&self, pid: &Pid) -> bool {
         self.table.get(pid).is_some_and(|p| p.tell_distribution_on_exit())
     }
