@@ -68,28 +68,37 @@ async fn exits_when_told(mut me: Process) -> Term {
 /// A node whose allow-list has `reporter` (traps exits, sends `:ready` to the pid given as its
 /// only argument, forwards everything there, exits on `{:exit, reason}`) and `exit_at_once`
 /// (exits with `:boom` as soon as it runs).
+///
+/// `reporter` traps exits from its creation (the spawnable is called when the process is made,
+/// before it first runs): an exit signal can reach a new process before its body runs a line,
+/// and a body that set the flag itself would die of it unreported.
 async fn spawn_host(epmd: &snow_epmd::ServerHandle, short: &str) -> Node {
     let node = node(epmd, short).await;
-    node.register_spawnable("reporter", |mut me: Process, args: Term| async move {
-        let to = match args {
-            Term::List(items) => match items.as_slice() {
-                [Term::Pid(to)] => to.clone(),
-                _ => return Term::atom("badarg"),
-            },
-            _ => return Term::atom("badarg"),
-        };
+    node.register_spawnable("reporter", |me: Process, args: Term| {
         me.trap_exit(true);
-        me.send(&to, Term::atom("ready"));
-        loop {
-            let msg = me.receive().await;
-            if let Some(reason) = exit_command_reason(&msg) {
-                return reason;
-            }
-            me.send(&to, msg);
-        }
+        reporter_body(me, args)
     });
     node.register_spawnable("exit_at_once", |_me: Process, _args: Term| async move { Term::atom("boom") });
     node
+}
+
+/// `reporter`'s body, once it traps exits.
+async fn reporter_body(mut me: Process, args: Term) -> Term {
+    let to = match args {
+        Term::List(items) => match items.as_slice() {
+            [Term::Pid(to)] => to.clone(),
+            _ => return Term::atom("badarg"),
+        },
+        _ => return Term::atom("badarg"),
+    };
+    me.send(&to, Term::atom("ready"));
+    loop {
+        let msg = me.receive().await;
+        if let Some(reason) = exit_command_reason(&msg) {
+            return reason;
+        }
+        me.send(&to, msg);
+    }
 }
 
 /// The reason of an `{:EXIT, from, reason}` or `{:DOWN, ref, item, reason}` message.
