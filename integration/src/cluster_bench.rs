@@ -3,7 +3,7 @@
 //! workloads as the Erlang baseline (`benches/erlang/cluster_bench.erl`, `global` and `pg`).
 //!
 //! The bench binary re-executes itself with `SNOW_CLUSTER_ROLE` ([`role_main`]):
-//! - agent (`n2`..`n5@127.0.0.1`): registers `cluster_agent` (see [`agent`]), prints `READY`.
+//! - agent (`n2`..`n5@127.0.0.1`): registers `cluster_agent` (see `agent`), prints `READY`.
 //! - lead (`n1@127.0.0.1`): runs an agent too, connects to the others, waits for the full mesh,
 //!   runs the workloads (each timed one between phase lines, [`crate::meter`]), prints `RESULT`
 //!   lines ([`ClusterFigures`]) and exits.

@@ -1,6 +1,6 @@
 //! Private temporary directories (removed on drop) and secret files (mode 600), for cookies,
 //! certificates, snow-epmd data and compiled Erlang modules: the workspace's one
-//! [`TempDir`](snow_shared::test_support::TempDir), plus cookies and free ports.
+//! [`snow_shared::test_support::TempDir`], plus cookies and free ports.
 
 pub use snow_shared::test_support::{write_secret, TempDir};
 

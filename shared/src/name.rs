@@ -20,7 +20,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_HOST_LEN: usize = 253;
 
 /// Upper bound on the node names kept in the process-wide node table that decoders' caches point
-/// into (see [`NodeName::interned`]). Past it, names are still parsed and correct, just not cached.
+/// into (see `NodeName::interned`). Past it, names are still parsed and correct, just not cached.
 pub const MAX_INTERNED_NODES: usize = 1 << 16;
 
 /// A validated node name in canonical form, cheap to clone and compare.

@@ -1,4 +1,4 @@
-//! The term codec (PROTOCOL.md section 1): [`Term`] to bytes and back.
+//! The term codec (PROTOCOL.md section 1): [`Term`](crate::Term) to bytes and back.
 //!
 //! An encoded term is one version byte ([`WIRE_VERSION`]) followed by one type-tagged value.
 //! Integers 0 to 127 take a single byte; other integers are zigzag varints; every length and count

@@ -18,7 +18,7 @@
 //!
 //! PAKE and CONFIRM are a balanced password-authenticated key exchange (SPAKE2, keyed by the
 //! cookie, bound to the TLS exporter, both node names and roles) and its key confirmations; see
-//! [`key_exchange`](super::key_exchange) for the cryptography and why neither side's transcript
+//! [`super::key_exchange`] for the cryptography and why neither side's transcript
 //! lets anyone test cookie guesses offline. The initiator confirms first, so an acceptor that does
 //! not know the cookie learns only that its one guess was wrong. The confirmations cover both
 //! HELLOs (versions, flags, names, creations), so those are authenticated too.

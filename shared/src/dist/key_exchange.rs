@@ -1,5 +1,5 @@
 //! The cryptography of the node handshake (PROTOCOL.md 4.2.2): a balanced PAKE (SPAKE2 over
-//! Ed25519, [`spake2`](super::spake2)) keyed by the cookie and bound to the TLS session, and the
+//! Ed25519, computed in `spake2.rs`) keyed by the cookie and bound to the TLS session, and the
 //! key confirmations both sides exchange.
 //!
 //! Why a PAKE: with a MAC over a challenge (protocol version 1), whoever answered a dial received

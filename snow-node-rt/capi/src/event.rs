@@ -1,5 +1,5 @@
 //! What the embedder is told about its processes, and how it is laid out for its `deliver`
-//! callback: the C event ([`snow_event`]), its kinds, and the encoding of each [`Event`] into
+//! callback: the C event ([`snow_event`]), its kinds, and the encoding of each `Event` into
 //! buffers that live for the call.
 
 use std::cell::RefCell;
