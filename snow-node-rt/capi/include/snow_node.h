@@ -1086,6 +1086,47 @@ snow_status snow_spawn_remote(const struct snow_node *node,
 const char *snow_last_error(void);
 
 /**
+ * Decodes the encoded term of `len` bytes at `data` (checked with the same limits as terms from
+ * the network: PROTOCOL.md 1.8) into a new decoder at `*out`. The decoder copies what it needs:
+ * `data` may be freed after the call.
+ *
+ * # Safety
+ * `data` must point at `len` readable bytes; `out` must be writable.
+ */
+snow_status snow_decoder_new(const uint8_t *data, size_t len, struct snow_decoder **out);
+
+/**
+ * Frees a decoder; the text pointers of its items become invalid. Null is ignored.
+ *
+ * # Safety
+ * `decoder` must be null or a decoder from `snow_decoder_new` not yet freed.
+ */
+void snow_decoder_free(struct snow_decoder *decoder);
+
+/**
+ * The next item into `*item`: `SNOW_OK`, or `SNOW_ERR_END` after the last one.
+ *
+ * # Safety
+ * `decoder` must be a decoder from `snow_decoder_new` not yet freed; `item` writable.
+ */
+snow_status snow_decode_next(struct snow_decoder *decoder, struct snow_item *item);
+
+/**
+ * Writes the encoded term at `data` as text (Snow's display form, e.g. `{:echo, "hello"}`) into
+ * `buf` (`cap` bytes, nul-terminated; truncated if too small) and the text's full length, nul not
+ * counted, into `*needed` (when not null). `SNOW_ERR_BUFFER` if it did not fit.
+ *
+ * # Safety
+ * `data` must point at `len` readable bytes; `buf` at `cap` writable bytes (or be null with
+ * `cap == 0`); `needed` null or writable.
+ */
+snow_status snow_term_to_text(const uint8_t *data,
+                              size_t len,
+                              char *buf,
+                              size_t cap,
+                              size_t *needed);
+
+/**
  * A new, empty encoder (never null). Free it with `snow_encoder_free`.
  */
 struct snow_encoder *snow_encoder_new(void);
@@ -1262,47 +1303,6 @@ snow_status snow_encode_sum(struct snow_encoder *encoder,
                             const char *variant,
                             size_t variant_len,
                             size_t fields);
-
-/**
- * Decodes the encoded term of `len` bytes at `data` (checked with the same limits as terms from
- * the network: PROTOCOL.md 1.8) into a new decoder at `*out`. The decoder copies what it needs:
- * `data` may be freed after the call.
- *
- * # Safety
- * `data` must point at `len` readable bytes; `out` must be writable.
- */
-snow_status snow_decoder_new(const uint8_t *data, size_t len, struct snow_decoder **out);
-
-/**
- * Frees a decoder; the text pointers of its items become invalid. Null is ignored.
- *
- * # Safety
- * `decoder` must be null or a decoder from `snow_decoder_new` not yet freed.
- */
-void snow_decoder_free(struct snow_decoder *decoder);
-
-/**
- * The next item into `*item`: `SNOW_OK`, or `SNOW_ERR_END` after the last one.
- *
- * # Safety
- * `decoder` must be a decoder from `snow_decoder_new` not yet freed; `item` writable.
- */
-snow_status snow_decode_next(struct snow_decoder *decoder, struct snow_item *item);
-
-/**
- * Writes the encoded term at `data` as text (Snow's display form, e.g. `{:echo, "hello"}`) into
- * `buf` (`cap` bytes, nul-terminated; truncated if too small) and the text's full length, nul not
- * counted, into `*needed` (when not null). `SNOW_ERR_BUFFER` if it did not fit.
- *
- * # Safety
- * `data` must point at `len` readable bytes; `buf` at `cap` writable bytes (or be null with
- * `cap == 0`); `needed` null or writable.
- */
-snow_status snow_term_to_text(const uint8_t *data,
-                              size_t len,
-                              char *buf,
-                              size_t cap,
-                              size_t *needed);
 
 #ifdef __cplusplus
 }  // extern "C"
