@@ -145,6 +145,39 @@ fn simultaneous_connects_leave_exactly_one_connection() {
     });
 }
 
+/// A shutdown awaited by a process that stops waiting (killed, or a `select` that chose another
+/// branch: here its future is dropped after one poll) still completes, as stopping Erlang's
+/// net_kernel does when the process that asked dies: the node leaves snow-epmd, and its peers see
+/// it go. Several megabytes are queued to `b` first, so the shutdown is still waiting for them to
+/// leave when its caller stops waiting.
+#[test]
+fn a_shutdown_whose_caller_stops_waiting_still_completes() {
+    run(async {
+        let epmd = epmd().await;
+        let at = epmd.local_addr().to_string();
+        let (a, b) = (node(&epmd, "a").await, node(&epmd, "b").await);
+        within(a.connect(&name("b"))).await.unwrap();
+        let (sink, got) = forwarder(&b, |_, _| {});
+        let (tx, rx) = async_channel::unbounded();
+        let stopping = a.clone();
+        a.spawn(move |me| async move {
+            me.send(&sink, Term::binary(vec![7u8; 8 << 20]));
+            let polled = futures_lite::future::poll_once(stopping.shutdown()).await;
+            let _ = tx.send(polled.is_some()).await;
+        });
+        assert!(!next(&rx).await, "the shutdown was still flushing after one poll");
+        eventually("b sees the connection to a closed", || b.nodes().is_empty()).await;
+        let start = Instant::now();
+        while lookup(&at, &name("a")).await.unwrap().is_some_and(|f| f.state == State::Up) {
+            assert!(start.elapsed() < WAIT, "a is still registered {WAIT:?} after its shutdown began");
+            snow_node_rt::sleep(Duration::from_millis(10)).await;
+        }
+        // What was queued before the shutdown still left first.
+        assert!(matches!(next(&got).await, Term::Binary(bytes) if bytes.len() == 8 << 20));
+        b.shutdown().await;
+    });
+}
+
 #[test]
 fn shutdown_unregisters_from_snow_epmd() {
     run(async {

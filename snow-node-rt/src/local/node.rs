@@ -278,9 +278,13 @@ impl Node {
     /// Stops distribution: the listener closes, every connection is closed (links and monitors
     /// across them fire `:noconnection`), the node unregisters from snow-epmd, and remote pids
     /// behave as dead from then on. Local processes keep running. Idempotent.
+    ///
+    /// The shutdown runs as a task of its own, as Erlang's net_kernel stops in its own process:
+    /// a caller that stops waiting (a process killed meanwhile, a `select` that chose another
+    /// branch) does not leave distribution half stopped. Awaiting this waits for it to end.
     pub async fn shutdown(&self) {
         if let Some(dist) = self.inner.set_distribution(None) {
-            dist.shutdown().await;
+            let _ = crate::sched::spawn(async move { dist.shutdown().await }).await;
         }
     }
 
