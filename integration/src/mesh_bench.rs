@@ -18,7 +18,7 @@ use crate::child::{ChildProc, Line};
 use crate::cluster::Cluster;
 use crate::erlang::{start_epmd, ErlangBaseline, Transport};
 use crate::figures::percentile;
-use crate::meter::{clock_ticks_per_s, cpu_ticks};
+use crate::meter::{clock_ticks_per_s, cpu_ns, cpu_ticks};
 use crate::tmp::random_cookie;
 
 /// How long a mesh may take to form before the run counts as failed.
@@ -43,7 +43,8 @@ pub struct MeshFigures {
     pub formation_cpu: Duration,
     /// Mean resident memory of a node once meshed, KiB.
     pub rss_kib: u64,
-    /// Mean CPU of one idle meshed node, percent of one core, over the sample.
+    /// Mean CPU of one idle meshed node, percent of one core, over the sample (from the
+    /// scheduler's per-thread account in nanoseconds, [`cpu_ns`]).
     pub idle_cpu_pct: f64,
     /// Highest idle CPU of any one node, percent of one core.
     pub idle_cpu_max_pct: f64,
@@ -151,13 +152,14 @@ pub fn measure(nodes: &mut [ChildProc], names: &[String], idle_sample: Duration)
     let formation_cpu = Duration::from_secs_f64((total_cpu_ticks(&pids)? - cpu_before) as f64 / ticks as f64);
 
     std::thread::sleep(SETTLE);
-    let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_, _>>()?;
+    // In nanoseconds: at 10 ms ticks, one tick was 0.1% of a 10 s sample, as much as a node spends.
+    let before: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect::<Result<_, _>>()?;
     let sample_start = Instant::now();
     std::thread::sleep(idle_sample);
-    let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_, _>>()?;
+    let after: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect::<Result<_, _>>()?;
     let sampled = sample_start.elapsed().as_secs_f64();
     let pct: Vec<f64> =
-        before.iter().zip(&after).map(|(b, a)| (a - b) as f64 / ticks as f64 / sampled * 100.0).collect();
+        before.iter().zip(&after).map(|(b, a)| a.saturating_sub(*b) as f64 / 1e9 / sampled * 100.0).collect();
     let idle_cpu_pct = pct.iter().sum::<f64>() / n as f64;
     let idle_cpu_max_pct = pct.iter().cloned().fold(0.0, f64::max);
     let rss_kib = pids.iter().map(|&p| rss_kib(p)).collect::<Result<Vec<_>, _>>()?.iter().sum::<u64>() / n as u64;
@@ -210,7 +212,7 @@ pub fn table(rows: &[(Side, MeshFigures)]) -> String {
     let mut out = String::from("| nodes | side | formation | CPU of all nodes while forming | memory per node | idle CPU per node (mean / max) | kill -9 seen by all (median / max) |\n|---|---|---|---|---|---|---|\n");
     for (side, f) in rows {
         out.push_str(&format!(
-            "| {} | {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.3}% / {:.3}% | {:.1} / {:.1} ms |\n",
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.4}% / {:.4}% | {:.1} / {:.1} ms |\n",
             f.nodes,
             side.label(),
             f.formation.as_secs_f64() * 1e3,

@@ -139,6 +139,35 @@ pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
     parse_stat_ticks(&stat).ok_or_else(|| format!("{path}: unexpected format: {stat}"))
 }
 
+/// CPU time of process `pid` in nanoseconds, summed over its threads alive now (the first field
+/// of `/proc/<pid>/task/*/schedstat`: the scheduler's own account of time on a CPU, not sampled
+/// at clock ticks). Threads that have exited are not counted, so compare two readings only over a
+/// window in which the process's threads live on (an idle sample), where a tick-based reading
+/// ([`cpu_ticks`]) could not tell 0 from 10 ms.
+pub fn cpu_ns(pid: u32) -> Result<u64, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {dir}: {e}"))?;
+    let mut total = 0u64;
+    for task in tasks {
+        let path = task.map_err(|e| format!("{dir}: {e}"))?.path().join("schedstat");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                total +=
+                    parse_schedstat_ns(&text).ok_or_else(|| format!("{}: unexpected format: {text}", path.display()))?
+            }
+            // The thread exited between the listing and the read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(total)
+}
+
+/// The time on a CPU (ns), the first of a `schedstat` line's three fields.
+fn parse_schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line; the command name (field 2)
 /// may hold spaces and parentheses, so fields are counted after its last `)`.
 fn parse_stat_ticks(stat: &str) -> Option<u64> {
@@ -260,6 +289,19 @@ fn cost(start: &Sample, end: &Sample, messages: u64, elapsed: Duration) -> Cost 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedstat_gives_its_first_field_and_this_process_has_spent_cpu() {
+        assert_eq!(parse_schedstat_ns("176696282 10450477 369\n"), Some(176_696_282));
+        assert_eq!(parse_schedstat_ns(""), None);
+        let spent = cpu_ns(std::process::id()).unwrap();
+        let until = std::time::Instant::now() + Duration::from_millis(20);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        let later = cpu_ns(std::process::id()).unwrap();
+        assert!(later >= spent + 10_000_000, "20 ms of spinning counted {} ns", later - spent);
+    }
 
     #[test]
     fn stat_ticks_skip_a_command_name_with_spaces_and_parentheses() {
