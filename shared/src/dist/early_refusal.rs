@@ -1,4 +1,4 @@
-//! Refusing a duplicate connection before TLS (PROTOCOL.md 4.1): when two nodes dial each other
+//! Refusing a duplicate connection before TLS (PROTOCOL.md 4.2.4): when two nodes dial each other
 //! at once, the lower name's connection is kept (see
 //! [`keep_initiated`](super::handshake::keep_initiated)). Decided after the cookie handshake, the
 //! other connection has cost both nodes a TLS handshake and a key exchange for nothing; while a

@@ -169,12 +169,7 @@ pub(crate) fn spawn_reply(
     if wait.abandoned {
         if let Ok(child) = result {
             log::debug!("{}: late spawn reply for {child} from {peer}; abandoning it", dist.name);
-            if wait.link {
-                reply(Control::Exit { from: to.clone(), to: child.clone(), reason: reason::abandoned() });
-            }
-            if wait.monitor {
-                reply(Control::Demonitor { from: to, target: MonitorTarget::Pid(child), reference });
-            }
+            abandon_child(&to, &child, &reference, wait.link, wait.monitor, reply);
         }
         return;
     }
@@ -192,6 +187,29 @@ pub(crate) fn spawn_reply(
         }
     }
     let _ = wait.reply.try_send(result);
+}
+
+/// What the requester of a remote spawn sends the child it stopped waiting for: exit `:abandoned`
+/// through the link the spawn made, and DEMONITOR for its monitor (Erlang's
+/// `spawn_request_abandon`).
+pub(crate) fn abandon_child(
+    requester: &Pid,
+    child: &Pid,
+    reference: &Ref,
+    link: bool,
+    monitor: bool,
+    send: &mut dyn FnMut(Control),
+) {
+    if link {
+        send(Control::Exit { from: requester.clone(), to: child.clone(), reason: reason::abandoned() });
+    }
+    if monitor {
+        send(Control::Demonitor {
+            from: requester.clone(),
+            target: MonitorTarget::Pid(child.clone()),
+            reference: reference.clone(),
+        });
+    }
 }
 
 /// Takes the wait of request `reference` if it was made to `peer` by `requester`.

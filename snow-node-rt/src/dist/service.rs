@@ -278,22 +278,18 @@ impl Distribution for Service {
                         return;
                     }
                     let Ok(Ok(child)) = rx.try_recv() else { return };
-                    let origin = Origin::Signal { by_process: false };
-                    if link {
-                        if let Some(host) = dist.host() {
+                    if let Some(host) = dist.host() {
+                        if link {
                             host.remove_remote_link(&from, &child);
                         }
-                        let exit =
-                            Control::Exit { from: from.clone(), to: child.clone(), reason: crate::reason::abandoned() };
-                        let _ = dist.route(&node, &exit, origin);
-                    }
-                    if monitor {
-                        if let Some(host) = dist.host() {
+                        if monitor {
                             host.remove_monitor(&from, &reference);
                         }
-                        let target = MonitorTarget::Pid(child);
-                        let _ = dist.route(&node, &Control::Demonitor { from, target, reference }, origin);
                     }
+                    let origin = Origin::Signal { by_process: false };
+                    super::reactions::abandon_child(&from, &child, &reference, link, monitor, &mut |signal| {
+                        let _ = dist.route(&node, &signal, origin);
+                    });
                 }
             });
             let req = Control::SpawnReq {
