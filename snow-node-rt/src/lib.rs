@@ -10,10 +10,11 @@
 //! Processes run on a process-wide pool of scheduler threads (one per CPU, or `SNOW_SCHEDULERS`),
 //! built on `async-task` like smol's executor, but keeping communicating processes on
 //! one thread as BEAM does: a process woken by a message runs next on the thread of the process
-//! that sent it, instead of waking another thread. Sockets and timers are async-io's (smol's), and
-//! an idle scheduler thread waits in their reactor, so the process a socket or timer wakes runs
-//! on the thread that saw the event. A process may await any async-io socket or timer; the
-//! distribution layer's own tasks (connection readers and writers) run on the same pool.
+//! that sent it, instead of waking another thread. The runtime's sockets and timers are on its own
+//! epoll reactor, in which an idle scheduler thread waits, so the process a socket or timer wakes
+//! runs on the thread that saw the event; the distribution layer's own tasks (connection readers
+//! and writers) run on the same pool. A process may also await async-io's (smol's) sockets and
+//! timers: async-io's own thread drives those.
 //! A process should not block its thread (a blocking call or a long computation without an
 //! `.await`): the process it woke last waits until it yields.
 //!
@@ -58,6 +59,7 @@ pub mod dist;
 pub mod error;
 mod local;
 mod pool_runtime;
+mod reactor;
 pub mod reason;
 mod sched;
 pub mod seam;

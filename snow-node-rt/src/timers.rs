@@ -195,7 +195,7 @@ impl Drop for Deadline {
 /// The driver: wakes the waiters whose deadline passed, then sleeps until the earliest one left
 /// (or until a new, earlier deadline wakes it).
 async fn drive() {
-    let mut timer = async_io::Timer::never();
+    let mut timer = crate::reactor::timer::Timer::never();
     let mut timer_at: Option<Instant> = None;
     std::future::poll_fn(move |cx| loop {
         let now = Instant::now();
@@ -219,7 +219,7 @@ async fn drive() {
         if next != timer_at {
             match next {
                 Some(at) => timer.set_at(at),
-                None => timer = async_io::Timer::never(),
+                None => timer.clear(),
             }
             timer_at = next;
         }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use async_net::TcpListener;
+use crate::reactor::tcp::TcpListener;
 use snow_shared::cluster::global::ConflictNotice;
 use snow_shared::cookie::{derive_key_with_iterations, Cookie, KeyLabel, PBKDF2_ITERATIONS};
 use snow_shared::dist::handshake::HandshakeConfig;
@@ -38,11 +38,11 @@ use crate::seam::{Distribution, Host, Runtime};
 const LISTEN_BACKLOG: i32 = 4096;
 
 /// The node's listening socket on `addr`, with a queue of [`LISTEN_BACKLOG`].
-async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await?;
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
     // Listening again on a listening socket only changes its queue.
     rustix::net::listen(&listener, LISTEN_BACKLOG)?;
-    Ok(listener)
+    TcpListener::new(listener)
 }
 
 /// Where the TLS identity comes from.
@@ -325,7 +325,10 @@ impl NodeBuilder {
             StartError::KeyDerivation(std::io::Error::other("the key derivation thread ended without a key"))
         })?;
         let bind = SocketAddr::new(listen_ip, self.listen_port);
-        let listener = listen(bind).await.map_err(|source| StartError::Listen { addr: bind, source })?;
+        // The scheduler's workers drive the sockets' reactor, also for a node whose tasks run on
+        // an embedder's scheduler (the C ABI's `schedule` callback).
+        crate::sched::start();
+        let listener = listen(bind).map_err(|source| StartError::Listen { addr: bind, source })?;
         let local = listener.local_addr().map_err(|source| StartError::Listen { addr: bind, source })?;
         let registration = snow_epmd::client::register(&self.epmd, &self.name, local.port()).await?;
         let creation = registration.creation().max(1);
@@ -453,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_listener_queues_a_burst_of_connections_std_would_overflow() {
-        let listener = futures_lite::future::block_on(listen("127.0.0.1:0".parse().unwrap())).unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         // With an overflowing queue the kernel drops the SYN and retries after a second: a
         // connection past the queue would time out here.

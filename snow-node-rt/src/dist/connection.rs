@@ -30,16 +30,13 @@
 //!   reported down.
 
 use std::io::{BufRead, IoSlice, Write};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::reactor::tcp::TcpStream;
 use async_channel::{Receiver, Sender};
-use async_io::Async;
-use async_net::TcpStream;
-use futures_lite::io::{AsyncRead, AsyncWrite};
 use snow_shared::dist::control::Control;
 use snow_shared::dist::handshake::PeerInfo;
 use snow_shared::dist::inbound::Inbound;
@@ -92,7 +89,7 @@ pub(crate) struct Conn {
     /// `{:nodedown, peer}` and `:noconnection` signals ([`Conn::quiesce`]).
     dispatching: Mutex<()>,
     /// The socket, read and written without blocking through its reactor registration.
-    tcp: Arc<Async<std::net::TcpStream>>,
+    tcp: TcpStream,
     liveness: Mutex<Liveness>,
     /// Time origin of the two clocks below.
     born: Instant,
@@ -138,7 +135,7 @@ impl Conn {
             room: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             dispatching: Mutex::new(()),
-            tcp: tcp.into(),
+            tcp,
             liveness: Mutex::new(Liveness::new(dist.opts.ticktime, now)),
             born: now,
             last_write: AtomicU64::new(0),
@@ -327,7 +324,7 @@ impl Conn {
     /// Closes the connection: the socket is shut (ending the tasks) and waiters are released.
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            let _ = self.tcp.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = self.tcp.shutdown(std::net::Shutdown::Both);
             let _ = self.wake_tx.try_send(());
             self.stop_tx.close();
             self.wake_room();
@@ -457,7 +454,7 @@ fn noop_waker() -> &'static Waker {
 /// full (the waker in `cx` is registered for writability).
 fn flush_tls(
     tls: &mut rustls::Connection,
-    tcp: &Async<std::net::TcpStream>,
+    tcp: &TcpStream,
     writes: &AtomicU64,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<()>> {
@@ -477,20 +474,20 @@ fn flush_tls(
 /// The socket as a non-blocking `std::io::Write` for rustls: a write the socket cannot take now
 /// is `WouldBlock`, with the task in `cx` registered to be woken when it can.
 struct SocketWriter<'a, 'b> {
-    tcp: &'a Async<std::net::TcpStream>,
+    tcp: &'a TcpStream,
     cx: &'a mut Context<'b>,
 }
 
 impl Write for SocketWriter<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match Pin::new(&mut &*self.tcp).poll_write(self.cx, buf) {
+        match self.tcp.poll_write(self.cx, buf) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
-        match Pin::new(&mut &*self.tcp).poll_write_vectored(self.cx, bufs) {
+        match self.tcp.poll_write_vectored(self.cx, bufs) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
         }
@@ -620,7 +617,7 @@ async fn reader(dist: Arc<Driver>, conn: Arc<Conn>, leftover: Vec<u8>) {
         }
         let mut waited = false;
         let read = futures_lite::future::poll_fn(|cx| {
-            let poll = Pin::new(&mut &*conn.tcp).poll_read(cx, &mut buf);
+            let poll = conn.tcp.poll_read(cx, &mut buf);
             waited |= poll.is_pending();
             poll
         });

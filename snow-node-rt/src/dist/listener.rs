@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_net::TcpListener;
+use crate::reactor::tcp::TcpListener;
 use futures_lite::future;
 use snow_shared::dist::admission::Refusal;
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_net::TcpStream;
+use crate::reactor::tcp::TcpStream;
 use futures_lite::AsyncWriteExt;
 use futures_rustls::{LazyConfigAcceptor, TlsConnector};
 
@@ -92,8 +92,7 @@ pub(crate) async fn dial(dist: &Arc<Driver>, node: &NodeName) -> Result<(), Dial
     let connect_err = |reason: String, retriable| {
         fail(DistError::Connect { node: node.clone(), addr: addr.clone(), reason }, retriable)
     };
-    let tcp = match dist.within(dist.opts.connect_timeout, TcpStream::connect((found.host.as_str(), found.port))).await
-    {
+    let tcp = match dist.within(dist.opts.connect_timeout, TcpStream::connect(&found.host, found.port)).await {
         None => return Err(connect_err(format!("no TCP answer within {:?}", dist.opts.connect_timeout), true)),
         Some(Err(e)) => return Err(connect_err(e.to_string(), true)),
         Some(Ok(s)) => s,

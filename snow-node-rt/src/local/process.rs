@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use smol_timeout::TimeoutExt;
 use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::aliases::AliasMode;
@@ -206,7 +205,8 @@ impl Process {
                     let Some(dist) = self.node.inner.distribution() else { return };
                     // Bounded: the writer drains the queue, or the connection is closed when its
                     // writes have stalled for a ticktime, which also ends the wait.
-                    let waited = std::future::poll_fn(|cx| dist.poll_room(&node, cx)).timeout(dist.ticktime()).await;
+                    let room = std::future::poll_fn(|cx| dist.poll_room(&node, cx));
+                    let waited = crate::timers::within(dist.ticktime(), room).await;
                     if waited.is_none() {
                         // Still busy after a whole ticktime: queue it anyway, with `send`'s rules.
                         self.send(to, msg);

@@ -10,6 +10,10 @@
 //! of README's cluster table come back. It sleeps without a timeout once the queues have
 //! been empty for [`IDLE_ROUNDS`] looks, and the first task queued after that wakes it: an idle
 //! pool costs nothing.
+//!
+//! While it looks, it also watches the reactor: when every worker is busy nobody waits in epoll,
+//! and a worker turns the reactor only every [`INJECTOR_INTERVAL`] runs. A reactor that nobody
+//! turned for a whole interval is turned here, without blocking (`reactor/mod.rs`).
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
@@ -17,7 +21,8 @@ use std::time::Duration;
 
 use super::PoolShared;
 #[cfg(doc)]
-use super::WAKE_OTHER_AFTER;
+use super::{INJECTOR_INTERVAL, WAKE_OTHER_AFTER};
+use crate::reactor::Reactor;
 
 /// How often the balancer looks at the queues while any of them holds tasks.
 pub(super) const BALANCE_INTERVAL: Duration = Duration::from_millis(5);
@@ -32,7 +37,15 @@ const IDLE_ROUNDS: u32 = 20;
 pub(super) fn run(shared: Arc<PoolShared>) {
     let threshold = STUCK_AFTER.as_nanos() as u64;
     let mut idle_rounds = 0;
+    let reactor = Reactor::get();
+    let mut last_turns = reactor.turns();
     while !shared.shutdown.load(SeqCst) {
+        if reactor.turns() == last_turns {
+            // Nobody turned it since the last look: nobody is waiting in it (a driver waiting
+            // in epoll holds the lock, and this does nothing) or every worker is busy.
+            reactor.poll_if_free();
+        }
+        last_turns = reactor.turns();
         let now = shared.nanos_now();
         let mut waiting = false;
         for slot in shared.workers.iter() {

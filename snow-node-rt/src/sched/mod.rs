@@ -12,8 +12,8 @@
 //!   work waits, the slot's task goes to the back of the local queue, so two processes
 //!   ping-ponging cannot starve the rest. Every [`INJECTOR_INTERVAL`] runs a worker looks at the
 //!   global injector first.
-//! - The **injector** takes wakes from outside the pool (async-io's fallback thread when it holds
-//!   the reactor, plain threads) and tasks spawned from outside.
+//! - The **injector** takes wakes from outside the pool (the balancer when it turns the reactor,
+//!   async-io's thread for async-io's sockets, plain threads) and tasks spawned from outside.
 //! - **Work stealing**: a worker out of work steals half of another worker's local queue, then
 //!   looks at the injector.
 //! - **Wake another worker only when work waits**: a task queued from outside the pool (the
@@ -25,12 +25,12 @@
 //!   a sleeper for a queue stuck behind one task. Either way nobody is woken while a worker is already searching; a
 //!   searching worker that finds work and was the last searcher wakes another if more work
 //!   waits (tokio's scheme).
-//! - **Idle workers drive I/O**: each worker runs its whole loop inside one `async_io::block_on`,
-//!   and parking is that loop returning `Pending`, so one of the parked workers waits in the
-//!   async-io reactor (epoll) and, when a socket or timer fires, runs the woken task itself (it
-//!   lands in that worker's LIFO slot): a message arriving over the network reaches its process
-//!   without a hop between threads. Entering and leaving `block_on` for every park would wake
-//!   async-io's fallback thread each time, which then takes the reactor and keeps it.
+//! - **Idle workers drive I/O**: each worker runs its whole loop inside one of the reactor's
+//!   `block_on`s (`reactor/mod.rs`), and parking is that loop returning `Pending`, so one of the
+//!   parked workers waits in epoll and, when a socket or timer fires, runs the woken task itself
+//!   (it lands in that worker's LIFO slot): a message arriving over the network reaches its
+//!   process without a hop between threads. A busy worker turns the reactor without blocking
+//!   every [`INJECTOR_INTERVAL`] runs.
 //! - **A short spin before sleeping**: the first worker to park looks for work, and every
 //!   [`SPIN_SLICE`] for I/O, without blocking for [`DEFAULT_SPIN`] (`SNOW_SCHED_SPIN_US`), as
 //!   BEAM's schedulers busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
@@ -68,6 +68,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
+
+use crate::reactor::{self, Reactor, Waiting};
 
 mod balance;
 pub(crate) mod heap;
@@ -166,11 +168,24 @@ fn global() -> &'static Pool {
     })
 }
 
+/// Starts the process-wide pool if it is not running: its workers drive the reactor
+/// (`reactor/mod.rs`), whoever runs the tasks that wait on it.
+pub(crate) fn start() {
+    global();
+}
+
 /// Runs `future` to completion on the calling thread (which must not be one of the scheduler's
 /// threads), driving sockets and timers meanwhile: the entry point for code outside processes,
 /// such as `main` or a test. Processes themselves run on the scheduler's threads.
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    async_io::block_on(future)
+    let on_worker = WORKER.try_with(|cell| cell.get().is_some()).unwrap_or(false);
+    if on_worker {
+        // Against the rule above, but then this thread must drive the reactor as it would parked.
+        return reactor::block_on(future, Waiting::Drive);
+    }
+    // The pool's workers drive the reactor: make sure there is one.
+    start();
+    reactor::block_on(future, Waiting::Park)
 }
 
 /// Runs `future` as a plain task (not a process: no mailbox, no pid) on the scheduler threads
@@ -553,12 +568,11 @@ fn worker_main(shared: Arc<PoolShared>, index: usize) {
 }
 
 impl Worker {
-    /// The worker's whole life is one `async_io::block_on`: tasks run inside its poll, and a park
-    /// is that poll returning `Pending`. Leaving `block_on` between parks would wake async-io's
-    /// fallback thread each time, which then takes the reactor and keeps it in epoll: I/O would
-    /// reach a sleeping thread instead of a spinning worker (measured: a long round-trip tail).
+    /// The worker's whole life is one of the reactor's `block_on`s: tasks run inside its poll,
+    /// and a park is that poll returning `Pending`, after which the worker waits in epoll (or,
+    /// if another thread does, on its thread's park).
     fn run(&mut self) {
-        async_io::block_on(std::future::poll_fn(|cx| self.poll_run(cx)));
+        reactor::block_on(std::future::poll_fn(|cx| self.poll_run(cx)), Waiting::Drive);
         self.drain();
     }
 
@@ -579,6 +593,10 @@ impl Worker {
                 if let Some(runnable) = self.next_local() {
                     self.wake_other_if_work_waits();
                     self.run_task(runnable);
+                    if self.tick % INJECTOR_INTERVAL == 0 {
+                        // Busy: events may wait with nobody in epoll.
+                        Reactor::get().poll_if_free();
+                    }
                     continue;
                 }
                 self.searching = true;

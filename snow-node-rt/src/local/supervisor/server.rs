@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::Sender;
-use smol_timeout::TimeoutExt;
 
 use snow_shared::{NodeName, Pid, Term};
 
@@ -138,7 +137,7 @@ async fn start(me: &Process, child: &mut Child) -> Result<(), PlacementError> {
             let (body, args) = (body.clone(), child.args.clone());
             let (started, wait) = async_channel::bounded(1);
             let pid = me.spawn_link(move |p| FirstPoll { inner: body(p, args), started: Some(started) });
-            if wait.recv().timeout(INIT_TIMEOUT).await.is_none() {
+            if crate::timers::within(INIT_TIMEOUT, wait.recv()).await.is_none() {
                 log::warn!(
                     "supervisor {}: child {} still initialising after {INIT_TIMEOUT:?}",
                     me.pid(),

@@ -1,0 +1,476 @@
+//! The reactor: the process-wide epoll instance that tells tasks when their sockets are ready and
+//! their timers are due, driven by the scheduler's own parked workers.
+//!
+//! Why not async-io's reactor: it has a thread of its own that takes the reactor whenever the
+//! thread polling it has held it for 500 µs without being woken for its own work. Under load
+//! (a mesh forming) that thread became each node's reactor, and every socket event then reached a
+//! worker through the injector and a futex wake-up (README, "Benchmarks", has the profile). Here
+//! nobody but the pool waits in epoll:
+//!
+//! - **A parked worker drives.** A worker that finds no work waits in [`block_on`], which waits
+//!   in epoll if no other thread does (the driver lock is free) and on its thread's park
+//!   otherwise. A task an event wakes is woken on that worker's thread and runs there next.
+//! - **Busy workers look in now and then.** Every [`INJECTOR_INTERVAL`] runs a busy worker turns
+//!   the reactor without blocking, if nobody drives it ([`Reactor::poll_if_free`]).
+//! - **The reactor is handed over.** A worker that found the driver lock taken waits on its
+//!   thread's park as a would-be driver; the driver that leaves the reactor (woken for work)
+//!   wakes one of them to take its place, so events do not wait while another worker idles.
+//! - **The balancer watches.** With every worker busy the reactor is undriven; the pool's balancer
+//!   turns it without blocking when it finds nobody turned it since its last look (see
+//!   `sched/balance.rs`), as BEAM's schedulers check I/O at their scheduling points.
+//! - **Sockets are registered once, edge-triggered** (`EPOLLET`), for reading and writing both:
+//!   no `epoll_ctl` per wait. A socket's readiness is kept in its [`Source`] until an operation
+//!   meets `EWOULDBLOCK`; a tick counter keeps an event that arrives meanwhile from being lost.
+//! - **Timers** are a sorted map; the driver's epoll timeout is the earliest deadline, and a
+//!   timer earlier than the wait in progress wakes the driver through an eventfd.
+//!
+//! Sockets and timers of other reactors (async-io's, used by snow-epmd's client and available to
+//! processes) still work inside processes: async-io's own thread drives those.
+
+mod source;
+pub(crate) mod tcp;
+pub(crate) mod timer;
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::pin;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll;
+use rustix::event::{eventfd, EventfdFlags};
+
+use source::Source;
+pub(crate) use source::{Async, Direction};
+
+#[cfg(doc)]
+use crate::sched::INJECTOR_INTERVAL;
+
+/// The epoll key of the eventfd that wakes the driver.
+const NOTIFY_KEY: u64 = u64::MAX;
+/// How many events one turn takes at most (the rest wait for the next turn).
+const EVENTS_PER_TURN: usize = 1024;
+/// What a wait without a timer deadline is told: effectively forever.
+const FOREVER: Duration = Duration::from_secs(24 * 3600);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The process-wide reactor.
+pub(crate) struct Reactor {
+    epoll: OwnedFd,
+    /// Written to wake the thread waiting in epoll.
+    notifier: OwnedFd,
+    sources: Mutex<Registry>,
+    timers: Mutex<Timers>,
+    /// The driver lock: whoever holds it may wait in epoll.
+    driver: Mutex<()>,
+    /// Turns completed, so that a watcher can tell a reactor nobody turns.
+    turns: AtomicU64,
+    /// Would-be drivers: threads of [`Waiting::Drive`] that found the driver lock taken.
+    hopefuls: Mutex<Vec<Arc<ThreadWaker>>>,
+    /// `hopefuls.len()`, readable without the lock.
+    num_hopefuls: AtomicUsize,
+}
+
+/// The registered sources, by slot; a key is the slot and its generation, so that an event for a
+/// source deregistered in the meantime finds nothing.
+#[derive(Default)]
+struct Registry {
+    slots: Vec<(u32, Option<Arc<Source>>)>,
+    free: Vec<u32>,
+}
+
+/// Pending timers, and the deadline of the wait in progress.
+#[derive(Default)]
+struct Timers {
+    pending: BTreeMap<(Instant, u64), Waker>,
+    next_id: u64,
+    /// When the thread now waiting in epoll will wake by itself (`None`: nobody waits).
+    waiting_until: Option<Instant>,
+}
+
+/// The reactor cannot start: the process is out of file descriptors or the kernel refuses epoll.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the I/O reactor ({0}): raise the open-file limit (ulimit -n) and start again")]
+pub(crate) struct StartError(#[from] std::io::Error);
+
+impl Reactor {
+    /// The process-wide reactor, started on first use.
+    ///
+    /// # Panics
+    /// If epoll or an eventfd cannot be created at all (no file descriptor left at start-up):
+    /// nothing could run.
+    pub(crate) fn get() -> &'static Reactor {
+        static REACTOR: OnceLock<Reactor> = OnceLock::new();
+        REACTOR.get_or_init(|| match Reactor::new() {
+            Ok(reactor) => reactor,
+            Err(err) => {
+                log::error!("{err}");
+                panic!("{err}");
+            }
+        })
+    }
+
+    fn new() -> Result<Reactor, StartError> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(std::io::Error::from)?;
+        let notifier = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(std::io::Error::from)?;
+        epoll::add(
+            &epoll,
+            &notifier,
+            epoll::EventData::new_u64(NOTIFY_KEY),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )
+        .map_err(std::io::Error::from)?;
+        Ok(Reactor {
+            epoll,
+            notifier,
+            sources: Mutex::default(),
+            timers: Mutex::default(),
+            driver: Mutex::new(()),
+            turns: AtomicU64::new(0),
+            hopefuls: Mutex::default(),
+            num_hopefuls: AtomicUsize::new(0),
+        })
+    }
+
+    /// Wakes the thread waiting in epoll, if any (else its next wait returns at once).
+    pub(crate) fn notify(&self) {
+        let one = 1u64.to_ne_bytes();
+        if rustix::io::write(&self.notifier, &one) == Err(rustix::io::Errno::AGAIN) {
+            // The counter is full (it never is in practice): empty it and write again.
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&self.notifier, &mut buf);
+            let _ = rustix::io::write(&self.notifier, &one);
+        }
+    }
+
+    /// Registers `fd` for both directions, edge-triggered. `ready` is whether operations may be
+    /// tried before the first event (true for a connected socket; false for one still connecting).
+    fn register(&self, fd: impl AsFd, ready: bool) -> std::io::Result<(u64, Arc<Source>)> {
+        let source = Arc::new(Source::new(ready));
+        let key = {
+            let mut registry = lock(&self.sources);
+            let slot = match registry.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    registry.slots.push((0, None));
+                    u32::try_from(registry.slots.len() - 1).map_err(|_| std::io::Error::other("too many sockets"))?
+                }
+            };
+            let entry = &mut registry.slots[slot as usize];
+            entry.0 = entry.0.wrapping_add(1);
+            entry.1 = Some(source.clone());
+            u64::from(entry.0) << 32 | u64::from(slot)
+        };
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::OUT | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
+        if let Err(err) = epoll::add(&self.epoll, fd, epoll::EventData::new_u64(key), flags) {
+            self.forget(key);
+            return Err(err.into());
+        }
+        Ok((key, source))
+    }
+
+    /// Removes `fd` (registered under `key`) from epoll and the registry.
+    fn deregister(&self, key: u64, fd: impl AsFd) {
+        let _ = epoll::delete(&self.epoll, fd);
+        self.forget(key);
+    }
+
+    fn forget(&self, key: u64) {
+        let mut registry = lock(&self.sources);
+        let slot = key as u32;
+        if let Some(entry) = registry.slots.get_mut(slot as usize) {
+            if u64::from(entry.0) == key >> 32 && entry.1.take().is_some() {
+                registry.free.push(slot);
+            }
+        }
+    }
+
+    /// Takes the driver lock if nobody holds it.
+    pub(crate) fn try_drive(&self) -> Option<Driver<'_>> {
+        let held = self.driver.try_lock().ok()?;
+        Some(Driver { reactor: self, held: Some(held) })
+    }
+
+    /// Turns the reactor without blocking, if nobody drives it: what a busy worker does now and
+    /// then, and the balancer while the reactor is left undriven.
+    pub(crate) fn poll_if_free(&self) {
+        if let Some(mut driver) = self.try_drive() {
+            driver.turn(false);
+        }
+    }
+
+    /// How many turns have completed: unchanged between two looks means nobody turned it.
+    pub(crate) fn turns(&self) -> u64 {
+        self.turns.load(SeqCst)
+    }
+
+    /// Takes the driver lock if nobody holds it; else records `hopeful` as a would-be driver, to
+    /// be woken when the lock is released. The caller parks on `None`.
+    fn drive_or_hope(&self, hopeful: &Arc<ThreadWaker>) -> Option<Driver<'_>> {
+        if let Some(driver) = self.try_drive() {
+            return Some(driver);
+        }
+        lock(&self.hopefuls).push(hopeful.clone());
+        self.num_hopefuls.fetch_add(1, SeqCst);
+        // Pairs with the fence in `Driver::drop`: either the driver that releases the lock sees
+        // this hopeful, or the look below sees the lock free.
+        fence(SeqCst);
+        let driver = self.try_drive()?;
+        self.give_up_hope(hopeful);
+        Some(driver)
+    }
+
+    /// Removes `hopeful` from the would-be drivers, if it is still there.
+    fn give_up_hope(&self, hopeful: &Arc<ThreadWaker>) {
+        let mut hopefuls = lock(&self.hopefuls);
+        if let Some(at) = hopefuls.iter().position(|h| Arc::ptr_eq(h, hopeful)) {
+            hopefuls.swap_remove(at);
+            self.num_hopefuls.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Adds a timer; returns its key. Wakes the driver if it waits past `at`.
+    fn add_timer(&self, at: Instant, waker: Waker) -> (Instant, u64) {
+        let (key, wake_driver) = {
+            let mut timers = lock(&self.timers);
+            timers.next_id += 1;
+            let key = (at, timers.next_id);
+            timers.pending.insert(key, waker);
+            (key, timers.waiting_until.is_some_and(|until| at < until))
+        };
+        if wake_driver {
+            self.notify();
+        }
+        key
+    }
+
+    /// Replaces the waker of a pending timer; false if it already fired.
+    fn update_timer(&self, key: (Instant, u64), waker: &Waker) -> bool {
+        match lock(&self.timers).pending.get_mut(&key) {
+            Some(old) => {
+                if !old.will_wake(waker) {
+                    old.clone_from(waker);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_timer(&self, key: (Instant, u64)) {
+        lock(&self.timers).pending.remove(&key);
+    }
+}
+
+/// The driver lock, held: the right to wait in epoll.
+pub(crate) struct Driver<'a> {
+    reactor: &'a Reactor,
+    /// `Some` until dropped.
+    held: Option<MutexGuard<'a, ()>>,
+}
+
+impl Driver<'_> {
+    /// One turn: waits for events (until the earliest timer if `block`, else not at all), wakes
+    /// the tasks of the sockets that became ready, then those of the timers that are due.
+    pub(crate) fn turn(&mut self, block: bool) {
+        self.turn_then(block, || {});
+    }
+
+    /// [`Driver::turn`], calling `waited` as soon as epoll returns, before any task is woken.
+    fn turn_then(&mut self, block: bool, waited: impl FnOnce()) {
+        let reactor = self.reactor;
+        let timeout = if block {
+            let mut timers = lock(&reactor.timers);
+            let now = Instant::now();
+            let wait = match timers.pending.first_key_value() {
+                Some((&(at, _), _)) => at.saturating_duration_since(now),
+                None => FOREVER,
+            };
+            timers.waiting_until = Some(now + wait);
+            wait
+        } else {
+            Duration::ZERO
+        };
+        // Whole milliseconds, rounded up: epoll's unit; a timer must not wake its driver early.
+        let millis = timeout.as_micros().div_ceil(1000);
+        let timespec =
+            rustix::time::Timespec { tv_sec: (millis / 1000) as i64, tv_nsec: ((millis % 1000) * 1_000_000) as i64 };
+        EVENTS.with_borrow_mut(|events| {
+            events.clear();
+            let outcome = epoll::wait(&reactor.epoll, rustix::buffer::spare_capacity(events), Some(&timespec));
+            waited();
+            if block {
+                lock(&reactor.timers).waiting_until = None;
+            }
+            match outcome {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(err) => log::error!("reactor: epoll_wait failed: {err}"),
+            }
+            self.dispatch(events);
+        });
+        let due = {
+            let mut timers = lock(&reactor.timers);
+            let later = timers.pending.split_off(&(Instant::now(), u64::MAX));
+            std::mem::replace(&mut timers.pending, later)
+        };
+        for waker in due.into_values() {
+            waker.wake();
+        }
+        reactor.turns.fetch_add(1, SeqCst);
+    }
+
+    /// Marks the sources of `events` ready and wakes their tasks.
+    fn dispatch(&self, events: &[epoll::Event]) {
+        let reactor = self.reactor;
+        let mut ready = Vec::new();
+        {
+            let registry = lock(&reactor.sources);
+            for event in events.iter() {
+                let key = event.data.u64();
+                if key == NOTIFY_KEY {
+                    continue;
+                }
+                let Some((generation, Some(source))) = registry.slots.get(key as u32 as usize) else { continue };
+                if u64::from(*generation) == key >> 32 {
+                    ready.push((source.clone(), event.flags));
+                }
+            }
+        }
+        for (source, flags) in ready {
+            use epoll::EventFlags as F;
+            let readable = flags.intersects(F::IN | F::PRI | F::HUP | F::RDHUP | F::ERR);
+            let writable = flags.intersects(F::OUT | F::HUP | F::ERR);
+            source.on_event(readable, writable);
+        }
+    }
+}
+
+impl Drop for Driver<'_> {
+    /// Releases the lock, then wakes a would-be driver to take it.
+    fn drop(&mut self) {
+        drop(self.held.take());
+        let reactor = self.reactor;
+        // Pairs with the fence in `Reactor::drive_or_hope`.
+        fence(SeqCst);
+        if reactor.num_hopefuls.load(SeqCst) == 0 {
+            return;
+        }
+        let hopeful = {
+            let mut hopefuls = lock(&reactor.hopefuls);
+            let hopeful = hopefuls.pop();
+            if hopeful.is_some() {
+                reactor.num_hopefuls.fetch_sub(1, SeqCst);
+            }
+            hopeful
+        };
+        if let Some(hopeful) = hopeful {
+            hopeful.wake_by_ref();
+        }
+    }
+}
+
+/// Who may wait in epoll while a [`block_on`] waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A scheduler worker: waits in epoll when nobody else does.
+    Drive,
+    /// Any other thread: waits on its thread's park; the pool's workers drive the reactor.
+    Park,
+}
+
+/// The waker of a [`block_on`]: unparks its thread, or wakes epoll while the thread waits there.
+struct ThreadWaker {
+    thread: std::thread::Thread,
+    notified: AtomicBool,
+    /// The thread is (about to be) waiting in epoll.
+    in_epoll: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.notified.swap(true, SeqCst) {
+            return;
+        }
+        // Pairs with `block_on`: it sets `in_epoll`, then looks at `notified`; this sets
+        // `notified`, then looks at `in_epoll`. One of the two sees the other.
+        if self.in_epoll.load(SeqCst) {
+            Reactor::get().notify();
+        } else {
+            self.thread.unpark();
+        }
+    }
+}
+
+thread_local! {
+    /// The buffer a driving thread's turns take events into.
+    static EVENTS: std::cell::RefCell<Vec<epoll::Event>> = std::cell::RefCell::new(Vec::with_capacity(EVENTS_PER_TURN));
+    /// The waker of the calling thread's outermost `block_on`.
+    static THREAD_WAKER: Cell<Option<Arc<ThreadWaker>>> = const { Cell::new(None) };
+}
+
+/// Runs `future` to completion on the calling thread. While it is pending the thread waits:
+/// in epoll, turning the reactor, if `waiting` is [`Waiting::Drive`] and no other thread drives
+/// it; else on its park, until the future's waker runs.
+pub(crate) fn block_on<T>(future: impl Future<Output = T>, waiting: Waiting) -> T {
+    let parker = THREAD_WAKER.take().unwrap_or_else(|| {
+        Arc::new(ThreadWaker {
+            thread: std::thread::current(),
+            notified: AtomicBool::new(false),
+            in_epoll: AtomicBool::new(false),
+        })
+    });
+    let waker = Waker::from(parker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let reactor = Reactor::get();
+    let out = loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            break out;
+        }
+        if parker.notified.swap(false, SeqCst) {
+            // Woken while it ran: look at the reactor without waiting, as the future may be
+            // waiting for I/O (a spinning worker is woken this way on purpose).
+            if waiting == Waiting::Drive {
+                reactor.poll_if_free();
+            }
+            continue;
+        }
+        if waiting == Waiting::Drive {
+            if let Some(mut driver) = reactor.drive_or_hope(&parker) {
+                parker.in_epoll.store(true, SeqCst);
+                if parker.notified.load(SeqCst) {
+                    parker.in_epoll.store(false, SeqCst);
+                } else {
+                    // `in_epoll` is cleared as soon as epoll returns: a task the turn wakes is
+                    // usually this thread's own, and its wake-up needs no eventfd write.
+                    driver.turn_then(true, || parker.in_epoll.store(false, SeqCst));
+                }
+                // The future is polled next anyway.
+                parker.notified.store(false, SeqCst);
+                continue;
+            }
+        }
+        while !parker.notified.swap(false, SeqCst) {
+            std::thread::park();
+        }
+        if waiting == Waiting::Drive {
+            reactor.give_up_hope(&parker);
+        }
+    };
+    THREAD_WAKER.set(Some(parker));
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use super::tcp::{TcpListener, TcpStream};
+use super::timer::Timer;
+use super::{block_on, Reactor, Waiting};
+
+/// Every wait in these tests ends by this deadline; a lost wake-up fails instead of hanging.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A connected pair: a reactor stream and the plain blocking socket at its other end.
+fn pair() -> (TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ours = block_on(TcpStream::connect_addr(addr), Waiting::Drive).unwrap();
+    let (theirs, _) = listener.accept().unwrap();
+    (ours, theirs)
+}
+
+/// Runs `f` on a thread of its own and gives its result, or fails after [`DEADLINE`].
+fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx
+}
+
+#[test]
+fn a_timer_fires_at_its_deadline_and_not_before() {
+    let start = Instant::now();
+    let at = start + Duration::from_millis(30);
+    let fired = block_on(Timer::at(at), Waiting::Drive);
+    assert_eq!(fired, at);
+    assert!(Instant::now() >= at);
+}
+
+#[test]
+fn a_timer_earlier_than_the_wait_in_progress_wakes_the_driver() {
+    // The driver waits in epoll until a timer two seconds away; a timer added meanwhile for
+    // 20 ms must wake it, or it would fire with the far one.
+    let far = on_thread(|| block_on(Timer::at(Instant::now() + Duration::from_secs(2)), Waiting::Drive));
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    let near = on_thread(move || block_on(Timer::at(start + Duration::from_millis(20)), Waiting::Park));
+    near.recv_timeout(DEADLINE).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1), "the near timer waited for the far one: {:?}", start.elapsed());
+    far.recv_timeout(DEADLINE).unwrap();
+}
+
+#[test]
+fn a_moved_or_cleared_timer_fires_at_its_new_deadline_only() {
+    let mut timer = Timer::never();
+    let start = Instant::now();
+    timer.set_at(start + Duration::from_secs(3600));
+    timer.set_at(start + Duration::from_millis(10));
+    assert_eq!(block_on(&mut timer, Waiting::Drive), start + Duration::from_millis(10));
+    timer.clear();
+    let mut timer = std::pin::pin!(timer);
+    let polled = block_on(futures_lite::future::poll_once(timer.as_mut()), Waiting::Drive);
+    assert!(polled.is_none(), "a cleared timer fired");
+}
+
+#[test]
+fn a_read_waits_for_data_and_sees_every_later_write() {
+    let (ours, mut theirs) = pair();
+    for round in 0..50u8 {
+        let reader = ours.clone();
+        // Read on another thread, which must wait (nothing is written yet), then write.
+        let read = on_thread(move || {
+            block_on(
+                async move {
+                    let mut buf = [0u8; 1];
+                    let mut reader = reader;
+                    reader.read_exact(&mut buf).await.map(|_| buf[0])
+                },
+                Waiting::Drive,
+            )
+        });
+        if round % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        theirs.write_all(&[round]).unwrap();
+        assert_eq!(read.recv_timeout(DEADLINE).unwrap().unwrap(), round, "round {round}");
+    }
+}
+
+#[test]
+fn a_write_into_a_full_socket_waits_until_the_peer_reads() {
+    let (ours, mut theirs) = pair();
+    const TOTAL: usize = 8 << 20;
+    let writer = on_thread(move || {
+        block_on(
+            async move {
+                let mut ours = ours;
+                ours.write_all(&vec![7u8; TOTAL]).await?;
+                ours.close().await
+            },
+            Waiting::Drive,
+        )
+    });
+    // Far more than the socket buffers hold: the writer must have met EWOULDBLOCK.
+    std::thread::sleep(Duration::from_millis(50));
+    theirs.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = Vec::new();
+    theirs.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), TOTAL);
+    writer.recv_timeout(DEADLINE).unwrap().unwrap();
+}
+
+#[test]
+fn a_would_be_driver_takes_over_when_the_driver_leaves() {
+    let (ours, mut theirs) = pair();
+    let (go_tx, go_rx) = async_channel::bounded::<()>(1);
+    // A drives: it waits in epoll for a message on its channel.
+    let driver = on_thread(move || block_on(go_rx.recv(), Waiting::Drive));
+    std::thread::sleep(Duration::from_millis(20));
+    // B finds the reactor driven and waits off it, for data on its socket.
+    let reader = on_thread(move || {
+        block_on(
+            async move {
+                let mut ours = ours;
+                let mut buf = [0u8; 1];
+                ours.read_exact(&mut buf).await.map(|_| buf[0])
+            },
+            Waiting::Drive,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    // A leaves the reactor for good; only B is left to see the data.
+    go_tx.send_blocking(()).unwrap();
+    driver.recv_timeout(DEADLINE).unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    theirs.write_all(&[42]).unwrap();
+    assert_eq!(reader.recv_timeout(DEADLINE).expect("the would-be driver never took the reactor").unwrap(), 42);
+}
+
+#[test]
+fn a_connection_refused_is_an_error_not_a_hang() {
+    // A port nobody listens on: bound, then closed.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let result = on_thread(move || block_on(TcpStream::connect_addr(addr), Waiting::Drive));
+    let err = result.recv_timeout(DEADLINE).unwrap().err().expect("connected to a closed port");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn a_listener_accepts_and_the_peer_sees_the_close() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let listener = TcpListener::new(std_listener).unwrap();
+    let client = on_thread(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).map(|_| rest)
+    });
+    let (stream, peer) = block_on(listener.accept(), Waiting::Drive).unwrap();
+    assert_eq!(peer.ip(), addr.ip());
+    block_on(async { stream.clone().write_all(b"bye").await }, Waiting::Drive).unwrap();
+    stream.shutdown(Shutdown::Both).unwrap();
+    assert_eq!(client.recv_timeout(DEADLINE).unwrap().unwrap(), b"bye");
+}
+
+#[test]
+fn a_dropped_socket_leaves_the_registry() {
+    let reactor = Reactor::get();
+    let (ours, _theirs) = pair();
+    let held = |r: &Reactor| super::lock(&r.sources).slots.iter().filter(|(_, s)| s.is_some()).count();
+    let before = held(reactor);
+    let extra = ours.clone();
+    drop(ours);
+    assert_eq!(held(reactor), before, "a clone keeps the registration");
+    drop(extra);
+    // Other tests register and drop sockets meanwhile: only a count that never goes back down
+    // would show a leak, so look for it to have dropped below `before` at some point.
+    let deadline = Instant::now() + DEADLINE;
+    while held(reactor) >= before {
+        assert!(Instant::now() < deadline, "the dropped socket is still registered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
