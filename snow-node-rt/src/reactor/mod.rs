@@ -12,12 +12,13 @@
 //!   otherwise. A task an event wakes is woken on that worker's thread and runs there next.
 //! - **Busy workers look in now and then.** Every [`INJECTOR_INTERVAL`] runs a busy worker turns
 //!   the reactor without blocking, if nobody drives it ([`Reactor::poll_if_free`]).
-//! - **The reactor is handed over.** A worker that found the driver lock taken waits on its
-//!   thread's park as a would-be driver; the driver that leaves the reactor (woken for work)
-//!   wakes one of them to take its place, so events do not wait while another worker idles.
-//! - **The balancer watches.** With every worker busy the reactor is undriven; the pool's balancer
-//!   turns it without blocking when it finds nobody turned it since its last look (see
-//!   `sched/balance.rs`), as BEAM's schedulers check I/O at their scheduling points.
+//! - **A driver that leaves for work does not hand over.** A worker that found the driver lock
+//!   taken waits on its thread's park; the driver that leaves the reactor to run the task an
+//!   event woke does not wake it to take its place (tried: a futex wake-up per event cost a
+//!   quarter of the two-node throughput). It parks again soon, and then drives.
+//! - **The balancer watches.** Meanwhile the reactor is undriven; the pool's balancer turns it
+//!   without blocking when nobody turned it since its last look (see `sched/balance.rs`). It
+//!   sleeps only while someone drives, and the next release of the driver lock wakes it.
 //! - **Sockets are registered once, edge-triggered** (`EPOLLET`), for reading and writing both:
 //!   no `epoll_ctl` per wait. A socket's readiness is kept in its [`Source`] until an operation
 //!   meets `EWOULDBLOCK`; a tick counter keeps an event that arrives meanwhile from being lost.
@@ -36,7 +37,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -72,10 +73,12 @@ pub(crate) struct Reactor {
     driver: Mutex<()>,
     /// Turns completed, so that a watcher can tell a reactor nobody turns.
     turns: AtomicU64,
-    /// Would-be drivers: threads of [`Waiting::Drive`] that found the driver lock taken.
-    hopefuls: Mutex<Vec<Arc<ThreadWaker>>>,
-    /// `hopefuls.len()`, readable without the lock.
-    num_hopefuls: AtomicUsize,
+    /// A thread holds the driver lock.
+    driven: AtomicBool,
+    /// Threads to unpark when the driver lock is next released (balancers going to sleep).
+    watchers: Mutex<Vec<std::thread::Thread>>,
+    /// `watchers` is not empty.
+    watched: AtomicBool,
 }
 
 /// The registered sources, by slot; a key is the slot and its generation, so that an event for a
@@ -134,8 +137,9 @@ impl Reactor {
             timers: Mutex::default(),
             driver: Mutex::new(()),
             turns: AtomicU64::new(0),
-            hopefuls: Mutex::default(),
-            num_hopefuls: AtomicUsize::new(0),
+            driven: AtomicBool::new(false),
+            watchers: Mutex::default(),
+            watched: AtomicBool::new(false),
         })
     }
 
@@ -195,6 +199,7 @@ impl Reactor {
     /// Takes the driver lock if nobody holds it.
     pub(crate) fn try_drive(&self) -> Option<Driver<'_>> {
         let held = self.driver.try_lock().ok()?;
+        self.driven.store(true, SeqCst);
         Some(Driver { reactor: self, held: Some(held) })
     }
 
@@ -211,29 +216,20 @@ impl Reactor {
         self.turns.load(SeqCst)
     }
 
-    /// Takes the driver lock if nobody holds it; else records `hopeful` as a would-be driver, to
-    /// be woken when the lock is released. The caller parks on `None`.
-    fn drive_or_hope(&self, hopeful: &Arc<ThreadWaker>) -> Option<Driver<'_>> {
-        if let Some(driver) = self.try_drive() {
-            return Some(driver);
-        }
-        lock(&self.hopefuls).push(hopeful.clone());
-        self.num_hopefuls.fetch_add(1, SeqCst);
-        // Pairs with the fence in `Driver::drop`: either the driver that releases the lock sees
-        // this hopeful, or the look below sees the lock free.
-        fence(SeqCst);
-        let driver = self.try_drive()?;
-        self.give_up_hope(hopeful);
-        Some(driver)
+    /// Whether a thread holds the driver lock.
+    pub(crate) fn is_driven(&self) -> bool {
+        self.driven.load(SeqCst)
     }
 
-    /// Removes `hopeful` from the would-be drivers, if it is still there.
-    fn give_up_hope(&self, hopeful: &Arc<ThreadWaker>) {
-        let mut hopefuls = lock(&self.hopefuls);
-        if let Some(at) = hopefuls.iter().position(|h| Arc::ptr_eq(h, hopeful)) {
-            hopefuls.swap_remove(at);
-            self.num_hopefuls.fetch_sub(1, SeqCst);
+    /// Has the calling thread unparked when the driver lock is next released. The caller looks
+    /// at [`Reactor::is_driven`] after this and before it parks, so that no release is missed.
+    pub(crate) fn watch_next_release(&self) {
+        let me = std::thread::current();
+        let mut watchers = lock(&self.watchers);
+        if !watchers.iter().any(|w| w.id() == me.id()) {
+            watchers.push(me);
         }
+        self.watched.store(true, SeqCst);
     }
 
     /// Adds a timer; returns its key. Wakes the driver if it waits past `at`.
@@ -353,25 +349,16 @@ impl Driver<'_> {
 }
 
 impl Drop for Driver<'_> {
-    /// Releases the lock, then wakes a would-be driver to take it.
+    /// Releases the lock, then wakes the watchers (see [`Reactor::watch_next_release`]).
     fn drop(&mut self) {
-        drop(self.held.take());
         let reactor = self.reactor;
-        // Pairs with the fence in `Reactor::drive_or_hope`.
-        fence(SeqCst);
-        if reactor.num_hopefuls.load(SeqCst) == 0 {
-            return;
-        }
-        let hopeful = {
-            let mut hopefuls = lock(&reactor.hopefuls);
-            let hopeful = hopefuls.pop();
-            if hopeful.is_some() {
-                reactor.num_hopefuls.fetch_sub(1, SeqCst);
+        // Pairs with `watch_next_release` then `is_driven`: one side sees the other.
+        reactor.driven.store(false, SeqCst);
+        drop(self.held.take());
+        if reactor.watched.load(SeqCst) && reactor.watched.swap(false, SeqCst) {
+            for thread in lock(&reactor.watchers).drain(..) {
+                thread.unpark();
             }
-            hopeful
-        };
-        if let Some(hopeful) = hopeful {
-            hopeful.wake_by_ref();
         }
     }
 }
@@ -447,7 +434,7 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>, waiting: Waiting) -> 
             continue;
         }
         if waiting == Waiting::Drive {
-            if let Some(mut driver) = reactor.drive_or_hope(&parker) {
+            if let Some(mut driver) = reactor.try_drive() {
                 parker.in_epoll.store(true, SeqCst);
                 if parker.notified.load(SeqCst) {
                     parker.in_epoll.store(false, SeqCst);
@@ -463,9 +450,6 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>, waiting: Waiting) -> 
         }
         while !parker.notified.swap(false, SeqCst) {
             std::thread::park();
-        }
-        if waiting == Waiting::Drive {
-            reactor.give_up_hope(&parker);
         }
     };
     THREAD_WAKER.set(Some(parker));

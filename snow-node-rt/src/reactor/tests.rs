@@ -113,30 +113,45 @@ fn a_write_into_a_full_socket_waits_until_the_peer_reads() {
 }
 
 #[test]
-fn a_would_be_driver_takes_over_when_the_driver_leaves() {
-    let (ours, mut theirs) = pair();
-    let (go_tx, go_rx) = async_channel::bounded::<()>(1);
-    // A drives: it waits in epoll for a message on its channel.
-    let driver = on_thread(move || block_on(go_rx.recv(), Waiting::Drive));
-    std::thread::sleep(Duration::from_millis(20));
-    // B finds the reactor driven and waits off it, for data on its socket.
-    let reader = on_thread(move || {
-        block_on(
-            async move {
-                let mut ours = ours;
-                let mut buf = [0u8; 1];
-                ours.read_exact(&mut buf).await.map(|_| buf[0])
-            },
-            Waiting::Drive,
-        )
+fn a_release_of_the_driver_lock_wakes_its_watchers() {
+    // A reactor of its own: the process-wide one is driven by other tests' threads.
+    let reactor = Reactor::new().unwrap();
+    let driver = reactor.try_drive().expect("a new reactor has no driver");
+    assert!(reactor.is_driven());
+    let (watching_tx, watching_rx) = mpsc::channel();
+    let woke_at = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            reactor.watch_next_release();
+            let _ = watching_tx.send(());
+            let deadline = Instant::now() + DEADLINE;
+            // Parks may end spuriously: go on until the lock is free or the deadline passed.
+            while reactor.is_driven() && Instant::now() < deadline {
+                std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
+            Instant::now()
+        });
+        watching_rx.recv_timeout(DEADLINE).unwrap();
+        // Let the watcher reach its park.
+        std::thread::sleep(Duration::from_millis(50));
+        let released = Instant::now();
+        drop(driver);
+        let woke_at = watcher.join().unwrap();
+        woke_at.saturating_duration_since(released)
     });
-    std::thread::sleep(Duration::from_millis(20));
-    // A leaves the reactor for good; only B is left to see the data.
-    go_tx.send_blocking(()).unwrap();
-    driver.recv_timeout(DEADLINE).unwrap().unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    theirs.write_all(&[42]).unwrap();
-    assert_eq!(reader.recv_timeout(DEADLINE).expect("the would-be driver never took the reactor").unwrap(), 42);
+    assert!(woke_at < DEADLINE / 2, "the watcher slept through the release ({woke_at:?})");
+}
+
+#[test]
+fn a_turn_for_an_undriven_reactor_happens_only_when_nobody_drives() {
+    let reactor = Reactor::new().unwrap();
+    reactor.poll_if_free();
+    assert_eq!(reactor.turns(), 1, "a free reactor was not turned");
+    let driver = reactor.try_drive().unwrap();
+    reactor.poll_if_free();
+    assert_eq!(reactor.turns(), 1, "a driven reactor was turned by someone else");
+    drop(driver);
+    reactor.poll_if_free();
+    assert_eq!(reactor.turns(), 2);
 }
 
 #[test]

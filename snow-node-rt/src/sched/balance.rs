@@ -11,9 +11,11 @@
 //! been empty for [`IDLE_ROUNDS`] looks, and the first task queued after that wakes it: an idle
 //! pool costs nothing.
 //!
-//! While it looks, it also watches the reactor: when every worker is busy nobody waits in epoll,
-//! and a worker turns the reactor only every [`INJECTOR_INTERVAL`] runs. A reactor that nobody
-//! turned for a whole interval is turned here, without blocking (`reactor/mod.rs`).
+//! It also watches the reactor. A worker that leaves epoll to run the task an event woke leaves
+//! the reactor undriven until it parks again, and a busy worker turns it only every
+//! [`INJECTOR_INTERVAL`] runs: a reactor that nobody turned for a whole interval is turned here,
+//! without blocking (`reactor/mod.rs`), so a worker stuck in one task cannot hold up the I/O of
+//! the others. The balancer sleeps only while a thread waits in epoll, and is woken when it leaves.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
@@ -72,8 +74,9 @@ pub(super) fn run(shared: Arc<PoolShared>) {
         // announcement is seen here (both sides are sequentially consistent), one after it
         // unparks this thread. A wake-up before `park` is kept for it.
         shared.balancer_asleep.store(true, SeqCst);
+        reactor.watch_next_release();
         let queued = shared.workers.iter().any(|slot| slot.queued_since.load(SeqCst) != 0 && !slot.queue.is_empty());
-        if !queued && !shared.shutdown.load(SeqCst) {
+        if !queued && reactor.is_driven() && !shared.shutdown.load(SeqCst) {
             std::thread::park();
         }
         shared.balancer_asleep.store(false, SeqCst);

@@ -29,8 +29,9 @@
 //!   `block_on`s (`reactor/mod.rs`), and parking is that loop returning `Pending`, so one of the
 //!   parked workers waits in epoll and, when a socket or timer fires, runs the woken task itself
 //!   (it lands in that worker's LIFO slot): a message arriving over the network reaches its
-//!   process without a hop between threads. A busy worker turns the reactor without blocking
-//!   every [`INJECTOR_INTERVAL`] runs.
+//!   process without a hop between threads. A turn that wakes more than one task here wakes a
+//!   sleeping worker to share them. A busy worker turns the reactor without blocking every
+//!   [`INJECTOR_INTERVAL`] runs.
 //! - **A short spin before sleeping**: the first worker to park looks for work, and every
 //!   [`SPIN_SLICE`] for I/O, without blocking for [`DEFAULT_SPIN`] (`SNOW_SCHED_SPIN_US`), as
 //!   BEAM's schedulers busy-wait: an answer that arrives within the spin does not wait for a sleeping CPU to wake.
@@ -432,6 +433,11 @@ impl PoolShared {
                     } else if let Some(previous) = local.lifo.replace(Some(runnable)) {
                         self.push_local(local.index, previous);
                         self.note_queued(local.index);
+                        if local.parked.get() {
+                            // A turn of the reactor woke more than one task here: wake a
+                            // sleeping worker to share them (tokio's rule after a park).
+                            self.notify();
+                        }
                     }
                     if local.parked.get() {
                         // Woken by I/O this parked worker was waiting on: it runs the task.
