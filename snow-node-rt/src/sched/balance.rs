@@ -32,7 +32,8 @@ pub(super) const BALANCE_INTERVAL: Duration = Duration::from_millis(5);
 /// that it acts only for a worker stuck in one task (a worker at its scheduling points restarts
 /// the clock each time it wakes another, or clears it).
 const STUCK_AFTER: Duration = Duration::from_millis(2);
-/// Consecutive looks that find every queue empty before the balancer sleeps until woken.
+/// Consecutive looks that find every queue empty before the balancer sleeps until woken (after a
+/// look that found work; after a wake-up, one empty look is enough).
 const IDLE_ROUNDS: u32 = 20;
 
 /// The balancer thread's loop, until the pool shuts down.
@@ -80,6 +81,11 @@ pub(super) fn run(shared: Arc<PoolShared>) {
             std::thread::park();
         }
         shared.balancer_asleep.store(false, SeqCst);
-        idle_rounds = 0;
+        // Woken by a worker leaving the reactor or queuing a task, or not asleep at all (nobody
+        // drives the reactor). Look once after an interval; if that look finds nothing to do, sleep
+        // again at once: a node whose timers fire now and then (ticks) costs two wake-ups of this
+        // thread per timer, not a round of looks.
+        std::thread::park_timeout(BALANCE_INTERVAL);
+        idle_rounds = IDLE_ROUNDS - 1;
     }
 }
