@@ -10,12 +10,15 @@
 //! - **A parked worker drives.** A worker that finds no work waits in [`block_on`], which waits
 //!   in epoll if no other thread does (the driver lock is free) and on its thread's park
 //!   otherwise. A task an event wakes is woken on that worker's thread and runs there next.
-//! - **Busy workers look in now and then.** Every [`INJECTOR_INTERVAL`] runs a busy worker turns
-//!   the reactor without blocking, if nobody drives it ([`Reactor::poll_if_free`]).
+//! - **Busy workers look in now and then.** Every 61 runs (the scheduler's `INJECTOR_INTERVAL`)
+//!   a busy worker turns the reactor without blocking, if nobody drives it
+//!   ([`Reactor::poll_if_free`]).
 //! - **A driver that leaves for work does not hand over.** A worker that found the driver lock
-//!   taken waits on its thread's park; the driver that leaves the reactor to run the task an
-//!   event woke does not wake it to take its place (tried: a futex wake-up per event cost a
-//!   quarter of the two-node throughput). It parks again soon, and then drives.
+//!   taken waits on its thread's park, as a would-be driver; the driver that leaves the reactor to
+//!   run the task an event woke does not wake it to take its place (tried: a futex wake-up per
+//!   event cost a quarter of the two-node throughput). It parks again soon, and then drives. A
+//!   turn without blocking (a busy worker's, the balancer's) does hand over: the would-be driver
+//!   found the lock taken only for that moment, and nobody else would wait in epoll.
 //! - **The balancer watches.** Meanwhile the reactor is undriven; the pool's balancer turns it
 //!   without blocking when nobody turned it since its last look (see `sched/balance.rs`). It
 //!   sleeps only while someone drives, and the next release of the driver lock wakes it.
@@ -37,7 +40,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -47,9 +50,6 @@ use rustix::event::{eventfd, EventfdFlags};
 
 use source::Source;
 pub(crate) use source::{Async, Direction};
-
-#[cfg(doc)]
-use crate::sched::INJECTOR_INTERVAL;
 
 /// The epoll key of the eventfd that wakes the driver.
 const NOTIFY_KEY: u64 = u64::MAX;
@@ -75,6 +75,10 @@ pub(crate) struct Reactor {
     turns: AtomicU64,
     /// A thread holds the driver lock.
     driven: AtomicBool,
+    /// Would-be drivers: threads of [`Waiting::Drive`] that found the driver lock taken.
+    hopefuls: Mutex<Vec<Arc<ThreadWaker>>>,
+    /// `hopefuls.len()`, readable without the lock.
+    num_hopefuls: AtomicUsize,
     /// Threads to unpark when the driver lock is next released (balancers going to sleep).
     watchers: Mutex<Vec<std::thread::Thread>>,
     /// `watchers` is not empty.
@@ -138,6 +142,8 @@ impl Reactor {
             driver: Mutex::new(()),
             turns: AtomicU64::new(0),
             driven: AtomicBool::new(false),
+            hopefuls: Mutex::default(),
+            num_hopefuls: AtomicUsize::new(0),
             watchers: Mutex::default(),
             watched: AtomicBool::new(false),
         })
@@ -200,14 +206,40 @@ impl Reactor {
     pub(crate) fn try_drive(&self) -> Option<Driver<'_>> {
         let held = self.driver.try_lock().ok()?;
         self.driven.store(true, SeqCst);
-        Some(Driver { reactor: self, held: Some(held) })
+        Some(Driver { reactor: self, held: Some(held), hand_over: false })
     }
 
     /// Turns the reactor without blocking, if nobody drives it: what a busy worker does now and
     /// then, and the balancer while the reactor is left undriven.
     pub(crate) fn poll_if_free(&self) {
         if let Some(mut driver) = self.try_drive() {
+            driver.hand_over = true;
             driver.turn(false);
+        }
+    }
+
+    /// Takes the driver lock if nobody holds it; else records `hopeful` as a would-be driver
+    /// (see [`Driver::drop`]). The caller parks on `None`.
+    fn drive_or_hope(&self, hopeful: &Arc<ThreadWaker>) -> Option<Driver<'_>> {
+        if let Some(driver) = self.try_drive() {
+            return Some(driver);
+        }
+        lock(&self.hopefuls).push(hopeful.clone());
+        self.num_hopefuls.fetch_add(1, SeqCst);
+        // Pairs with the fence in `Driver::drop`: either a releasing turn sees this hopeful, or
+        // the look below sees the lock free.
+        fence(SeqCst);
+        let driver = self.try_drive()?;
+        self.give_up_hope(hopeful);
+        Some(driver)
+    }
+
+    /// Removes `hopeful` from the would-be drivers, if it is still there.
+    fn give_up_hope(&self, hopeful: &Arc<ThreadWaker>) {
+        let mut hopefuls = lock(&self.hopefuls);
+        if let Some(at) = hopefuls.iter().position(|h| Arc::ptr_eq(h, hopeful)) {
+            hopefuls.swap_remove(at);
+            self.num_hopefuls.fetch_sub(1, SeqCst);
         }
     }
 
@@ -229,6 +261,7 @@ impl Reactor {
         if !watchers.iter().any(|w| w.id() == me.id()) {
             watchers.push(me);
         }
+        // Under the lock, as `Driver::drop` clears it: the flag says whether the list is empty.
         self.watched.store(true, SeqCst);
     }
 
@@ -270,6 +303,8 @@ pub(crate) struct Driver<'a> {
     reactor: &'a Reactor,
     /// `Some` until dropped.
     held: Option<MutexGuard<'a, ()>>,
+    /// The release wakes a would-be driver (a turn without blocking, see the module docs).
+    hand_over: bool,
 }
 
 impl Driver<'_> {
@@ -349,16 +384,40 @@ impl Driver<'_> {
 }
 
 impl Drop for Driver<'_> {
-    /// Releases the lock, then wakes the watchers (see [`Reactor::watch_next_release`]).
+    /// Releases the lock, then wakes a would-be driver (after a turn without blocking) and the
+    /// watchers (see [`Reactor::watch_next_release`]) other than the releasing thread itself: a
+    /// balancer that turned the reactor and woke itself would never sleep again.
     fn drop(&mut self) {
         let reactor = self.reactor;
         // Pairs with `watch_next_release` then `is_driven`: one side sees the other.
         reactor.driven.store(false, SeqCst);
         drop(self.held.take());
-        if reactor.watched.load(SeqCst) && reactor.watched.swap(false, SeqCst) {
-            for thread in lock(&reactor.watchers).drain(..) {
-                thread.unpark();
+        // Pairs with the fence in `Reactor::drive_or_hope`.
+        fence(SeqCst);
+        if self.hand_over && reactor.num_hopefuls.load(SeqCst) != 0 {
+            let hopeful = {
+                let mut hopefuls = lock(&reactor.hopefuls);
+                let hopeful = hopefuls.pop();
+                if hopeful.is_some() {
+                    reactor.num_hopefuls.fetch_sub(1, SeqCst);
+                }
+                hopeful
+            };
+            if let Some(hopeful) = hopeful {
+                hopeful.wake_by_ref();
             }
+        }
+        if reactor.watched.load(SeqCst) {
+            let me = std::thread::current().id();
+            let mut watchers = lock(&reactor.watchers);
+            watchers.retain(|thread| {
+                if thread.id() == me {
+                    return true;
+                }
+                thread.unpark();
+                false
+            });
+            reactor.watched.store(!watchers.is_empty(), SeqCst);
         }
     }
 }
@@ -434,7 +493,7 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>, waiting: Waiting) -> 
             continue;
         }
         if waiting == Waiting::Drive {
-            if let Some(mut driver) = reactor.try_drive() {
+            if let Some(mut driver) = reactor.drive_or_hope(&parker) {
                 parker.in_epoll.store(true, SeqCst);
                 if parker.notified.load(SeqCst) {
                     parker.in_epoll.store(false, SeqCst);
@@ -450,6 +509,9 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>, waiting: Waiting) -> 
         }
         while !parker.notified.swap(false, SeqCst) {
             std::thread::park();
+        }
+        if waiting == Waiting::Drive {
+            reactor.give_up_hope(&parker);
         }
     };
     THREAD_WAKER.set(Some(parker));

@@ -199,3 +199,32 @@ fn a_dropped_socket_leaves_the_registry() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[test]
+fn a_thread_that_turns_the_reactor_does_not_wake_itself() {
+    // The balancer watches the reactor and also turns it: waking itself, it would never sleep.
+    let reactor = Reactor::new().unwrap();
+    reactor.watch_next_release();
+    reactor.poll_if_free();
+    let start = Instant::now();
+    std::thread::park_timeout(Duration::from_millis(200));
+    assert!(start.elapsed() >= Duration::from_millis(150), "the turn unparked the thread that made it");
+}
+
+#[test]
+fn a_turn_without_blocking_hands_the_reactor_to_a_would_be_driver() {
+    let reactor = Reactor::new().unwrap();
+    let hopeful = std::sync::Arc::new(super::ThreadWaker {
+        thread: std::thread::current(),
+        notified: std::sync::atomic::AtomicBool::new(false),
+        in_epoll: std::sync::atomic::AtomicBool::new(false),
+    });
+    let held = reactor.try_drive().unwrap();
+    assert!(reactor.drive_or_hope(&hopeful).is_none(), "the lock is held");
+    // A driver that leaves after waiting in epoll does not hand over...
+    drop(held);
+    assert!(!hopeful.notified.load(std::sync::atomic::Ordering::SeqCst));
+    // ...one that only looked does.
+    reactor.poll_if_free();
+    assert!(hopeful.notified.load(std::sync::atomic::Ordering::SeqCst), "the would-be driver was not woken");
+}
