@@ -63,6 +63,7 @@ mod reactor;
 pub mod reason;
 mod sched;
 pub mod seam;
+mod sync;
 mod timers;
 
 pub use error::{

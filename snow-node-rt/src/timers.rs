@@ -1,33 +1,20 @@
-//! The runtime's one timer service: receive timeouts, `sleep`, and `send_after`.
+//! The runtime's timers as processes use them: receive timeouts, `sleep`, and `send_after`.
 //!
 //! A process that waits with a timeout usually gets its message long before the deadline, so
-//! arming and disarming a timer must cost next to nothing. An async-io timer per wait does not:
-//! every registration wakes the thread blocked in the reactor (a write to its eventfd and a
-//! context switch), which showed in the round trip between two nodes (README, "Benchmarks"). Here a
-//! timer only inserts its deadline in a shared ordered map under a short lock, and removes it when
-//! it ends; one driver task sleeps until the earliest deadline on a single reactor timer, and is
-//! told to re-arm only when a new deadline is earlier than the one it sleeps for. Processes that
-//! wait with the same timeout add later deadlines each time, so in steady state the driver wakes
-//! once per timeout period, not once per wait. A `send_after` timer is an entry in the same map
-//! whose action sends the message; cancelling it removes the entry (and frees the message) at
-//! once.
-//!
-//! The driver runs on the scheduler pool; the map is process-wide, like the pool.
+//! arming and disarming a timer must cost next to nothing. Every timer is an entry in the
+//! reactor's one ordered map of deadlines (`reactor/mod.rs`): arming inserts it under a short lock
+//! and wakes the thread waiting in epoll only when the new deadline comes before the one it waits
+//! for, which a wait with the same timeout as the others never does; the turn that finds a
+//! deadline passed wakes the waiting task, or runs the `send_after` action. Cancelling removes
+//! the entry, and frees its message, at once.
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-/// What happens when a deadline passes.
-enum Due {
-    /// A waiting future: wake it.
-    Wake(Waker),
-    /// A `send_after` timer: run its action (outside the lock).
-    Run(Box<dyn FnOnce() + Send>),
-}
+use crate::reactor::timer::{Due, Timer, TimerKey};
+use crate::reactor::Reactor;
 
 /// Suspends the calling process (or any async code) for `duration`.
 pub async fn sleep(duration: Duration) {
@@ -36,28 +23,26 @@ pub async fn sleep(duration: Duration) {
 
 /// Waits until `deadline` (at once if it has passed).
 pub(crate) async fn sleep_until(deadline: Instant) {
-    sleep(deadline.saturating_duration_since(Instant::now())).await
+    Timer::at(Some(deadline)).await;
 }
 
 /// A handle on a timer started by [`Node::send_after`](crate::Node::send_after). Dropping it
 /// does not cancel the timer.
 #[derive(Clone, Debug)]
 pub struct TimerRef {
-    key: (Instant, u64),
+    key: TimerKey,
 }
 
 impl TimerRef {
     /// Cancels the timer. Returns the time that was left if it had not fired yet, `None` if it
     /// already fired or was cancelled before (Erlang's `cancel_timer` returning `false`).
     pub fn cancel(&self) -> Option<Duration> {
-        let entry = table().waiters.remove(&self.key)?;
-        drop(entry);
-        Some(self.key.0.saturating_duration_since(Instant::now()))
+        Reactor::get().remove_timer(self.key).then(|| self.key.0.saturating_duration_since(Instant::now()))
     }
 
     /// Time left before the timer fires, `None` once it fired or was cancelled.
     pub fn remaining(&self) -> Option<Duration> {
-        table().waiters.contains_key(&self.key).then(|| self.key.0.saturating_duration_since(Instant::now()))
+        Reactor::get().timer_pending(self.key).then(|| self.key.0.saturating_duration_since(Instant::now()))
     }
 }
 
@@ -65,168 +50,21 @@ impl TimerRef {
 pub(crate) fn after(delay: Duration, action: impl FnOnce() + Send + 'static) -> TimerRef {
     // An unrepresentable deadline is as good as never.
     let at = Instant::now().checked_add(delay).unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
-    let mut table = table();
-    let key = (at, table.next_id);
-    table.next_id += 1;
-    table.waiters.insert(key, Due::Run(Box::new(action)));
-    let wake_driver = table.arm(at);
-    drop(table);
-    if let Some(driver) = wake_driver {
-        driver.wake();
-    }
-    TimerRef { key }
+    TimerRef { key: Reactor::get().add_timer(at, Due::Run(Box::new(action))) }
 }
 
 /// Runs `future` until it completes (`Some(output)`) or `timeout` passes (`None`).
 pub(crate) async fn within<F: Future>(timeout: Duration, future: F) -> Option<F::Output> {
     // Far-away deadlines (`Duration::MAX`) mean: no timeout.
-    let deadline = Instant::now().checked_add(timeout);
-    let mut future = std::pin::pin!(future);
-    let mut wait = Deadline { at: deadline, key: None };
+    let mut timer = pin!(Timer::at(Instant::now().checked_add(timeout)));
+    let mut future = pin!(future);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
         }
-        match Pin::new(&mut wait).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// Deadlines and what is due at each, in deadline order; and the driver's state.
-struct Table {
-    waiters: BTreeMap<(Instant, u64), Due>,
-    next_id: u64,
-    /// The deadline the driver sleeps until (`None`: it sleeps until told).
-    armed: Option<Instant>,
-    /// The driver's waker, once it has run.
-    driver: Option<Waker>,
-}
-
-impl Table {
-    /// A deadline at `at` was added: the driver must wake earlier than it planned if `at` comes
-    /// first. Returns the driver's waker to call once the lock is released.
-    fn arm(&mut self, at: Instant) -> Option<Waker> {
-        let earlier = self.armed.map_or(true, |armed| at < armed);
-        if earlier {
-            self.armed = Some(at);
-            self.driver.clone()
-        } else {
-            None
-        }
-    }
-}
-
-fn table() -> MutexGuard<'static, Table> {
-    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        drop(crate::sched::spawn(drive()));
-        Mutex::new(Table { waiters: BTreeMap::new(), next_id: 0, armed: None, driver: None })
-    });
-    table.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One wait's deadline: registered on its first pending poll, removed when it is dropped.
-struct Deadline {
-    at: Option<Instant>,
-    key: Option<(Instant, u64)>,
-}
-
-impl Future for Deadline {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(at) = self.at else { return Poll::Pending };
-        if Instant::now() >= at {
-            self.unregister();
-            return Poll::Ready(());
-        }
-        let mut table = table();
-        let wake_driver = match self.key {
-            Some(key) => {
-                match table.waiters.get_mut(&key) {
-                    // Fired by the driver (which removed the entry).
-                    None => {
-                        self.key = None;
-                        return Poll::Ready(());
-                    }
-                    Some(Due::Wake(waker)) => {
-                        if !waker.will_wake(cx.waker()) {
-                            waker.clone_from(cx.waker());
-                        }
-                    }
-                    // Keys are never reused, so a wait's key never names an action.
-                    Some(Due::Run(_)) => {}
-                }
-                None
-            }
-            None => {
-                let key = (at, table.next_id);
-                table.next_id += 1;
-                table.waiters.insert(key, Due::Wake(cx.waker().clone()));
-                self.key = Some(key);
-                table.arm(at)
-            }
-        };
-        drop(table);
-        if let Some(driver) = wake_driver {
-            driver.wake();
-        }
-        Poll::Pending
-    }
-}
-
-impl Deadline {
-    fn unregister(&mut self) {
-        if let Some(key) = self.key.take() {
-            table().waiters.remove(&key);
-        }
-    }
-}
-
-impl Drop for Deadline {
-    fn drop(&mut self) {
-        self.unregister();
-    }
-}
-
-/// The driver: wakes the waiters whose deadline passed, then sleeps until the earliest one left
-/// (or until a new, earlier deadline wakes it).
-async fn drive() {
-    let mut timer = crate::reactor::timer::Timer::never();
-    let mut timer_at: Option<Instant> = None;
-    std::future::poll_fn(move |cx| loop {
-        let now = Instant::now();
-        let (due, next) = {
-            let mut table = table();
-            let later = table.waiters.split_off(&(now, u64::MAX));
-            let due = std::mem::replace(&mut table.waiters, later);
-            let next = table.waiters.first_key_value().map(|(&(at, _), _)| at);
-            table.armed = next;
-            if table.driver.as_ref().map_or(true, |w| !w.will_wake(cx.waker())) {
-                table.driver = Some(cx.waker().clone());
-            }
-            (due, next)
-        };
-        for due in due.into_values() {
-            match due {
-                Due::Wake(waker) => waker.wake(),
-                Due::Run(action) => action(),
-            }
-        }
-        if next != timer_at {
-            match next {
-                Some(at) => timer.set_at(at),
-                None => timer.clear(),
-            }
-            timer_at = next;
-        }
-        match Pin::new(&mut timer).poll(cx) {
-            // The earliest deadline passed meanwhile: go round again.
-            Poll::Ready(_) => timer_at = None,
-            Poll::Pending => return Poll::<()>::Pending,
         }
     })
     .await
@@ -275,7 +113,7 @@ mod tests {
         }));
         assert_eq!(out, Some(8));
         let ours = started + timeout..Instant::now() + timeout;
-        assert!(!table().waiters.keys().any(|(at, _)| ours.contains(at)), "a finished wait left its deadline");
+        assert!(!Reactor::get().any_timer_in(ours), "a finished wait left its deadline");
     }
 
     #[test]

@@ -21,10 +21,11 @@ use super::abandon::UnlessDone;
 use super::call_table::{CallWait, Outcome};
 use super::link::{Link, Pushed};
 use super::service::Service;
-use super::state::{frame_for, lock, sender_lane, Driver, Origin};
+use super::state::{frame_for, sender_lane, Driver, Origin};
 use crate::error::{CallError, DistError};
 use crate::reason;
 use crate::seam::Backpressure;
+use crate::sync::lock;
 
 /// The pid a call from outside any process is made as: the node's runtime pid (id 0).
 fn runtime_pid(dist: &Driver) -> Pid {

@@ -10,8 +10,9 @@
 //! thread at a time after the lock is released, so that delivering them (which may stop a
 //! process) never runs under the lock.
 
+use crate::sync::lock;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use snow_shared::cluster::global::{self, Global, GlobalConfig, GlobalEvent, Notice};
@@ -54,10 +55,6 @@ pub(crate) trait ClusterContext {
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The cluster state of one node (held by its driver, which passes itself as the
 /// [`ClusterContext`] of every operation).
 pub(crate) struct ClusterState {

@@ -49,8 +49,9 @@ use snow_shared::NodeName;
 
 use super::link::{Frame, Link, Pushed};
 use super::reactions::{self, Reaction};
-use super::state::{lock, Driver, Origin};
+use super::state::{Driver, Origin};
 use crate::seam::Host;
+use crate::sync::lock;
 
 /// Target size of one write: enough frames to fill several TLS records per syscall.
 pub(crate) const BATCH_BYTES: usize = 256 << 10;

@@ -13,7 +13,8 @@ use futures_lite::future;
 use snow_shared::dist::admission::Refusal;
 
 use super::setup;
-use super::state::{lock, Driver};
+use super::state::Driver;
+use crate::sync::lock;
 
 /// Accepts until the node shuts down.
 pub(crate) async fn run(dist: Arc<Driver>, listener: TcpListener) {

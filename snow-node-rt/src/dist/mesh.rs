@@ -27,7 +27,8 @@ use snow_shared::NodeName;
 
 use super::error::DistError;
 use super::setup;
-use super::state::{lock, Driver};
+use super::state::Driver;
+use crate::sync::lock;
 
 /// Most connection attempts that may be in progress when a NODE_LIST starts another: a peer's
 /// list (any length) cannot make this node dial more nodes than this at once. Names beyond it

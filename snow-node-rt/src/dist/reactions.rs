@@ -12,9 +12,10 @@ use std::sync::Mutex;
 use snow_shared::dist::control::{Control, MonitorTarget};
 use snow_shared::{NodeName, Pid, Ref, Term};
 
-use super::state::{lock, SpawnWait};
+use super::state::SpawnWait;
 use crate::reason;
 use crate::seam::{Host, Monitored};
+use crate::sync::lock;
 
 /// What the driver must do after [`react`].
 #[derive(Debug, PartialEq)]

@@ -15,7 +15,8 @@ use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 
 use super::abandon::UnlessDone;
 use super::link::Pushed;
-use super::state::{frame_for, lock, sender_lane, Driver, Origin, SpawnWait};
+use super::state::{frame_for, sender_lane, Driver, Origin, SpawnWait};
+use crate::sync::lock;
 
 use crate::error::{CallError, DistError, GlobalError, GroupError, RemoteSpawnError, TrySendError};
 use crate::seam::{Backpressure, BoxFuture, Cluster, Distribution, Monitored, ScopeMembers};

@@ -21,7 +21,8 @@ use snow_shared::NodeName;
 use super::connection::{self, Conn};
 use super::error::DistError;
 use super::link::Link;
-use super::state::{lock, Decision, Driver};
+use super::state::{Decision, Driver};
+use crate::sync::lock;
 
 /// Why setting up a connection failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,11 @@
 //! queue), and tearing one down. That is what keeps per-sender FIFO across the connecting phase and
 //! what makes the duplicate-connection decision atomic.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -254,10 +255,6 @@ impl ClusterContext for Driver {
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The capabilities this build offers (CALLS and ALIAS only if the host has them: `Prepared::start`).
 pub(crate) fn offered_flags(transitive: bool, atom_cache: bool) -> Flags {
     let cache = if atom_cache { Flags::ATOM_CACHE } else { Flags::NONE };

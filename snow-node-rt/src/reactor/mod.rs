@@ -25,8 +25,11 @@
 //! - **Sockets are registered once, edge-triggered** (`EPOLLET`), for reading and writing both:
 //!   no `epoll_ctl` per wait. A socket's readiness is kept in its [`Source`] until an operation
 //!   meets `EWOULDBLOCK`; a tick counter keeps an event that arrives meanwhile from being lost.
-//! - **Timers** are a sorted map; the driver's epoll timeout is the earliest deadline, and a
-//!   timer earlier than the wait in progress wakes the driver through an eventfd.
+//! - **Timers** are a sorted map, the runtime's only one (receive timeouts, `sleep`,
+//!   `send_after`: `timers.rs` is their interface); the driver's epoll timeout is the earliest
+//!   deadline, and a timer earlier than the wait in progress wakes the driver through an
+//!   eventfd. Waits with the same timeout add later deadlines each time, so arming one costs a
+//!   map insert under a short lock and wakes nobody; a due timer wakes its task from the turn.
 //!
 //! Sockets and timers of other reactors (async-io's, used by snow-epmd's client and available to
 //! processes) still work inside processes: async-io's own thread drives those.
@@ -35,13 +38,14 @@ mod source;
 pub(crate) mod tcp;
 pub(crate) mod timer;
 
+use crate::sync::lock;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,7 @@ use rustix::event::{eventfd, EventfdFlags};
 
 use source::Source;
 pub(crate) use source::{Async, Direction};
+use timer::{Due, TimerKey};
 
 /// The epoll key of the eventfd that wakes the driver.
 const NOTIFY_KEY: u64 = u64::MAX;
@@ -57,10 +62,6 @@ const NOTIFY_KEY: u64 = u64::MAX;
 const EVENTS_PER_TURN: usize = 1024;
 /// What a wait without a timer deadline is told: effectively forever.
 const FOREVER: Duration = Duration::from_secs(24 * 3600);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The process-wide reactor.
 pub(crate) struct Reactor {
@@ -96,7 +97,7 @@ struct Registry {
 /// Pending timers, and the deadline of the wait in progress.
 #[derive(Default)]
 struct Timers {
-    pending: BTreeMap<(Instant, u64), Waker>,
+    pending: BTreeMap<TimerKey, Due>,
     next_id: u64,
     /// When the thread now waiting in epoll will wake by itself (`None`: nobody waits).
     waiting_until: Option<Instant>,
@@ -266,12 +267,12 @@ impl Reactor {
     }
 
     /// Adds a timer; returns its key. Wakes the driver if it waits past `at`.
-    fn add_timer(&self, at: Instant, waker: Waker) -> (Instant, u64) {
+    pub(crate) fn add_timer(&self, at: Instant, due: Due) -> TimerKey {
         let (key, wake_driver) = {
             let mut timers = lock(&self.timers);
             timers.next_id += 1;
             let key = (at, timers.next_id);
-            timers.pending.insert(key, waker);
+            timers.pending.insert(key, due);
             (key, timers.waiting_until.is_some_and(|until| at < until))
         };
         if wake_driver {
@@ -281,20 +282,36 @@ impl Reactor {
     }
 
     /// Replaces the waker of a pending timer; false if it already fired.
-    fn update_timer(&self, key: (Instant, u64), waker: &Waker) -> bool {
+    fn update_timer(&self, key: TimerKey, waker: &Waker) -> bool {
         match lock(&self.timers).pending.get_mut(&key) {
-            Some(old) => {
+            Some(Due::Wake(old)) => {
                 if !old.will_wake(waker) {
                     old.clone_from(waker);
                 }
                 true
             }
+            // Keys are never reused, so a waiting future's key never names an action.
+            Some(Due::Run(_)) => true,
             None => false,
         }
     }
 
-    fn remove_timer(&self, key: (Instant, u64)) {
-        lock(&self.timers).pending.remove(&key);
+    /// Removes a timer; false if it already fired or was removed. What it held (a waker, or an
+    /// action and the message it owns) is dropped outside the lock.
+    pub(crate) fn remove_timer(&self, key: TimerKey) -> bool {
+        let removed = lock(&self.timers).pending.remove(&key);
+        removed.is_some()
+    }
+
+    /// Whether a timer is still pending.
+    pub(crate) fn timer_pending(&self, key: TimerKey) -> bool {
+        lock(&self.timers).pending.contains_key(&key)
+    }
+
+    /// Whether a timer with a deadline in `range` is pending (tests look for leftovers).
+    #[cfg(test)]
+    pub(crate) fn any_timer_in(&self, range: std::ops::Range<Instant>) -> bool {
+        lock(&self.timers).pending.keys().any(|(at, _)| range.contains(at))
     }
 }
 
@@ -351,8 +368,11 @@ impl Driver<'_> {
             let later = timers.pending.split_off(&(Instant::now(), u64::MAX));
             std::mem::replace(&mut timers.pending, later)
         };
-        for waker in due.into_values() {
-            waker.wake();
+        for due in due.into_values() {
+            match due {
+                Due::Wake(waker) => waker.wake(),
+                Due::Run(action) => action(),
+            }
         }
         reactor.turns.fetch_add(1, SeqCst);
     }

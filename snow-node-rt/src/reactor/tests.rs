@@ -34,7 +34,7 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc:
 fn a_timer_fires_at_its_deadline_and_not_before() {
     let start = Instant::now();
     let at = start + Duration::from_millis(30);
-    let fired = block_on(Timer::at(at), Waiting::Drive);
+    let fired = block_on(Timer::at(Some(at)), Waiting::Drive);
     assert_eq!(fired, at);
     assert!(Instant::now() >= at);
 }
@@ -43,10 +43,10 @@ fn a_timer_fires_at_its_deadline_and_not_before() {
 fn a_timer_earlier_than_the_wait_in_progress_wakes_the_driver() {
     // The driver waits in epoll until a timer two seconds away; a timer added meanwhile for
     // 20 ms must wake it, or it would fire with the far one.
-    let far = on_thread(|| block_on(Timer::at(Instant::now() + Duration::from_secs(2)), Waiting::Drive));
+    let far = on_thread(|| block_on(Timer::at(Some(Instant::now() + Duration::from_secs(2))), Waiting::Drive));
     std::thread::sleep(Duration::from_millis(50));
     let start = Instant::now();
-    let near = on_thread(move || block_on(Timer::at(start + Duration::from_millis(20)), Waiting::Park));
+    let near = on_thread(move || block_on(Timer::at(Some(start + Duration::from_millis(20))), Waiting::Park));
     near.recv_timeout(DEADLINE).unwrap();
     assert!(start.elapsed() < Duration::from_secs(1), "the near timer waited for the far one: {:?}", start.elapsed());
     far.recv_timeout(DEADLINE).unwrap();

@@ -1,39 +1,52 @@
-//! A timer on the [`Reactor`]: a future that is ready at a deadline.
+//! Timers on the [`Reactor`]: what is due at a deadline, and a future that is ready at one.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use super::Reactor;
+
+/// A pending timer's key in the reactor: its deadline, and a number that is never reused.
+pub(crate) type TimerKey = (Instant, u64);
+
+/// What happens when a timer's deadline passes.
+pub(crate) enum Due {
+    /// A waiting future: wake it.
+    Wake(Waker),
+    /// An action (a `send_after`): run it, on the thread that turns the reactor.
+    Run(Box<dyn FnOnce() + Send>),
+}
 
 /// Ready once its deadline has passed; never ready without one. The deadline can be moved.
 #[derive(Debug, Default)]
 pub(crate) struct Timer {
     at: Option<Instant>,
     /// The reactor's key for this timer, while registered.
-    key: Option<(Instant, u64)>,
+    key: Option<TimerKey>,
 }
 
 impl Timer {
     /// A timer that never fires (until [`Timer::set_at`]).
+    #[cfg(test)]
     pub(crate) fn never() -> Timer {
         Timer::default()
     }
 
-    /// A timer that fires at `at`.
-    #[cfg(test)]
-    pub(crate) fn at(at: Instant) -> Timer {
-        Timer { at: Some(at), key: None }
+    /// A timer that fires at `at` (never, for `None`).
+    pub(crate) fn at(at: Option<Instant>) -> Timer {
+        Timer { at, key: None }
     }
 
     /// Moves the deadline to `at`.
+    #[cfg(test)]
     pub(crate) fn set_at(&mut self, at: Instant) {
         self.unregister();
         self.at = Some(at);
     }
 
     /// Removes the deadline: the timer never fires.
+    #[cfg(test)]
     pub(crate) fn clear(&mut self) {
         self.unregister();
         self.at = None;
@@ -64,7 +77,7 @@ impl Future for Timer {
                 self.key = None;
                 cx.waker().wake_by_ref();
             }
-            None => self.key = Some(reactor.add_timer(at, cx.waker().clone())),
+            None => self.key = Some(reactor.add_timer(at, Due::Wake(cx.waker().clone()))),
         }
         Poll::Pending
     }

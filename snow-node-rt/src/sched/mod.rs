@@ -58,13 +58,14 @@
 //! The pool is process-wide and shared by every [`Node`](crate::Node) of the OS process. Its size
 //! is the available parallelism, or `SNOW_SCHEDULERS` (1 to [`MAX_WORKERS`]).
 
+use crate::sync::lock;
 use std::any::Any;
 use std::cell::{Cell, OnceCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -309,10 +310,6 @@ struct Local {
 thread_local! {
     /// Set once on a worker thread, for its whole life.
     static WORKER: OnceCell<Local> = const { OnceCell::new() };
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pool {
