@@ -53,6 +53,7 @@ mod cluster;
 pub mod config;
 mod connection;
 mod epmd;
+mod epmd_lookup;
 mod error;
 mod link;
 mod listener;

@@ -78,7 +78,7 @@ pub(crate) struct DialFailure {
 /// installed and running. On `Duplicate`, waits for the connection the peer keeps instead.
 pub(crate) async fn dial(dist: &Arc<Driver>, node: &NodeName) -> Result<(), DialFailure> {
     let fail = |error, retriable| DialFailure { error, retriable };
-    let found = snow_epmd::client::lookup(&dist.epmd, node)
+    let found = super::epmd_lookup::lookup(&dist.epmd, node, snow_epmd::client::DEFAULT_TIMEOUT)
         .await
         .map_err(|e| fail(DistError::Epmd { node: node.clone(), reason: e.to_string() }, true))?
         .ok_or_else(|| fail(DistError::NotRegistered(node.clone()), false))?;
