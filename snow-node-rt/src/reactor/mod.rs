@@ -16,8 +16,8 @@
 //! - **A driver that leaves for work does not hand over.** A worker that found the driver lock
 //!   taken waits on its thread's park, as a would-be driver; the driver that leaves the reactor to
 //!   run the task an event woke does not wake it to take its place (tried: a futex wake-up per
-//!   event cost a quarter of the two-node throughput). It parks again soon, and then drives. A
-//!   turn without blocking (a busy worker's, the balancer's) does hand over: the would-be driver
+//!   event cost a quarter of the two-node throughput). It parks again soon, and then drives. So
+//!   does a busy worker that looked in. The balancer's turn does hand over: the would-be driver
 //!   found the lock taken only for that moment, and nobody else would wait in epoll.
 //! - **The balancer watches.** Meanwhile the reactor is undriven; the pool's balancer turns it
 //!   without blocking when nobody turned it since its last look (see `sched/balance.rs`). It
@@ -99,6 +99,10 @@ struct Registry {
 struct Timers {
     pending: BTreeMap<TimerKey, Due>,
     next_id: u64,
+    /// The earliest deadline of a timer removed before it fell due: the driver planned to wake
+    /// then, and keeps to it once, so that the next timer, which usually comes later (the next
+    /// wait with the same timeout), need not wake it. Dropped once it passes.
+    removed_until: Option<Instant>,
     /// When the thread now waiting in epoll will wake by itself (`None`: nobody waits).
     waiting_until: Option<Instant>,
 }
@@ -211,8 +215,17 @@ impl Reactor {
     }
 
     /// Turns the reactor without blocking, if nobody drives it: what a busy worker does now and
-    /// then, and the balancer while the reactor is left undriven.
+    /// then. A would-be driver stays parked: this worker drives when it parks.
     pub(crate) fn poll_if_free(&self) {
+        if let Some(mut driver) = self.try_drive() {
+            driver.turn(false);
+        }
+    }
+
+    /// [`Reactor::poll_if_free`] for a thread that never drives (the balancer, while the
+    /// reactor is left undriven): its release wakes a would-be driver to wait in epoll, or nobody
+    /// would.
+    pub(crate) fn poll_if_free_and_hand_over(&self) {
         if let Some(mut driver) = self.try_drive() {
             driver.hand_over = true;
             driver.turn(false);
@@ -268,17 +281,20 @@ impl Reactor {
 
     /// Adds a timer; returns its key. Wakes the driver if it waits past `at`.
     pub(crate) fn add_timer(&self, at: Instant, due: Due) -> TimerKey {
-        let (key, wake_driver) = {
-            let mut timers = lock(&self.timers);
-            timers.next_id += 1;
-            let key = (at, timers.next_id);
-            timers.pending.insert(key, due);
-            (key, timers.waiting_until.is_some_and(|until| at < until))
-        };
+        let (key, wake_driver) = self.insert_timer(at, due);
         if wake_driver {
             self.notify();
         }
         key
+    }
+
+    /// Adds a timer; returns its key and whether the driver waits past `at`.
+    fn insert_timer(&self, at: Instant, due: Due) -> (TimerKey, bool) {
+        let mut timers = lock(&self.timers);
+        timers.next_id += 1;
+        let key = (at, timers.next_id);
+        timers.pending.insert(key, due);
+        (key, timers.waiting_until.is_some_and(|until| at < until))
     }
 
     /// Replaces the waker of a pending timer; false if it already fired.
@@ -299,8 +315,30 @@ impl Reactor {
     /// Removes a timer; false if it already fired or was removed. What it held (a waker, or an
     /// action and the message it owns) is dropped outside the lock.
     pub(crate) fn remove_timer(&self, key: TimerKey) -> bool {
-        let removed = lock(&self.timers).pending.remove(&key);
+        let mut timers = lock(&self.timers);
+        let removed = timers.pending.remove(&key);
+        if removed.is_some() {
+            timers.removed_until = Some(timers.removed_until.map_or(key.0, |at| at.min(key.0)));
+        }
+        drop(timers);
         removed.is_some()
+    }
+
+    /// How long a driver starting to wait at `now` waits: until the earliest deadline, pending or
+    /// recently removed. Recorded as the wait in progress.
+    fn plan_wait(&self, now: Instant) -> Duration {
+        let mut timers = lock(&self.timers);
+        if timers.removed_until.is_some_and(|at| at <= now) {
+            timers.removed_until = None;
+        }
+        let earliest = timers.pending.first_key_value().map(|(&(at, _), _)| at);
+        let until = match (earliest, timers.removed_until) {
+            (Some(pending), Some(removed)) => Some(pending.min(removed)),
+            (pending, removed) => pending.or(removed),
+        };
+        let wait = until.map_or(FOREVER, |at| at.saturating_duration_since(now));
+        timers.waiting_until = Some(now + wait);
+        wait
     }
 
     /// Whether a timer is still pending.
@@ -334,18 +372,7 @@ impl Driver<'_> {
     /// [`Driver::turn`], calling `waited` as soon as epoll returns, before any task is woken.
     fn turn_then(&mut self, block: bool, waited: impl FnOnce()) {
         let reactor = self.reactor;
-        let timeout = if block {
-            let mut timers = lock(&reactor.timers);
-            let now = Instant::now();
-            let wait = match timers.pending.first_key_value() {
-                Some((&(at, _), _)) => at.saturating_duration_since(now),
-                None => FOREVER,
-            };
-            timers.waiting_until = Some(now + wait);
-            wait
-        } else {
-            Duration::ZERO
-        };
+        let timeout = if block { reactor.plan_wait(Instant::now()) } else { Duration::ZERO };
         // Whole milliseconds, rounded up: epoll's unit; a timer must not wake its driver early.
         let millis = timeout.as_micros().div_ceil(1000);
         let timespec =

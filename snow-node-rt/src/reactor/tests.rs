@@ -205,14 +205,14 @@ fn a_thread_that_turns_the_reactor_does_not_wake_itself() {
     // The balancer watches the reactor and also turns it: waking itself, it would never sleep.
     let reactor = Reactor::new().unwrap();
     reactor.watch_next_release();
-    reactor.poll_if_free();
+    reactor.poll_if_free_and_hand_over();
     let start = Instant::now();
     std::thread::park_timeout(Duration::from_millis(200));
     assert!(start.elapsed() >= Duration::from_millis(150), "the turn unparked the thread that made it");
 }
 
 #[test]
-fn a_turn_without_blocking_hands_the_reactor_to_a_would_be_driver() {
+fn the_balancers_turn_hands_the_reactor_to_a_would_be_driver_and_a_busy_workers_does_not() {
     let reactor = Reactor::new().unwrap();
     let hopeful = std::sync::Arc::new(super::ThreadWaker {
         thread: std::thread::current(),
@@ -224,7 +224,31 @@ fn a_turn_without_blocking_hands_the_reactor_to_a_would_be_driver() {
     // A driver that leaves after waiting in epoll does not hand over...
     drop(held);
     assert!(!hopeful.notified.load(std::sync::atomic::Ordering::SeqCst));
-    // ...one that only looked does.
+    // ...nor does a busy worker that looked in (it drives when it parks: a wake-up here would
+    // cost every 61st task a futex call)...
     reactor.poll_if_free();
+    assert!(!hopeful.notified.load(std::sync::atomic::Ordering::SeqCst), "a worker's look woke the would-be driver");
+    // ...the balancer, which never drives, does.
+    reactor.poll_if_free_and_hand_over();
     assert!(hopeful.notified.load(std::sync::atomic::Ordering::SeqCst), "the would-be driver was not woken");
+}
+
+#[test]
+fn a_timer_removed_before_its_deadline_keeps_the_drivers_wait_so_a_later_one_wakes_nobody() {
+    // A process that receives with a timeout adds a timer and removes it when its message comes;
+    // the next receive adds one a little later. That must not wake the driver every time.
+    let reactor = Reactor::new().unwrap();
+    let now = Instant::now();
+    assert_eq!(reactor.plan_wait(now), super::FOREVER);
+    let (first, woke) = reactor.insert_timer(now + Duration::from_secs(10), super::Due::Run(Box::new(|| ())));
+    assert!(woke, "a timer earlier than a wait forever must wake the driver");
+    assert_eq!(reactor.plan_wait(now), Duration::from_secs(10));
+    assert!(reactor.remove_timer(first));
+    assert_eq!(reactor.plan_wait(now), Duration::from_secs(10), "the removed timer's deadline was forgotten");
+    let (second, woke) = reactor.insert_timer(now + Duration::from_secs(11), super::Due::Run(Box::new(|| ())));
+    assert!(!woke, "a timer after the planned wake-up woke the driver");
+    // Once that deadline passes, the next wait is for the pending timer only.
+    assert_eq!(reactor.plan_wait(now + Duration::from_secs(10)), Duration::from_secs(1));
+    assert!(reactor.remove_timer(second));
+    assert_eq!(reactor.plan_wait(now + Duration::from_secs(11)), super::FOREVER);
 }

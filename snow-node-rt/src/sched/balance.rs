@@ -46,7 +46,7 @@ pub(super) fn run(shared: Arc<PoolShared>) {
         if reactor.turns() == last_turns {
             // Nobody turned it since the last look: nobody is waiting in it (a driver waiting
             // in epoll holds the lock, and this does nothing) or every worker is busy.
-            reactor.poll_if_free();
+            reactor.poll_if_free_and_hand_over();
         }
         last_turns = reactor.turns();
         let now = shared.nanos_now();
