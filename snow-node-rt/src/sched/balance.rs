@@ -32,9 +32,12 @@ pub(super) const BALANCE_INTERVAL: Duration = Duration::from_millis(5);
 /// that it acts only for a worker stuck in one task (a worker at its scheduling points restarts
 /// the clock each time it wakes another, or clears it).
 const STUCK_AFTER: Duration = Duration::from_millis(2);
-/// Consecutive looks that find every queue empty before the balancer sleeps until woken (after a
-/// look that found work; after a wake-up, one empty look is enough).
+/// Consecutive looks that find every queue empty and the reactor quiet before the balancer sleeps
+/// until woken (after a look that found work; after a wake-up, one such look is enough).
 const IDLE_ROUNDS: u32 = 20;
+/// Turns of the reactor within one interval that count as traffic: an idle node's timers turn it
+/// a few times; a node exchanging messages, hundreds.
+const BUSY_TURNS: u64 = 16;
 
 /// The balancer thread's loop, until the pool shuts down.
 pub(super) fn run(shared: Arc<PoolShared>) {
@@ -43,7 +46,9 @@ pub(super) fn run(shared: Arc<PoolShared>) {
     let reactor = Reactor::get();
     let mut last_turns = reactor.turns();
     while !shared.shutdown.load(SeqCst) {
-        if reactor.turns() == last_turns {
+        let turns = reactor.turns();
+        let reactor_busy = is_traffic(turns.wrapping_sub(last_turns));
+        if turns == last_turns {
             // Nobody turned it since the last look: nobody is waiting in it (a driver waiting
             // in epoll holds the lock, and this does nothing) or every worker is busy.
             reactor.poll_if_free_and_hand_over();
@@ -66,7 +71,10 @@ pub(super) fn run(shared: Arc<PoolShared>) {
             std::thread::park_timeout(BALANCE_INTERVAL);
             continue;
         }
-        idle_rounds += 1;
+        // Traffic: stay awake, looking each interval, rather than sleep until the next release
+        // of the reactor, which comes with the next event and would wake this thread just as a
+        // worker needs the core for that event (the two-node round trip's p99 doubled).
+        idle_rounds = count_idle_round(idle_rounds, reactor_busy);
         if idle_rounds < IDLE_ROUNDS {
             std::thread::park_timeout(BALANCE_INTERVAL);
             continue;
@@ -82,10 +90,49 @@ pub(super) fn run(shared: Arc<PoolShared>) {
         }
         shared.balancer_asleep.store(false, SeqCst);
         // Woken by a worker leaving the reactor or queuing a task, or not asleep at all (nobody
-        // drives the reactor). Look once after an interval; if that look finds nothing to do, sleep
-        // again at once: a node whose timers fire now and then (ticks) costs two wake-ups of this
-        // thread per timer, not a round of looks.
+        // drives the reactor). Look once after an interval; if that look finds nothing to do and
+        // the reactor quiet, sleep again at once: a node whose timers fire now and then (ticks)
+        // costs two wake-ups of this thread per timer, not a round of looks.
         std::thread::park_timeout(BALANCE_INTERVAL);
         idle_rounds = IDLE_ROUNDS - 1;
+    }
+}
+
+/// Whether `turns` turns of the reactor within one interval are traffic, not timers.
+fn is_traffic(turns: u64) -> bool {
+    turns >= BUSY_TURNS
+}
+
+/// The count of quiet looks after one more look that found every queue empty: it starts again
+/// while the reactor is busy, so the balancer sleeps only once traffic has stopped for
+/// [`IDLE_ROUNDS`] looks.
+fn count_idle_round(idle_rounds: u32, reactor_busy: bool) -> u32 {
+    if reactor_busy {
+        1
+    } else {
+        idle_rounds + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_keeps_the_balancer_looking_and_timers_alone_do_not() {
+        // After a wake-up the balancer is one look from sleeping.
+        let after_wake_up = IDLE_ROUNDS - 1;
+        // An idle node's tick: a turn or two in the interval. It sleeps again.
+        assert!(!is_traffic(2));
+        assert_eq!(count_idle_round(after_wake_up, is_traffic(2)), IDLE_ROUNDS);
+        // Messages flowing: it keeps looking for a whole round instead of sleeping until the
+        // next event's release wakes it.
+        assert!(is_traffic(300));
+        assert_eq!(count_idle_round(after_wake_up, is_traffic(300)), 1);
+        let mut rounds = 1;
+        for _ in 1..IDLE_ROUNDS {
+            rounds = count_idle_round(rounds, false);
+        }
+        assert_eq!(rounds, IDLE_ROUNDS, "quiet looks after traffic end in sleep");
     }
 }
