@@ -1,5 +1,5 @@
 //! Setting a connection up: TCP, TLS 1.3 (futures-rustls), then the cookie handshake
-//! (PROTOCOL.md section 4, the sans-IO [`Handshake`], driven by `snow_epmd::handshake::drive`)
+//! (PROTOCOL.md section 4, the sans-IO [`Handshake`], driven by `snow_epmd::handshake::drive_with_timer` on the runtime's timers)
 //! over the TLS stream, all under one deadline.
 //! Both directions: [`dial`] for the side that connects, [`accept`] for the listener's side.
 
@@ -13,7 +13,7 @@ use futures_rustls::{LazyConfigAcceptor, TlsConnector};
 
 use snow_shared::dist::admission::Outcome;
 use snow_shared::dist::early_refusal;
-use snow_shared::dist::handshake::{Handshake, HandshakeError};
+use snow_shared::dist::handshake::{Handshake, HandshakeError, PeerInfo};
 use snow_shared::dist::tls;
 use snow_shared::epmd::table::State;
 use snow_shared::NodeName;
@@ -108,7 +108,8 @@ pub(crate) async fn dial(dist: &Arc<Driver>, node: &NodeName) -> Result<(), Dial
         let binding =
             tls::channel_binding(stream.get_ref().1, dist.ca_verified).map_err(|e| SessionError::Tls(e.to_string()))?;
         let mut hs = Handshake::initiator(dist.hs.clone(), node.clone(), binding, handshake_random(), Instant::now());
-        let peer = snow_epmd::handshake::drive(&mut hs, &mut stream, |_, _| {}).await?;
+        let peer =
+            snow_epmd::handshake::drive_with_timer(&mut hs, &mut stream, |_, _| {}, |wait| dist.sleep(wait)).await?;
         Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
     };
     let result = dist.within(timeout, work).await.unwrap_or(Err(SessionError::Deadline(timeout)));
@@ -208,7 +209,7 @@ pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) 
             let binding = tls::channel_binding(stream.get_ref().1, dist.ca_verified)
                 .map_err(|e| SessionError::Tls(e.to_string()))?;
             let mut hs = Handshake::acceptor(dist.hs.clone(), binding, handshake_random(), Instant::now());
-            let peer = snow_epmd::handshake::drive(&mut hs, &mut stream, |hs, peer| {
+            let decide = |hs: &mut Handshake, peer: &PeerInfo| {
                 // Asked only once the peer's key confirmation verified.
                 *authenticated = true;
                 let conn = Conn::new(dist, peer, handle.clone());
@@ -220,8 +221,9 @@ pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) 
                     }
                     (Decision::Duplicate, _) => hs.reject_duplicate(),
                 }
-            })
-            .await?;
+            };
+            let peer =
+                snow_epmd::handshake::drive_with_timer(&mut hs, &mut stream, decide, |wait| dist.sleep(wait)).await?;
             Ok::<_, SessionError>((stream, hs.take_leftover(), peer))
         };
         dist.within(timeout, work).await.unwrap_or(Err(SessionError::Deadline(timeout)))
