@@ -10,7 +10,6 @@
 //! thread at a time after the lock is released, so that delivering them (which may stop a
 //! process) never runs under the lock.
 
-use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +25,7 @@ use snow_shared::{Atom, NodeName, Pid, Ref, Term};
 use super::link::{Frame, Link};
 use crate::error::{GlobalError, GroupError};
 use crate::seam::{Host, ScopeMembers};
+use crate::sync::lock;
 
 /// The scope every distributed node runs from the start (Erlang's default `pg` scope).
 pub const DEFAULT_SCOPE: &str = "pg";

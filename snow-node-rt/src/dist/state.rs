@@ -6,7 +6,6 @@
 //! queue), and tearing one down. That is what keeps per-sender FIFO across the connecting phase and
 //! what makes the duplicate-connection decision atomic.
 
-use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +33,7 @@ use super::cluster::{ClusterContext, ClusterState, CLUSTER_FLAGS};
 use super::error::DistError;
 use super::link::{self, Frame, Link, Pushed};
 use crate::seam::{Backpressure, Congestion, Host, Runtime};
+use crate::sync::lock;
 
 /// Tunables of the driver (the builder sets them; defaults in [`Options::default`]).
 #[derive(Clone, Debug)]

@@ -38,7 +38,6 @@ mod source;
 pub(crate) mod tcp;
 pub(crate) mod timer;
 
-use crate::sync::lock;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -52,6 +51,7 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll;
 use rustix::event::{eventfd, EventfdFlags};
 
+use crate::sync::lock;
 use source::Source;
 pub(crate) use source::{Async, Direction};
 use timer::{Due, TimerKey};

@@ -58,7 +58,6 @@
 //! The pool is process-wide and shared by every [`Node`](crate::Node) of the OS process. Its size
 //! is the available parallelism, or `SNOW_SCHEDULERS` (1 to [`MAX_WORKERS`]).
 
-use crate::sync::lock;
 use std::any::Any;
 use std::cell::{Cell, OnceCell};
 use std::future::Future;
@@ -72,6 +71,7 @@ use std::time::{Duration, Instant};
 use async_task::{FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
 use crate::reactor::{self, Reactor, Waiting};
+use crate::sync::lock;
 
 mod balance;
 pub(crate) mod heap;
