@@ -16,6 +16,9 @@
 //! [`INJECTOR_INTERVAL`] runs: a reactor that nobody turned for a whole interval is turned here,
 //! without blocking (`reactor/mod.rs`), so a worker stuck in one task cannot hold up the I/O of
 //! the others. The balancer sleeps only while a thread waits in epoll, and is woken when it leaves.
+//! While the reactor is busy (traffic: [`BUSY_TURNS`] turns or more between two looks) it stays
+//! awake instead: asleep, it would be woken by the release that comes with every event, just as
+//! a worker needs the core for that event.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
