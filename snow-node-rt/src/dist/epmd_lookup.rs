@@ -16,8 +16,9 @@ use snow_shared::NodeName;
 
 use crate::reactor::tcp::TcpStream;
 
-/// The longest LOOKUP reply: its fixed fields and a host of at most 65,535 bytes.
-const MAX_LOOKUP_REPLY: u64 = 10 + u16::MAX as u64;
+/// The longest LOOKUP reply: its 11 bytes of fixed fields (tag, result, port, creation, state,
+/// host length) and a host of at most 65,535 bytes.
+const MAX_LOOKUP_REPLY: u64 = 11 + u16::MAX as u64;
 
 /// Looks `name` up at the snow-epmd listening on `epmd` (`host:port`, `a.b.c.d:port` or
 /// `[v6]:port`): where it listens, `None` if the daemon does not know it. Fails after `timeout`.

@@ -358,7 +358,7 @@ pub(crate) struct Driver<'a> {
     reactor: &'a Reactor,
     /// `Some` until dropped.
     held: Option<MutexGuard<'a, ()>>,
-    /// The release wakes a would-be driver (a turn without blocking, see the module docs).
+    /// The release wakes a would-be driver (the balancer's turn, see the module docs).
     hand_over: bool,
 }
 
@@ -398,7 +398,13 @@ impl Driver<'_> {
         for due in due.into_values() {
             match due {
                 Due::Wake(waker) => waker.wake(),
-                Due::Run(action) => action(),
+                // A panicking action must not take the driving thread down, nor leave the timers
+                // due after it unwoken.
+                Due::Run(action) => {
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(action)).is_err() {
+                        log::error!("reactor: a send_after action panicked; its message is dropped");
+                    }
+                }
             }
         }
         reactor.turns.fetch_add(1, SeqCst);
@@ -431,7 +437,7 @@ impl Driver<'_> {
 }
 
 impl Drop for Driver<'_> {
-    /// Releases the lock, then wakes a would-be driver (after a turn without blocking) and the
+    /// Releases the lock, then wakes a would-be driver (after the balancer's turn) and the
     /// watchers (see [`Reactor::watch_next_release`]) other than the releasing thread itself: a
     /// balancer that turned the reactor and woke itself would never sleep again.
     fn drop(&mut self) {

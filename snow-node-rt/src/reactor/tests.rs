@@ -30,6 +30,15 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc:
     rx
 }
 
+/// A `block_on` waker for the calling thread, not yet notified.
+fn this_threads_waker() -> std::sync::Arc<super::ThreadWaker> {
+    std::sync::Arc::new(super::ThreadWaker {
+        thread: std::thread::current(),
+        notified: std::sync::atomic::AtomicBool::new(false),
+        in_epoll: std::sync::atomic::AtomicBool::new(false),
+    })
+}
+
 #[test]
 fn a_timer_fires_at_its_deadline_and_not_before() {
     let start = Instant::now();
@@ -54,7 +63,7 @@ fn a_timer_earlier_than_the_wait_in_progress_wakes_the_driver() {
 
 #[test]
 fn a_moved_or_cleared_timer_fires_at_its_new_deadline_only() {
-    let mut timer = Timer::never();
+    let mut timer = Timer::at(None);
     let start = Instant::now();
     timer.set_at(start + Duration::from_secs(3600));
     timer.set_at(start + Duration::from_millis(10));
@@ -214,11 +223,7 @@ fn a_thread_that_turns_the_reactor_does_not_wake_itself() {
 #[test]
 fn the_balancers_turn_hands_the_reactor_to_a_would_be_driver_and_a_busy_workers_does_not() {
     let reactor = Reactor::new().unwrap();
-    let hopeful = std::sync::Arc::new(super::ThreadWaker {
-        thread: std::thread::current(),
-        notified: std::sync::atomic::AtomicBool::new(false),
-        in_epoll: std::sync::atomic::AtomicBool::new(false),
-    });
+    let hopeful = this_threads_waker();
     let held = reactor.try_drive().unwrap();
     assert!(reactor.drive_or_hope(&hopeful).is_none(), "the lock is held");
     // A driver that leaves after waiting in epoll does not hand over...
@@ -251,4 +256,17 @@ fn a_timer_removed_before_its_deadline_keeps_the_drivers_wait_so_a_later_one_wak
     assert_eq!(reactor.plan_wait(now + Duration::from_secs(10)), Duration::from_secs(1));
     assert!(reactor.remove_timer(second));
     assert_eq!(reactor.plan_wait(now + Duration::from_secs(11)), super::FOREVER);
+}
+
+#[test]
+fn a_panicking_action_leaves_the_turn_and_the_timers_due_after_it_intact() {
+    let reactor = Reactor::new().unwrap();
+    let woken = this_threads_waker();
+    let past = Instant::now() - Duration::from_millis(1);
+    // Same deadline, later key: the waker is due after the action.
+    reactor.insert_timer(past, super::Due::Run(Box::new(|| panic!("an action that fails"))));
+    reactor.insert_timer(past, super::Due::Wake(std::task::Waker::from(woken.clone())));
+    reactor.poll_if_free();
+    assert_eq!(reactor.turns(), 1, "the turn did not complete");
+    assert!(woken.notified.load(std::sync::atomic::Ordering::SeqCst), "the timer due after the panic was not woken");
 }

@@ -27,12 +27,6 @@ pub(crate) struct Timer {
 }
 
 impl Timer {
-    /// A timer that never fires (until [`Timer::set_at`]).
-    #[cfg(test)]
-    pub(crate) fn never() -> Timer {
-        Timer::default()
-    }
-
     /// A timer that fires at `at` (never, for `None`).
     pub(crate) fn at(at: Option<Instant>) -> Timer {
         Timer { at, key: None }

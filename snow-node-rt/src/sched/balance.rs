@@ -76,7 +76,7 @@ pub(super) fn run(shared: Arc<PoolShared>) {
         }
         // Traffic: stay awake, looking each interval, rather than sleep until the next release
         // of the reactor, which comes with the next event and would wake this thread just as a
-        // worker needs the core for that event (the two-node round trip's p99 doubled).
+        // worker needs the core for that event (README, two-node bench: the round trip's tail).
         idle_rounds = count_idle_round(idle_rounds, reactor_busy);
         if idle_rounds < IDLE_ROUNDS {
             std::thread::park_timeout(BALANCE_INTERVAL);
