@@ -57,8 +57,13 @@ use crate::sync::lock;
 pub(crate) const BATCH_BYTES: usize = 256 << 10;
 /// Batches the writer sends before it yields to other tasks.
 const BATCHES_PER_TURN: usize = 8;
-/// Ciphertext read from the socket per wake-up of the reader (many TLS records per syscall).
+/// Most ciphertext read from the socket per wake-up of the reader (many TLS records per syscall).
 const READ_BUFFER: usize = 256 << 10;
+/// The reader's buffer at first: two full TLS records. It doubles, up to [`READ_BUFFER`], each
+/// time a read fills it, so only a connection that carries bulk pays for the large buffer. A
+/// forming mesh opens thousands of connections that stay quiet, and zeroing (and faulting in)
+/// 256 KiB for each of them was about a twentieth of the formation's CPU (README, "Benchmarks").
+const FIRST_READ_BUFFER: usize = 2 * (16 << 10) + 1024;
 /// Reads that found data waiting, in a row, after which the reader yields to other tasks. A busy
 /// connection always has data, so without this its reader would keep its thread for a whole
 /// transfer, and the processes it delivered to (queued behind it on that thread) would wait just
@@ -512,7 +517,8 @@ pub(crate) fn start(dist: Arc<Driver>, conn: Arc<Conn>, mut tls: rustls::Connect
 }
 
 async fn writer(dist: Arc<Driver>, conn: Arc<Conn>) {
-    let mut batch = Vec::with_capacity(BATCH_BYTES + (64 << 10));
+    // Grows with the batches this connection writes: a quiet connection keeps a small one.
+    let mut batch = Vec::new();
     let reason = loop {
         if conn.is_closed() {
             break None;
@@ -586,7 +592,7 @@ async fn reader(dist: Arc<Driver>, conn: Arc<Conn>, leftover: Vec<u8>) {
     )
     .only_from(conn.peer.clone());
     inbound.feed(&leftover);
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; FIRST_READ_BUFFER];
     let mut len = 0;
     let mut reads_this_turn = 0;
     let reason = 'conn: loop {
@@ -616,6 +622,8 @@ async fn reader(dist: Arc<Driver>, conn: Arc<Conn>, leftover: Vec<u8>) {
             reads_this_turn = 0;
             futures_lite::future::yield_now().await;
         }
+        // The last read's bytes are decrypted by now.
+        buf.resize(read_buffer_after(len, buf.len()), 0);
         let mut waited = false;
         let read = futures_lite::future::poll_fn(|cx| {
             let poll = conn.tcp.poll_read(cx, &mut buf);
@@ -636,6 +644,16 @@ async fn reader(dist: Arc<Driver>, conn: Arc<Conn>, leftover: Vec<u8>) {
     let reason =
         if conn.is_closed() && reason.starts_with("closed") { "closed by this node".to_owned() } else { reason };
     dist.connection_down(&*conn, &reason);
+}
+
+/// The reader's buffer size after a read of `read` bytes into `size`: doubled (up to
+/// [`READ_BUFFER`]) when the read filled it, since more is likely waiting.
+fn read_buffer_after(read: usize, size: usize) -> usize {
+    if read == size {
+        (size * 2).min(READ_BUFFER)
+    } else {
+        size
+    }
 }
 
 /// A signal the reader sends back to the peer (never refused).
@@ -671,5 +689,21 @@ fn dispatch(dist: &Arc<Driver>, host: &dyn Host, conn: &Conn, msg: Control) {
             }
         }
         Reaction::Ignored(name) => log::debug!("{}: ignored {name} from {}", dist.name, conn.peer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{read_buffer_after, FIRST_READ_BUFFER, READ_BUFFER};
+
+    #[test]
+    fn the_read_buffer_doubles_only_after_a_read_that_filled_it_and_stops_at_its_limit() {
+        assert_eq!(read_buffer_after(100, FIRST_READ_BUFFER), FIRST_READ_BUFFER);
+        assert_eq!(read_buffer_after(FIRST_READ_BUFFER, FIRST_READ_BUFFER), 2 * FIRST_READ_BUFFER);
+        let mut size = FIRST_READ_BUFFER;
+        for _ in 0..16 {
+            size = read_buffer_after(size, size);
+        }
+        assert_eq!(size, READ_BUFFER);
     }
 }
