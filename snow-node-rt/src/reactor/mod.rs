@@ -370,14 +370,15 @@ impl Driver<'_> {
     }
 
     /// [`Driver::turn`], calling `waited` as soon as epoll returns, before any task is woken.
-    fn turn_then(&mut self, block: bool, waited: impl FnOnce()) {
+    /// Whether the turn found anything: an event (a notification included) or a due timer.
+    fn turn_then(&mut self, block: bool, waited: impl FnOnce()) -> bool {
         let reactor = self.reactor;
         let timeout = if block { reactor.plan_wait(Instant::now()) } else { Duration::ZERO };
         // Whole milliseconds, rounded up: epoll's unit; a timer must not wake its driver early.
         let millis = timeout.as_micros().div_ceil(1000);
         let timespec =
             rustix::time::Timespec { tv_sec: (millis / 1000) as i64, tv_nsec: ((millis % 1000) * 1_000_000) as i64 };
-        EVENTS.with_borrow_mut(|events| {
+        let had_events = EVENTS.with_borrow_mut(|events| {
             events.clear();
             let outcome = epoll::wait(&reactor.epoll, rustix::buffer::spare_capacity(events), Some(&timespec));
             waited();
@@ -389,13 +390,23 @@ impl Driver<'_> {
                 Err(err) => log::error!("reactor: epoll_wait failed: {err}"),
             }
             self.dispatch(events);
+            !events.is_empty()
         });
-        let due = {
+        // Taken from the front one by one: a turn usually finds none or few due, and splitting
+        // the map instead rebuilt its left edge (allocations) in every turn.
+        let mut due = Vec::new();
+        {
             let mut timers = lock(&reactor.timers);
-            let later = timers.pending.split_off(&(Instant::now(), u64::MAX));
-            std::mem::replace(&mut timers.pending, later)
-        };
-        for due in due.into_values() {
+            let now = Instant::now();
+            while let Some(entry) = timers.pending.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+        }
+        let found_due = !due.is_empty();
+        for due in due {
             match due {
                 Due::Wake(waker) => waker.wake(),
                 // A panicking action must not take the driving thread down, nor leave the timers
@@ -408,6 +419,7 @@ impl Driver<'_> {
             }
         }
         reactor.turns.fetch_add(1, SeqCst);
+        had_events || found_due
     }
 
     /// Marks the sources of `events` ready and wakes their tasks.
@@ -547,13 +559,21 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>, waiting: Waiting) -> 
         }
         if waiting == Waiting::Drive {
             if let Some(mut driver) = reactor.drive_or_hope(&parker) {
-                parker.in_epoll.store(true, SeqCst);
-                if parker.notified.load(SeqCst) {
-                    parker.in_epoll.store(false, SeqCst);
-                } else {
+                loop {
+                    parker.in_epoll.store(true, SeqCst);
+                    if parker.notified.load(SeqCst) {
+                        parker.in_epoll.store(false, SeqCst);
+                        break;
+                    }
                     // `in_epoll` is cleared as soon as epoll returns: a task the turn wakes is
                     // usually this thread's own, and its wake-up needs no eventfd write.
-                    driver.turn_then(true, || parker.in_epoll.store(false, SeqCst));
+                    let found = driver.turn_then(true, || parker.in_epoll.store(false, SeqCst));
+                    if found || parker.notified.load(SeqCst) {
+                        break;
+                    }
+                    // Nothing happened: the planned wake-up of a timer removed since
+                    // (`Timers::removed_until`), or a signal. Wait again without releasing the
+                    // reactor, whose release would wake the balancer for nothing.
                 }
                 // The future is polled next anyway.
                 parker.notified.store(false, SeqCst);

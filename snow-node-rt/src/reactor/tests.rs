@@ -270,3 +270,26 @@ fn a_panicking_action_leaves_the_turn_and_the_timers_due_after_it_intact() {
     assert_eq!(reactor.turns(), 1, "the turn did not complete");
     assert!(woken.notified.load(std::sync::atomic::Ordering::SeqCst), "the timer due after the panic was not woken");
 }
+
+#[test]
+fn a_turn_says_whether_it_found_anything_so_a_planned_wake_up_for_nothing_can_wait_again() {
+    // `block_on` waits again, still driving, after a turn that found nothing: its release would
+    // wake the balancer (and a node's idle cost with it) for no work.
+    let reactor = Reactor::new().unwrap();
+    let mut driver = reactor.try_drive().unwrap();
+    let (key, _) = reactor.insert_timer(Instant::now() + Duration::from_millis(20), super::Due::Run(Box::new(|| ())));
+    assert!(reactor.remove_timer(key));
+    let started = Instant::now();
+    assert!(!driver.turn_then(true, || {}), "the removed timer's wake-up found something");
+    assert!(started.elapsed() >= Duration::from_millis(20), "woke before the planned wake-up");
+    let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = fired.clone();
+    reactor.insert_timer(
+        Instant::now(),
+        super::Due::Run(Box::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))),
+    );
+    assert!(driver.turn_then(true, || {}), "a due timer is something");
+    assert!(fired.load(std::sync::atomic::Ordering::SeqCst));
+    reactor.notify();
+    assert!(driver.turn_then(true, || {}), "a notification is something");
+}
