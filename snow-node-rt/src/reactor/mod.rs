@@ -21,7 +21,8 @@
 //!   found the lock taken only for that moment, and nobody else would wait in epoll.
 //! - **The balancer watches.** Meanwhile the reactor is undriven; the pool's balancer turns it
 //!   without blocking when nobody turned it since its last look (see `sched/balance.rs`). It
-//!   sleeps only while someone drives, and the next release of the driver lock wakes it.
+//!   sleeps only while someone drives, and the next release of the driver lock wakes it. So a
+//!   worker whose turn found nothing (no event, no timer due) waits again without releasing.
 //! - **Sockets are registered once, edge-triggered** (`EPOLLET`), for reading and writing both:
 //!   no `epoll_ctl` per wait. A socket's readiness is kept in its [`Source`] until an operation
 //!   meets `EWOULDBLOCK`; a tick counter keeps an event that arrives meanwhile from being lost.
