@@ -117,11 +117,15 @@ pub(crate) async fn dial(dist: &Arc<Driver>, node: &NodeName) -> Result<(), Dial
         Ok((stream, leftover, peer)) => {
             let conn = Conn::new(dist, &peer, handle);
             let link: Arc<dyn Link> = conn.clone();
-            if let Some(old) = dist.install(&link) {
+            let (replaced, connected) = dist.install(&link);
+            if let Some(old) = replaced {
                 dist.connection_replaced(&*old);
             }
             // Nodeup first: every subscriber hears of the node before its reader delivers anything.
             dist.connection_up(&*conn, &addr);
+            // Then whoever waits in `connect`: the node list this node sent reflects the
+            // connections it had until now, not one made after `connect` returned.
+            connected.wake();
             let (_, tls) = stream.into_inner();
             connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
             Ok(())

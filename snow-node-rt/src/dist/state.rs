@@ -143,6 +143,17 @@ pub(crate) fn sender_lane(pid: &Pid) -> Lane {
 }
 
 /// Tells those who waited for a connection that it is up (after the peers lock is released).
+/// Those waiting for a connection that [`Driver::install`] put in place, not yet told.
+#[must_use = "the waiters hear nothing until woken"]
+pub(crate) struct Connected(Vec<Waiter>);
+
+impl Connected {
+    /// Tells them the connection is up.
+    pub(crate) fn wake(self) {
+        wake_waiters(self.0);
+    }
+}
+
 fn wake_waiters(waiters: Vec<Waiter>) {
     for w in waiters {
         let _ = w.try_send(Ok(()));
@@ -553,14 +564,15 @@ impl Driver {
     }
 
     /// Initiator side, the acceptor said ok: install the connection, taking over the pending
-    /// queue. Returns a connection it replaced (the peer restarted), if any.
-    pub fn install(&self, conn: &Arc<dyn Link>) -> Option<Arc<dyn Link>> {
+    /// queue. Returns a connection it replaced (the peer restarted), if any, and those waiting
+    /// for the connection: the caller wakes them ([`Connected::wake`]) once
+    /// [`Driver::connection_up`] has run, so a `connect` returns after the node list it sends.
+    pub fn install(&self, conn: &Arc<dyn Link>) -> (Option<Arc<dyn Link>>, Connected) {
         let mut peers = lock(&self.peers);
         let (replaced, pending) = peers.install(conn.peer(), conn.clone());
         let waiters = take_over(&**conn, pending);
         drop(peers);
-        wake_waiters(waiters);
-        replaced
+        (replaced, Connected(waiters))
     }
 
     /// A connection came up: log, reset backoff, tell node watchers, share our node list. Called
