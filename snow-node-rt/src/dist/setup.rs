@@ -21,7 +21,7 @@ use snow_shared::NodeName;
 use super::connection::{self, Conn};
 use super::error::DistError;
 use super::link::Link;
-use super::state::{Decision, Driver};
+use super::state::{Connected, Decision, Driver};
 use crate::sync::lock;
 
 /// Why setting up a connection failed.
@@ -61,7 +61,7 @@ impl From<snow_epmd::handshake::DriveError> for SessionError {
 
 /// An incoming connection that was kept: itself, and the connection it replaced (the peer
 /// restarted), if any.
-type Accepted = (Arc<Conn>, Option<Arc<dyn Link>>);
+type Accepted = (Arc<Conn>, Option<Arc<dyn Link>>, Connected);
 
 /// Fresh secret randomness for one handshake's key exchange.
 fn handshake_random() -> [u8; 32] {
@@ -219,11 +219,11 @@ pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) 
                 let conn = Conn::new(dist, peer, handle.clone());
                 let link: Arc<dyn Link> = conn.clone();
                 match dist.decide(peer, || link) {
-                    (Decision::Accept, replaced) => {
+                    (Decision::Accept, replaced, connected) => {
                         hs.accept();
-                        *accepted = Some((conn, replaced));
+                        *accepted = Some((conn, replaced, connected));
                     }
-                    (Decision::Duplicate, _) => hs.reject_duplicate(),
+                    (Decision::Duplicate, _, _) => hs.reject_duplicate(),
                 }
             };
             let peer =
@@ -233,16 +233,19 @@ pub(crate) async fn accept(dist: Arc<Driver>, tcp: TcpStream, addr: SocketAddr) 
         dist.within(timeout, work).await.unwrap_or(Err(SessionError::Deadline(timeout)))
     };
     match (result, accepted) {
-        (Ok((stream, leftover, _peer)), Some((conn, replaced))) => {
+        (Ok((stream, leftover, _peer)), Some((conn, replaced, connected))) => {
             if let Some(old) = replaced {
                 dist.connection_replaced(&*old);
             }
             dist.connection_up(&*conn, &addr.to_string());
+            connected.wake();
             let (_, tls) = stream.into_inner();
             connection::start(dist.clone(), conn.clone(), tls.into(), leftover);
         }
-        (Err(e), Some((conn, _))) => {
-            // Accepted, but the verdict could not be delivered.
+        (Err(e), Some((conn, _, connected))) => {
+            // Accepted, but the verdict could not be delivered. The waiters were the
+            // connection's: they hear it came up, then its nodedown.
+            connected.wake();
             dist.connection_down(&*conn, &format!("handshake with {addr} failed after acceptance: {e}"));
         }
         (Ok(_), None) => {

@@ -142,8 +142,9 @@ pub(crate) fn sender_lane(pid: &Pid) -> Lane {
     Lane::Sender(pid.id())
 }
 
-/// Tells those who waited for a connection that it is up (after the peers lock is released).
-/// Those waiting for a connection that [`Driver::install`] put in place, not yet told.
+/// Those waiting for a connection that [`Driver::install`] or [`Driver::decide`] put in place,
+/// not yet told: the caller wakes them once [`Driver::connection_up`] has run, so a `connect`
+/// returns after the nodeup and the node list that connection sent.
 #[must_use = "the waiters hear nothing until woken"]
 pub(crate) struct Connected(Vec<Waiter>);
 
@@ -154,6 +155,7 @@ impl Connected {
     }
 }
 
+/// Tells those who waited for a connection that it is up (after the peers lock is released).
 fn wake_waiters(waiters: Vec<Waiter>) {
     for w in waiters {
         let _ = w.try_send(Ok(()));
@@ -538,8 +540,13 @@ impl Driver {
     }
 
     /// Acceptor side, after the initiator proved the cookie: keep this connection or not (the
-    /// rules of [`PeerTable::decide`]). `make` builds the connection if it is kept.
-    pub fn decide(&self, peer: &PeerInfo, make: impl FnOnce() -> Arc<dyn Link>) -> (Decision, Option<Arc<dyn Link>>) {
+    /// rules of [`PeerTable::decide`]). `make` builds the connection if it is kept. Also returns
+    /// the connection it replaced, if any, and those waiting for it ([`Connected`]).
+    pub fn decide(
+        &self,
+        peer: &PeerInfo,
+        make: impl FnOnce() -> Arc<dyn Link>,
+    ) -> (Decision, Option<Arc<dyn Link>>, Connected) {
         let mut peers = lock(&self.peers);
         let mut made = None;
         let verdict = peers.decide(
@@ -555,18 +562,15 @@ impl Driver {
         match (verdict, made) {
             (Verdict::Accept { replaced, pending }, Some(conn)) => {
                 let waiters = take_over(&*conn, pending);
-                drop(peers);
-                wake_waiters(waiters);
-                (Decision::Accept, replaced)
+                (Decision::Accept, replaced, Connected(waiters))
             }
-            _ => (Decision::Duplicate, None),
+            _ => (Decision::Duplicate, None, Connected(Vec::new())),
         }
     }
 
     /// Initiator side, the acceptor said ok: install the connection, taking over the pending
     /// queue. Returns a connection it replaced (the peer restarted), if any, and those waiting
-    /// for the connection: the caller wakes them ([`Connected::wake`]) once
-    /// [`Driver::connection_up`] has run, so a `connect` returns after the node list it sends.
+    /// for the connection ([`Connected`]).
     pub fn install(&self, conn: &Arc<dyn Link>) -> (Option<Arc<dyn Link>>, Connected) {
         let mut peers = lock(&self.peers);
         let (replaced, pending) = peers.install(conn.peer(), conn.clone());
